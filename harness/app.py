@@ -1,0 +1,67 @@
+"""The Hydra task: one configuration of a sweep → one isolated, measured run → one result file."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from harness import config as config_mod
+from harness import launch, results, summary
+
+SWEEP_TOTAL_ENV = "HARNESS_SWEEP_TOTAL"
+_KEY_NODES = ("model", "precision", "workload", "hardware", "batch_size", "seq_len", "gpus", "seed")
+
+
+def _slug_resolver(*, _root_: DictConfig) -> str:
+    """${harness_run_slug:} — the run's folder name, from the same fields as its canonical key."""
+    cfg = {k: OmegaConf.to_container(_root_[k], resolve=True) if OmegaConf.is_config(_root_[k]) else _root_[k]
+           for k in _KEY_NODES}
+    return results.run_slug(cfg)
+
+
+def register() -> None:
+    config_mod.register()
+    if not OmegaConf.has_resolver("harness_run_slug"):
+        OmegaConf.register_new_resolver("harness_run_slug", _slug_resolver)
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Validate, resume or launch, report progress; returns the run's result."""
+    config_mod.validate(OmegaConf.to_object(cfg))
+    config = OmegaConf.to_container(cfg, resolve=True)
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    multirun = hc.mode == RunMode.MULTIRUN
+    position = f"[{hc.job.num + 1}/{os.environ.get(SWEEP_TOTAL_ENV, '?')}]" if multirun else "[1/1]"
+    key = results.canonical_key(config)
+    name = summary.label(results.key_fields(config))
+
+    previous = results.load(run_dir / results.RESULT_FILE)
+    if config["resume"] and results.is_complete(previous, key):
+        print(f"{position} {name}: {previous['status']} (already complete, skipped) {run_dir}", flush=True)
+        return previous
+    print(f"{position} {name}: running ...", flush=True)
+    t0 = time.time()
+    result = launch.run_isolated(config, run_dir)
+    extra = ""
+    if result["status"] == "ok":
+        extra = f", decode {result['metrics']['decode_tok_per_s'] or 0:.1f} tok/s"
+    elif result.get("reason"):
+        extra = f": {result['reason'].splitlines()[0][:160]}"
+    print(f"{position} {name}: {result['status']} in {time.time() - t0:.1f} s{extra}", flush=True)
+    if not multirun:
+        print("\n" + summary.table([result]))
+        print(f"\nresult: {run_dir / results.RESULT_FILE}", flush=True)
+    return result
+
+
+@hydra.main(version_base="1.3", config_path=str(config_mod.CONF_DIR), config_name="config")
+def hydra_main(cfg: DictConfig) -> None:
+    run(cfg)

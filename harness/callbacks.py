@@ -1,0 +1,26 @@
+"""Hydra callbacks: what happens once a whole multirun has ended."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from harness import results, summary
+
+
+class SweepSummary(Callback):
+    """Print the table of every result in the sweep folder when the multirun ends."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        records = [r for _, r in results.iter_results(sweep_dir)]
+        if not records:
+            print(f"\nno results in {sweep_dir}")
+            return
+        counts = Counter(r["status"] for r in records)
+        print("\n" + summary.table(records))
+        print(f"\n{len(records)} results ({', '.join(f'{n} {s}' for s, n in counts.most_common())}) in {sweep_dir}")

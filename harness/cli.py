@@ -1,0 +1,118 @@
+"""Check the command line before anything runs: every configuration of a sweep is composed and
+validated up front, so a bad value fails in one line with exit code 2, not halfway through a sweep."""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from harness import config as config_mod
+from harness.errors import ConfigError
+
+GROUPS = ("model", "precision", "workload", "hardware")
+_FLAGS_WITH_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
+                     "--experimental-rerun", "--package", "-p", "--cfg", "-c"}
+_SKIP_FLAGS = {"--help", "-h", "--hydra-help", "--version", "--info", "-i", "--shell-completion", "-sc",
+               "--cfg", "-c", "--experimental-rerun"}
+
+
+def split_argv(argv: list[str]) -> tuple[bool, bool, list[str]]:
+    """(multirun?, skip validation?, overrides) from a Hydra command line."""
+    multirun, skip, overrides = False, False, []
+    it = iter(argv)
+    for arg in it:
+        flag = arg.split("=", 1)[0]
+        if flag in ("-m", "--multirun"):
+            multirun = True
+        elif flag in _SKIP_FLAGS:
+            skip = True
+            if flag in _FLAGS_WITH_VALUE and "=" not in arg:
+                next(it, None)
+        elif flag in _FLAGS_WITH_VALUE:
+            if "=" not in arg:
+                next(it, None)
+        elif not arg.startswith("-"):
+            overrides.append(arg)
+    return multirun, skip, overrides
+
+
+def _leaf_keys(node: Any, prefix: str = "") -> list[str]:
+    keys = []
+    for k in node:
+        full = f"{prefix}{k}"
+        keys.append(full)
+        if OmegaConf.is_dict(node[k]) if not OmegaConf.is_missing(node, k) else False:
+            keys.extend(_leaf_keys(node[k], full + "."))
+    return keys
+
+
+def _check_keys(parsed: list, known: list[str]) -> None:
+    for o in parsed:
+        key = o.key_or_group
+        if key.startswith("hydra") or o.is_delete() or o.is_add() or o.is_force_add():
+            continue
+        values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
+        if key in GROUPS:
+            choices = config_mod.group_choices(key)
+            for v in values:
+                if v not in choices:
+                    raise ConfigError(key, v, f"choose one of {', '.join(choices)}")
+        elif key not in known:
+            near = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {near[0]}?" if near else f"valid keys: {', '.join(k for k in known if '.' not in k)}"
+            raise ConfigError(key, ",".join(values), f"no such key; {hint}")
+
+
+def _omegaconf_cause(exc: BaseException) -> OmegaConfBaseException | None:
+    while exc is not None:
+        if isinstance(exc, OmegaConfBaseException):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _compose_and_validate(overrides: list[str]) -> None:
+    try:
+        cfg = compose(config_name="config", overrides=overrides)
+        config_mod.validate(OmegaConf.to_object(cfg))
+    except ConfigError:
+        raise
+    except (HydraException, OmegaConfBaseException, ValueError) as exc:
+        cause = _omegaconf_cause(exc)
+        key = getattr(cause, "full_key", None) or "config"
+        value = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] == key), "?")
+        msg = (getattr(cause, "msg", None) or str(exc)).strip().splitlines()[0]
+        raise ConfigError(key, value, msg) from exc
+
+
+def prevalidate(argv: list[str]) -> int:
+    """Validate every configuration the command line asks for; return how many runs it makes."""
+    multirun, skip, overrides = split_argv(argv)
+    if skip:
+        return 0
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as exc:
+        raise ConfigError("override", " ".join(overrides), str(exc).strip().splitlines()[0]) from exc
+    if not multirun:
+        for o in parsed:
+            if o.is_sweep_override():
+                raise ConfigError(o.key_or_group, o.get_value_element_as_str(),
+                                  "a list of values is a sweep: add -m (--multirun) to run each of them")
+    with initialize_config_dir(config_dir=str(config_mod.CONF_DIR), version_base="1.3"):
+        _check_keys(parsed, _leaf_keys(compose(config_name="config")))
+        axes = [
+            [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override() else [o.input_line]
+            for o in parsed
+        ]
+        combos = list(itertools.product(*axes))
+        for combo in combos:
+            _compose_and_validate(list(combo))
+    return len(combos)

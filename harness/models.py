@@ -1,0 +1,54 @@
+"""Build the model under test: a decoder-only transformer from a preset (random weights, seeded),
+or a pretrained model from a local directory. Nothing is downloaded."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+
+_ARCH_KEYS = (
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "max_position_embeddings",
+    "tie_word_embeddings",
+)
+
+
+def build(model_cfg: Mapping[str, Any], dtype: torch.dtype, device: str, seed: int) -> torch.nn.Module:
+    """The model in eval mode on `device`, its weights created (or loaded) directly in `dtype`."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    torch.manual_seed(seed)  # same seed, same initial weights, whatever the precision
+    with torch.device(device):
+        if model_cfg.get("path"):
+            model = AutoModelForCausalLM.from_pretrained(model_cfg["path"], dtype=dtype, local_files_only=True)
+        else:
+            arch = {k: model_cfg[k] for k in _ARCH_KEYS if model_cfg.get(k) is not None}
+            config = AutoConfig.for_model(model_cfg["arch"], **arch)
+            model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    return model.to(device).eval()
+
+
+def describe(model: torch.nn.Module) -> dict[str, Any]:
+    """Parameter counts and the shape numbers the FLOP formula needs (taken before quantization)."""
+    total = sum(p.numel() for p in model.parameters())
+    embedding = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding))
+    # Every nn.Linear is one matmul per token: in*out multiply-adds. A tied lm_head is counted here too,
+    # which a plain "non-embedding parameters" figure would miss.
+    matmul = sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear))
+    cfg = model.config
+    return {
+        "params": int(total),
+        "params_embedding": int(embedding),
+        "params_non_embedding": int(total - embedding),
+        "matmul_params": int(matmul),
+        "n_layers": getattr(cfg, "num_hidden_layers", None),
+        "d_model": getattr(cfg, "hidden_size", None),
+        "vocab_size": getattr(cfg, "vocab_size", None),
+        "model_type": getattr(cfg, "model_type", None),
+    }

@@ -1,0 +1,129 @@
+"""The result file: one versioned JSON per run, its canonical key, and atomic writing.
+
+Field definitions live in docs/results.md; reports, the CI gate and users' scripts read them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+SCHEMA = "harness.result/1"
+RESULT_FILE = "result.json"
+STATUSES = ("ok", "oom", "unsupported", "timeout", "error")
+# A run with one of these statuses will give the same answer again: resume skips it.
+# `timeout` and `error` may be passing faults, so a re-run tries them again.
+COMPLETE_STATUSES = ("ok", "oom", "unsupported")
+
+
+def key_fields(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The measured parameters of a run (what a run *is*), from its resolved config."""
+    model = config["model"]
+    arch = json.dumps({k: v for k, v in model.items() if k != "name"}, sort_keys=True)
+    return {
+        "workload": config["workload"]["name"],
+        "model": model["name"],
+        "precision": config["precision"]["name"],
+        "batch_size": config["batch_size"],
+        "seq_len": config["seq_len"],
+        "decode_tokens": config["workload"]["decode_tokens"],
+        "gpus": config["gpus"],
+        "seed": config["seed"],
+        "device": config["hardware"]["device"],
+        # the model's numbers, hashed: an override such as model.hidden_size=256 is another run
+        "arch": hashlib.sha256(arch.encode()).hexdigest()[:8],
+    }
+
+
+def canonical_key(config: Mapping[str, Any]) -> str:
+    """A stable string that matches the same measured configuration across sweeps."""
+    return " ".join(f"{k}={v}" for k, v in key_fields(config).items())
+
+
+def run_slug(config: Mapping[str, Any]) -> str:
+    """A readable, filesystem-safe folder name for a run, unique per canonical key."""
+    f = key_fields(config)
+    slug = (
+        f"{f['workload']}-{f['model']}-{f['precision']}-bs{f['batch_size']}-seq{f['seq_len']}"
+        f"-dec{f['decode_tokens']}-g{f['gpus']}-s{f['seed']}-{f['device']}-{f['arch']}"
+    )
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", slug)
+
+
+def write_atomic(path: Path, obj: Mapping[str, Any]) -> None:
+    """Write JSON so that readers see either the old file or the whole new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=False, allow_nan=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: Path) -> dict[str, Any] | None:
+    """The result at `path`, or None if it is missing, unreadable or not a harness result."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        return None
+    return data
+
+
+def is_complete(result: Mapping[str, Any] | None, key: str) -> bool:
+    return bool(result) and result.get("key") == key and result.get("status") in COMPLETE_STATUSES
+
+
+def iter_results(root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every readable result file under `root`, in path order."""
+    for path in sorted(Path(root).rglob(RESULT_FILE)):
+        data = load(path)
+        if data is not None:
+            yield path, data
+
+
+def make_result(
+    config: Mapping[str, Any],
+    status: str,
+    reason: str | None,
+    environment: Mapping[str, Any],
+    **sections: Any,
+) -> dict[str, Any]:
+    """Assemble one result record (schema harness.result/1); see docs/results.md for every field."""
+    if status not in STATUSES:
+        raise ValueError(f"status={status!r} is not one of {STATUSES}")
+    record: dict[str, Any] = {
+        "schema": SCHEMA,
+        "key": canonical_key(config),
+        "key_fields": key_fields(config),
+        "status": status,
+        "reason": reason,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "config": dict(config),
+        "environment": dict(environment),
+        "model": sections.pop("model", None),
+        "precision": sections.pop("precision", None),
+        "metrics": sections.pop("metrics", {}),
+        "repeats": sections.pop("repeats", []),
+        "timing": sections.pop("timing", {}),
+        # measured by later stages of the project; null means "not measured", never zero
+        "energy": sections.pop("energy", None),
+        "cost": sections.pop("cost", None),
+        "quality": sections.pop("quality", None),
+    }
+    record.update(sections)  # e.g. traceback, launcher
+    return record
