@@ -104,7 +104,7 @@ def prevalidate(argv: list[str]) -> int:
     if not multirun:
         for o in parsed:
             if o.is_sweep_override():
-                raise ConfigError(o.key_or_group, o.get_value_element_as_str(),
+                raise ConfigError(o.key_or_group, o.input_line.split("=", 1)[1],
                                   "a list of values is a sweep: add -m (--multirun) to run each of them")
     with initialize_config_dir(config_dir=str(config_mod.CONF_DIR), version_base="1.3"):
         _check_keys(parsed, _leaf_keys(compose(config_name="config")))

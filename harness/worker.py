@@ -46,6 +46,7 @@ def _torch_environment(device: Any, torch: Any) -> dict[str, Any]:
 def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str, Any]) -> None:
     """Run the configured workload, filling `timing` and the result `sections` as it goes. Raises on failure."""
     import torch
+    import transformers  # noqa: F401 - imported here so that startup_s holds the whole import cost
 
     from harness import data, flops, hardware, models, precision
     from harness.trackers.memory import CpuMemory, CudaMemory

@@ -1,0 +1,175 @@
+"""End to end: the real `python -m harness` in a subprocess, checking what it wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from conftest import load_results, run_cli
+
+pytestmark = pytest.mark.e2e
+
+TINY_PARAMS = 1_115_264  # conf/model/tiny.yaml: 2*256*128 (embed, lm_head) + 4 layers * 262,400 + 128
+
+
+def _dist_ok(d: dict, n_min: int) -> None:
+    assert d["n"] >= n_min
+    assert 0 < d["min"] <= d["p50"] <= d["p90"] <= d["p99"] <= d["max"]
+    assert d["stdev"] >= 0 and d["min"] <= d["mean"] <= d["max"]
+
+
+def test_default_run_writes_one_complete_result(tmp_path):
+    proc = run_cli(cwd=tmp_path)  # no arguments at all: the embedded default
+    assert proc.returncode == 0, proc.stderr
+    (result,) = load_results(tmp_path / "results")
+    assert result["schema"] == "harness.result/1"
+    assert result["status"] == "ok" and result["reason"] is None
+    assert result["key_fields"]["model"] == "tiny" and result["key_fields"]["precision"] == "fp32"
+    m = result["metrics"]
+    assert m["params"] == TINY_PARAMS
+    for name in ("prefill_latency_s", "ttft_s", "request_latency_s"):
+        _dist_ok(m[name], n_min=5)
+    _dist_ok(m["decode_latency_s"], n_min=5 * 32)
+    assert m["decode_latency_s"]["n"] == 32 * m["iterations"]
+    assert m["prefill_tok_per_s"] > m["decode_tok_per_s"] > 0
+    assert m["samples_per_s"] > 0 and m["e2e_tok_per_s"] > 0
+    assert m["flops_per_token_decode"] > m["flops_per_token_prefill"] > 2 * m["matmul_params"]
+    assert m["peak_rss_bytes"] > 50 * 2**20 and m["peak_rss_scope"] in ("timed_window", "process")
+    assert m["threads"] >= 1 and m["timing_method"] == "perf_counter"
+    assert len(result["repeats"]) == 3 and all(r["iterations"] >= 5 for r in result["repeats"])
+    assert result["environment"]["packages"]["torch"].startswith("2.")
+    assert result["environment"]["device"]["type"] == "cpu"
+    assert result["energy"] is None and result["cost"] is None  # not measured yet: null, never 0
+    assert 0 < result["timing"]["fixed_cost_s"] < result["timing"]["run_wall_s"]
+    assert "tiny fp32" in proc.stdout and "decode tok/s" in proc.stdout  # the summary table
+
+
+def test_precision_sweep_runs_each_in_its_own_process(harness):
+    proc, root = harness("-m", "sweep=prec", "precision=fp32,fp16,bf16,int8")
+    assert proc.returncode == 0, proc.stderr
+    runs = load_results(root / "prec")
+    assert sorted(r["key_fields"]["precision"] for r in runs) == ["bf16", "fp16", "fp32", "int8"]
+    assert all(r["status"] == "ok" for r in runs), [r["reason"] for r in runs]
+    by = {r["key_fields"]["precision"]: r for r in runs}
+    assert by["fp16"]["precision"]["weight_dtype"] == "float16"
+    assert by["bf16"]["precision"]["weight_dtype"] == "bfloat16"
+    assert by["int8"]["precision"]["weight_dtype"] == "int8" and "torchao" in by["int8"]["precision"]["method"]
+    # fresh processes: each run paid its own start-up, and every run counted the same model
+    assert all(r["timing"]["startup_s"] > 0 for r in runs)
+    assert {r["metrics"]["params"] for r in runs} == {TINY_PARAMS}
+    for i in range(1, 5):
+        assert f"[{i}/4]" in proc.stdout
+    assert "4 results (4 ok)" in proc.stdout
+
+
+def test_grid_sweep_writes_every_combination(harness):
+    proc, root = harness("-m", "sweep=grid", "model=tiny,small", "batch_size=1,2", "seq_len=16,32")
+    assert proc.returncode == 0, proc.stderr
+    runs = load_results(root / "grid")
+    combos = {(r["key_fields"]["model"], r["key_fields"]["batch_size"], r["key_fields"]["seq_len"]) for r in runs}
+    assert combos == {(m, b, s) for m in ("tiny", "small") for b in (1, 2) for s in (16, 32)}
+    for r in runs:
+        assert r["status"] == "ok"
+        assert r["metrics"]["tokens_prompt"] == r["key_fields"]["batch_size"] * r["key_fields"]["seq_len"]
+
+
+@pytest.mark.parametrize(
+    "arg, expected",
+    [
+        ("precision=int4", "precision=int4 is not valid: choose one of bf16, fp16, fp32, int8"),
+        ("batch_size=0", "batch_size=0 is not valid: must be >= 1"),
+        ("model=nope", "model=nope is not valid: choose one of 125m, 1b, 7b, base, local, small, tiny"),
+        ("gpus=-1", "gpus=-1 is not valid: must be >= 1"),
+        ("batchsize=8", "batchsize=8 is not valid: no such key; did you mean batch_size?"),
+        ("seq_len=64,128", "seq_len=64,128 is not valid: a list of values is a sweep: add -m (--multirun)"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, arg, expected):
+    proc = run_cli(arg, cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0]
+    assert not (tmp_path / "results").exists()  # nothing ran
+
+
+def test_bad_value_inside_a_sweep_stops_before_any_run(tmp_path):
+    proc = run_cli("-m", "precision=fp32,int4", cwd=tmp_path)
+    assert proc.returncode == 2 and "precision=int4" in proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_oom_is_recorded_and_the_sweep_goes_on(harness):
+    # 1b in fp32 needs ~5 GB; the limit stops it long before the machine suffers
+    proc, root = harness("-m", "sweep=oom", "model=tiny,1b", "memory_limit_bytes=1500000000")
+    assert proc.returncode == 0, proc.stderr
+    by = {r["key_fields"]["model"]: r for r in load_results(root / "oom")}
+    assert by["tiny"]["status"] == "ok"
+    assert by["1b"]["status"] == "oom" and "memory_limit_bytes=1500000000" in by["1b"]["reason"]
+    assert by["1b"]["config"]["model"]["name"] == "1b" and by["1b"]["environment"]["packages"]["harness"]
+
+
+def test_timeout_is_recorded(harness):
+    proc, root = harness("sweep=slow", "timeout_s=1.5")
+    assert proc.returncode == 0, proc.stderr
+    (r,) = load_results(root / "slow")
+    assert r["status"] == "timeout" and "timeout_s=1.5" in r["reason"]
+    assert r["launcher"]["wall_s"] < 10  # stopped, not waited for
+
+
+def test_error_is_recorded_with_the_traceback(harness):
+    proc, root = harness("sweep=err", "model.arch=no_such_arch")
+    assert proc.returncode == 0, proc.stderr
+    (r,) = load_results(root / "err")
+    assert r["status"] == "error" and "no_such_arch" in r["reason"]
+    assert any("Traceback" in line or "File" in line for line in r["traceback"])
+
+
+@pytest.mark.parametrize(
+    "arg, reason",
+    [("hardware=cuda", "no CUDA device"), ("gpus=2", "gpus=2: multi-device runs are not implemented yet")],
+)
+def test_unsupported_is_recorded_with_its_reason(harness, arg, reason):
+    proc, root = harness("sweep=unsup", arg)
+    assert proc.returncode == 0, proc.stderr
+    (r,) = load_results(root / "unsup")
+    assert r["status"] == "unsupported" and reason in r["reason"]
+    assert r["metrics"] == {}
+
+
+def test_resume_skips_complete_runs_and_retries_failed_ones(harness):
+    proc, root = harness("-m", "sweep=res", "precision=fp32,bf16")
+    assert proc.returncode == 0, proc.stderr
+    paths = sorted((root / "res").rglob("result.json"))
+    before = {p: p.read_text() for p in paths}
+    # make one of them a failed run: a re-run must measure it again and keep the old file beside
+    failed = json.loads(paths[0].read_text())
+    failed["status"], failed["reason"] = "error", "injected by the test"
+    paths[0].write_text(json.dumps(failed))
+
+    proc, _ = harness("-m", "sweep=res", "precision=fp32,bf16")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("already complete, skipped") == 1
+    assert paths[1].read_text() == before[paths[1]]  # untouched
+    rerun = json.loads(paths[0].read_text())
+    assert rerun["status"] == "ok" and rerun["created_at"] >= failed["created_at"]
+    assert json.loads((paths[0].parent / "result.previous.json").read_text())["reason"] == "injected by the test"
+
+
+def test_local_pretrained_model(harness, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    cfg = LlamaConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(cfg).save_pretrained(tmp_path / "mymodel")
+    proc, root = harness("sweep=local", "model=local", f"model.path={tmp_path / 'mymodel'}")
+    assert proc.returncode == 0, proc.stderr
+    (r,) = load_results(root / "local")
+    assert r["status"] == "ok", r["reason"]
+    assert r["model"]["vocab_size"] == 300 and r["metrics"]["params"] == sum(
+        p.numel() for p in AutoModelForCausalLM.from_config(cfg).parameters()
+    )
+    assert os.path.samefile(r["config"]["model"]["path"], tmp_path / "mymodel")
