@@ -1,0 +1,99 @@
+"""The inference workload in-process on tiny models: sample counts, the iteration policy, FLOPs."""
+
+import pytest
+import torch
+
+from harness import data, flops, models, precision
+from harness.trackers.timing import CpuTimer
+from harness.workloads import inference
+
+TINY = dict(arch="llama", vocab_size=256, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256, tie_word_embeddings=False)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return models.build(TINY, torch.float32, "cpu", seed=0)
+
+
+def test_sample_counts_follow_the_policy(model):
+    ids = data.prompt_ids(2, 8, seed=0)
+    policy = inference.Policy(warmup_iters=1, min_iters=3, min_time_s=0.0, max_iters=100, repeats=2)
+    out = inference.run(model, ids, decode_tokens=5, policy=policy, timer=CpuTimer())
+    m = out["metrics"]
+    assert m["iterations"] == 6 and [r["iterations"] for r in out["repeats"]] == [3, 3]
+    assert m["prefill_latency_s"]["n"] == 6 and m["decode_latency_s"]["n"] == 30
+    assert m["tokens_prompt"] == 16 and m["tokens_generated_per_request"] == 12
+    assert m["logits_last_position_only"] is True
+    # throughput is tokens over the time spent on them
+    total_request_s = m["request_latency_s"]["mean"] * 6
+    assert m["e2e_tok_per_s"] == pytest.approx(12 * 6 / total_request_s)
+
+
+def test_min_time_extends_and_max_iters_caps(model):
+    ids = data.prompt_ids(1, 8, seed=0)
+    long = inference.run(model, ids, 2, inference.Policy(0, 1, 0.2, 10_000, 1), CpuTimer())
+    assert long["repeats"][0]["wall_s"] >= 0.2 and long["metrics"]["iterations"] > 1
+    capped = inference.run(model, ids, 2, inference.Policy(0, 1, 60.0, 4, 1), CpuTimer())
+    assert capped["metrics"]["iterations"] == 4
+
+
+def test_zero_decode_tokens_gives_no_decode_throughput(model):
+    out = inference.run(model, data.prompt_ids(1, 8, 0), 0, inference.Policy(0, 2, 0.0, 10, 1), CpuTimer())
+    assert out["metrics"]["decode_latency_s"]["n"] == 0 and out["metrics"]["decode_tok_per_s"] is None
+
+
+def test_trackers_bracket_the_timed_window(model):
+    calls = []
+
+    class Tracker:
+        def begin(self):
+            calls.append("begin")
+
+        def end(self):
+            calls.append("end")
+            return {"x_bytes": 1}
+
+    out = inference.run(model, data.prompt_ids(1, 8, 0), 1, inference.Policy(1, 1, 0.0, 1, 1), CpuTimer(), [Tracker()])
+    assert calls == ["begin", "end"] and out["metrics"]["x_bytes"] == 1
+
+
+def test_prompts_are_real_text_and_seeded():
+    a, b = data.prompt_ids(3, 64, seed=1), data.prompt_ids(3, 64, seed=1)
+    assert torch.equal(a, b) and not torch.equal(a, data.prompt_ids(3, 64, seed=2))
+    text = bytes(a[0].tolist()).decode("utf-8", errors="replace")
+    assert sum(c.isalpha() or c.isspace() for c in text) > 40  # English, not noise
+
+
+def test_flops_formula_by_hand():
+    # Kaplan et al. 2020: 2*N + 2*n_layer*n_ctx*d_attn
+    assert flops.forward_flops_per_token(1000, 2, 16, 10) == 2 * 1000 + 2 * 2 * 10 * 16
+    assert flops.forward_flops_per_token(1000, None, 16, 10) is None
+    f = flops.inference_flops({"n_layers": 2, "d_model": 16, "matmul_params": 1000}, seq_len=10, decode_tokens=3)
+    assert f["flops_per_token_prefill"] == 2000 + 640
+    assert f["flops_per_token_decode"] == 2000 + 2 * 2 * 12 * 16  # mean context 10 + (3+1)/2
+
+
+def test_describe_counts_matmuls_and_embeddings(model):
+    d = models.describe(model)
+    assert d["params_embedding"] == 256 * 32
+    # per layer: q,k,v,o 4*32*32 + gate,up,down 3*32*64; plus lm_head 32*256
+    assert d["matmul_params"] == 2 * (4 * 32 * 32 + 3 * 32 * 64) + 32 * 256
+    assert d["params"] == d["params_embedding"] + d["params_non_embedding"]
+
+
+def test_same_seed_same_weights_across_precisions():
+    a = models.build(TINY, torch.float32, "cpu", seed=3)
+    b = models.build(TINY, torch.bfloat16, "cpu", seed=3)
+    wa, wb = a.model.layers[0].mlp.up_proj.weight, b.model.layers[0].mlp.up_proj.weight
+    assert torch.allclose(wa.to(torch.bfloat16).float(), wb.float())
+
+
+def test_int8_quantizes_linear_layers():
+    m = models.build(TINY, torch.float32, "cpu", seed=0)
+    info = precision.apply(m, "int8")
+    assert info["weight_dtype"] == "int8" and "torchao" in info["method"]
+    from torchao.utils import TorchAOBaseTensor
+
+    assert isinstance(m.model.layers[0].mlp.up_proj.weight, TorchAOBaseTensor)  # int8 weights now
+    assert not isinstance(m.model.embed_tokens.weight, TorchAOBaseTensor)  # lookups stay as they were
