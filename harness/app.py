@@ -21,8 +21,10 @@ _KEY_NODES = ("model", "precision", "workload", "hardware", "batch_size", "seq_l
 
 def _slug_resolver(*, _root_: DictConfig) -> str:
     """${harness_run_slug:} — the run's folder name, from the same fields as its canonical key."""
-    cfg = {k: OmegaConf.to_container(_root_[k], resolve=True) if OmegaConf.is_config(_root_[k]) else _root_[k]
-           for k in _KEY_NODES}
+    cfg = {
+        k: OmegaConf.to_container(_root_[k], resolve=True) if OmegaConf.is_config(_root_[k]) else _root_[k]
+        for k in _KEY_NODES
+    }
     return results.run_slug(cfg)
 
 

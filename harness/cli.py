@@ -17,10 +17,32 @@ from harness import config as config_mod
 from harness.errors import ConfigError
 
 GROUPS = ("model", "precision", "workload", "hardware")
-_FLAGS_WITH_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
-                     "--experimental-rerun", "--package", "-p", "--cfg", "-c"}
-_SKIP_FLAGS = {"--help", "-h", "--hydra-help", "--version", "--info", "-i", "--shell-completion", "-sc",
-               "--cfg", "-c", "--experimental-rerun"}
+_FLAGS_WITH_VALUE = {
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--experimental-rerun",
+    "--package",
+    "-p",
+    "--cfg",
+    "-c",
+}
+_SKIP_FLAGS = {
+    "--help",
+    "-h",
+    "--hydra-help",
+    "--version",
+    "--info",
+    "-i",
+    "--shell-completion",
+    "-sc",
+    "--cfg",
+    "-c",
+    "--experimental-rerun",
+}
 
 
 def split_argv(argv: list[str]) -> tuple[bool, bool, list[str]]:
@@ -104,12 +126,17 @@ def prevalidate(argv: list[str]) -> int:
     if not multirun:
         for o in parsed:
             if o.is_sweep_override():
-                raise ConfigError(o.key_or_group, o.input_line.split("=", 1)[1],
-                                  "a list of values is a sweep: add -m (--multirun) to run each of them")
+                raise ConfigError(
+                    o.key_or_group,
+                    o.input_line.split("=", 1)[1],
+                    "a list of values is a sweep: add -m (--multirun) to run each of them",
+                )
     with initialize_config_dir(config_dir=str(config_mod.CONF_DIR), version_base="1.3"):
         _check_keys(parsed, _leaf_keys(compose(config_name="config")))
         axes = [
-            [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override() else [o.input_line]
+            [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
+            if o.is_sweep_override()
+            else [o.input_line]
             for o in parsed
         ]
         combos = list(itertools.product(*axes))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -32,10 +31,10 @@ class ModelConfig:
     intermediate_size: int = 512
     num_hidden_layers: int = 4
     num_attention_heads: int = 4
-    num_key_value_heads: Optional[int] = None
+    num_key_value_heads: int | None = None
     max_position_embeddings: int = 2048
     tie_word_embeddings: bool = False
-    path: Optional[str] = None  # a local pretrained model directory; when set, the numbers above are unused
+    path: str | None = None  # a local pretrained model directory; when set, the numbers above are unused
 
 
 @dataclass
@@ -70,9 +69,9 @@ class HarnessConfig:
     gpus: int = 1
     seed: int = 0
     repeats: int = 3  # the timed measurement is repeated this many times; each repeat is kept
-    threads: Optional[int] = None  # torch intra-op threads; None keeps torch's default (recorded)
+    threads: int | None = None  # torch intra-op threads; None keeps torch's default (recorded)
     timeout_s: float = 600.0  # per run, from process start
-    memory_limit_bytes: Optional[int] = None  # per run: resident memory above this is recorded as oom
+    memory_limit_bytes: int | None = None  # per run: resident memory above this is recorded as oom
     resume: bool = True  # skip runs whose complete result already exists in the sweep folder
     sweep: str = MISSING  # folder name under results_dir
     results_dir: str = "results"
@@ -131,7 +130,9 @@ def _validate_model(cfg: HarnessConfig) -> None:
         _at_least(f"model.{key}", getattr(m, key), 1)
     if m.hidden_size % m.num_attention_heads:
         raise ConfigError(
-            "model.hidden_size", m.hidden_size, f"must be divisible by model.num_attention_heads={m.num_attention_heads}"
+            "model.hidden_size",
+            m.hidden_size,
+            f"must be divisible by model.num_attention_heads={m.num_attention_heads}",
         )
     kv = m.num_key_value_heads
     if kv is not None and (kv < 1 or m.num_attention_heads % kv):

@@ -30,6 +30,7 @@ def package_versions() -> dict[str, str | None]:
 
 def git_commit() -> dict[str, Any]:
     """The harness checkout's commit, and whether it had uncommitted changes."""
+
     def git(*args: str) -> str | None:
         try:
             out = subprocess.run(["git", *args], cwd=_REPO, capture_output=True, text=True, timeout=5)

@@ -3,7 +3,8 @@ or a pretrained model from a local directory. Nothing is downloaded."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 

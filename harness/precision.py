@@ -28,7 +28,7 @@ def _torchao_int8() -> tuple[Any, Any]:
     try:
         from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
     except Exception as exc:  # ImportError, or a torchao built for another torch
-        raise UnsupportedError(f"int8 needs torchao, which could not be imported: {type(exc).__name__}: {exc}")
+        raise UnsupportedError(f"int8 needs torchao, which could not be imported: {type(exc).__name__}: {exc}") from exc
     return quantize_, Int8DynamicActivationInt8WeightConfig
 
 
@@ -49,7 +49,7 @@ def apply(model: torch.nn.Module, name: str) -> dict[str, Any]:
     try:
         quantize_(model, Int8Config())
     except NotImplementedError as exc:
-        raise UnsupportedError(f"torchao int8 is not implemented for this model/device: {exc}")
+        raise UnsupportedError(f"torchao int8 is not implemented for this model/device: {exc}") from exc
     return {
         "name": name,
         "method": INT8_METHOD,

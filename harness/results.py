@@ -10,9 +10,10 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 SCHEMA = "harness.result/1"
 RESULT_FILE = "result.json"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from statistics import fmean, stdev
-from typing import Sequence
 
 
 def percentile(sorted_samples: Sequence[float], q: float) -> float:

@@ -72,7 +72,9 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
         if nvml is not None:
             sections["environment_extra"]["gpu"] = nvml.info()
         t = time.perf_counter()
-        model = models.build(config["model"], precision.build_dtype(prec, device.type), device.torch_device, config["seed"])
+        model = models.build(
+            config["model"], precision.build_dtype(prec, device.type), device.torch_device, config["seed"]
+        )
         timing["model_build_s"] = time.perf_counter() - t
         desc = models.describe(model)
         t = time.perf_counter()
@@ -81,7 +83,9 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
         timing["fixed_cost_s"] = time.time() - timing["spawned_at"]
 
         tokenizer = data.local_tokenizer(config["model"].get("path"))
-        ids = data.prompt_ids(config["batch_size"], config["seq_len"], config["seed"], tokenizer).to(device.torch_device)
+        ids = data.prompt_ids(config["batch_size"], config["seq_len"], config["seed"], tokenizer).to(
+            device.torch_device
+        )
         w = config["workload"]
         policy = inference.Policy(w["warmup_iters"], w["min_iters"], w["min_time_s"], w["max_iters"], config["repeats"])
         timer = timer_for(device.type, cuda, device.torch_device)

@@ -6,7 +6,6 @@ import json
 import os
 
 import pytest
-
 from conftest import load_results, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -161,8 +160,15 @@ def test_local_pretrained_model(harness, tmp_path):
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    cfg = LlamaConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256)
+    cfg = LlamaConfig(
+        vocab_size=300,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+    )
     torch.manual_seed(0)
     AutoModelForCausalLM.from_config(cfg).save_pretrained(tmp_path / "mymodel")
     proc, root = harness("sweep=local", "model=local", f"model.path={tmp_path / 'mymodel'}")

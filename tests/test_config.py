@@ -31,8 +31,14 @@ def test_presets_span_1m_to_7b_parameters():
     [
         (["batch_size=0"], "batch_size=0 is not valid: must be >= 1"),
         (["workload.max_iters=1", "workload.min_iters=5"], "workload.max_iters=1 is not valid: must be >= 5"),
-        (["model.hidden_size=130"], "model.hidden_size=130 is not valid: must be divisible by model.num_attention_heads=4"),
-        (["model.num_key_value_heads=3"], "model.num_key_value_heads=3 is not valid: must divide model.num_attention_heads=4"),
+        (
+            ["model.hidden_size=130"],
+            "model.hidden_size=130 is not valid: must be divisible by model.num_attention_heads=4",
+        ),
+        (
+            ["model.num_key_value_heads=3"],
+            "model.num_key_value_heads=3 is not valid: must divide model.num_attention_heads=4",
+        ),
         (["precision.name=fp8"], "precision.name=fp8 is not valid: choose one of fp32, fp16, bf16, int8"),
         (["timeout_s=0"], "timeout_s=0.0 is not valid: must be > 0"),
         (["threads=0"], "threads=0 is not valid: must be >= 1"),

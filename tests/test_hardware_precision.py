@@ -32,7 +32,13 @@ class FakeCuda:
 
 def test_auto_picks_the_gpu_when_there_is_one():
     d = hardware.select("auto", FakeCuda())
-    assert (d.type, d.name, d.count, d.capability, d.torch_device) == ("cuda", "NVIDIA H100 80GB HBM3", 8, "9.0", "cuda:0")
+    assert (d.type, d.name, d.count, d.capability, d.torch_device) == (
+        "cuda",
+        "NVIDIA H100 80GB HBM3",
+        8,
+        "9.0",
+        "cuda:0",
+    )
 
 
 def test_auto_and_cpu_fall_back_to_the_cpu():

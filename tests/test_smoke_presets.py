@@ -23,8 +23,13 @@ def test_preset_builds_and_runs_shrunk(preset):
     m = cfg["model"]
     heads, kv = m["num_attention_heads"], m["num_key_value_heads"]
     shrink = heads // min(heads, 4)
-    m.update(hidden_size=8 * (heads // shrink), intermediate_size=32, num_hidden_layers=1,
-             num_attention_heads=heads // shrink, num_key_value_heads=max(1, kv // shrink))
+    m.update(
+        hidden_size=8 * (heads // shrink),
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=heads // shrink,
+        num_key_value_heads=max(1, kv // shrink),
+    )
     model = models.build(m, torch.float32, "cpu", seed=0)
     assert model.config.vocab_size == m["vocab_size"]
     assert model.config.tie_word_embeddings == m["tie_word_embeddings"]

@@ -16,8 +16,16 @@ def test_percentiles_match_numpy_linear_interpolation():
 
 def test_summary_known_answers():
     s = summarize([4.0, 1.0, 3.0, 2.0])
-    assert s == {"n": 4, "p50": 2.5, "p90": 3.7, "p99": pytest.approx(3.97), "mean": 2.5,
-                 "stdev": pytest.approx(1.2909944487), "min": 1.0, "max": 4.0}
+    assert s == {
+        "n": 4,
+        "p50": 2.5,
+        "p90": 3.7,
+        "p99": pytest.approx(3.97),
+        "mean": 2.5,
+        "stdev": pytest.approx(1.2909944487),
+        "min": 1.0,
+        "max": 4.0,
+    }
 
 
 def test_single_sample_has_zero_spread_and_empty_has_none():

@@ -106,10 +106,17 @@ def test_nvml_reads_static_facts_and_process_memory():
     fake = _fake_nvml()
     gpu = NvmlGpu(0, nvml=fake)
     assert gpu.available
-    assert gpu.info() == {"nvml_name": "NVIDIA H100 80GB HBM3", "driver_version": "560.35.03",
-                          "memory_total_bytes": 80 * 2**30, "nvml_error": None}
-    assert gpu.memory_used(pid=111) == {"nvml_used_bytes": 5 * 2**30, "nvml_process_used_bytes": 2 * 2**30,
-                                        "nvml_other_processes": 1}
+    assert gpu.info() == {
+        "nvml_name": "NVIDIA H100 80GB HBM3",
+        "driver_version": "560.35.03",
+        "memory_total_bytes": 80 * 2**30,
+        "nvml_error": None,
+    }
+    assert gpu.memory_used(pid=111) == {
+        "nvml_used_bytes": 5 * 2**30,
+        "nvml_process_used_bytes": 2 * 2**30,
+        "nvml_other_processes": 1,
+    }
     gpu.close()
     fake.nvmlShutdown.assert_called_once()
 

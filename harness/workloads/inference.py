@@ -8,8 +8,9 @@ figures are stable on a fast model and bounded on a slow one.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -111,7 +112,7 @@ def run(
                 w0 = time.perf_counter()
                 marks = request(forward, input_ids, decode_tokens, timer)
                 w1 = time.perf_counter()
-                e = [timer.elapsed_s(a, b) for a, b in zip(marks, marks[1:])]
+                e = [timer.elapsed_s(a, b) for a, b in zip(marks, marks[1:], strict=False)]
                 samples["prefill"].append(e[0])
                 samples["ttft"].append(e[0] + e[1])
                 samples["decode"].extend(e[2:])

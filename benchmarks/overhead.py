@@ -1,0 +1,134 @@
+"""The harness's own overhead, measured (not a test: run it with `nox -s benchmarks`).
+
+1. Throughput ratio: tokens/s the harness reports vs a bare loop doing the same requests on the same
+   model in the same process, alternated round by round so drift hits both; median of the ratios.
+   Target >= 0.98.
+2. Per-run fixed cost: process start + imports + model build for the tiny model, as recorded by real
+   `python -m harness` runs (timing.fixed_cost_s). Target <= 5 s on a 2-core CPU machine.
+
+Prints a JSON summary; `--out FILE` also writes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from harness import data, models
+from harness.trackers.timing import CpuTimer
+from harness.workloads import inference
+
+TINY = dict(
+    arch="llama",
+    vocab_size=256,
+    hidden_size=128,
+    intermediate_size=512,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    num_key_value_heads=4,
+    max_position_embeddings=2048,
+    tie_word_embeddings=False,
+)
+
+
+def bare_tok_per_s(model, ids, decode_tokens: int, seconds: float) -> float:
+    """Generated tokens per second of a plain prefill+decode loop: no marks, no bookkeeping."""
+    batch = ids.shape[0]
+    n, start = 0, time.perf_counter()
+    with torch.inference_mode():
+        while time.perf_counter() - start < seconds:
+            out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
+            token, cache = out.logits[:, -1:].argmax(-1), out.past_key_values
+            for _ in range(decode_tokens):
+                out = model(input_ids=token, past_key_values=cache, use_cache=True, logits_to_keep=1)
+                token, cache = out.logits[:, -1:].argmax(-1), out.past_key_values
+            n += 1
+        elapsed = time.perf_counter() - start
+    return batch * (decode_tokens + 1) * n / elapsed
+
+
+def throughput_ratio(rounds: int, seconds: float, seq_len: int, decode_tokens: int) -> dict:
+    model = models.build(TINY, torch.float32, "cpu", seed=0)
+    ids = data.prompt_ids(1, seq_len, seed=0)
+    policy = inference.Policy(warmup_iters=0, min_iters=1, min_time_s=seconds, max_iters=10**9, repeats=1)
+    bare_tok_per_s(model, ids, decode_tokens, 1.0)  # warm-up for both
+    ratios, harness_tps, bare_tps = [], [], []
+    for i in range(rounds):
+        order = ("harness", "bare") if i % 2 == 0 else ("bare", "harness")
+        got = {}
+        for which in order:
+            if which == "harness":
+                got[which] = inference.run(model, ids, decode_tokens, policy, CpuTimer())["metrics"]["e2e_tok_per_s"]
+            else:
+                got[which] = bare_tok_per_s(model, ids, decode_tokens, seconds)
+        harness_tps.append(got["harness"])
+        bare_tps.append(got["bare"])
+        ratios.append(got["harness"] / got["bare"])
+    return {
+        "rounds": rounds,
+        "seconds_per_side": seconds,
+        "harness_e2e_tok_per_s_median": statistics.median(harness_tps),
+        "bare_e2e_tok_per_s_median": statistics.median(bare_tps),
+        "ratio_median": statistics.median(ratios),
+        "ratio_min": min(ratios),
+        "ratio_max": max(ratios),
+    }
+
+
+def fixed_cost(runs: int) -> dict:
+    figures = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(runs):
+            cmd = [
+                sys.executable,
+                "-m",
+                "harness",
+                f"results_dir={tmp}",
+                f"sweep=fc{i}",
+                "repeats=1",
+                "workload.min_time_s=0.1",
+                "workload.min_iters=1",
+            ]
+            subprocess.run(cmd, check=True, capture_output=True)
+            (path,) = Path(tmp, f"fc{i}").rglob("result.json")
+            t = json.loads(path.read_text())["timing"]
+            figures.append(t)
+    med = lambda k: statistics.median(f[k] for f in figures)
+    return {
+        "runs": runs,
+        "fixed_cost_s_median": med("fixed_cost_s"),
+        "fixed_cost_s_max": max(f["fixed_cost_s"] for f in figures),
+        "startup_s_median": med("startup_s"),
+        "model_build_s_median": med("model_build_s"),
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=6)
+    p.add_argument("--seconds", type=float, default=2.0)
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--out", type=Path)
+    a = p.parse_args()
+    summary = {
+        "machine": {"threads": torch.get_num_threads(), "torch": torch.__version__},
+        "throughput": throughput_ratio(a.rounds, a.seconds, seq_len=128, decode_tokens=32),
+        "fixed_cost": fixed_cost(a.runs),
+    }
+    text = json.dumps(summary, indent=2)
+    print(text)
+    if a.out:
+        a.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
