@@ -16,15 +16,16 @@ from harness import config as config_mod
 from harness import launch, results, summary
 
 SWEEP_TOTAL_ENV = "HARNESS_SWEEP_TOTAL"
-_KEY_NODES = ("model", "precision", "workload", "hardware", "batch_size", "seq_len", "gpus", "seed")
 
 
 def _slug_resolver(*, _root_: DictConfig) -> str:
-    """${harness_run_slug:} — the run's folder name, from the same fields as its canonical key."""
-    cfg = {
-        k: OmegaConf.to_container(_root_[k], resolve=True) if OmegaConf.is_config(_root_[k]) else _root_[k]
-        for k in _KEY_NODES
-    }
+    """${harness_run_slug:} — the run's folder name, from the job's config (Hydra's own node left out)."""
+    cfg = {}
+    for k in _root_.keys():
+        if k in results.VOLATILE or k == "hydra":
+            continue
+        v = _root_[k]
+        cfg[k] = OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
     return results.run_slug(cfg)
 
 
@@ -42,11 +43,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
     position = f"[{hc.job.num + 1}/{os.environ.get(SWEEP_TOTAL_ENV, '?')}]" if multirun else "[1/1]"
-    key = results.canonical_key(config)
     name = summary.label(results.key_fields(config))
 
     previous = results.load(run_dir / results.RESULT_FILE)
-    if config["resume"] and results.is_complete(previous, key):
+    if config["resume"] and results.is_complete(previous, config):
         print(f"{position} {name}: {previous['status']} (already complete, skipped) {run_dir}", flush=True)
         return previous
     print(f"{position} {name}: running ...", flush=True)

@@ -17,6 +17,9 @@ from harness.errors import ConfigError
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 WORKLOADS = ("inference",)
 DEVICES = ("auto", "cpu", "cuda")
+COST_MODES = ("cloud", "onprem")
+PRICE_UNITS = ("device", "vcpu")
+PEAK_DTYPES = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
@@ -54,8 +57,43 @@ class WorkloadConfig:
 
 @dataclass
 class HardwareConfig:
+    """A device family's facts (conf/hardware/<name>.yaml, with sources), or `auto`: detect at run time and
+    look the detected name up in the catalog. Peaks are dense, in TFLOP/s (TOPS for int8) per dtype."""
+
     name: str = "auto"
     device: str = "auto"  # auto | cpu | cuda
+    family: str | None = None
+    match: list[str] = field(default_factory=list)  # regexes tried on the name torch/NVML report
+    memory_gb: float | None = None
+    memory_bandwidth_gb_per_s: float | None = None
+    board_power_w: float | None = None
+    peak_tflops: dict[str, float] = field(default_factory=dict)  # fp32, tf32, fp16, bf16, int8, fp8
+    peak_source: str | None = None
+    price_unit: str = "device"  # usd_per_hour is per: device (a GPU) | vcpu
+    usd_per_hour: float | None = None  # on-demand USD per device-hour (or per vCPU-hour)
+    spot_usd_per_hour: float | None = None
+    price_provider: str | None = None
+    price_instance: str | None = None
+    price_region: str | None = None
+    price_as_of: str | None = None
+    price_source: str | None = None
+
+
+@dataclass
+class EnergyConfig:
+    enabled: bool = True  # energy trackers around the timed window (off only to measure their overhead)
+    carbon_intensity_g_per_kwh: float = 436.0
+    carbon_intensity_source: str = "Ember 2022 world average grid intensity"
+    pue: float = 1.56  # data-centre overhead applied to CO2e and on-prem energy cost
+    pue_source: str = "Uptime Institute 2024 global survey average"
+    sample_interval_s: float = 0.1  # GPU power sampling where NVML has no energy counter
+
+
+@dataclass
+class CostConfig:
+    mode: str = "cloud"  # cloud: device-hours x price | onprem: that + energy x usd_per_kwh x PUE
+    usd_per_kwh: float = 0.0806
+    usd_per_kwh_source: str = "EIA 2023 US industrial average electricity price"
 
 
 @dataclass
@@ -64,6 +102,8 @@ class HarnessConfig:
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
+    energy: EnergyConfig = field(default_factory=EnergyConfig)
+    cost: CostConfig = field(default_factory=CostConfig)
     batch_size: int = 1
     seq_len: int = 128  # prompt length in tokens
     gpus: int = 1
@@ -99,6 +139,7 @@ def validate(cfg: HarnessConfig) -> None:
         raise ConfigError("workload.name", cfg.workload.name, f"choose one of {', '.join(WORKLOADS)}")
     if cfg.hardware.device not in DEVICES:
         raise ConfigError("hardware.device", cfg.hardware.device, f"choose one of {', '.join(DEVICES)}")
+    _validate_hardware_energy_cost(cfg)
     for key in ("batch_size", "seq_len", "gpus", "repeats"):
         _at_least(key, getattr(cfg, key), 1)
     _at_least("seed", cfg.seed, 0)
@@ -116,6 +157,30 @@ def validate(cfg: HarnessConfig) -> None:
     if w.min_time_s < 0:
         raise ConfigError("workload.min_time_s", w.min_time_s, "must be >= 0")
     _validate_model(cfg)
+
+
+def _validate_hardware_energy_cost(cfg: HarnessConfig) -> None:
+    hw = cfg.hardware
+    if hw.price_unit not in PRICE_UNITS:
+        raise ConfigError("hardware.price_unit", hw.price_unit, f"choose one of {', '.join(PRICE_UNITS)}")
+    for key in ("usd_per_hour", "spot_usd_per_hour"):
+        value = getattr(hw, key)
+        if value is not None and value < 0:
+            raise ConfigError(f"hardware.{key}", value, "must be >= 0 (USD per device-hour)")
+    for dtype, tflops in hw.peak_tflops.items():
+        if dtype not in PEAK_DTYPES or tflops <= 0:
+            raise ConfigError(f"hardware.peak_tflops.{dtype}", tflops, f"dtype in {', '.join(PEAK_DTYPES)}, value > 0")
+    e = cfg.energy
+    if e.pue < 1.0:
+        raise ConfigError("energy.pue", e.pue, "must be >= 1.0 (total facility power / IT power)")
+    if e.carbon_intensity_g_per_kwh < 0:
+        raise ConfigError("energy.carbon_intensity_g_per_kwh", e.carbon_intensity_g_per_kwh, "must be >= 0")
+    if e.sample_interval_s <= 0:
+        raise ConfigError("energy.sample_interval_s", e.sample_interval_s, "must be > 0")
+    if cfg.cost.mode not in COST_MODES:
+        raise ConfigError("cost.mode", cfg.cost.mode, f"choose one of {', '.join(COST_MODES)}")
+    if cfg.cost.usd_per_kwh < 0:
+        raise ConfigError("cost.usd_per_kwh", cfg.cost.usd_per_kwh, "must be >= 0")
 
 
 def _validate_model(cfg: HarnessConfig) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from harness import __version__
 from harness.hardware import cpu_name
 
-_PACKAGES = ("torch", "transformers", "torchao", "hydra-core", "nvidia-ml-py", "psutil")
+_PACKAGES = ("torch", "transformers", "torchao", "hydra-core", "nvidia-ml-py", "psutil", "codecarbon")
 _REPO = Path(__file__).resolve().parent.parent
 
 

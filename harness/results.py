@@ -47,12 +47,23 @@ def canonical_key(config: Mapping[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in key_fields(config).items())
 
 
+# Settings that change how a run is supervised or where it is stored, not what it measures or reports.
+VOLATILE = ("sweep", "results_dir", "resume", "timeout_s", "memory_limit_bytes")
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """8 hex digits over the whole config but VOLATILE: two runs of a sweep differ in it whenever any
+    setting differs (cost.mode, energy.enabled, repeats ...), even where their canonical key is the same."""
+    kept = {k: v for k, v in config.items() if k not in VOLATILE and k != "hydra"}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
 def run_slug(config: Mapping[str, Any]) -> str:
-    """A readable, filesystem-safe folder name for a run, unique per canonical key."""
+    """A readable, filesystem-safe folder name for a run, unique per configuration."""
     f = key_fields(config)
     slug = (
         f"{f['workload']}-{f['model']}-{f['precision']}-bs{f['batch_size']}-seq{f['seq_len']}"
-        f"-dec{f['decode_tokens']}-g{f['gpus']}-s{f['seed']}-{f['device']}-{f['arch']}"
+        f"-dec{f['decode_tokens']}-g{f['gpus']}-s{f['seed']}-{f['device']}-{config_hash(config)}"
     )
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", slug)
 
@@ -86,8 +97,14 @@ def load(path: Path) -> dict[str, Any] | None:
     return data
 
 
-def is_complete(result: Mapping[str, Any] | None, key: str) -> bool:
-    return bool(result) and result.get("key") == key and result.get("status") in COMPLETE_STATUSES
+def is_complete(result: Mapping[str, Any] | None, config: Mapping[str, Any]) -> bool:
+    """A result of this very configuration whose status would not change on a re-run."""
+    return (
+        bool(result)
+        and result.get("key") == canonical_key(config)
+        and result.get("config_hash") == config_hash(config)
+        and result.get("status") in COMPLETE_STATUSES
+    )
 
 
 def iter_results(root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
@@ -112,6 +129,7 @@ def make_result(
         "schema": SCHEMA,
         "key": canonical_key(config),
         "key_fields": key_fields(config),
+        "config_hash": config_hash(config),
         "status": status,
         "reason": reason,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -119,6 +137,8 @@ def make_result(
         "environment": dict(environment),
         "model": sections.pop("model", None),
         "precision": sections.pop("precision", None),
+        "hardware": sections.pop("hardware", None),
+        "warnings": sections.pop("warnings", []),
         "metrics": sections.pop("metrics", {}),
         "repeats": sections.pop("repeats", []),
         "timing": sections.pop("timing", {}),

@@ -34,7 +34,12 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 def _torch_environment(device: Any, torch: Any) -> dict[str, Any]:
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        affinity = None
     env = {
+        "cpu_affinity_cores": affinity,
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
         "cuda_version": torch.version.cuda,
@@ -43,12 +48,25 @@ def _torch_environment(device: Any, torch: Any) -> dict[str, Any]:
     return env
 
 
+def _energy_trackers(config: dict[str, Any], device: Any, nvml: Any) -> list[Any]:
+    from harness.trackers.energy import CodecarbonEnergy, NvmlEnergy, RaplEnergy, rapl_zones
+
+    if not config["energy"]["enabled"]:
+        return []
+    trackers: list[Any] = []
+    if device.type == "cuda" and nvml is not None and nvml.available:
+        trackers.append(NvmlEnergy(nvml, f"gpu:{device.index} {device.name}", config["energy"]["sample_interval_s"]))
+    zones = rapl_zones()
+    trackers.append(RaplEnergy(zones) if zones else CodecarbonEnergy())
+    return trackers
+
+
 def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str, Any]) -> None:
     """Run the configured workload, filling `timing` and the result `sections` as it goes. Raises on failure."""
     import torch
     import transformers  # noqa: F401 - imported here so that startup_s holds the whole import cost
 
-    from harness import data, flops, hardware, models, precision
+    from harness import calibrate, catalog, cost, data, energy, flops, hardware, models, precision
     from harness.trackers.memory import CpuMemory, CudaMemory
     from harness.trackers.nvml import NvmlGpu
     from harness.trackers.timing import timer_for
@@ -66,6 +84,17 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
         )
     prec = config["precision"]["name"]
     precision.check_supported(prec, device.type, cuda)
+    facts = catalog.resolve(config["hardware"], device.type, device.name)
+    sections["warnings"].extend(facts.warnings)
+    sections["hardware"] = {
+        "entry": facts.entry,
+        "how": facts.how,
+        "device_name": device.name,
+        **{
+            k: facts.hardware.get(k)
+            for k in ("family", "memory_gb", "memory_bandwidth_gb_per_s", "board_power_w", "peak_tflops", "peak_source")
+        },
+    }
 
     nvml = NvmlGpu(device.index) if device.type == "cuda" else None
     try:
@@ -82,6 +111,13 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
         timing["precision_apply_s"] = time.perf_counter() - t
         timing["fixed_cost_s"] = time.time() - timing["spawned_at"]
 
+        t = time.perf_counter()
+        if device.type == "cuda":
+            peak = {"peak_flop_per_s": facts.peak_flop_per_s(prec), "peak_source": facts.hardware.get("peak_source")}
+        else:
+            peak = calibrate.cpu_peak(prec)
+        timing["calibration_s"] = time.perf_counter() - t
+
         tokenizer = data.local_tokenizer(config["model"].get("path"))
         ids = data.prompt_ids(config["batch_size"], config["seq_len"], config["seed"], tokenizer).to(
             device.torch_device
@@ -89,8 +125,10 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
         w = config["workload"]
         policy = inference.Policy(w["warmup_iters"], w["min_iters"], w["min_time_s"], w["max_iters"], config["repeats"])
         timer = timer_for(device.type, cuda, device.torch_device)
-        trackers = [CudaMemory(cuda, device.torch_device)] if device.type == "cuda" else [CpuMemory()]
-        out = inference.run(model, ids, w["decode_tokens"], policy, timer, trackers)
+        memory = CudaMemory(cuda, device.torch_device) if device.type == "cuda" else CpuMemory()
+        out = inference.run(
+            model, ids, w["decode_tokens"], policy, timer, [memory, *_energy_trackers(config, device, nvml)]
+        )
         if nvml is not None:
             out["metrics"].update(nvml.memory_used())
     finally:
@@ -100,11 +138,16 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
     timing["timed_window_s"] = out["timed_window_s"]
 
     metrics = out["metrics"]
+    metrics.update(out["tracked"][0])
     fl = flops.inference_flops(desc, config["seq_len"], w["decode_tokens"])
+    metrics.update(fl)
+    metrics.update(peak)
     for phase in ("prefill", "decode"):
         per_token, rate = fl[f"flops_per_token_{phase}"], metrics[f"{phase}_tok_per_s"]
-        metrics[f"achieved_flop_per_s_{phase}"] = per_token * rate if per_token and rate else None
-    metrics.update(fl)
+        achieved = per_token * rate if per_token and rate else None
+        metrics[f"achieved_flop_per_s_{phase}"] = achieved
+        # MFU = achieved / peak for this dtype on this hardware (PaLM, appendix B); null when either is unknown
+        metrics[f"mfu_{phase}"] = achieved / peak["peak_flop_per_s"] if achieved and peak["peak_flop_per_s"] else None
     metrics.update({k: desc[k] for k in ("params", "params_embedding", "params_non_embedding", "matmul_params")})
     metrics["threads"] = torch.get_num_threads()
     metrics["timing_method"] = timer.method
@@ -112,13 +155,25 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
     sections["metrics"] = metrics
     sections["repeats"] = out["repeats"]
 
+    if config["energy"]["enabled"]:
+        components = [c for tracked in out["tracked"][1:] for c in tracked]
+        units = {
+            "token": metrics["iterations"] * metrics["tokens_generated_per_request"],
+            "sample": metrics["iterations"] * config["batch_size"],
+        }
+        sections["energy"] = energy.account(components, out["timed_window_s"], units, config["energy"])
+    vcpus = sections["environment_extra"].get("cpu_affinity_cores") or (os.cpu_count() or 1)
+    devices = cost.device_count(facts.hardware.get("price_unit") or "device", device.type, config["gpus"], vcpus)
+    timing["run_wall_s"] = time.time() - timing["spawned_at"]
+    sections["cost"] = cost.compute(facts.price(), devices, timing, metrics, sections.get("energy"), config["cost"])
+
 
 def execute(spec: dict[str, Any]) -> dict[str, Any]:
     """One run, never raising: a failure becomes a result with its status and reason."""
     config = spec["config"]
     timing: dict[str, float] = {"spawned_at": spec.get("spawned_at", _T_START)}
     status, reason = "ok", None
-    sections: dict[str, Any] = {}
+    sections: dict[str, Any] = {"warnings": []}
     try:
         measure(config, timing, sections)
     except UnsupportedError as exc:
@@ -128,7 +183,7 @@ def execute(spec: dict[str, Any]) -> dict[str, Any]:
         status = "oom" if _is_oom(exc) else "error"
         reason = f"{type(exc).__name__}: {exc}".strip()[:2000]
         sections["traceback"] = tb
-    timing["run_wall_s"] = time.time() - timing["spawned_at"]
+    timing.setdefault("run_wall_s", time.time() - timing["spawned_at"])
     env = environment.capture()
     env.update(sections.pop("environment_extra", {}))
     return results.make_result(config, status, reason, env, timing=timing, **sections)

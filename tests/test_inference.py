@@ -64,7 +64,25 @@ def test_trackers_bracket_the_timed_window(model):
             return {"x_bytes": 1}
 
     out = inference.run(model, data.prompt_ids(1, 8, 0), 1, inference.Policy(1, 1, 0.0, 1, 1), CpuTimer(), [Tracker()])
-    assert calls == ["begin", "end"] and out["metrics"]["x_bytes"] == 1
+    assert calls == ["begin", "end"] and out["tracked"] == [{"x_bytes": 1}]
+
+
+def test_trackers_are_closed_when_the_run_fails(model):
+    closed = []
+
+    class Tracker:
+        def begin(self):
+            pass
+
+        def end(self):
+            raise RuntimeError("boom")
+
+        def close(self):
+            closed.append(True)
+
+    with pytest.raises(RuntimeError, match="boom"):
+        inference.run(model, data.prompt_ids(1, 8, 0), 1, inference.Policy(0, 1, 0.0, 1, 1), CpuTimer(), [Tracker()])
+    assert closed == [True]
 
 
 def test_prompts_are_real_text_and_seeded():

@@ -37,13 +37,20 @@ def test_make_result_rejects_unknown_status_and_keeps_nulls():
         results.make_result(cfg, "crashed", None, {})
 
 
-def test_is_complete_only_for_final_statuses_of_the_same_key():
+def test_is_complete_only_for_final_statuses_of_the_same_config():
     cfg = _config()
-    key = results.canonical_key(cfg)
     for status, complete in [("ok", True), ("oom", True), ("unsupported", True), ("timeout", False), ("error", False)]:
-        assert results.is_complete(results.make_result(cfg, status, None, {}), key) is complete
-    assert not results.is_complete(results.make_result(cfg, "ok", None, {}), key + "x")
-    assert not results.is_complete(None, key)
+        assert results.is_complete(results.make_result(cfg, status, None, {}), cfg) is complete
+    other = _config("cost.mode=onprem")  # same key, another configuration
+    assert results.canonical_key(other) == results.canonical_key(cfg)
+    assert not results.is_complete(results.make_result(cfg, "ok", None, {}), other)
+    assert not results.is_complete(None, cfg)
+
+
+def test_slug_differs_whenever_the_config_does():
+    slugs = {results.run_slug(_config(o)) for o in ("cost.mode=onprem", "energy.enabled=false", "repeats=5", "seed=0")}
+    assert len(slugs) == 4
+    assert results.run_slug(_config("sweep=a", "timeout_s=9")) == results.run_slug(_config("sweep=b"))
 
 
 def test_write_atomic_replaces_whole_files_and_leaves_no_temporaries(tmp_path):

@@ -84,6 +84,16 @@ class NvmlGpu:
             "nvml_other_processes": others,
         }
 
+    def energy_mj(self) -> int | None:
+        """The board's total-energy counter in millijoules since driver load (Volta and newer), or None."""
+        value = self._read("nvmlDeviceGetTotalEnergyConsumption", self._handle)
+        return int(value) if value is not None else None
+
+    def power_mw(self) -> int | None:
+        """Board power draw in milliwatts (a 1 s average on Ampere and newer, except GA100), or None."""
+        value = self._read("nvmlDeviceGetPowerUsage", self._handle)
+        return int(value) if value is not None else None
+
     def close(self) -> None:
         if self.available:
             try:

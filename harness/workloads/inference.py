@@ -89,51 +89,33 @@ def run(
     timer: Any,
     trackers: Sequence[Any] = (),
 ) -> dict[str, Any]:
-    """Warm up, then time `policy.repeats` repeats; returns metrics, per-repeat figures and timings."""
+    """Warm up, then time `policy.repeats` repeats with the trackers around them.
+
+    Returns metrics, per-repeat figures, each tracker's end() value (`tracked`, in order) and timings.
+    """
     forward = _Forward(model)
     batch, seq_len = input_ids.shape
-    with torch.inference_mode():
-        t0 = time.perf_counter()
-        for _ in range(policy.warmup_iters):
-            request(forward, input_ids, decode_tokens, timer)
-        warmup_s = time.perf_counter() - t0
+    try:
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            for _ in range(policy.warmup_iters):
+                request(forward, input_ids, decode_tokens, timer)
+            warmup_s = time.perf_counter() - t0
 
+            for tracker in trackers:
+                tracker.begin()
+            window_start = time.perf_counter()
+            all_samples: dict[str, list[float]] = {"prefill": [], "ttft": [], "decode": [], "request": []}
+            repeats = [
+                _repeat(forward, input_ids, decode_tokens, policy, timer, all_samples) for _ in range(policy.repeats)
+            ]
+            window_s = time.perf_counter() - window_start
+            tracked = [tracker.end() for tracker in trackers]
+    finally:  # a failed run still stops every tracker (threads included)
         for tracker in trackers:
-            tracker.begin()
-        window_start = time.perf_counter()
-        all_samples: dict[str, list[float]] = {"prefill": [], "ttft": [], "decode": [], "request": []}
-        repeats = []
-        for _ in range(policy.repeats):
-            samples: dict[str, list[float]] = {"prefill": [], "ttft": [], "decode": [], "request": []}
-            start = time.perf_counter()
-            while len(samples["request"]) < policy.max_iters and (
-                len(samples["request"]) < policy.min_iters or time.perf_counter() - start < policy.min_time_s
-            ):
-                w0 = time.perf_counter()
-                marks = request(forward, input_ids, decode_tokens, timer)
-                w1 = time.perf_counter()
-                e = [timer.elapsed_s(a, b) for a, b in zip(marks, marks[1:], strict=False)]
-                samples["prefill"].append(e[0])
-                samples["ttft"].append(e[0] + e[1])
-                samples["decode"].extend(e[2:])
-                samples["request"].append(w1 - w0)
-            for k, v in samples.items():
-                all_samples[k].extend(v)
-            repeats.append(
-                {
-                    "iterations": len(samples["request"]),
-                    "wall_s": time.perf_counter() - start,
-                    "prefill_latency_s_p50": summarize(samples["prefill"])["p50"],
-                    "ttft_s_p50": summarize(samples["ttft"])["p50"],
-                    "decode_latency_s_p50": summarize(samples["decode"])["p50"],
-                    "request_latency_s_p50": summarize(samples["request"])["p50"],
-                    **_figures(batch, seq_len, decode_tokens, samples),
-                }
-            )
-        window_s = time.perf_counter() - window_start
-        tracked: dict[str, Any] = {}
-        for tracker in reversed(trackers):
-            tracked.update(tracker.end())
+            close = getattr(tracker, "close", None)
+            if close is not None:
+                close()
 
     metrics = {
         "prefill_latency_s": summarize(all_samples["prefill"]),
@@ -145,6 +127,47 @@ def run(
         "tokens_prompt": batch * seq_len,
         "tokens_generated_per_request": batch * (decode_tokens + 1),
         "logits_last_position_only": forward.last_position_only,
-        **tracked,
     }
-    return {"metrics": metrics, "repeats": repeats, "warmup_s": warmup_s, "timed_window_s": window_s}
+    return {
+        "metrics": metrics,
+        "repeats": repeats,
+        "tracked": tracked,
+        "warmup_s": warmup_s,
+        "timed_window_s": window_s,
+    }
+
+
+def _repeat(
+    forward: _Forward,
+    input_ids: torch.Tensor,
+    decode_tokens: int,
+    policy: Policy,
+    timer: Any,
+    all_samples: dict[str, list[float]],
+) -> dict[str, Any]:
+    """One repeat: requests until min_iters and min_time_s are both met; its samples join all_samples."""
+    batch, seq_len = input_ids.shape
+    samples: dict[str, list[float]] = {"prefill": [], "ttft": [], "decode": [], "request": []}
+    start = time.perf_counter()
+    while len(samples["request"]) < policy.max_iters and (
+        len(samples["request"]) < policy.min_iters or time.perf_counter() - start < policy.min_time_s
+    ):
+        w0 = time.perf_counter()
+        marks = request(forward, input_ids, decode_tokens, timer)
+        w1 = time.perf_counter()
+        e = [timer.elapsed_s(a, b) for a, b in zip(marks, marks[1:], strict=False)]
+        samples["prefill"].append(e[0])
+        samples["ttft"].append(e[0] + e[1])
+        samples["decode"].extend(e[2:])
+        samples["request"].append(w1 - w0)
+    for k, v in samples.items():
+        all_samples[k].extend(v)
+    return {
+        "iterations": len(samples["request"]),
+        "wall_s": time.perf_counter() - start,
+        "prefill_latency_s_p50": summarize(samples["prefill"])["p50"],
+        "ttft_s_p50": summarize(samples["ttft"])["p50"],
+        "decode_latency_s_p50": summarize(samples["decode"])["p50"],
+        "request_latency_s_p50": summarize(samples["request"])["p50"],
+        **_figures(batch, seq_len, decode_tokens, samples),
+    }

@@ -1,0 +1,83 @@
+"""Attainable peak FLOP/s of this CPU, per dtype, measured: no vendor peak is meaningful on a CPU.
+
+A square matmul is timed for the run's dtype (int8 through torch._int_mm) at the run's thread count.
+Every run measures briefly and the best figure seen on this machine (CPU model, threads, torch version)
+is kept in ~/.cache/harness/ (HARNESS_CACHE_DIR overrides): a calibration taken while the machine was
+busy does not stick, and the peak converges to what the machine can attain.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.hardware import cpu_name
+
+SIZE = {"fp32": 1024, "bf16": 1024, "int8": 1024, "fp16": 256}  # fp16 matmul is ~100x slower on CPU
+CHUNK_S = 0.1
+CHUNKS = 2
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def cache_path() -> Path:
+    root = Path(os.environ.get("HARNESS_CACHE_DIR", Path.home() / ".cache" / "harness"))
+    return root / "cpu_peak_flops.json"
+
+
+def _matmul(dtype_name: str, n: int):
+    if dtype_name == "int8":
+        a = torch.randint(-128, 127, (n, n), dtype=torch.int8)
+        b = torch.randint(-128, 127, (n, n), dtype=torch.int8)
+        return lambda: torch._int_mm(a, b)
+    a = torch.randn(n, n, dtype=_DTYPES[dtype_name])
+    b = torch.randn(n, n, dtype=_DTYPES[dtype_name])
+    return lambda: a @ b
+
+
+def measure(dtype_name: str) -> float:
+    """Best sustained FLOP/s (OP/s for int8) of an n^3 matmul over CHUNKS chunks of >= CHUNK_S each."""
+    n_ = SIZE[dtype_name]
+    fn = _matmul(dtype_name, n_)
+    fn()  # warm-up
+    best = 0.0
+    with torch.inference_mode():
+        for _ in range(CHUNKS):
+            n, start = 0, time.perf_counter()
+            while n < 1 or time.perf_counter() - start < CHUNK_S:
+                fn()
+                n += 1
+            best = max(best, 2 * n_**3 * n / (time.perf_counter() - start))
+    return best
+
+
+def cpu_peak(dtype_name: str) -> dict[str, Any]:
+    """{peak_flop_per_s, peak_source, calibration_flop_per_s} for this CPU at the current thread count."""
+    n = SIZE[dtype_name]
+    key = f"{cpu_name()}|threads={torch.get_num_threads()}|torch={torch.__version__}|{dtype_name}|n={n}"
+    path = cache_path()
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    now = measure(dtype_name)
+    best = max(now, cache.get(key, 0.0))
+    if best > cache.get(key, 0.0):
+        cache[key] = best
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(cache, indent=1, sort_keys=True))
+            os.replace(tmp, path)
+        except OSError:
+            pass  # an unwritable cache only means this run's own calibration is used
+    return {
+        "peak_flop_per_s": best,
+        "peak_source": f"measured on this machine: best {n}^3 {dtype_name} matmul at {torch.get_num_threads()} "
+        f"threads seen by any run (cache {path})",
+        "calibration_flop_per_s": now,
+    }

@@ -1,0 +1,108 @@
+"""The hardware catalog: conf/hardware/*.yaml as data (facts with sources), and matching the device a
+run actually got against it. Unknown hardware gives None and a warning that names the override, never
+a borrowed figure."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from harness.config import CONF_DIR
+
+TFLOPS = 1e12
+_PRICE_KEYS = ("price_provider", "price_instance", "price_region", "price_as_of", "price_source")
+
+
+def entries() -> dict[str, dict[str, Any]]:
+    """Every catalog entry (a conf/hardware file with facts), by name."""
+    out = {}
+    for path in sorted((CONF_DIR / "hardware").glob("*.yaml")):
+        entry = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+        if entry.get("family"):
+            out[entry["name"]] = entry
+    return out
+
+
+def match(device_name: str, catalog: Mapping[str, Mapping[str, Any]] | None = None) -> list[str]:
+    """Names of the entries whose patterns match `device_name` (case-insensitive)."""
+    catalog = entries() if catalog is None else catalog
+    return [
+        name
+        for name, e in catalog.items()
+        if any(re.search(p, device_name, flags=re.IGNORECASE) for p in e.get("match") or [])
+    ]
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the harness knows about the hardware a run used, and how it knows it."""
+
+    entry: str | None  # catalog entry name, or None when unknown
+    how: str  # "detected", "chosen (hardware=<name>)" or "unknown"
+    hardware: Mapping[str, Any]  # the catalog entry with the user's hardware.* overrides on top
+    user_price: bool = False  # usd_per_hour came from the user, not the catalog
+    warnings: tuple[str, ...] = ()
+
+    def peak_flop_per_s(self, dtype: str) -> float | None:
+        tflops = (self.hardware.get("peak_tflops") or {}).get(dtype)
+        return tflops * TFLOPS if tflops else None
+
+    def price(self) -> dict[str, Any] | None:
+        """Price inputs for the cost section, or None when no price is known."""
+        usd = self.hardware.get("usd_per_hour")
+        if usd is None:
+            return None
+        return {
+            "usd_per_hour": float(usd),
+            "unit": self.hardware.get("price_unit") or "device",
+            "hardware": self.entry,
+            **{k.removeprefix("price_"): self.hardware.get(k) for k in _PRICE_KEYS},
+            "how": "user (hardware.usd_per_hour)" if self.user_price else f"catalog (hardware={self.entry})",
+        }
+
+
+def resolve(hardware_cfg: Mapping[str, Any], device_type: str, device_name: str) -> Facts:
+    """Facts for this run: the chosen entry, or for hardware=auto the entry the device name matches;
+    hardware.* values the user set on the command line win over the catalog's."""
+    hw = dict(hardware_cfg)
+    catalog = entries()
+    warnings: list[str] = []
+    if hw.get("family"):  # the user chose an entry, e.g. hardware=h100_sxm
+        name = hw["name"]
+        base = catalog.get(name, {})
+        how = f"chosen (hardware={name})"
+        if device_type == "cuda" and hw.get("match") and not match(device_name, {name: hw}):
+            warnings.append(
+                f"hardware={name} was chosen but the device is '{device_name}': peaks and price are "
+                f"those of {hw['family']}, not of the device measured"
+            )
+    else:  # hardware=auto/cpu/cuda: look the detected name up
+        names = match(device_name, catalog)
+        if len(names) > 1:
+            warnings.append(f"'{device_name}' matches several catalog entries ({', '.join(names)}): set hardware=<one>")
+        name = names[0] if len(names) == 1 else None
+        base = catalog[name] if name else {}
+        how = "detected" if name else "unknown"
+        user = {k: v for k, v in hw.items() if v not in (None, [], {}) and k not in ("name", "device", "price_unit")}
+        if "usd_per_hour" in user:
+            user["price_unit"] = hw.get("price_unit")
+        hw = {**base, **user}
+    user_price = hw.get("usd_per_hour") is not None and hw.get("usd_per_hour") != base.get("usd_per_hour")
+    if user_price:  # the catalog's provenance does not describe the user's number
+        hw.update({k: hw.get(k) if hw.get(k) != base.get(k) else None for k in _PRICE_KEYS})
+    if hw.get("usd_per_hour") is None:
+        choices = ", ".join(n for n, e in catalog.items() if e.get("device") == device_type)
+        warnings.append(
+            f"unknown hardware '{device_name}': no price, so cost is null; set hardware=<one of {choices}> "
+            "or hardware.usd_per_hour=<USD per device-hour>"
+        )
+    if device_type == "cuda" and not hw.get("peak_tflops"):
+        warnings.append(
+            f"unknown GPU '{device_name}': no peak FLOP/s, so MFU is null; set hardware=<entry> or "
+            "hardware.peak_tflops.<dtype>=<TFLOP/s>"
+        )
+    return Facts(name, how, hw, user_price, tuple(warnings))

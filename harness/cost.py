@@ -1,0 +1,71 @@
+"""Dollar cost of a run from its measured time (and energy), with every price input written beside it.
+
+cloud mode: device-hours x USD per device-hour (rental).
+onprem mode: that, plus energy x USD/kWh x PUE.
+No price ⇒ no cost section (null), never an invented number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+J_PER_KWH = 3.6e6
+
+
+def _per(usd_per_s: float, rate: float | None, scale: float) -> float | None:
+    """USD per `scale` units produced at `rate` units per second."""
+    return usd_per_s / rate * scale if rate else None
+
+
+def compute(
+    price: Mapping[str, Any] | None,
+    devices: int,
+    timing: Mapping[str, float],
+    rates: Mapping[str, float | None],
+    energy: Mapping[str, Any] | None,
+    cost_cfg: Mapping[str, Any],
+) -> dict[str, Any] | None:
+    """The result's `cost` section.
+
+    `rates` are throughputs of the timed window: prefill_tok_per_s, decode_tok_per_s, e2e_tok_per_s,
+    samples_per_s (per second, whole run: all devices). `timing` holds timed_window_s and run_wall_s.
+    """
+    if price is None:
+        return None
+    device_usd_per_s = price["usd_per_hour"] * devices / 3600.0
+    usd_per_s = device_usd_per_s
+    out: dict[str, Any] = {
+        "mode": cost_cfg["mode"],
+        "price": dict(price),
+        "devices": devices,
+        "device_usd_per_s": device_usd_per_s,
+    }
+    if cost_cfg["mode"] == "onprem":
+        power = (energy or {}).get("avg_power_w")
+        pue = (energy or {}).get("pue")
+        if power is None:
+            out["warning"] = "onprem mode without an energy figure: the energy share of the cost is missing"
+            out["energy_usd_per_s"] = None
+        else:
+            out["energy_usd_per_s"] = power / J_PER_KWH * cost_cfg["usd_per_kwh"] * pue
+            usd_per_s += out["energy_usd_per_s"]
+            out["energy_method"] = energy.get("total_method")
+        out["usd_per_kwh"] = cost_cfg["usd_per_kwh"]
+        out["usd_per_kwh_source"] = cost_cfg["usd_per_kwh_source"]
+    out["usd_per_s"] = usd_per_s
+    out["timed_window_usd"] = usd_per_s * timing["timed_window_s"]
+    # the whole run rents the devices from process start to the end; energy is only measured in the window
+    out["run_usd"] = device_usd_per_s * timing["run_wall_s"] + (usd_per_s - device_usd_per_s) * timing["timed_window_s"]
+    out["usd_per_1m_tokens_prefill"] = _per(usd_per_s, rates.get("prefill_tok_per_s"), 1e6)
+    out["usd_per_1m_tokens_decode"] = _per(usd_per_s, rates.get("decode_tok_per_s"), 1e6)
+    out["usd_per_1m_tokens_generated"] = _per(usd_per_s, rates.get("e2e_tok_per_s"), 1e6)
+    out["usd_per_1k_samples"] = _per(usd_per_s, rates.get("samples_per_s"), 1e3)
+    return out
+
+
+def device_count(price_unit: str, device_type: str, gpus: int, vcpus: int) -> int:
+    """How many priced units a run rents: GPUs, one whole CPU machine, or its vCPUs."""
+    if device_type == "cuda":
+        return gpus
+    return vcpus if price_unit == "vcpu" else 1

@@ -1,0 +1,229 @@
+"""Energy over the timed window, per component, each labelled with how it was obtained and what it covers.
+
+- GPU board: NVML's total-energy counter; where the board has none, NVML power sampled and integrated.
+- CPU package (+ DRAM): RAPL counters under /sys/class/powercap when readable.
+- Otherwise CPU and RAM: codecarbon's offline estimate, labelled `estimated`.
+Units are converted once, here: mJ and uJ become J.
+
+Every tracker follows begin() / end() -> list of components / close(); close() is safe to call twice
+and stops any thread, so a failed run ends cleanly.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+MJ_TO_J = 1e-3
+UJ_TO_J = 1e-6
+KWH_TO_J = 3.6e6
+# NVML's energy counter updates about every 100 ms; windows under ~1-2 s are unreliable (team reference).
+SHORT_WINDOW_S = 1.0
+
+
+def _component(name: str, covers: str, method: str, energy_j: float | None, window_s: float, **extra: Any) -> dict:
+    return {
+        "name": name,
+        "covers": covers,
+        "method": method,
+        "energy_j": energy_j,
+        "avg_power_w": energy_j / window_s if energy_j is not None and window_s > 0 else None,
+        "window_s": window_s,
+        **extra,
+    }
+
+
+class NvmlEnergy:
+    """One GPU: the total-energy counter, or sampled power where the counter is missing."""
+
+    kind = "energy"
+
+    def __init__(self, gpu: Any, name: str, sample_interval_s: float = 0.1):
+        self._gpu, self._name, self._interval = gpu, name, sample_interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._samples: list[tuple[float, float]] = []  # (perf_counter s, watts)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            mw = self._gpu.power_mw()
+            if mw is not None:
+                self._samples.append((time.perf_counter(), mw * MJ_TO_J))  # mW -> W
+            self._stop.wait(self._interval)
+
+    def begin(self) -> None:
+        self._t0 = time.perf_counter()
+        self._e0 = self._gpu.energy_mj()
+        if self._e0 is None:
+            self._thread = threading.Thread(target=self._sample, name="nvml-power", daemon=True)
+            self._thread.start()
+
+    def end(self) -> list[dict]:
+        e1 = self._gpu.energy_mj() if self._e0 is not None else None
+        others_on_gpu = self._gpu.memory_used().get("nvml_other_processes")
+        window_s = time.perf_counter() - self._t0
+        self.close()
+        flags = []
+        if window_s < SHORT_WINDOW_S:
+            flags.append(f"short-window: {window_s:.2f} s is below ~{SHORT_WINDOW_S:g} s, the NVML reading is coarse")
+        if others_on_gpu:
+            flags.append(f"shared-gpu: {others_on_gpu} other process(es) used this GPU; the board figure includes them")
+        if self._e0 is not None:
+            if e1 is None or e1 < self._e0:
+                flags.append("counter-invalid: the energy counter could not be read again or went backwards")
+                energy = None
+            elif e1 == self._e0:
+                flags.append("zero-reading: the energy counter did not advance during the window")
+                energy = None
+            else:
+                energy = (e1 - self._e0) * MJ_TO_J
+            return [_component(self._name, "gpu-board", "nvml-counter", energy, window_s, flags=flags)]
+        samples = self._samples
+        if len(samples) < 2:
+            flags.append("too-few-samples: fewer than 2 power readings in the window")
+            energy = None
+        else:  # trapezoids between readings, held flat to the window's edges
+            energy = sum((t1 - t0) * (p0 + p1) / 2 for (t0, p0), (t1, p1) in zip(samples, samples[1:], strict=False))
+            energy += samples[0][1] * (samples[0][0] - self._t0) + samples[-1][1] * (
+                self._t0 + window_s - samples[-1][0]
+            )
+            if all(p == 0 for _, p in samples):
+                flags.append("zero-reading: every power reading was 0 W")
+                energy = None
+        return [
+            _component(self._name, "gpu-board", "sampled-power", energy, window_s, samples=len(samples), flags=flags)
+        ]
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+            self._thread = None
+
+
+def rapl_zones(root: Path = Path("/sys/class/powercap")) -> list[tuple[str, Path]]:
+    """Readable RAPL zones: (label, folder) for each CPU package and its DRAM sub-zone."""
+    zones = []
+    for folder in sorted(root.glob("intel-rapl:*")):
+        try:
+            label = (folder / "name").read_text().strip()
+            int((folder / "energy_uj").read_text())
+        except (OSError, ValueError):
+            continue  # not readable (RAPL needs root on recent kernels): not usable
+        if label.startswith("package") or label == "dram":
+            zones.append((label, folder))
+    return zones
+
+
+class RaplEnergy:
+    """CPU package and DRAM energy from the RAPL counters (wrap-around handled)."""
+
+    kind = "energy"
+
+    def __init__(self, zones: list[tuple[str, Path]]):
+        self._zones = zones
+
+    @staticmethod
+    def _read(folder: Path) -> tuple[int, int]:
+        energy = int((folder / "energy_uj").read_text())
+        try:
+            wrap = int((folder / "max_energy_range_uj").read_text())
+        except (OSError, ValueError):
+            wrap = 0
+        return energy, wrap
+
+    def begin(self) -> None:
+        self._t0 = time.perf_counter()
+        self._start = [self._read(f)[0] for _, f in self._zones]
+
+    def end(self) -> list[dict]:
+        window_s = time.perf_counter() - self._t0
+        out = []
+        for (label, folder), e0 in zip(self._zones, self._start, strict=True):
+            e1, wrap = self._read(folder)
+            delta = e1 - e0 if e1 >= e0 else e1 + wrap - e0  # the counter wrapped once
+            covers = "dram" if label == "dram" else "cpu-package"
+            out.append(_component(f"rapl:{folder.name}:{label}", covers, "rapl", delta * UJ_TO_J, window_s, flags=[]))
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+class CodecarbonEnergy:
+    """codecarbon's offline estimate for CPU and RAM (no network, no files). Labelled `estimated`."""
+
+    kind = "energy"
+
+    def __init__(self, measure_power_secs: float = 1.0):
+        self._measure_power_secs = measure_power_secs
+        self._tracker = None
+        self._error: str | None = None
+
+    def begin(self) -> None:
+        try:
+            import logging
+
+            from codecarbon import OfflineEmissionsTracker
+
+            logging.getLogger("codecarbon").setLevel(logging.ERROR)
+            self._tracker = OfflineEmissionsTracker(
+                country_iso_code="USA",  # only codecarbon's own CO2 figure uses it; ours uses energy.* inputs
+                output_methods=[],  # writes no files, calls no API
+                log_level="error",
+                tracking_mode="process",
+                measure_power_secs=self._measure_power_secs,
+                pue=1.0,  # PUE is applied once, by the harness
+            )
+            self._tracker.start()  # ~1-2 s of hardware probing; codecarbon's own clock starts after it
+        except Exception as exc:  # codecarbon missing or failing: say so, never a zero
+            self._error = f"codecarbon could not start: {type(exc).__name__}: {exc}"
+            self._tracker = None
+        self._t0 = time.perf_counter()
+
+    def end(self) -> list[dict]:
+        window_s = time.perf_counter() - self._t0
+        data = None
+        if self._tracker is not None:
+            try:
+                emissions = self._tracker.stop()  # codecarbon swallows its own errors and returns None
+                data = self._tracker.final_emissions_data if emissions is not None else None
+                if data is None:
+                    self._error = "codecarbon returned no data (it swallowed an internal error)"
+            except Exception as exc:
+                self._error = f"codecarbon failed: {type(exc).__name__}: {exc}"
+            self._tracker = None
+        if data is None:
+            return [_component("cpu+ram", "cpu-package+ram", "estimated", None, window_s, flags=[self._error])]
+        estimator = f"codecarbon {data.codecarbon_version} offline, tracking_mode=process"
+        window_s = data.duration  # the span codecarbon integrated over
+        return [
+            _component(
+                "cpu",
+                "cpu-package",
+                "estimated",
+                data.cpu_energy * KWH_TO_J,
+                window_s,
+                estimator=f"{estimator}: CPU power from load x TDP or a constant ({data.cpu_model})",
+                flags=[],
+            ),
+            _component(
+                "ram",
+                "ram",
+                "estimated",
+                data.ram_energy * KWH_TO_J,
+                window_s,
+                estimator=f"{estimator}: RAM power from installed memory",
+                flags=[],
+            ),
+        ]
+
+    def close(self) -> None:
+        if self._tracker is not None:
+            try:
+                self._tracker.stop()
+            except Exception:
+                pass
+            self._tracker = None

@@ -1,0 +1,74 @@
+"""The hardware catalog: every device name it lists matches its own entry and nothing else."""
+
+import pytest
+
+from harness import catalog
+
+# What torch.cuda.get_device_name / NVML report for each family (from the team's hardware reference).
+REPORTED = {
+    "NVIDIA H200": "h200",
+    "NVIDIA H100 80GB HBM3": "h100_sxm",
+    "NVIDIA H100 PCIe": "h100_pcie",
+    "NVIDIA A100-SXM4-80GB": "a100_80gb",
+    "NVIDIA A100-SXM4-40GB": "a100_40gb",
+    "NVIDIA L40S": "l40s",
+    "NVIDIA L4": "l4",
+    "NVIDIA A10G": "a10g",
+    "Tesla T4": "t4",
+    "Tesla V100-SXM2-16GB": "v100",
+    "NVIDIA B200": "b200",
+}
+
+
+@pytest.mark.parametrize("reported, entry", REPORTED.items())
+def test_every_catalog_gpu_matches_exactly_its_entry(reported, entry):
+    assert catalog.match(reported) == [entry]
+
+
+def test_every_gpu_entry_has_sourced_peaks_and_price():
+    entries = catalog.entries()
+    assert set(REPORTED.values()) | {"cpu_c7i", "cpu_m7i", "cpu_c7a"} == set(entries)
+    for name, e in entries.items():
+        assert e["usd_per_hour"] > 0 and e["price_source"] and e["price_as_of"] and e["price_instance"], name
+        if e["device"] == "cuda":
+            assert e["peak_tflops"]["fp16"] > e["peak_tflops"]["fp32"] > 0 and e["peak_source"], name
+            assert e["board_power_w"] > 0 and e["memory_bandwidth_gb_per_s"] > 0, name
+
+
+@pytest.mark.parametrize("name", ["NVIDIA A100-PCIE-80GB", "NVIDIA H100 NVL", "NVIDIA GeForce RTX 4090", "AMD EPYC"])
+def test_unlisted_devices_match_nothing(name):
+    assert catalog.match(name) == []
+
+
+def test_detected_gpu_gets_catalog_facts_and_price():
+    facts = catalog.resolve({"name": "auto", "device": "auto", "price_unit": "device"}, "cuda", "NVIDIA H100 80GB HBM3")
+    assert (facts.entry, facts.how, facts.warnings) == ("h100_sxm", "detected", ())
+    assert facts.peak_flop_per_s("bf16") == pytest.approx(989.4e12)
+    price = facts.price()
+    assert price["usd_per_hour"] == 6.88 and price["instance"] == "p5.4xlarge (1 GPU)" and price["as_of"]
+    assert price["how"] == "catalog (hardware=h100_sxm)"
+
+
+def test_unknown_hardware_has_no_price_and_a_warning_naming_the_override():
+    facts = catalog.resolve({"name": "auto", "device": "auto", "price_unit": "device"}, "cuda", "NVIDIA Mystery 1000")
+    assert facts.entry is None and facts.price() is None and facts.peak_flop_per_s("fp32") is None
+    assert any("hardware.usd_per_hour=" in w and "cost is null" in w for w in facts.warnings)
+    assert any("hardware.peak_tflops" in w for w in facts.warnings)
+    cpu = catalog.resolve({"name": "auto", "device": "auto", "price_unit": "device"}, "cpu", "AMD EPYC")
+    assert cpu.price() is None and any("cpu_c7a" in w for w in cpu.warnings)
+
+
+def test_user_price_wins_and_drops_the_catalogs_provenance():
+    hw = {"name": "auto", "device": "auto", "price_unit": "device", "usd_per_hour": 2.5}
+    facts = catalog.resolve(hw, "cuda", "NVIDIA H100 80GB HBM3")
+    price = facts.price()
+    assert price["usd_per_hour"] == 2.5 and price["how"] == "user (hardware.usd_per_hour)"
+    assert price["source"] is None and price["instance"] is None  # not AWS's p5 any more
+    assert facts.peak_flop_per_s("fp16") == pytest.approx(989.4e12)  # the facts still come from the catalog
+
+
+def test_chosen_entry_on_another_device_warns():
+    chosen = catalog.entries()["a100_80gb"]
+    facts = catalog.resolve(chosen, "cuda", "NVIDIA H100 80GB HBM3")
+    assert facts.entry == "a100_80gb" and any("not of the device measured" in w for w in facts.warnings)
+    assert facts.price()["how"] == "catalog (hardware=a100_80gb)"

@@ -1,0 +1,50 @@
+"""Cost arithmetic with hand-computed answers."""
+
+import pytest
+
+from harness import cost
+
+CLOUD = {"mode": "cloud", "usd_per_kwh": 0.10, "usd_per_kwh_source": "test"}
+PRICE = {"usd_per_hour": 3.6, "unit": "device", "hardware": "x", "how": "test"}  # 0.001 USD per device-second
+TIMING = {"timed_window_s": 10.0, "run_wall_s": 20.0}
+RATES = {"prefill_tok_per_s": 10_000.0, "decode_tok_per_s": 500.0, "e2e_tok_per_s": 400.0, "samples_per_s": 4.0}
+
+
+def test_cloud_cost_by_hand():
+    c = cost.compute(PRICE, devices=2, timing=TIMING, rates=RATES, energy=None, cost_cfg=CLOUD)
+    assert c["usd_per_s"] == pytest.approx(0.002)
+    assert c["timed_window_usd"] == pytest.approx(0.02)
+    assert c["run_usd"] == pytest.approx(0.04)
+    assert c["usd_per_1m_tokens_prefill"] == pytest.approx(0.002 / 10_000 * 1e6)  # 0.2 USD
+    assert c["usd_per_1m_tokens_decode"] == pytest.approx(4.0)
+    assert c["usd_per_1m_tokens_generated"] == pytest.approx(5.0)
+    assert c["usd_per_1k_samples"] == pytest.approx(0.5)
+    assert c["price"] == PRICE and c["devices"] == 2 and c["mode"] == "cloud"
+
+
+def test_onprem_adds_energy_times_price_times_pue():
+    energy = {"avg_power_w": 360.0, "pue": 1.5, "total_method": "measured"}
+    c = cost.compute(PRICE, 1, TIMING, RATES, energy, {**CLOUD, "mode": "onprem"})
+    # 360 W = 1e-4 kWh per second; x 0.10 USD/kWh x 1.5 = 1.5e-5 USD/s on top of 0.001
+    assert c["energy_usd_per_s"] == pytest.approx(1.5e-5)
+    assert c["usd_per_s"] == pytest.approx(0.001015)
+    assert c["timed_window_usd"] == pytest.approx(0.01015)
+    assert c["run_usd"] == pytest.approx(0.001 * 20 + 1.5e-5 * 10)  # energy measured in the window only
+    assert c["energy_method"] == "measured" and c["usd_per_kwh"] == 0.10
+
+
+def test_onprem_without_energy_says_so():
+    c = cost.compute(PRICE, 1, TIMING, RATES, None, {**CLOUD, "mode": "onprem"})
+    assert c["energy_usd_per_s"] is None and "energy" in c["warning"] and c["usd_per_s"] == pytest.approx(0.001)
+
+
+def test_no_price_no_cost_and_missing_rates_stay_null():
+    assert cost.compute(None, 1, TIMING, RATES, None, CLOUD) is None
+    c = cost.compute(PRICE, 1, TIMING, {**RATES, "decode_tok_per_s": None}, None, CLOUD)
+    assert c["usd_per_1m_tokens_decode"] is None
+
+
+def test_device_count():
+    assert cost.device_count("device", "cuda", gpus=4, vcpus=96) == 4
+    assert cost.device_count("vcpu", "cpu", gpus=1, vcpus=8) == 8
+    assert cost.device_count("device", "cpu", gpus=1, vcpus=8) == 1

@@ -1,0 +1,129 @@
+"""Energy: NVML counter and sampled power with a fake NVML, RAPL with a fake sysfs, codecarbon for real."""
+
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from harness import energy
+from harness.trackers import energy as trackers
+
+ENERGY_CFG = {"pue": 1.5, "pue_source": "t", "carbon_intensity_g_per_kwh": 400.0, "carbon_intensity_source": "t"}
+
+
+class FakeGpu:
+    """NvmlGpu's surface: energy_mj, power_mw, memory_used."""
+
+    def __init__(self, counter=None, power=None, others=0):
+        self.counter, self.power, self.others = list(counter or []), power, others
+
+    def energy_mj(self):
+        return self.counter.pop(0) if self.counter else None
+
+    def power_mw(self):
+        return self.power
+
+    def memory_used(self):
+        return {"nvml_other_processes": self.others}
+
+
+def _run(tracker, seconds):
+    tracker.begin()
+    time.sleep(seconds)
+    return tracker.end()
+
+
+def test_nvml_counter_delta_in_joules():
+    (c,) = _run(trackers.NvmlEnergy(FakeGpu(counter=[1_000_000, 1_250_000]), "gpu:0"), 0.01)
+    assert c["method"] == "nvml-counter" and c["covers"] == "gpu-board"
+    assert c["energy_j"] == pytest.approx(250.0)  # 250,000 mJ
+    assert any(f.startswith("short-window") for f in c["flags"])
+
+
+def test_nvml_counter_zero_and_backwards_are_flagged_not_zero():
+    (zero,) = _run(trackers.NvmlEnergy(FakeGpu(counter=[500, 500]), "gpu:0"), 0)
+    assert zero["energy_j"] is None and any(f.startswith("zero-reading") for f in zero["flags"])
+    (back,) = _run(trackers.NvmlEnergy(FakeGpu(counter=[500, 400]), "gpu:0"), 0)
+    assert back["energy_j"] is None and any(f.startswith("counter-invalid") for f in back["flags"])
+
+
+def test_shared_gpu_is_flagged():
+    (c,) = _run(trackers.NvmlEnergy(FakeGpu(counter=[0, 1000], others=2), "gpu:0"), 0)
+    assert any(f.startswith("shared-gpu: 2") for f in c["flags"])
+
+
+def test_sampled_power_integrates_when_the_counter_is_missing():
+    tracker = trackers.NvmlEnergy(FakeGpu(counter=None, power=200_000), "gpu:0", sample_interval_s=0.01)
+    (c,) = _run(tracker, 0.3)
+    assert c["method"] == "sampled-power" and c["samples"] >= 2
+    assert c["energy_j"] == pytest.approx(200.0 * c["window_s"], rel=1e-6)  # 200 W held over the window
+    assert tracker._thread is None  # the sampler stopped
+
+
+def test_sampler_stops_on_close_without_end():
+    tracker = trackers.NvmlEnergy(FakeGpu(counter=None, power=1000), "gpu:0", sample_interval_s=0.01)
+    tracker.begin()
+    thread = tracker._thread
+    tracker.close()
+    tracker.close()  # twice is fine
+    assert not thread.is_alive()
+
+
+def _zone(root, name, label, uj, wrap):
+    d = root / name
+    d.mkdir()
+    (d / "name").write_text(label + "\n")
+    (d / "energy_uj").write_text(f"{uj}\n")
+    (d / "max_energy_range_uj").write_text(f"{wrap}\n")
+    return d
+
+
+def test_rapl_deltas_with_wraparound(tmp_path):
+    pkg = _zone(tmp_path, "intel-rapl:0", "package-0", 900, 1000)
+    dram = _zone(tmp_path, "intel-rapl:0:0", "dram", 100, 10_000)
+    _zone(tmp_path, "intel-rapl:0:1", "core", 5, 10)  # inside the package: not counted twice
+    zones = trackers.rapl_zones(tmp_path)
+    assert [z[0] for z in zones] == ["package-0", "dram"]
+    tracker = trackers.RaplEnergy(zones)
+    tracker.begin()
+    (pkg / "energy_uj").write_text("300\n")  # wrapped: 900 -> 1000 -> 300 = 400 uJ
+    (dram / "energy_uj").write_text("2100\n")
+    comps = tracker.end()
+    assert [(c["covers"], c["method"]) for c in comps] == [("cpu-package", "rapl"), ("dram", "rapl")]
+    assert comps[0]["energy_j"] == pytest.approx(400e-6) and comps[1]["energy_j"] == pytest.approx(2000e-6)
+
+
+def test_codecarbon_estimate_for_real_on_this_cpu():
+    comps = _run(trackers.CodecarbonEnergy(measure_power_secs=1), 1.0)
+    assert {c["covers"] for c in comps} == {"cpu-package", "ram"}
+    for c in comps:
+        assert c["method"] == "estimated" and "codecarbon" in c["estimator"]
+        assert c["energy_j"] > 0 and c["window_s"] >= 1.0
+
+
+def test_codecarbon_returning_none_is_recorded_not_zero(monkeypatch):
+    tracker = trackers.CodecarbonEnergy()
+    tracker._tracker = SimpleNamespace(stop=lambda: None, final_emissions_data=None)
+    tracker._t0 = time.perf_counter()
+    (c,) = tracker.end()
+    assert c["energy_j"] is None and "no data" in c["flags"][0]
+
+
+def test_accounting_keeps_measured_and_estimated_apart():
+    comps = [
+        {"name": "gpu", "method": "nvml-counter", "energy_j": 360.0},
+        {"name": "cpu", "method": "estimated", "energy_j": 36.0},
+        {"name": "dram", "method": "rapl", "energy_j": None},
+    ]
+    e = energy.account(comps, window_s=10.0, units={"token": 1000, "sample": 10}, energy_cfg=ENERGY_CFG)
+    assert e["total_j"] == 396.0 and e["measured_j"] == 360.0 and e["estimated_j"] == 36.0
+    assert e["total_method"] == "measured+estimated" and e["incomplete"] == ["dram"]
+    assert e["avg_power_w"] == pytest.approx(39.6) and e["kwh"] == pytest.approx(396 / 3.6e6)
+    assert e["j_per_token"] == pytest.approx(0.396) and e["j_per_sample"] == pytest.approx(39.6)
+    assert e["co2e_g"] == pytest.approx(396 / 3.6e6 * 1.5 * 400)
+    assert e["pue"] == 1.5 and e["carbon_intensity_g_per_kwh"] == 400.0
+
+
+def test_accounting_with_nothing_measured_is_null():
+    e = energy.account([{"name": "cpu", "method": "estimated", "energy_j": None}], 1.0, {"token": 5}, ENERGY_CFG)
+    assert e["total_j"] is None and e["j_per_token"] is None and e["co2e_g"] is None and e["total_method"] is None
