@@ -5,6 +5,8 @@
    Target >= 0.98.
 2. Per-run fixed cost: process start + imports + model build for the tiny model, as recorded by real
    `python -m harness` runs (timing.fixed_cost_s). Target <= 5 s on a 2-core CPU machine.
+3. Tracker overhead: the same timed work with the memory and energy trackers on vs off (alternated,
+   same process, same model); median of the ratios. Target: trackers cost <= 2 % of throughput.
 
 Prints a JSON summary; `--out FILE` also writes it.
 """
@@ -23,6 +25,8 @@ from pathlib import Path
 import torch
 
 from harness import data, models
+from harness.trackers.energy import CodecarbonEnergy, RaplEnergy, rapl_zones
+from harness.trackers.memory import CpuMemory
 from harness.trackers.timing import CpuTimer
 from harness.workloads import inference
 
@@ -83,6 +87,37 @@ def throughput_ratio(rounds: int, seconds: float, seq_len: int, decode_tokens: i
     }
 
 
+def tracker_overhead(rounds: int, seconds: float, seq_len: int, decode_tokens: int) -> dict:
+    model = models.build(TINY, torch.float32, "cpu", seed=0)
+    ids = data.prompt_ids(1, seq_len, seed=0)
+    policy = inference.Policy(warmup_iters=1, min_iters=1, min_time_s=seconds, max_iters=10**9, repeats=1)
+    zones = rapl_zones()
+
+    def trackers() -> list:
+        return [CpuMemory(), RaplEnergy(zones) if zones else CodecarbonEnergy()]
+
+    ratios, on_tps, off_tps = [], [], []
+    for i in range(rounds):
+        got = {}
+        for which in ("on", "off") if i % 2 == 0 else ("off", "on"):
+            chosen = trackers() if which == "on" else []
+            got[which] = inference.run(model, ids, decode_tokens, policy, CpuTimer(), chosen)["metrics"][
+                "e2e_tok_per_s"
+            ]
+        on_tps.append(got["on"])
+        off_tps.append(got["off"])
+        ratios.append(got["on"] / got["off"])
+    return {
+        "rounds": rounds,
+        "energy_tracker": "rapl" if zones else "codecarbon (estimate; no readable RAPL here)",
+        "on_e2e_tok_per_s_median": statistics.median(on_tps),
+        "off_e2e_tok_per_s_median": statistics.median(off_tps),
+        "ratio_on_over_off_median": statistics.median(ratios),
+        "ratio_min": min(ratios),
+        "ratio_max": max(ratios),
+    }
+
+
 def fixed_cost(runs: int) -> dict:
     figures = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -121,6 +156,7 @@ def main() -> int:
     summary = {
         "machine": {"threads": torch.get_num_threads(), "torch": torch.__version__},
         "throughput": throughput_ratio(a.rounds, a.seconds, seq_len=128, decode_tokens=32),
+        "tracker_overhead": tracker_overhead(a.rounds, a.seconds, seq_len=128, decode_tokens=32),
         "fixed_cost": fixed_cost(a.runs),
     }
     text = json.dumps(summary, indent=2)

@@ -40,7 +40,16 @@ def test_default_run_writes_one_complete_result(tmp_path):
     assert len(result["repeats"]) == 3 and all(r["iterations"] >= 5 for r in result["repeats"])
     assert result["environment"]["packages"]["torch"].startswith("2.")
     assert result["environment"]["device"]["type"] == "cpu"
-    assert result["energy"] is None and result["cost"] is None  # not measured yet: null, never 0
+    # energy: this machine has no RAPL, so codecarbon's estimate, labelled as one
+    e = result["energy"]
+    assert e["total_method"] == "estimated" and e["measured_j"] is None and e["total_j"] > 0
+    assert {c["covers"] for c in e["components"]} == {"cpu-package", "ram"}
+    assert all(c["method"] == "estimated" and "codecarbon" in c["estimator"] for c in e["components"])
+    assert e["j_per_token"] == pytest.approx(e["total_j"] / (m["iterations"] * m["tokens_generated_per_request"]))
+    assert e["pue"] == 1.56 and e["carbon_intensity_g_per_kwh"] == 436.0 and e["co2e_g"] > 0
+    # an unknown CPU and no price: no cost, and a warning naming the override
+    assert result["cost"] is None and any("hardware.usd_per_hour" in w for w in result["warnings"])
+    assert m["peak_flop_per_s"] > 0 and "measured on this machine" in m["peak_source"] and 0 < m["mfu_prefill"]
     assert 0 < result["timing"]["fixed_cost_s"] < result["timing"]["run_wall_s"]
     assert "tiny fp32" in proc.stdout and "decode tok/s" in proc.stdout  # the summary table
 
@@ -179,3 +188,26 @@ def test_local_pretrained_model(harness, tmp_path):
         p.numel() for p in AutoModelForCausalLM.from_config(cfg).parameters()
     )
     assert os.path.samefile(r["config"]["model"]["path"], tmp_path / "mymodel")
+
+
+def test_cost_from_a_catalog_entry_and_a_user_price(harness):
+    proc, root = harness("-m", "sweep=cost", "hardware=cpu_c7a,cpu", "hardware.usd_per_hour=0.0513")
+    assert proc.returncode == 0, proc.stderr
+    by = {r["config"]["hardware"]["name"]: r for r in load_results(root / "cost")}
+    c7a, user = by["cpu_c7a"]["cost"], by["cpu"]["cost"]
+    vcpus = by["cpu_c7a"]["environment"]["cpu_affinity_cores"]
+    assert c7a["devices"] == vcpus and c7a["price"]["unit"] == "vcpu"  # per vCPU-hour, all vCPUs rented
+    assert user["devices"] == 1 and user["price"]["how"] == "user (hardware.usd_per_hour)"  # the whole machine
+    for r in by.values():
+        c, m, t = r["cost"], r["metrics"], r["timing"]
+        usd_per_s = 0.0513 * c["devices"] / 3600
+        assert c["run_usd"] == pytest.approx(usd_per_s * t["run_wall_s"])
+        assert c["usd_per_1m_tokens_decode"] == pytest.approx(usd_per_s / m["decode_tok_per_s"] * 1e6)
+        assert c["usd_per_1k_samples"] == pytest.approx(usd_per_s / m["samples_per_s"] * 1e3)
+
+
+def test_energy_off_leaves_energy_null(harness):
+    proc, root = harness("sweep=noenergy", "energy.enabled=false")
+    assert proc.returncode == 0, proc.stderr
+    (r,) = load_results(root / "noenergy")
+    assert r["status"] == "ok" and r["energy"] is None
