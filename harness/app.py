@@ -54,7 +54,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     result = launch.run_isolated(config, run_dir)
     extra = ""
     if result["status"] == "ok":
-        extra = f", decode {result['metrics']['decode_tok_per_s'] or 0:.1f} tok/s"
+        extra = ", " + summary.headline(result)
     elif result.get("reason"):
         extra = f": {result['reason'].splitlines()[0][:160]}"
     print(f"{position} {name}: {result['status']} in {time.time() - t0:.1f} s{extra}", flush=True)

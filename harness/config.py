@@ -15,7 +15,8 @@ from omegaconf import MISSING
 from harness.errors import ConfigError
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
-WORKLOADS = ("inference",)
+WORKLOADS = ("inference", "training")
+DATA_SOURCES = ("pydoc", "text", "json", "parquet", "hf", "synthetic")
 DEVICES = ("auto", "cpu", "cuda")
 COST_MODES = ("cloud", "onprem")
 PRICE_UNITS = ("device", "vcpu")
@@ -47,12 +48,51 @@ class PrecisionConfig:
 
 @dataclass
 class WorkloadConfig:
+    """One node for both workloads (a Hydra group has one schema); each uses its own fields."""
+
     name: str = "inference"
+    # inference
     decode_tokens: int = 32  # decode steps after the prefill; each generates one token per sequence
     warmup_iters: int = 2  # full requests run before timing, excluded from every figure
     min_iters: int = 5  # per repeat: at least this many timed requests ...
     min_time_s: float = 1.0  # ... and at least this much timed wall time
     max_iters: int = 10_000  # per repeat: a cap so a tiny model cannot spin forever
+    # training
+    max_steps: int = 100  # the step budget: tokens = max_steps x batch_size x seq_len x gpus
+    warmup_steps: int = 3  # first optimizer steps, excluded from step-time figures
+    lr: float = 3e-3
+    lr_warmup_steps: int = 20  # linear warm-up, then cosine decay to lr/10 at max_steps
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    eval_interval: int = 20  # steps between held-out evaluations (and one at the end)
+    eval_batches: int = 4  # fixed held-out batches per evaluation
+    target_eval_loss: float | None = None  # stop when the eval loss reaches this (time-to-quality)
+
+
+@dataclass
+class DataConfig:
+    """Training text, offline. `source`: pydoc (text shipped with CPython), text | json | parquet (a local
+    file at `path`), hf (a dataset `name` already in the local `datasets` cache), synthetic (random bytes,
+    for speed only: labelled as such)."""
+
+    source: str = "pydoc"
+    path: str | None = None
+    name: str | None = None
+    split: str = "train"
+    text_column: str = "text"
+    eval_fraction: float = 0.1  # documents held out for evaluation
+    split_seed: int = 1234  # fixed: the same documents are held out in every run
+
+
+@dataclass
+class DistConfig:
+    """How gpus>1 runs are launched (torchrun). One machine by default; several through a rendezvous."""
+
+    nnodes: int = 1
+    node_rank: int = 0
+    rdzv_backend: str = "c10d"
+    rdzv_endpoint: str | None = None  # host:port of the rendezvous, needed when nnodes > 1
+    rdzv_id: str = "harness"
 
 
 @dataclass
@@ -104,7 +144,9 @@ class HarnessConfig:
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     energy: EnergyConfig = field(default_factory=EnergyConfig)
     cost: CostConfig = field(default_factory=CostConfig)
-    batch_size: int = 1
+    data: DataConfig = field(default_factory=DataConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
+    batch_size: int = 1  # per device (per rank): the global batch is batch_size x gpus
     seq_len: int = 128  # prompt length in tokens
     gpus: int = 1
     seed: int = 0
@@ -157,6 +199,41 @@ def validate(cfg: HarnessConfig) -> None:
     if w.min_time_s < 0:
         raise ConfigError("workload.min_time_s", w.min_time_s, "must be >= 0")
     _validate_model(cfg)
+    if w.name == "training":
+        _validate_training(cfg)
+    _validate_dist(cfg)
+
+
+def _validate_training(cfg: HarnessConfig) -> None:
+    w, d = cfg.workload, cfg.data
+    for key in ("max_steps", "eval_interval", "eval_batches"):
+        _at_least(f"workload.{key}", getattr(w, key), 1)
+    for key in ("warmup_steps", "lr_warmup_steps"):
+        _at_least(f"workload.{key}", getattr(w, key), 0)
+    if w.warmup_steps >= w.max_steps:
+        raise ConfigError("workload.warmup_steps", w.warmup_steps, f"must be < workload.max_steps={w.max_steps}")
+    if w.lr <= 0:
+        raise ConfigError("workload.lr", w.lr, "must be > 0")
+    if w.target_eval_loss is not None and w.target_eval_loss <= 0:
+        raise ConfigError("workload.target_eval_loss", w.target_eval_loss, "must be > 0 (a cross-entropy in nats)")
+    if d.source not in DATA_SOURCES:
+        raise ConfigError("data.source", d.source, f"choose one of {', '.join(DATA_SOURCES)}")
+    if d.source in ("text", "json", "parquet"):
+        if not d.path or not Path(d.path).exists():
+            raise ConfigError("data.path", d.path, f"data.source={d.source} needs an existing local file or folder")
+    if d.source == "hf" and not d.name:
+        raise ConfigError("data.name", d.name, "data.source=hf needs data.name=<dataset in the local datasets cache>")
+    if not 0 < d.eval_fraction < 1:
+        raise ConfigError("data.eval_fraction", d.eval_fraction, "must be between 0 and 1")
+
+
+def _validate_dist(cfg: HarnessConfig) -> None:
+    dist = cfg.dist
+    _at_least("dist.nnodes", dist.nnodes, 1)
+    if not 0 <= dist.node_rank < dist.nnodes:
+        raise ConfigError("dist.node_rank", dist.node_rank, f"must be in 0..dist.nnodes-1={dist.nnodes - 1}")
+    if dist.nnodes > 1 and not dist.rdzv_endpoint:
+        raise ConfigError("dist.rdzv_endpoint", None, "dist.nnodes > 1 needs dist.rdzv_endpoint=<host:port>")
 
 
 def _validate_hardware_energy_cost(cfg: HarnessConfig) -> None:

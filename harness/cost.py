@@ -57,10 +57,23 @@ def compute(
     out["timed_window_usd"] = usd_per_s * timing["timed_window_s"]
     # the whole run rents the devices from process start to the end; energy is only measured in the window
     out["run_usd"] = device_usd_per_s * timing["run_wall_s"] + (usd_per_s - device_usd_per_s) * timing["timed_window_s"]
-    out["usd_per_1m_tokens_prefill"] = _per(usd_per_s, rates.get("prefill_tok_per_s"), 1e6)
-    out["usd_per_1m_tokens_decode"] = _per(usd_per_s, rates.get("decode_tok_per_s"), 1e6)
-    out["usd_per_1m_tokens_generated"] = _per(usd_per_s, rates.get("e2e_tok_per_s"), 1e6)
+    if "train_tok_per_s" in rates:  # training
+        out["usd_per_1m_tokens_train"] = _per(usd_per_s, rates["train_tok_per_s"], 1e6)
+    else:  # inference
+        out["usd_per_1m_tokens_prefill"] = _per(usd_per_s, rates.get("prefill_tok_per_s"), 1e6)
+        out["usd_per_1m_tokens_decode"] = _per(usd_per_s, rates.get("decode_tok_per_s"), 1e6)
+        out["usd_per_1m_tokens_generated"] = _per(usd_per_s, rates.get("e2e_tok_per_s"), 1e6)
     out["usd_per_1k_samples"] = _per(usd_per_s, rates.get("samples_per_s"), 1e3)
+    return out
+
+
+def training(usd_per_s: float, metrics: Mapping[str, Any], timing: Mapping[str, float]) -> dict[str, Any]:
+    """Training figures: the training loop's cost, and the cost to reach the target eval loss (MLPerf's
+    time-to-train, priced) — null, with the reason, when the target was not reached."""
+    target = metrics.get("target") or {}
+    out: dict[str, Any] = {"training_usd": usd_per_s * timing["timed_window_s"]}
+    if target.get("target_eval_loss") is not None:
+        out["usd_to_target"] = usd_per_s * target["time_s"] if target.get("reached") else None
     return out
 
 

@@ -25,3 +25,9 @@ def inference_flops(desc: dict, seq_len: int, decode_tokens: int) -> dict[str, f
         "flops_per_token_prefill": forward_flops_per_token(matmul, n_layers, d_model, seq_len),
         "flops_per_token_decode": forward_flops_per_token(matmul, n_layers, d_model, decode_ctx),
     }
+
+
+def training_flops_per_token(desc: dict, seq_len: int) -> float | None:
+    """Forward + backward FLOPs per trained token: 3x the forward (backward ~ 2x forward)."""
+    forward = forward_flops_per_token(desc["matmul_params"], desc["n_layers"], desc["d_model"], seq_len)
+    return 3.0 * forward if forward is not None else None

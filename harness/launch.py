@@ -16,7 +16,7 @@ from typing import Any
 
 import psutil
 
-from harness import environment, results
+from harness import distributed, environment, results
 
 POLL_S = 0.05
 GRACE_S = 3.0
@@ -70,6 +70,20 @@ def _failure(returncode: int, killed: str | None, peak_rss: int, config: dict[st
     return "error", f"the worker exited with code {returncode} without writing a result"
 
 
+def worker_command(config: dict[str, Any], spec_path: Path) -> list[str]:
+    """`python -m harness.worker spec`, or through torchrun with one rank per device when gpus > 1."""
+    worker = ["-m", "harness.worker", str(spec_path)]
+    if config["gpus"] == 1 and config["dist"]["nnodes"] == 1:
+        return [sys.executable, *worker]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        *distributed.torchrun_args(config["gpus"], config["dist"]),
+        *worker,
+    ]
+
+
 def run_isolated(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """Measure `config` in a child process; return its result (also written to run_dir/result.json)."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -79,13 +93,13 @@ def run_isolated(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     spawned_at = time.time()
     spec = {"config": config, "result_path": str(result_path), "spawned_at": spawned_at}
     results.write_atomic(run_dir / SPEC_FILE, spec)
-    env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     limit = config.get("memory_limit_bytes")
     killed, peak_rss = None, 0
     with open(run_dir / LOG_FILE, "w") as log:
         popen = subprocess.Popen(
-            [sys.executable, "-m", "harness.worker", str(run_dir / SPEC_FILE)],
+            worker_command(config, run_dir / SPEC_FILE),
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

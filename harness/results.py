@@ -27,19 +27,26 @@ def key_fields(config: Mapping[str, Any]) -> dict[str, Any]:
     """The measured parameters of a run (what a run *is*), from its resolved config."""
     model = config["model"]
     arch = json.dumps({k: v for k, v in model.items() if k != "name"}, sort_keys=True)
-    return {
-        "workload": config["workload"]["name"],
+    w = config["workload"]
+    fields = {
+        "workload": w["name"],
         "model": model["name"],
         "precision": config["precision"]["name"],
         "batch_size": config["batch_size"],
         "seq_len": config["seq_len"],
-        "decode_tokens": config["workload"]["decode_tokens"],
-        "gpus": config["gpus"],
-        "seed": config["seed"],
-        "device": config["hardware"]["device"],
-        # the model's numbers, hashed: an override such as model.hidden_size=256 is another run
-        "arch": hashlib.sha256(arch.encode()).hexdigest()[:8],
     }
+    if w["name"] == "training":
+        fields.update(max_steps=w["max_steps"], target_eval_loss=w["target_eval_loss"], data=config["data"]["source"])
+    else:
+        fields["decode_tokens"] = w["decode_tokens"]
+    fields.update(
+        gpus=config["gpus"],
+        seed=config["seed"],
+        device=config["hardware"]["device"],
+        # the model's numbers, hashed: an override such as model.hidden_size=256 is another run
+        arch=hashlib.sha256(arch.encode()).hexdigest()[:8],
+    )
+    return fields
 
 
 def canonical_key(config: Mapping[str, Any]) -> str:
@@ -61,9 +68,10 @@ def config_hash(config: Mapping[str, Any]) -> str:
 def run_slug(config: Mapping[str, Any]) -> str:
     """A readable, filesystem-safe folder name for a run, unique per configuration."""
     f = key_fields(config)
+    work = f"steps{f['max_steps']}" if f["workload"] == "training" else f"dec{f['decode_tokens']}"
     slug = (
         f"{f['workload']}-{f['model']}-{f['precision']}-bs{f['batch_size']}-seq{f['seq_len']}"
-        f"-dec{f['decode_tokens']}-g{f['gpus']}-s{f['seed']}-{f['device']}-{config_hash(config)}"
+        f"-{work}-g{f['gpus']}-s{f['seed']}-{f['device']}-{config_hash(config)}"
     )
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", slug)
 

@@ -19,27 +19,68 @@ def label(key_fields: dict[str, Any]) -> str:
     return f"{f['model']} {f['precision']} bs={f['batch_size']} seq={f['seq_len']} gpus={f['gpus']}"
 
 
+def headline(r: dict[str, Any]) -> str:
+    """The one figure a progress line shows for an ok run."""
+    m = r["metrics"]
+    if r["key_fields"]["workload"] == "training":
+        tok_per_s = _num(m.get("train_tok_per_s"), ".0f")
+        return f"eval loss {m['eval_loss_initial']:.3f} -> {m['eval_loss']:.3f}, {tok_per_s} tok/s"
+    return f"decode {_num(m.get('decode_tok_per_s'), '.1f')} tok/s"
+
+
+def _peak_mib(m: dict[str, Any]) -> str:
+    peak = m.get("cuda_max_allocated_bytes", m.get("peak_rss_bytes"))
+    return _num(peak / 2**20 if isinstance(peak, (int, float)) else None, ".0f")
+
+
+def _reason(r: dict[str, Any]) -> str:
+    return (r.get("reason") or "").splitlines()[0][:60] if r.get("reason") else ""
+
+
+def _inference_row(r: dict[str, Any]) -> tuple:
+    m = r.get("metrics") or {}
+    return (
+        _ms(m.get("prefill_latency_s")),
+        _ms(m.get("decode_latency_s")),
+        _num(m.get("decode_tok_per_s"), ".1f"),
+        _num(m.get("e2e_tok_per_s"), ".1f"),
+    )
+
+
+def _training_row(r: dict[str, Any]) -> tuple:
+    m = r.get("metrics") or {}
+    target = m.get("target") or {}
+    reached = "-" if target.get("target_eval_loss") is None else ("yes" if target.get("reached") else "no")
+    return (
+        _ms(m.get("step_time_s")),
+        _num(m.get("train_tok_per_s"), ".0f"),
+        _num(m.get("eval_loss_initial"), ".3f"),
+        _num(m.get("eval_loss"), ".3f"),
+        reached,
+    )
+
+
+_COLUMNS = {
+    "inference": (("prefill p50 ms", "decode p50 ms/tok", "decode tok/s", "e2e tok/s"), _inference_row),
+    "training": (("step p50 ms", "train tok/s", "eval loss start", "eval loss end", "target"), _training_row),
+}
+
+
 def table(records: Iterable[dict[str, Any]]) -> str:
-    """One row per result: status, median latencies (ms), throughput and peak memory."""
-    header = ("run", "status", "prefill p50 ms", "decode p50 ms/tok", "decode tok/s", "e2e tok/s", "peak MiB", "reason")
-    rows = [header]
-    for r in records:
-        m = r.get("metrics") or {}
-        peak = m.get("cuda_max_allocated_bytes", m.get("peak_rss_bytes"))
-        reason = (r.get("reason") or "").splitlines()[0][:60] if r.get("reason") else ""
-        rows.append(
-            (
-                label(r["key_fields"]),
-                r["status"],
-                _ms(m.get("prefill_latency_s")),
-                _ms(m.get("decode_latency_s")),
-                _num(m.get("decode_tok_per_s"), ".1f"),
-                _num(m.get("e2e_tok_per_s"), ".1f"),
-                _num(peak / 2**20 if isinstance(peak, (int, float)) else None, ".0f"),
-                reason,
-            )
-        )
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    """One row per result (one table per workload): status, medians, throughput, peak memory, reason."""
+    records = list(records)
+    out = []
+    for workload, (columns, row) in _COLUMNS.items():
+        chosen = [r for r in records if r["key_fields"]["workload"] == workload]
+        if not chosen:
+            continue
+        header = ("run", "status", *columns, "peak MiB", "reason")
+        rows = [header] + [
+            (label(r["key_fields"]), r["status"], *row(r), _peak_mib(r.get("metrics") or {}), _reason(r))
+            for r in chosen
+        ]
+        widths = [max(len(str(x[i])) for x in rows) for i in range(len(header))]
+        lines = ["  ".join(str(c).ljust(w) for c, w in zip(x, widths, strict=True)).rstrip() for x in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        out.append("\n".join(lines))
+    return "\n\n".join(out)

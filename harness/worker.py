@@ -61,29 +61,106 @@ def _energy_trackers(config: dict[str, Any], device: Any, nvml: Any) -> list[Any
     return trackers
 
 
+def _inference(config: dict, model: Any, desc: dict, device: Any, timer: Any, trackers: list, place: Any) -> dict:
+    from harness import data, flops
+    from harness.workloads import inference
+
+    w = config["workload"]
+    tokenizer = data.local_tokenizer(config["model"].get("path"))
+    # each replica (rank) serves its own prompts
+    ids = data.prompt_ids(config["batch_size"], config["seq_len"], config["seed"] + place.rank, tokenizer)
+    policy = inference.Policy(w["warmup_iters"], w["min_iters"], w["min_time_s"], w["max_iters"], config["repeats"])
+    out = inference.run(model, ids.to(device.torch_device), w["decode_tokens"], policy, timer, trackers)
+    m = out["metrics"]
+    m.update(flops.inference_flops(desc, config["seq_len"], w["decode_tokens"]))
+    out["phases"] = {"prefill": m["prefill_tok_per_s"], "decode": m["decode_tok_per_s"]}
+    out["units"] = {
+        "token": m["iterations"] * m["tokens_generated_per_request"],
+        "sample": m["iterations"] * config["batch_size"],
+    }
+    return out
+
+
+def _training(config: dict, model: Any, desc: dict, device: Any, timer: Any, trackers: list, place: Any) -> dict:
+    from harness import data, flops
+    from harness.workloads import training
+
+    w = config["workload"]
+    tokenizer = data.local_tokenizer(config["model"].get("path"))
+    train_stream, eval_stream, info = data.training_streams(config["data"], config["seed"], tokenizer)
+    # every precision of one seed sees the same batches; each rank draws its own
+    batches = data.TrainBatches(
+        train_stream, config["batch_size"], config["seq_len"], config["seed"] * 1000 + place.rank, device.torch_device
+    )
+    held_out = data.eval_batches(
+        eval_stream, w["eval_batches"], config["batch_size"], config["seq_len"], device.torch_device
+    )
+    schedule = training.Schedule(
+        w["max_steps"],
+        w["warmup_steps"],
+        w["lr"],
+        w["lr_warmup_steps"],
+        w["weight_decay"],
+        w["grad_clip"],
+        w["eval_interval"],
+        w["target_eval_loss"],
+        config["repeats"],
+    )
+    out = training.run(model, batches, held_out, schedule, config["precision"]["name"], device.type, timer, trackers)
+    m = out["metrics"]
+    step_s = m["step_time_s"]["mean"]
+    world_tokens = m["tokens_per_step"] * place.world_size  # DDP steps are synchronous: one step, all ranks
+    m["train_tok_per_s"] = world_tokens / step_s if step_s else None
+    m["samples_per_s"] = config["batch_size"] * place.world_size / step_s if step_s else None
+    m["tokens_trained"] = world_tokens * m["steps"]
+    m["flops_per_token_train"] = flops.training_flops_per_token(desc, config["seq_len"])
+    out["phases"] = {"train": m["train_tok_per_s"]}
+    out["units"] = {
+        "token": world_tokens * m["steps"],
+        "sample": config["batch_size"] * place.world_size * m["steps"],
+        "step": m["steps"],
+    }
+    out["data"] = info
+    return out
+
+
 def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str, Any]) -> None:
     """Run the configured workload, filling `timing` and the result `sections` as it goes. Raises on failure."""
     import torch
     import transformers  # noqa: F401 - imported here so that startup_s holds the whole import cost
 
-    from harness import calibrate, catalog, cost, data, energy, flops, hardware, models, precision
+    from harness import calibrate, catalog, cost, distributed, energy, hardware, models, precision
     from harness.trackers.memory import CpuMemory, CudaMemory
     from harness.trackers.nvml import NvmlGpu
     from harness.trackers.timing import timer_for
-    from harness.workloads import inference
 
     timing["startup_s"] = time.time() - timing["spawned_at"]
+    place = distributed.place()
+    cuda = torch.cuda if torch.cuda.is_available() else None
+    if cuda is not None and place.world_size > 1:
+        cuda.set_device(place.local_rank)
+    device = hardware.select(config["hardware"]["device"], cuda)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if config["threads"]:
         torch.set_num_threads(config["threads"])
-    cuda = torch.cuda if torch.cuda.is_available() else None
-    device = hardware.select(config["hardware"]["device"], cuda)
+    elif place.local_world_size > 1 and device.type == "cpu":
+        torch.set_num_threads(distributed.threads_per_rank(cores, place.local_world_size))
     sections["environment_extra"] = _torch_environment(device, torch)
-    if config["gpus"] > 1:
-        raise UnsupportedError(
-            f"gpus={config['gpus']}: multi-device runs are not implemented yet (they arrive with torchrun support)"
-        )
+    workload = config["workload"]["name"]
     prec = config["precision"]["name"]
+    if workload == "training" and prec == "int8":
+        raise UnsupportedError("int8 is an inference precision: training runs in fp32, bf16 or fp16")
+    distributed.check_fits(config["gpus"], device.type, device.count if device.type == "cuda" else 0, cores)
     precision.check_supported(prec, device.type, cuda)
+    backend = distributed.init(place, device.type)
+    sections["distributed"] = {
+        "world_size": place.world_size,
+        "ranks_per_node": place.local_world_size,
+        "backend": backend,
+        "threads_per_rank": torch.get_num_threads(),
+        "batch_semantics": "batch_size is per rank; the global batch is batch_size x world_size",
+        "label": distributed.CPU_LABEL if device.type == "cpu" and place.world_size > 1 else None,
+    }
     facts = catalog.resolve(config["hardware"], device.type, device.name)
     sections["warnings"].extend(facts.warnings)
     sections["hardware"] = {
@@ -101,13 +178,25 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
         if nvml is not None:
             sections["environment_extra"]["gpu"] = nvml.info()
         t = time.perf_counter()
-        model = models.build(
-            config["model"], precision.build_dtype(prec, device.type), device.torch_device, config["seed"]
-        )
+        # training builds in fp32 and runs mixed precision through autocast; inference builds in its dtype
+        dtype = torch.float32 if workload == "training" else precision.build_dtype(prec, device.type)
+        model = models.build(config["model"], dtype, device.torch_device, config["seed"])
         timing["model_build_s"] = time.perf_counter() - t
         desc = models.describe(model)
         t = time.perf_counter()
-        sections["precision"] = precision.apply(model, prec)
+        if workload == "training":
+            sections["precision"] = {
+                "name": prec,
+                "method": "autocast" if prec != "fp32" else "fp32",
+                "weight_dtype": "float32",
+                "grad_scaler": prec == "fp16",
+            }
+            if place.world_size > 1:
+                model = torch.nn.parallel.DistributedDataParallel(
+                    model, device_ids=[device.index] if device.type == "cuda" else None
+                )
+        else:
+            sections["precision"] = precision.apply(model, prec)
         timing["precision_apply_s"] = time.perf_counter() - t
         timing["fixed_cost_s"] = time.time() - timing["spawned_at"]
 
@@ -118,57 +207,91 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
             peak = calibrate.cpu_peak(prec)
         timing["calibration_s"] = time.perf_counter() - t
 
-        tokenizer = data.local_tokenizer(config["model"].get("path"))
-        ids = data.prompt_ids(config["batch_size"], config["seq_len"], config["seed"], tokenizer).to(
-            device.torch_device
-        )
-        w = config["workload"]
-        policy = inference.Policy(w["warmup_iters"], w["min_iters"], w["min_time_s"], w["max_iters"], config["repeats"])
         timer = timer_for(device.type, cuda, device.torch_device)
         memory = CudaMemory(cuda, device.torch_device) if device.type == "cuda" else CpuMemory()
-        out = inference.run(
-            model, ids, w["decode_tokens"], policy, timer, [memory, *_energy_trackers(config, device, nvml)]
-        )
+        # one energy figure per machine: node-local rank 0 measures it
+        energy_trackers = _energy_trackers(config, device, nvml) if place.local_rank == 0 else []
+        run = _training if workload == "training" else _inference
+        out = run(config, model, desc, device, timer, [memory, *energy_trackers], place)
         if nvml is not None:
             out["metrics"].update(nvml.memory_used())
     finally:
         if nvml is not None:
             nvml.close()
-    timing["warmup_s"] = out["warmup_s"]
     timing["timed_window_s"] = out["timed_window_s"]
+    if "warmup_s" in out:
+        timing["warmup_s"] = out["warmup_s"]
 
     metrics = out["metrics"]
     metrics.update(out["tracked"][0])
-    fl = flops.inference_flops(desc, config["seq_len"], w["decode_tokens"])
-    metrics.update(fl)
     metrics.update(peak)
-    for phase in ("prefill", "decode"):
-        per_token, rate = fl[f"flops_per_token_{phase}"], metrics[f"{phase}_tok_per_s"]
-        achieved = per_token * rate if per_token and rate else None
+    per_token = {
+        "prefill": "flops_per_token_prefill",
+        "decode": "flops_per_token_decode",
+        "train": "flops_per_token_train",
+    }
+    for phase, rate in out["phases"].items():
+        flop = metrics.get(per_token[phase])
+        achieved = flop * rate if flop and rate else None
         metrics[f"achieved_flop_per_s_{phase}"] = achieved
-        # MFU = achieved / peak for this dtype on this hardware (PaLM, appendix B); null when either is unknown
-        metrics[f"mfu_{phase}"] = achieved / peak["peak_flop_per_s"] if achieved and peak["peak_flop_per_s"] else None
+        # MFU = achieved / peak for this dtype (PaLM, appendix B), per device; null when either is unknown
+        devices_used = place.world_size if phase == "train" else 1
+        metrics[f"mfu_{phase}"] = (
+            achieved / (peak["peak_flop_per_s"] * devices_used) if achieved and peak["peak_flop_per_s"] else None
+        )
     metrics.update({k: desc[k] for k in ("params", "params_embedding", "params_non_embedding", "matmul_params")})
     metrics["threads"] = torch.get_num_threads()
     metrics["timing_method"] = timer.method
     sections["model"] = {k: desc[k] for k in ("model_type", "n_layers", "d_model", "vocab_size")}
-    sections["metrics"] = metrics
     sections["repeats"] = out["repeats"]
+    if "data" in out:
+        sections["data"] = out["data"]
 
+    components = [c for tracked in out["tracked"][1:] for c in tracked]
+    ranks = distributed.gather({"rank": place.rank, "metrics": _rank_summary(metrics), "components": components}, place)
+    distributed.shutdown(place)
+    if not place.is_main:
+        sections["_not_main"] = True
+        return
+    if place.world_size > 1:
+        metrics["ranks"] = [r["metrics"] | {"rank": r["rank"]} for r in ranks]
+        if workload == "inference":  # replicas: throughput adds up over ranks
+            for k in ("prefill_tok_per_s", "decode_tok_per_s", "e2e_tok_per_s", "samples_per_s"):
+                values = [r["metrics"].get(k) for r in ranks]
+                metrics[k] = sum(values) if all(v is not None for v in values) else None
+            out["units"] = {k: v * place.world_size for k, v in out["units"].items()}
+        components = [c for r in ranks for c in r["components"]]
+    sections["metrics"] = metrics
     if config["energy"]["enabled"]:
-        components = [c for tracked in out["tracked"][1:] for c in tracked]
-        units = {
-            "token": metrics["iterations"] * metrics["tokens_generated_per_request"],
-            "sample": metrics["iterations"] * config["batch_size"],
-        }
-        sections["energy"] = energy.account(components, out["timed_window_s"], units, config["energy"])
+        sections["energy"] = energy.account(components, out["timed_window_s"], out["units"], config["energy"])
     vcpus = sections["environment_extra"].get("cpu_affinity_cores") or (os.cpu_count() or 1)
     devices = cost.device_count(facts.hardware.get("price_unit") or "device", device.type, config["gpus"], vcpus)
     timing["run_wall_s"] = time.time() - timing["spawned_at"]
     sections["cost"] = cost.compute(facts.price(), devices, timing, metrics, sections.get("energy"), config["cost"])
+    if workload == "training" and sections["cost"] is not None:
+        sections["cost"].update(cost.training(sections["cost"]["usd_per_s"], metrics, timing))
 
 
-def execute(spec: dict[str, Any]) -> dict[str, Any]:
+def _rank_summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    keep = (
+        "prefill_tok_per_s",
+        "decode_tok_per_s",
+        "e2e_tok_per_s",
+        "samples_per_s",
+        "train_tok_per_s",
+        "peak_rss_bytes",
+        "cuda_max_allocated_bytes",
+        "cuda_max_reserved_bytes",
+        "threads",
+    )
+    out = {k: metrics[k] for k in keep if k in metrics}
+    for k in ("step_time_s", "decode_latency_s", "prefill_latency_s"):
+        if k in metrics:
+            out[f"{k}_p50"] = metrics[k]["p50"]
+    return out
+
+
+def execute(spec: dict[str, Any]) -> dict[str, Any] | None:
     """One run, never raising: a failure becomes a result with its status and reason."""
     config = spec["config"]
     timing: dict[str, float] = {"spawned_at": spec.get("spawned_at", _T_START)}
@@ -183,6 +306,8 @@ def execute(spec: dict[str, Any]) -> dict[str, Any]:
         status = "oom" if _is_oom(exc) else "error"
         reason = f"{type(exc).__name__}: {exc}".strip()[:2000]
         sections["traceback"] = tb
+    if sections.pop("_not_main", False) or (status != "ok" and int(os.environ.get("RANK", 0)) != 0):
+        return None
     timing.setdefault("run_wall_s", time.time() - timing["spawned_at"])
     env = environment.capture()
     env.update(sections.pop("environment_extra", {}))
@@ -193,7 +318,8 @@ def main(argv: list[str]) -> int:
     spec_path = Path(argv[0])
     spec = json.loads(spec_path.read_text())
     result = execute(spec)
-    results.write_atomic(Path(spec["result_path"]), result)
+    if result is not None:  # ranks other than 0 report through rank 0
+        results.write_atomic(Path(spec["result_path"]), result)
     return 0
 
 

@@ -1,0 +1,163 @@
+"""Training: AdamW steps on real text, timed step by step, with held-out evaluation at a fixed interval.
+
+Time-to-quality as in MLPerf Training: with a target eval loss the run stops at the first evaluation
+that reaches it, and the wall time to get there (evaluations included) is recorded.
+Mixed precision through autocast (bf16; fp16 with a gradient scaler); fp32 runs plain.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from harness.stats import summarize
+
+MAX_CURVE_POINTS = 500
+_AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class Schedule:
+    max_steps: int
+    warmup_steps: int  # excluded from step-time figures
+    lr: float
+    lr_warmup_steps: int
+    weight_decay: float
+    grad_clip: float
+    eval_interval: int
+    target_eval_loss: float | None
+    chunks: int  # step times are also summarised in this many consecutive chunks (the gate's samples)
+
+
+def lr_at(step: int, s: Schedule) -> float:
+    """Linear warm-up to lr, then cosine decay to lr/10 at max_steps (step counts from 1)."""
+    if step <= s.lr_warmup_steps:
+        return s.lr * step / max(1, s.lr_warmup_steps)
+    progress = (step - s.lr_warmup_steps) / max(1, s.max_steps - s.lr_warmup_steps)
+    return s.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def _optimizer(model: torch.nn.Module, s: Schedule) -> torch.optim.Optimizer:
+    """AdamW; weight decay on matrices only (not on norms and biases), as in GPT-style training."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": s.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=s.lr, betas=(0.9, 0.95))
+
+
+def evaluate(model: torch.nn.Module, batches: Sequence[torch.Tensor], precision: str, device_type: str) -> float:
+    """Mean next-token cross-entropy (nats) over the fixed held-out batches."""
+    model.eval()
+    total = 0.0
+    with torch.no_grad(), torch.autocast(device_type, _AUTOCAST.get(precision, torch.float32), precision in _AUTOCAST):
+        for x in batches:
+            total += float(model(input_ids=x, labels=x).loss)
+    model.train()
+    return total / len(batches)
+
+
+def _curve(points: list) -> list:
+    stride = max(1, math.ceil(len(points) / MAX_CURVE_POINTS))
+    kept = points[::stride]
+    return kept if kept[-1] == points[-1] else [*kept, points[-1]]
+
+
+def run(
+    model: torch.nn.Module,
+    train: Any,
+    held_out: Sequence[torch.Tensor],
+    schedule: Schedule,
+    precision: str,
+    device_type: str,
+    timer: Any,
+    trackers: Sequence[Any] = (),
+) -> dict[str, Any]:
+    """Train for the schedule (or to the target); returns metrics, per-chunk figures, tracked, timings."""
+    optimizer = _optimizer(model, schedule)
+    scaler = torch.amp.GradScaler(device_type) if precision == "fp16" else None
+    autocast_dtype = _AUTOCAST.get(precision)
+    model.train()
+    step_times: list[float] = []
+    losses: list[tuple[int, float]] = []
+    evals: list[tuple[int, float, float]] = []
+    target = {"target_eval_loss": schedule.target_eval_loss, "reached": False}
+    tokens_per_step = 0
+    eval_s = 0.0
+    try:
+        initial = evaluate(model, held_out, precision, device_type)
+        evals.append((0, initial, math.exp(initial)))
+        for tracker in trackers:
+            tracker.begin()
+        start = time.perf_counter()
+        for step in range(1, schedule.max_steps + 1):
+            x = train.next()
+            tokens_per_step = x.numel()
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, schedule)
+            m0 = timer.mark()
+            with torch.autocast(device_type, autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+                loss = model(input_ids=x, labels=x).loss
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), schedule.grad_clip)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            m1 = timer.mark()
+            timer.sync()
+            if step > schedule.warmup_steps:
+                step_times.append(timer.elapsed_s(m0, m1))
+            losses.append((step, float(loss.detach())))
+            if step % schedule.eval_interval == 0 or step == schedule.max_steps:
+                e0 = time.perf_counter()
+                value = evaluate(model, held_out, precision, device_type)
+                eval_s += time.perf_counter() - e0
+                evals.append((step, value, math.exp(value)))
+                if schedule.target_eval_loss is not None and value <= schedule.target_eval_loss:
+                    target.update(reached=True, step=step, time_s=time.perf_counter() - start)
+                    break
+        window_s = time.perf_counter() - start
+        tracked = [tracker.end() for tracker in trackers]
+    finally:  # a failed run still stops every tracker
+        for tracker in trackers:
+            close = getattr(tracker, "close", None)
+            if close is not None:
+                close()
+
+    steps = losses[-1][0]
+    if schedule.target_eval_loss is not None and not target["reached"]:
+        target["reason"] = f"eval loss {evals[-1][1]:.4f} > target {schedule.target_eval_loss} after {steps} steps"
+    metrics = {
+        "step_time_s": summarize(step_times),
+        "steps": steps,
+        "tokens_per_step": tokens_per_step,
+        "train_loss_first": losses[0][1],
+        "train_loss_last": losses[-1][1],
+        "eval_loss_initial": evals[0][1],
+        "eval_loss": evals[-1][1],
+        "eval_perplexity": evals[-1][2],
+        "loss_curve": [[s, v] for s, v in _curve(losses)],
+        "eval_curve": [[s, v, p] for s, v, p in evals],
+        "eval_s": eval_s,
+        "train_window_s": window_s,
+        "target": target,
+        "loss_scale_final": float(scaler.get_scale()) if scaler is not None else None,
+    }
+    size = max(1, len(step_times) // schedule.chunks)
+    chunks = [step_times[i : i + size] for i in range(0, size * schedule.chunks, size) if step_times[i : i + size]]
+    per_chunk = [
+        {"steps": len(c), "step_time_s_p50": summarize(c)["p50"], "step_time_s_mean": sum(c) / len(c)} for c in chunks
+    ]
+    return {"metrics": metrics, "repeats": per_chunk, "tracked": tracked, "timed_window_s": window_s}
