@@ -9,7 +9,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from harness import results, summary
+from harness import results, scaling, summary
 
 
 class SweepSummary(Callback):
@@ -23,4 +23,10 @@ class SweepSummary(Callback):
             return
         counts = Counter(r["status"] for r in records)
         print("\n" + summary.table(records))
+        rows = scaling.efficiency(records)
+        if rows:
+            results.write_atomic(sweep_dir / "scaling.json", {"schema": "harness.scaling/1", "rows": rows})
+            for row in rows:
+                note = " (CPU ranks: a simulation, not a GPU figure)" if row["cpu_ranks"] else ""
+                print(f"scaling: gpus={row['gpus']} efficiency {row['efficiency']:.2f} {row['config']}{note}")
         print(f"\n{len(records)} results ({', '.join(f'{n} {s}' for s, n in counts.most_common())}) in {sweep_dir}")

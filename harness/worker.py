@@ -48,16 +48,25 @@ def _torch_environment(device: Any, torch: Any) -> dict[str, Any]:
     return env
 
 
-def _energy_trackers(config: dict[str, Any], device: Any, nvml: Any) -> list[Any]:
+def _energy_trackers(config: dict[str, Any], device: Any, nvml: Any, place: Any) -> list[Any]:
+    """Energy trackers for this rank: its own GPU (NVML); the machine's RAPL counters once per node
+    (local rank 0); or, without RAPL, codecarbon's estimate of this rank's own process."""
     from harness.trackers.energy import CodecarbonEnergy, NvmlEnergy, RaplEnergy, rapl_zones
 
     if not config["energy"]["enabled"]:
         return []
+    prefix = f"rank{place.rank}:" if place.world_size > 1 else ""
     trackers: list[Any] = []
     if device.type == "cuda" and nvml is not None and nvml.available:
-        trackers.append(NvmlEnergy(nvml, f"gpu:{device.index} {device.name}", config["energy"]["sample_interval_s"]))
+        trackers.append(
+            NvmlEnergy(nvml, f"{prefix}gpu:{device.index} {device.name}", config["energy"]["sample_interval_s"])
+        )
     zones = rapl_zones()
-    trackers.append(RaplEnergy(zones) if zones else CodecarbonEnergy())
+    if zones:
+        if place.local_rank == 0:
+            trackers.append(RaplEnergy(zones))
+    else:
+        trackers.append(CodecarbonEnergy(name_prefix=prefix))
     return trackers
 
 
@@ -209,8 +218,7 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
 
         timer = timer_for(device.type, cuda, device.torch_device)
         memory = CudaMemory(cuda, device.torch_device) if device.type == "cuda" else CpuMemory()
-        # one energy figure per machine: node-local rank 0 measures it
-        energy_trackers = _energy_trackers(config, device, nvml) if place.local_rank == 0 else []
+        energy_trackers = _energy_trackers(config, device, nvml, place)
         run = _training if workload == "training" else _inference
         out = run(config, model, desc, device, timer, [memory, *energy_trackers], place)
         if nvml is not None:

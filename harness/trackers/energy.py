@@ -157,8 +157,9 @@ class CodecarbonEnergy:
 
     kind = "energy"
 
-    def __init__(self, measure_power_secs: float = 1.0):
+    def __init__(self, measure_power_secs: float = 1.0, name_prefix: str = ""):
         self._measure_power_secs = measure_power_secs
+        self._prefix = name_prefix
         self._tracker = None
         self._error: str | None = None
 
@@ -196,12 +197,16 @@ class CodecarbonEnergy:
                 self._error = f"codecarbon failed: {type(exc).__name__}: {exc}"
             self._tracker = None
         if data is None:
-            return [_component("cpu+ram", "cpu-package+ram", "estimated", None, window_s, flags=[self._error])]
+            return [
+                _component(
+                    f"{self._prefix}cpu+ram", "cpu-package+ram", "estimated", None, window_s, flags=[self._error]
+                )
+            ]
         estimator = f"codecarbon {data.codecarbon_version} offline, tracking_mode=process"
         window_s = data.duration  # the span codecarbon integrated over
         return [
             _component(
-                "cpu",
+                f"{self._prefix}cpu",
                 "cpu-package",
                 "estimated",
                 data.cpu_energy * KWH_TO_J,
@@ -210,7 +215,7 @@ class CodecarbonEnergy:
                 flags=[],
             ),
             _component(
-                "ram",
+                f"{self._prefix}ram",
                 "ram",
                 "estimated",
                 data.ram_energy * KWH_TO_J,
