@@ -16,7 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 from harness import config as config_mod
 from harness.errors import ConfigError
 
-GROUPS = ("model", "precision", "workload", "hardware")
+GROUPS = ("model", "precision", "workload", "hardware", "dist")
 _FLAGS_WITH_VALUE = {
     "--config-path",
     "-cp",

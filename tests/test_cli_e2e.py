@@ -211,3 +211,13 @@ def test_energy_off_leaves_energy_null(harness):
     assert proc.returncode == 0, proc.stderr
     (r,) = load_results(root / "noenergy")
     assert r["status"] == "ok" and r["energy"] is None
+
+
+def test_submitit_local_launcher_runs_the_sweep(harness):
+    # the same path a SLURM cluster takes (hydra/launcher=slurm), on this machine
+    proc, root = harness("-m", "sweep=sub", "hydra/launcher=local", "precision=fp32,bf16")
+    assert proc.returncode == 0, proc.stderr
+    runs = load_results(root / "sub")
+    assert sorted(r["key_fields"]["precision"] for r in runs) == ["bf16", "fp32"]
+    assert all(r["status"] == "ok" for r in runs)
+    assert (root / "sub" / ".submitit").is_dir()
