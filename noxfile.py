@@ -22,7 +22,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def benchmarks(session: nox.Session) -> None:
-    """Harness overhead vs a bare loop, and the per-run fixed cost; figures printed as JSON."""
+    """Harness overhead vs bare loops (inference and training), tracker overhead, per-run fixed cost, MFU."""
     session.install(TORCH)
     session.install("-e", ".[test]")
     session.run("python", "benchmarks/overhead.py", *session.posargs)
+    session.run("python", "benchmarks/training.py")
