@@ -30,17 +30,7 @@ from harness.trackers.memory import CpuMemory
 from harness.trackers.timing import CpuTimer
 from harness.workloads import inference
 
-TINY = dict(
-    arch="llama",
-    vocab_size=256,
-    hidden_size=128,
-    intermediate_size=512,
-    num_hidden_layers=4,
-    num_attention_heads=4,
-    num_key_value_heads=4,
-    max_position_embeddings=2048,
-    tie_word_embeddings=False,
-)
+TINY = models.preset("tiny")  # the shipped preset, conf/model/tiny.yaml
 
 
 def bare_tok_per_s(model, ids, decode_tokens: int, seconds: float) -> float:

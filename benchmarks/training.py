@@ -23,17 +23,7 @@ from harness import data, models
 from harness.trackers.timing import CpuTimer
 from harness.workloads import training
 
-TINY = dict(
-    arch="llama",
-    vocab_size=256,
-    hidden_size=128,
-    intermediate_size=512,
-    num_hidden_layers=4,
-    num_attention_heads=4,
-    num_key_value_heads=4,
-    max_position_embeddings=2048,
-    tie_word_embeddings=False,
-)
+TINY = models.preset("tiny")  # the shipped preset, conf/model/tiny.yaml
 PYDOC = {"source": "pydoc", "text_column": "text", "eval_fraction": 0.1, "split_seed": 1234}
 
 

@@ -20,6 +20,16 @@ _ARCH_KEYS = (
 )
 
 
+def preset(name: str, **overrides: Any) -> dict[str, Any]:
+    """A shipped model preset (conf/model/<name>.yaml) as a plain dict, with `overrides` on top."""
+    from omegaconf import OmegaConf
+
+    from harness.config import CONF_DIR, ModelConfig
+
+    cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), OmegaConf.load(CONF_DIR / "model" / f"{name}.yaml"))
+    return {**OmegaConf.to_container(cfg, resolve=True), **overrides}
+
+
 def build(model_cfg: Mapping[str, Any], dtype: torch.dtype, device: str, seed: int) -> torch.nn.Module:
     """The model in eval mode on `device`, its weights created (or loaded) directly in `dtype`."""
     from transformers import AutoConfig, AutoModelForCausalLM

@@ -72,16 +72,8 @@ def test_synthetic_data_is_labelled():
 def test_evaluation_is_deterministic_and_finite():
     from harness import models
 
-    tiny = dict(
-        arch="llama",
-        vocab_size=256,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        tie_word_embeddings=False,
+    tiny = models.preset(
+        "tiny", hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2
     )
     model = models.build(tiny, torch.float32, "cpu", seed=0)
     batches = data.eval_batches(
