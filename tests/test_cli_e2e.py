@@ -136,7 +136,7 @@ def test_error_is_recorded_with_the_traceback(harness):
 
 @pytest.mark.parametrize(
     "arg, reason",
-    [("hardware=cuda", "no CUDA device"), ("gpus=2", "gpus=2: multi-device runs are not implemented yet")],
+    [("hardware=cuda", "no CUDA device"), ("gpus=3", "gpus=3 CPU ranks need a core each")],
 )
 def test_unsupported_is_recorded_with_its_reason(harness, arg, reason):
     proc, root = harness("sweep=unsup", arg)
