@@ -99,6 +99,13 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
     timing["warmup_s"] = out["warmup_s"]
     timing["timed_window_s"] = out["timed_window_s"]
 
+    # quality beside speed (MLPerf): the same prompt through the fp32 reference, after the timed window
+    from harness import quality
+
+    t = time.perf_counter()
+    sections["quality"] = quality.evaluate(model, config, ids, tokenizer, device.torch_device)
+    timing["quality_s"] = time.perf_counter() - t
+
     metrics = out["metrics"]
     fl = flops.inference_flops(desc, config["seq_len"], w["decode_tokens"])
     for phase in ("prefill", "decode"):
