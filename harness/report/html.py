@@ -150,6 +150,7 @@ document.querySelectorAll("table[data-sortable]").forEach(function (t) {
     });
   });
 });
+document.documentElement.setAttribute("data-report-js", "ready");  // the browser test checks it ran
 """
 
 
