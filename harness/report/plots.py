@@ -17,6 +17,7 @@ from harness.report.pareto import Front, Objective
 
 FRONT, DOMINATED, FAILING = "#1f6fd1", "#9aa0a6", "#d93025"
 THROUGHPUT_COLUMNS = ("decode_tok_per_s", "train_tok_per_s", "tok_per_s", "e2e_tok_per_s", "samples_per_s")
+SHOWN = ("model", "precision", "batch_size", "seq_len")
 MAX_LABELS = 24  # beyond this many points only the front is labelled
 
 
@@ -48,7 +49,9 @@ def _svg(fig: Figure) -> str:
 
 
 def point_label(row: pd.Series) -> str:
-    return f"{row.get('precision')} bs={row.get('batch_size')} seq={row.get('seq_len')}"
+    gpus = row.get("gpus")
+    more = f" gpus={gpus}" if gpus not in (None, 1) and not pd.isna(gpus) else ""
+    return f"{row.get('precision')} bs={row.get('batch_size')} seq={row.get('seq_len')}{more}"
 
 
 def pareto_figure(
@@ -80,17 +83,18 @@ def pareto_figure(
         if fr.knee is not None and fr.knee in group.index:
             ax.scatter([x[fr.knee]], [y[fr.knee]], s=260, facecolors="none", edgecolors=FRONT, linewidths=1.5)
             ax.annotate("knee", (x[fr.knee], y[fr.knee]), textcoords="offset points", xytext=(10, -14), color=FRONT)
-        for idx in group.index[ok]:
+        for n, idx in enumerate(group.index[ok]):
             if (label_all or fr.on_front[idx]) and np.isfinite(x[idx]) and np.isfinite(y[idx]):
                 color = FAILING if failing[idx] else ("black" if fr.on_front[idx] else "#5f6368")
                 ax.annotate(
                     _safe(point_label(group.loc[idx])),
                     (x[idx], y[idx]),
                     textcoords="offset points",
-                    xytext=(5, 5),
+                    xytext=(5, 5 if n % 2 == 0 else -11),  # alternate above/below: neighbours overlap less
                     fontsize=7,
                     color=color,
                 )
+        ax.margins(0.15)  # room for the point labels
         ax.set_xlabel(axis_label(x_obj, x_col))
         ax.set_ylabel(axis_label(y_obj, y_col) if y_obj.columns != (y_fallback,) else "batch size")
         ax.grid(True, alpha=0.3)
@@ -125,7 +129,9 @@ def scaling_table(frame: pd.DataFrame, line_keys: Sequence[str]) -> pd.DataFrame
         if len(per_gpus) < 2:
             continue
         base_gpus, base = per_gpus.index[0], per_gpus.iloc[0]
-        name = " ".join(f"{k}={v}" for k, v in zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+        values = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+        # name a line by what tells the lines apart, plus the usual four
+        name = " ".join(f"{k}={v}" for k, v in values.items() if k in SHOWN or ok[k].nunique() > 1)
         for gpus, tput in per_gpus.items():
             eff = (tput / gpus) / (base / base_gpus)
             rows.append({"line": name, "gpus": int(gpus), "throughput": tput, "efficiency": eff, "column": col})
@@ -142,12 +148,14 @@ def scaling_figure(table: pd.DataFrame, title: str) -> str:
     ax_e.axhline(100, color="black", linestyle="--", linewidth=0.8, label="ideal (linear)")
     col = table["column"].iloc[0]
     ax_t.set_xlabel("devices (gpus)")
-    ax_t.set_ylabel(_safe(f"{col} (tokens/s)" if col.endswith("tok_per_s") else col))
+    tokens = col.endswith("_tok_per_s")
+    ax_t.set_ylabel(_safe(f"{col.removesuffix('_tok_per_s')} throughput (tokens/s)" if tokens else col))
     ax_e.set_xlabel("devices (gpus)")
     ax_e.set_ylabel("scaling efficiency (%), 100 % = linear")
     for ax in (ax_t, ax_e):
         ax.set_xticks(sorted(table["gpus"].unique()))
         ax.grid(True, alpha=0.3)
-    ax_e.legend(fontsize=7, loc="best")
+    handles, names = ax_e.get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
     fig.suptitle(_safe(title), fontsize=11)
     return _svg(fig)

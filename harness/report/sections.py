@@ -158,7 +158,8 @@ def runs_table(frame: pd.DataFrame, extra_columns: Sequence[tuple[str, str]]) ->
         verdict = "n/a" if not ok else ("not measured" if missing(q) else verdict)
         cls = "front" if r["on_front"] else ""
         cls = "notok" if not ok else ("failing" if not r["quality_ok"] else cls)
-        cells += [verdict, "yes" if r["on_front"] else "", r.get("reason") or "", code_cell(r["command"])]
+        reason = "" if missing(r.get("reason")) else r["reason"]
+        cells += [verdict, "yes" if r["on_front"] else "", reason, code_cell(r["command"])]
         rows.append({"cls": cls, "cells": cells})
     return (
         '<section id="runs"><h2>All runs</h2><p class="muted">Click a column header to sort. Blue rows: on the '
@@ -175,7 +176,8 @@ def failures(frame: pd.DataFrame) -> str:
         return "".join(parts)
     parts.append("<p>Failures are data: an oom at a batch size marks the edge of what fits.</p>")
     rows = [
-        [r["sweep"], _config(r), r["status"], r.get("reason") or "", code_cell(r["command"])] for _, r in bad.iterrows()
+        [r["sweep"], _config(r), r["status"], "" if missing(r["reason"]) else r["reason"], code_cell(r["command"])]
+        for _, r in bad.iterrows()
     ]
     parts.append(table(["sweep", "configuration", "status", "reason", "command"], rows, sortable=True))
     parts.append("</section>")
