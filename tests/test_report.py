@@ -166,3 +166,27 @@ def test_cli_bad_input_is_exit_2(sweep, tmp_path, capsys, args, message):
 def test_cli_without_results_is_exit_1(tmp_path, capsys):
     assert cli.main([str(tmp_path)]) == 1
     assert "no result files" in capsys.readouterr().err
+
+
+def test_only_failed_runs_and_results_without_quality(tmp_path):
+    old = result("fp32", agreement=None)  # a result from before quality checks: quality null
+    records = [old, result("int8", status="oom", reason="killed by SIGKILL")]
+    html = build([write(tmp_path / "results", "old", records)], out_dir=tmp_path / "r").read_text()
+    assert "not measured" in html and "killed by SIGKILL" in html
+    oom_only = write(tmp_path / "results", "ooms", [result("int8", status="oom", reason="too big")])
+    html = build([oom_only], out_dir=tmp_path / "r2").read_text()
+    assert "No run is eligible for the front" in html and "no plot, no objective has data" in html
+
+
+def test_training_results_get_training_objectives(tmp_path):
+    run = result("bf16", workload__name="training", agreement=None)
+    run["metrics"].update(final_eval_loss=2.5, train_wall_s=30.0)
+    html = build([write(tmp_path / "results", "train", [run])], out_dir=tmp_path / "r").read_text()
+    assert "training &middot; tiny" in html
+    assert "final eval loss (min, column final_eval_loss), wall time (min, column train_wall_s)" in html
+    assert "Objective <b>cost to target</b> (min): no ok run has a value" in html
+
+
+def test_a_run_folder_is_read_with_its_sweep_name(sweep):
+    run_dir = next(p.parent for p in sweep.rglob("result.json"))
+    assert aggregate.load_frame([run_dir])["sweep"].tolist() == ["prec"]

@@ -70,7 +70,7 @@ def load_frame(dirs: Iterable[Path | str]) -> pd.DataFrame:
         d = Path(d)
         for path, record in results.iter_results(d):
             # results/<sweep>/<run>/result.json: the sweep is the run folder's parent, wherever `d` points
-            sweep = path.parent.parent.name if path.parent != d else d.name
+            sweep = path.parent.parent.name if path.parent != d else d.parent.name
             rows.append(flatten_result(record, sweep, path))
     frame = pd.DataFrame(rows)
     if not frame.empty:
