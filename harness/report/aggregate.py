@@ -148,7 +148,8 @@ def reproduce_command(config: Mapping[str, Any]) -> str:
     if not config:
         return ""
     defaults = _defaults()
-    args: list[str] = []
+    first: list[str] = []  # the groups' choices and the ALWAYS scalars, in that order ...
+    rest: list[str] = []  # ... then every other difference from the defaults
     for group in GROUPS:
         node = config.get(group)
         if not isinstance(node, Mapping):
@@ -156,18 +157,18 @@ def reproduce_command(config: Mapping[str, Any]) -> str:
         name = node.get("name")
         preset = _preset(group, str(name)) if name is not None else None
         if group in ALWAYS or name != (defaults.get(group) or {}).get("name"):
-            args.append(f"{group}={_value(name)}")
+            first.append(f"{group}={_value(name)}")
         base = {**(defaults.get(group) or {}), **(preset or {})}
         for k, v in node.items():
             if k != "name" and (k not in base or base[k] != v):
-                args.append(f"{group}.{k}={_value(v)}")
+                rest.append(f"{group}.{k}={_value(v)}")
     for k, v in config.items():
         if k in GROUPS or k in NOT_REPRODUCED or k == "hydra":
             continue
         if isinstance(v, Mapping):
             for sub, sv in v.items():
                 if (defaults.get(k) or {}).get(sub) != sv:
-                    args.append(f"{k}.{sub}={_value(sv)}")
+                    rest.append(f"{k}.{sub}={_value(sv)}")
         elif k in ALWAYS or defaults.get(k) != v:
-            args.append(f"{k}={_value(v)}")
-    return "python -m harness " + " ".join(shlex.quote(a) for a in args)
+            (first if k in ALWAYS else rest).append(f"{k}={_value(v)}")
+    return "python -m harness " + " ".join(shlex.quote(a) for a in first + rest)

@@ -126,7 +126,7 @@ tr.front td { background: #e8f0fe; } tr.failing td { background: #fce8e6; } tr.n
 margin: 8px 0 16px; border: 1px solid var(--line); }
 .cards { display: flex; flex-wrap: wrap; gap: 12px; } .card { border: 1px solid var(--line); border-radius: 6px;
 padding: 8px 12px; min-width: 150px; } .card b { display: block; font-size: 20px; }
-table.runs code { white-space: nowrap; word-break: normal; }
+td code { white-space: nowrap; word-break: normal; }
 .legend span { display: inline-block; padding: 1px 8px; margin-right: 8px; border: 1px solid var(--line); }
 """
 

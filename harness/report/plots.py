@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
 from harness.report.pareto import Front, Objective
 
@@ -94,6 +95,11 @@ def pareto_figure(
                     fontsize=7,
                     color=color,
                 )
+        for values, set_scale, axis in ((x[ok], ax.set_xscale, ax.xaxis), (y[ok], ax.set_yscale, ax.yaxis)):
+            finite = values[np.isfinite(values) & (values > 0)]
+            if len(finite) > 1 and finite.max() / finite.min() > 10:
+                set_scale("log")  # one slow outlier must not squash every other point into a line
+                _plain_log_ticks(axis)
         ax.margins(0.15)  # room for the point labels
         ax.set_xlabel(axis_label(x_obj, x_col))
         ax.set_ylabel(axis_label(y_obj, y_col) if y_obj.columns != (y_fallback,) else "batch size")
@@ -103,6 +109,13 @@ def pareto_figure(
     fig.legend(handles, names, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
     fig.suptitle(_safe(title), fontsize=11)
     return _svg(fig)
+
+
+def _plain_log_ticks(axis) -> None:
+    """Plain-number ticks at 1-2-5 steps on a log axis (no 2×10^1 labels running into each other)."""
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(ScalarFormatter())
+    axis.set_minor_formatter(NullFormatter())
 
 
 def throughput_column(frame: pd.DataFrame) -> str | None:

@@ -83,7 +83,8 @@ def summary(groups: Sequence[Group], floor: float) -> str:
             knee = r.loc[fr.knee]
             shown = "; ".join(_value(knee, c, o.unit) for o, c in fr.active)
             rows.append(["knee of the front (best compromise)", shown, _config(knee), code_cell(knee["command"])])
-        parts.append(table(["what", "value", "configuration", "command that reproduces it"], rows))
+        headers = ["what", "value", "configuration", "command that reproduces it"]
+        parts.append(f'<div class="wide">{table(headers, rows)}</div>')
     parts.append("</section>")
     return "".join(parts)
 
@@ -179,7 +180,8 @@ def failures(frame: pd.DataFrame) -> str:
         [r["sweep"], _config(r), r["status"], "" if missing(r["reason"]) else r["reason"], code_cell(r["command"])]
         for _, r in bad.iterrows()
     ]
-    parts.append(table(["sweep", "configuration", "status", "reason", "command"], rows, sortable=True))
+    headers = ["sweep", "configuration", "status", "reason", "command"]
+    parts.append(f'<div class="wide">{table(headers, rows, sortable=True)}</div>')
     parts.append("</section>")
     return "".join(parts)
 
@@ -190,7 +192,7 @@ ENV_COLUMNS = (
     ("env_python", "Python"),
     ("env_cpu_model", "CPU"),
     ("env_cpu_logical_cores", "logical cores"),
-    ("env_memory_total_bytes", "memory bytes"),
+    ("env_memory_total_bytes", "memory"),
     ("env_device_type", "device type"),
     ("env_device_name", "device"),
     ("env_gpu_driver_version", "GPU driver"),
@@ -210,11 +212,16 @@ def environment(frame: pd.DataFrame) -> str:
     distinct = frame[[c for c, _ in cols]].astype(str).drop_duplicates() if cols else pd.DataFrame()
     parts = ['<section id="environment"><h2>Environment</h2>']
     if len(distinct) > 1:
+        differ = ", ".join(h for c, h in cols if distinct[c].nunique() > 1)
         parts.append(
-            f'<p class="note">These results come from {len(distinct)} different environments: '
-            "compare across them with care.</p>"
+            f'<p class="note">These results come from {len(distinct)} different environments (they differ in: '
+            f"{esc(differ)}): compare across them with care.</p>"
         )
-    rows = [[h, "; ".join(sorted({str(v) for v in frame[c] if not missing(v)})) or "–"] for c, h in cols]
+
+    def shown(c: str, v: Any) -> str:
+        return f"{v / 2**30:.1f} GiB" if c.endswith("_bytes") and isinstance(v, (int, float)) else str(v)
+
+    rows = [[h, "; ".join(sorted({shown(c, v) for v in frame[c] if not missing(v)})) or "–"] for c, h in cols]
     parts.append(table(["", "value(s)"], rows) + "</section>")
     return "".join(parts)
 
