@@ -95,3 +95,22 @@ def test_screenshot_is_not_blank(report, tmp_path):
     colors = np.unique((pixels * 255).astype(np.uint8).reshape(-1, 3), axis=0)
     non_white = (pixels < 0.95).any(axis=-1).mean()
     assert len(colors) > 50 and 0.03 < non_white < 0.9, (len(colors), non_white)
+
+
+def test_clicking_a_header_sorts_the_runs_numerically(report, tmp_path):
+    page = tmp_path / "clicked.html"
+    click = (
+        "<script>var t = document.querySelector('table.runs'); var hs = Array.prototype.slice.call("
+        "t.querySelectorAll('th')); var h = hs.filter(function (x) { return x.textContent === 'decode tok/s'; })[0];"
+        " h.click(); h.click();</script></body>"
+    )
+    page.write_text(report.read_text().replace("</body>", click))
+    proc = chromium(page, tmp_path / "profile", "--dump-dom")
+    assert console_messages(proc.stderr) == []
+    table = re.search(r'<table class="runs".*?</table>', proc.stdout, re.S).group(0)
+    header = re.findall(r"<th[^>]*>(.*?)</th>", table)
+    col = header.index("decode tok/s")
+    values = [re.findall(r'<td data-v="([^"]*)"', row)[col] for row in re.findall(r"<tr class.*?</tr>", table)]
+    numbers = [float(v) for v in values if v]
+    assert numbers == sorted(numbers, reverse=True) and len(numbers) == 5  # two clicks: descending
+    assert values[-1] == ""  # the oom run has no value and sorts last
