@@ -55,7 +55,7 @@ def compare(ref: torch.Tensor, run: torch.Tensor) -> dict[str, Any]:
 
 def eval_ids(tokenizer: Any, n_tokens: int, window: int) -> torch.Tensor:
     """Held-out text as (windows, window) token ids: the start of pydoc_data.topics, no random offset."""
-    text = data.corpus_text()
+    text = data.corpus_text()[: max(4096, 16 * n_tokens)]  # enough text for n_tokens; no need to tokenize all
     if tokenizer is None:  # byte-level, as the prompts of presets
         stream = torch.frombuffer(bytearray(text.encode("utf-8")), dtype=torch.uint8).to(torch.long)
     else:

@@ -190,3 +190,15 @@ def test_training_results_get_training_objectives(tmp_path):
 def test_a_run_folder_is_read_with_its_sweep_name(sweep):
     run_dir = next(p.parent for p in sweep.rglob("result.json"))
     assert aggregate.load_frame([run_dir])["sweep"].tolist() == ["prec"]
+
+
+@pytest.mark.parametrize("pyarrow", [True, False])
+def test_parquet_beside_the_csv_only_with_pyarrow(sweep, tmp_path, monkeypatch, pyarrow):
+    if pyarrow:
+        pytest.importorskip("pyarrow")
+    monkeypatch.setattr(aggregate, "parquet_available", lambda: pyarrow)
+    index = build([sweep], out_dir=tmp_path / "r")
+    assert (index.parent / "runs.parquet").exists() is pyarrow
+    assert ('href="runs.parquet"' in index.read_text()) is pyarrow
+    if pyarrow:
+        assert len(pd.read_parquet(index.parent / "runs.parquet")) == 4
