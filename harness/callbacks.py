@@ -30,3 +30,20 @@ class SweepSummary(Callback):
                 note = " (CPU ranks: a simulation, not a GPU figure)" if row["cpu_ranks"] else ""
                 print(f"scaling: gpus={row['gpus']} efficiency {row['efficiency']:.2f} {row['config']}{note}")
         print(f"\n{len(records)} results ({', '.join(f'{n} {s}' for s, n in counts.most_common())}) in {sweep_dir}")
+
+
+class SweepReport(Callback):
+    """Write reports/<sweep>/index.html when the multirun ends (rebuild: `python -m harness report`)."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if not any(True for _ in results.iter_results(sweep_dir)):
+            return
+        try:
+            from harness.report import build
+
+            index = build([sweep_dir], floor=config.get("quality", {}).get("floor"))
+        except Exception as exc:  # noqa: BLE001 - the results are safe on disk; a report failure must not hide them
+            print(f"report: not written ({type(exc).__name__}: {exc}); retry: python -m harness report {sweep_dir}")
+            return
+        print(f"report: {index}")

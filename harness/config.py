@@ -137,6 +137,15 @@ class CostConfig:
 
 
 @dataclass
+class QualityConfig:
+    """Outputs against the fp32 reference (harness/quality.py); MLPerf's floor is 99 % of the reference."""
+
+    enabled: bool = True
+    floor: float = 0.99  # relative quality below this marks a run as failing (kept in reports, off the front)
+    eval_tokens: int = 1024  # held-out tokens for perplexity (local pretrained models only)
+
+
+@dataclass
 class HarnessConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)
@@ -146,6 +155,7 @@ class HarnessConfig:
     cost: CostConfig = field(default_factory=CostConfig)
     data: DataConfig = field(default_factory=DataConfig)
     dist: DistConfig = field(default_factory=DistConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     batch_size: int = 1  # per device (per rank): the global batch is batch_size x gpus
     seq_len: int = 128  # prompt length in tokens
     gpus: int = 1
@@ -198,6 +208,9 @@ def validate(cfg: HarnessConfig) -> None:
     _at_least("workload.max_iters", w.max_iters, w.min_iters)
     if w.min_time_s < 0:
         raise ConfigError("workload.min_time_s", w.min_time_s, "must be >= 0")
+    if not 0 <= cfg.quality.floor <= 1:
+        raise ConfigError("quality.floor", cfg.quality.floor, "must be between 0 and 1 (a share of the fp32 reference)")
+    _at_least("quality.eval_tokens", cfg.quality.eval_tokens, 2)
     _validate_model(cfg)
     if w.name == "training":
         _validate_training(cfg)

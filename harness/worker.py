@@ -71,7 +71,7 @@ def _energy_trackers(config: dict[str, Any], device: Any, nvml: Any, place: Any)
 
 
 def _inference(config: dict, model: Any, desc: dict, device: Any, timer: Any, trackers: list, place: Any) -> dict:
-    from harness import data, flops
+    from harness import data, flops, quality
     from harness.workloads import inference
 
     w = config["workload"]
@@ -80,6 +80,10 @@ def _inference(config: dict, model: Any, desc: dict, device: Any, timer: Any, tr
     ids = data.prompt_ids(config["batch_size"], config["seq_len"], config["seed"] + place.rank, tokenizer)
     policy = inference.Policy(w["warmup_iters"], w["min_iters"], w["min_time_s"], w["max_iters"], config["repeats"])
     out = inference.run(model, ids.to(device.torch_device), w["decode_tokens"], policy, timer, trackers)
+    # quality beside speed (MLPerf): the same prompt through the fp32 reference, after the timed window
+    t = time.perf_counter()
+    out["quality"] = quality.evaluate(model, config, ids.to(device.torch_device), tokenizer, device.torch_device)
+    out["quality_s"] = time.perf_counter() - t
     m = out["metrics"]
     m.update(flops.inference_flops(desc, config["seq_len"], w["decode_tokens"]))
     out["phases"] = {"prefill": m["prefill_tok_per_s"], "decode": m["decode_tok_per_s"]}
@@ -229,6 +233,9 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
     timing["timed_window_s"] = out["timed_window_s"]
     if "warmup_s" in out:
         timing["warmup_s"] = out["warmup_s"]
+
+    if "quality" in out:
+        sections["quality"], timing["quality_s"] = out["quality"], out["quality_s"]
 
     metrics = out["metrics"]
     metrics.update(out["tracked"][0])

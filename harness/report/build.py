@@ -1,0 +1,138 @@
+"""The pipeline: result folders → DataFrame (+ CSV/Parquet) → fronts and plots → reports/<name>/index.html."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from harness.report import aggregate, plots, sections
+from harness.report.html import Section, page
+from harness.report.pareto import DEFAULT_OBJECTIVES, Objective, front
+
+__all__ = ["Section", "build", "default_out_dir", "render"]
+DEFAULT_FLOOR = 0.99  # MLPerf: >= 99 % of the fp32 reference
+LINE_KEYS = ("workload", "model", "precision", "batch_size", "seq_len", "decode_tokens", "device", "arch")
+
+
+def default_out_dir(frame: pd.DataFrame, dirs: Sequence[Path], reports_dir: Path) -> Path:
+    """reports/<sweep> for one sweep; reports/<a>+<b>... across several."""
+    names = sorted(set(frame["sweep"])) if not frame.empty else [Path(d).name for d in dirs]
+    name = "+".join(names) if len(names) <= 4 else f"{names[0]}+{len(names) - 1}-more"
+    return Path(reports_dir) / (re.sub(r"[^A-Za-z0-9._=+-]+", "_", name) or "report")
+
+
+def quality_floor(frame: pd.DataFrame, floor: float | None) -> float:
+    """The floor asked for, else the one the runs were configured with, else MLPerf's 0.99."""
+    if floor is not None:
+        return float(floor)
+    if "quality_floor" in frame and frame["quality_floor"].notna().any():
+        return float(frame["quality_floor"].dropna().mode().iloc[0])
+    return DEFAULT_FLOOR
+
+
+def annotate(frame: pd.DataFrame, floor: float) -> pd.DataFrame:
+    """Add `quality_ok` (False only when a measured relative quality is below the floor) and a model label."""
+    frame = frame.copy()
+    empty = pd.Series(index=frame.index, dtype=float)
+    rel = pd.to_numeric(frame.get("quality_relative_quality", empty), errors="coerce")
+    frame["quality_ok"] = ~(rel < floor)
+    if "arch" in frame:
+        several = frame.groupby("model")["arch"].transform("nunique") > 1
+        name = frame["model"].astype(str)
+        frame["model_label"] = name.where(~several, name + " (" + frame["arch"].astype(str) + ")")
+    else:
+        frame["model_label"] = frame.get("model", pd.Series("?", index=frame.index)).astype(str)
+    frame["on_front"] = False
+    return frame
+
+
+def render(
+    frame: pd.DataFrame,
+    objectives: Sequence[Objective] | None = None,
+    floor: float | None = None,
+    extra_sections: Iterable[Section] = (),
+    files: Sequence[str] = (),
+    title: str = "harness report",
+) -> tuple[str, pd.DataFrame]:
+    """The HTML page and the annotated frame (with `quality_ok` and `on_front`)."""
+    floor = quality_floor(frame, floor)
+    frame = annotate(frame, floor)
+    groups, extra_cols = [], []
+    for (workload, model), rows in frame.groupby(["workload", "model_label"], sort=True, dropna=False):
+        objs = list(objectives) if objectives else list(DEFAULT_OBJECTIVES.get(str(workload), ()))
+        fr = front(rows, objs, rows["quality_ok"])
+        frame.loc[rows.index, "on_front"] = fr.on_front
+        extra_cols += [(c, c) for _, c in fr.active]
+        svg = plots.pareto_figure(rows, fr, rows["quality_ok"], f"{workload} · {model}")
+        groups.append(sections.Group(str(workload), str(model), frame.loc[rows.index], fr, svg))
+    scaling = plots.scaling_table(frame, LINE_KEYS)
+    if scaling is not None:
+        scaling_svg = plots.scaling_figure(scaling, "scaling with the device count")
+        note = (
+            f"Efficiency = (throughput per device) ÷ (that of the same configuration on its fewest devices), "
+            f"from {scaling['column'].iloc[0]} of ok runs."
+        )
+    else:
+        scaling_svg = None
+        note = (
+            "No scaling plot: it needs ok results at two or more distinct gpus values "
+            "(multi-device runs are recorded as unsupported until torchrun support lands)."
+        )
+    sweeps = sorted(set(frame["sweep"])) if "sweep" in frame else []
+    subtitle = (
+        f"{len(frame)} runs from {len(sweeps)} sweep(s): {', '.join(sweeps)}; generated "
+        f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}"
+    )
+    body = [
+        sections.summary(groups, floor),
+        sections.plots(groups, scaling_svg, note),
+        sections.runs_table(frame, extra_cols),
+        sections.failures(frame),
+        sections.environment(frame),
+        sections.cost_energy(frame),
+        sections.methodology(frame, floor, files),
+    ]
+    extra = list(extra_sections)
+    nav = [
+        ("summary", "Summary"),
+        *[(s.anchor, s.title) for s in extra],
+        ("plots", "Pareto plots"),
+        ("runs", "All runs"),
+        ("failures", "Failures"),
+        ("environment", "Environment"),
+        ("cost", "Prices & energy"),
+        ("methodology", "Methodology"),
+    ]
+    return page(title, subtitle, nav, body, extra), frame
+
+
+def build(
+    dirs: Sequence[Path | str],
+    out_dir: Path | str | None = None,
+    objectives: Sequence[Objective] | None = None,
+    floor: float | None = None,
+    extra_sections: Iterable[Section] = (),
+    reports_dir: Path | str = "reports",
+) -> Path:
+    """Read every result under `dirs`, write index.html, runs.csv (+ runs.parquet) and return index.html's path.
+    Raises FileNotFoundError when there is no result file."""
+    dirs = [Path(d) for d in dirs]
+    frame = aggregate.load_frame(dirs)
+    if frame.empty:
+        raise FileNotFoundError(f"no result files (result.json) under {', '.join(map(str, dirs))}")
+    out = Path(out_dir) if out_dir is not None else default_out_dir(frame, dirs, Path(reports_dir))
+    out.mkdir(parents=True, exist_ok=True)
+    sweeps = sorted(set(frame["sweep"]))
+    title = f"harness report: {', '.join(sweeps)}" if len(sweeps) <= 4 else f"harness report: {len(sweeps)} sweeps"
+    files = ["runs.csv", "runs.parquet"] if aggregate.parquet_available() else ["runs.csv"]
+    html_text, annotated = render(frame, objectives, floor, extra_sections, files, title)
+    aggregate.save(annotated, out)
+    index = out / "index.html"
+    tmp = index.with_suffix(".html.tmp")
+    tmp.write_text(html_text, encoding="utf-8")
+    tmp.replace(index)
+    return index

@@ -1,0 +1,174 @@
+"""Plots for the report (matplotlib, no GUI backend, no pyplot state): SVG text to embed in the page.
+
+A Figure is drawn on an Agg canvas and saved as SVG, so nothing depends on the user's backend settings.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+from harness.report.pareto import Front, Objective
+
+FRONT, DOMINATED, FAILING = "#1f6fd1", "#9aa0a6", "#d93025"
+THROUGHPUT_COLUMNS = ("decode_tok_per_s", "train_tok_per_s", "tok_per_s", "e2e_tok_per_s", "samples_per_s")
+SHOWN = ("model", "precision", "batch_size", "seq_len")
+MAX_LABELS = 24  # beyond this many points only the front is labelled
+
+
+def display_scale(column: str, unit: str) -> tuple[float, str]:
+    """(factor, unit) for showing a column: bytes as MiB, seconds as ms."""
+    if unit == "bytes":
+        return 1 / 2**20, "MiB"
+    if unit == "s" and ("latency" in column or "ttft" in column):
+        return 1e3, "ms"
+    return 1.0, unit
+
+
+def axis_label(obj: Objective, column: str) -> str:
+    _, unit = display_scale(column, obj.unit)
+    better = "higher is better" if obj.sense == "max" else "lower is better"
+    return _safe(f"{obj.label} ({unit}), {better}" if unit else f"{obj.label}, {better}")
+
+
+def _safe(text: str) -> str:
+    """Plain text for matplotlib: `$` would start mathtext (and a hostile name could break the plot)."""
+    return str(text).replace("$", r"\$")
+
+
+def _svg(fig: Figure) -> str:
+    FigureCanvasAgg(fig)
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    return buf.getvalue()
+
+
+def point_label(row: pd.Series) -> str:
+    gpus = row.get("gpus")
+    more = f" gpus={gpus}" if gpus not in (None, 1) and not pd.isna(gpus) else ""
+    return f"{row.get('precision')} bs={row.get('batch_size')} seq={row.get('seq_len')}{more}"
+
+
+def pareto_figure(
+    group: pd.DataFrame, fr: Front, quality_ok: pd.Series, title: str, y_fallback: str = "batch_size"
+) -> str | None:
+    """Front highlighted, dominated runs faded, runs below the quality floor marked; None without data."""
+    if not fr.active:
+        return None
+    (x_obj, x_col), *others = fr.active
+    pairs = [(o, c) for o, c in others] or [(Objective("batch size", (y_fallback,), "min"), y_fallback)]
+    fig = Figure(figsize=(5.2 * len(pairs), 4.2), layout="constrained")
+    ok = group["status"].eq("ok")
+    failing = ok & ~quality_ok.reindex(group.index).fillna(True).astype(bool)
+    label_all = ok.sum() <= MAX_LABELS
+    xs, x_unit = display_scale(x_col, x_obj.unit)
+    for i, (y_obj, y_col) in enumerate(pairs):
+        ax = fig.add_subplot(1, len(pairs), i + 1)
+        ys, _ = display_scale(y_col, y_obj.unit)
+        x = pd.to_numeric(group[x_col], errors="coerce") * xs
+        y = pd.to_numeric(group[y_col], errors="coerce") * ys
+        kinds = (
+            (ok & ~fr.on_front & ~failing, dict(c=DOMINATED, alpha=0.45, s=36, marker="o"), "dominated"),
+            (failing, dict(c=FAILING, alpha=0.9, s=70, marker="X"), "below quality floor (off the front)"),
+            (fr.on_front, dict(c=FRONT, s=80, marker="o", edgecolors="black", linewidths=0.8), "Pareto front"),
+        )
+        for mask, style, name in kinds:
+            if mask.any():
+                ax.scatter(x[mask], y[mask], label=name, zorder=3 if name == "Pareto front" else 2, **style)
+        if fr.knee is not None and fr.knee in group.index:
+            ax.scatter([x[fr.knee]], [y[fr.knee]], s=260, facecolors="none", edgecolors=FRONT, linewidths=1.5)
+            ax.annotate("knee", (x[fr.knee], y[fr.knee]), textcoords="offset points", xytext=(10, -14), color=FRONT)
+        for n, idx in enumerate(group.index[ok]):
+            if (label_all or fr.on_front[idx]) and np.isfinite(x[idx]) and np.isfinite(y[idx]):
+                color = FAILING if failing[idx] else ("black" if fr.on_front[idx] else "#5f6368")
+                ax.annotate(
+                    _safe(point_label(group.loc[idx])),
+                    (x[idx], y[idx]),
+                    textcoords="offset points",
+                    xytext=(5, 5 if n % 2 == 0 else -11),  # alternate above/below: neighbours overlap less
+                    fontsize=7,
+                    color=color,
+                )
+        for values, set_scale, axis in ((x[ok], ax.set_xscale, ax.xaxis), (y[ok], ax.set_yscale, ax.yaxis)):
+            finite = values[np.isfinite(values) & (values > 0)]
+            if len(finite) > 1 and finite.max() / finite.min() > 10:
+                set_scale("log")  # one slow outlier must not squash every other point into a line
+                _plain_log_ticks(axis)
+        ax.margins(0.15)  # room for the point labels
+        ax.set_xlabel(axis_label(x_obj, x_col))
+        ax.set_ylabel(axis_label(y_obj, y_col) if y_obj.columns != (y_fallback,) else "batch size")
+        ax.grid(True, alpha=0.3)
+        if i == 0:
+            handles, names = ax.get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
+    fig.suptitle(_safe(title), fontsize=11)
+    return _svg(fig)
+
+
+def _plain_log_ticks(axis) -> None:
+    """Plain-number ticks at 1-2-5 steps on a log axis (no 2×10^1 labels running into each other)."""
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(ScalarFormatter())
+    axis.set_minor_formatter(NullFormatter())
+
+
+def throughput_column(frame: pd.DataFrame) -> str | None:
+    for col in THROUGHPUT_COLUMNS:
+        if col in frame and pd.to_numeric(frame[col], errors="coerce").notna().any():
+            return col
+    return None
+
+
+def scaling_table(frame: pd.DataFrame, line_keys: Sequence[str]) -> pd.DataFrame | None:
+    """Per configuration and gpus: mean throughput and scaling efficiency, (throughput/gpus) ÷ (that of
+    the fewest-gpus run of the same configuration). None unless the ok runs have >= 2 distinct `gpus`."""
+    if "gpus" not in frame or "status" not in frame:
+        return None
+    ok = frame[frame["status"].eq("ok")]
+    col = throughput_column(ok)
+    if col is None or ok["gpus"].nunique() < 2:
+        return None
+    ok = ok.assign(throughput=pd.to_numeric(ok[col], errors="coerce")).dropna(subset=["throughput"])
+    keys = [k for k in line_keys if k in ok and k != "gpus"]
+    rows = []
+    for key, line in ok.groupby(keys, dropna=False, sort=True):
+        per_gpus = line.groupby("gpus")["throughput"].mean().sort_index()
+        if len(per_gpus) < 2:
+            continue
+        base_gpus, base = per_gpus.index[0], per_gpus.iloc[0]
+        values = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+        # name a line by what tells the lines apart, plus the usual four
+        name = " ".join(f"{k}={v}" for k, v in values.items() if k in SHOWN or ok[k].nunique() > 1)
+        for gpus, tput in per_gpus.items():
+            eff = (tput / gpus) / (base / base_gpus)
+            rows.append({"line": name, "gpus": int(gpus), "throughput": tput, "efficiency": eff, "column": col})
+    return pd.DataFrame(rows) if rows else None
+
+
+def scaling_figure(table: pd.DataFrame, title: str) -> str:
+    """Throughput and scaling efficiency against the device count, one line per configuration."""
+    fig = Figure(figsize=(10.4, 4.2), layout="constrained")
+    ax_t, ax_e = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    for name, line in table.groupby("line", sort=True):
+        ax_t.plot(line["gpus"], line["throughput"], marker="o", label=_safe(name))
+        ax_e.plot(line["gpus"], line["efficiency"] * 100, marker="o", label=_safe(name))
+    ax_e.axhline(100, color="black", linestyle="--", linewidth=0.8, label="ideal (linear)")
+    col = table["column"].iloc[0]
+    ax_t.set_xlabel("devices (gpus)")
+    tokens = col.endswith("_tok_per_s")
+    ax_t.set_ylabel(_safe(f"{col.removesuffix('_tok_per_s')} throughput (tokens/s)" if tokens else col))
+    ax_e.set_xlabel("devices (gpus)")
+    ax_e.set_ylabel("scaling efficiency (%), 100 % = linear")
+    for ax in (ax_t, ax_e):
+        ax.set_xticks(sorted(table["gpus"].unique()))
+        ax.grid(True, alpha=0.3)
+    handles, names = ax_e.get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
+    fig.suptitle(_safe(title), fontsize=11)
+    return _svg(fig)

@@ -1,0 +1,80 @@
+"""Synthetic result files for report tests: real records (results.make_result), made-up figures."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from harness import results
+from harness.report import aggregate
+
+ENV = {"hostname": "test-host", "cpu_model": "Test CPU", "packages": {"torch": "2.13.0+cpu", "harness": "0.1.0"}}
+
+
+def config(**over: Any) -> dict[str, Any]:
+    """A resolved config as a run records it: the shipped defaults, tiny model, fp32; `over` by dotted key
+    with `__` for the dot (model__name="small")."""
+    cfg = copy.deepcopy(aggregate._defaults())
+    cfg["model"] = {**cfg["model"], **aggregate._preset("model", "tiny")}
+    cfg["precision"] = {"name": "fp32"}
+    cfg["workload"]["name"] = "inference"
+    cfg["sweep"] = "synthetic"
+    for key, value in over.items():
+        node, *rest = key.split("__")
+        if rest:
+            cfg[node][rest[0]] = value
+        else:
+            cfg[node] = value
+    return cfg
+
+
+def dist(p50: float, p99: float, n: int = 20) -> dict[str, float]:
+    return {"n": n, "p50": p50, "p90": (p50 + p99) / 2, "p99": p99, "mean": p50, "stdev": 0.0, "min": p50, "max": p99}
+
+
+def result(
+    precision: str = "fp32",
+    batch_size: int = 1,
+    tok_s: float | None = 100.0,
+    p99_s: float = 0.1,
+    peak_bytes: int = 100 * 2**20,
+    agreement: float | None = 1.0,
+    status: str = "ok",
+    reason: str | None = None,
+    quality: dict | None = None,
+    cost: dict | None = None,
+    energy: dict | None = None,
+    **over: Any,
+) -> dict[str, Any]:
+    """One result record; `agreement` None ⇒ quality not measured."""
+    cfg = config(precision={"name": precision}, batch_size=batch_size, **over)
+    metrics = {}
+    if status == "ok":
+        metrics = {
+            "decode_tok_per_s": tok_s,
+            "e2e_tok_per_s": tok_s,
+            "request_latency_s": dist(p99_s / 2, p99_s),
+            "peak_rss_bytes": peak_bytes,
+            "timing_method": "perf_counter",
+        }
+    if quality is None and agreement is not None and status == "ok":
+        quality = {
+            "status": "ok",
+            "next_token_agreement": agreement,
+            "kl_divergence_nats_mean": 0.0 if agreement == 1 else 1e-5,
+            "relative_quality": agreement,
+            "floor": cfg["quality"]["floor"],
+            "passes_floor": agreement >= cfg["quality"]["floor"],
+        }
+    return results.make_result(
+        cfg, status, reason, ENV, metrics=metrics, quality=quality, cost=cost, energy=energy, repeats=[{}, {}]
+    )
+
+
+def write(root: Path, sweep: str, records: list[dict[str, Any]]) -> Path:
+    """results/<sweep>/<run>/result.json for each record; returns the sweep folder."""
+    sweep_dir = Path(root) / sweep
+    for i, record in enumerate(records):
+        results.write_atomic(sweep_dir / f"{i:03d}-{results.run_slug(record['config'])}" / results.RESULT_FILE, record)
+    return sweep_dir

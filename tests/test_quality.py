@@ -1,0 +1,146 @@
+"""Quality against the fp32 reference, in-process on a very small model: exact for fp32, bounded otherwise."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from harness import app, data, models, precision, quality
+from harness.config import CONF_DIR, validate
+from harness.errors import ConfigError
+
+MODEL = dict(
+    name="t",
+    arch="llama",
+    vocab_size=256,
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    num_key_value_heads=2,
+    max_position_embeddings=256,
+    tie_word_embeddings=False,
+    path=None,
+)
+
+
+def _config(prec: str, **over) -> dict:
+    cfg = {
+        "model": dict(MODEL),
+        "precision": {"name": prec},
+        "seed": 0,
+        "memory_limit_bytes": None,
+        "quality": {"enabled": True, "floor": 0.99, "eval_tokens": 300},
+    }
+    cfg.update(over)
+    return cfg
+
+
+def _run(cfg: dict, ids: torch.Tensor) -> dict:
+    prec = cfg["precision"]["name"]
+    model = models.build(cfg["model"], precision.build_dtype(prec, "cpu"), "cpu", cfg["seed"])
+    precision.apply(model, prec)
+    return quality.evaluate(model, cfg, ids, None, "cpu")
+
+
+@pytest.fixture(scope="module")
+def ids():
+    return data.prompt_ids(2, 24, seed=0)
+
+
+def test_fp32_is_the_reference_exactly(ids):
+    q = _run(_config("fp32"), ids)
+    assert q["status"] == "ok" and q["reference"].startswith("self")
+    assert q["next_token_agreement"] == 1.0 and q["kl_divergence_nats_mean"] == 0.0
+    assert q["kl_divergence_nats_max"] == 0.0 and q["positions"] == 48
+    assert q["relative_quality"] == 1.0 and q["passes_floor"] is True
+    assert q["perplexity"] is None and "not meaningful" in q["perplexity_note"]
+
+
+@pytest.mark.parametrize("prec", ["fp16", "bf16", "int8"])
+def test_low_precision_agreement_and_kl_are_bounded(ids, prec):
+    q = _run(_config(prec), ids)
+    assert q["status"] == "ok" and q["reference"] == "fp32 build of the same weights"
+    assert 0 < q["next_token_agreement"] <= 1
+    assert q["kl_divergence_nats_max"] >= q["kl_divergence_nats_mean"] >= 0
+    assert q["kl_divergence_nats_mean"] > 0  # a different precision does change the distribution
+    assert q["passes_floor"] is (q["relative_quality"] >= 0.99)
+
+
+def test_compare_by_hand():
+    a = torch.tensor([[[2.0, 1.0, 0.0], [0.0, 1.0, 2.0]]], dtype=torch.float64)
+    same = quality.compare(a, a.clone())
+    assert same["next_token_agreement"] == 1.0 and same["kl_divergence_nats_mean"] == 0.0
+    b = a.flip(-1)  # first position's argmax changes, the second's too
+    diff = quality.compare(a, b)
+    p, q = a[0, 0].softmax(-1), b[0, 0].softmax(-1)
+    assert diff["next_token_agreement"] == 0.0
+    assert diff["kl_divergence_nats_mean"] == pytest.approx(float((p * (p / q).log()).sum()))
+
+
+def test_relative_quality_takes_the_lower_of_agreement_and_perplexity_ratio():
+    assert quality.relative_quality({"next_token_agreement": 0.995, "perplexity_ratio": 0.97}) == 0.97
+    assert quality.relative_quality({"next_token_agreement": 0.98, "perplexity_ratio": 1.01}) == 0.98
+    assert quality.relative_quality({}) is None
+
+
+@pytest.fixture(scope="module")
+def local_model(tmp_path_factory):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    path = tmp_path_factory.mktemp("m") / "model"
+    arch = {k: v for k, v in MODEL.items() if k not in ("name", "arch", "path")}
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(AutoConfig.for_model("llama", **arch)).save_pretrained(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("prec", ["fp32", "bf16"])
+def test_local_weights_get_perplexity_on_held_out_text(ids, local_model, prec):
+    cfg = _config(prec, model={**MODEL, "name": "local", "path": local_model})
+    q = _run(cfg, ids)
+    assert q["status"] == "ok" and q["weights"] == "pretrained"
+    assert math.isfinite(q["perplexity"]) and q["perplexity"] > 1
+    assert q["eval_tokens"] == 256  # whole windows of min(256, context) tokens, up to eval_tokens=300
+    if prec == "fp32":
+        assert q["perplexity"] == q["perplexity_reference"] and q["perplexity_ratio"] == 1.0
+    else:
+        assert q["perplexity_ratio"] == pytest.approx(q["perplexity_reference"] / q["perplexity"])
+    assert q["relative_quality"] == min(q["next_token_agreement"], q["perplexity_ratio"])
+
+
+def test_a_reference_that_does_not_fit_is_skipped_not_guessed(ids):
+    q = _run(_config("bf16", memory_limit_bytes=1), ids)
+    assert q["status"] == "skipped" and "memory_limit_bytes=1" in q["reason"]
+    assert "next_token_agreement" not in q and "passes_floor" not in q
+
+
+def test_a_failing_check_is_recorded_not_raised(ids):
+    class Broken(torch.nn.Module):
+        def forward(self, **kwargs):
+            raise RuntimeError("no logits today")
+
+    q = quality.evaluate(Broken(), _config("bf16"), ids, None, "cpu")
+    assert q["status"] == "error" and "no logits today" in q["reason"]
+
+
+def test_disabled():
+    q = quality.evaluate(torch.nn.Identity(), _config("int8", quality={"enabled": False}), None, None, "cpu")
+    assert q["status"] == "skipped" and q["reason"] == "quality.enabled=false"
+
+
+def _typed(*overrides):
+    app.register()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return OmegaConf.to_object(compose("config", overrides=list(overrides)))
+
+
+def test_quality_floor_config():
+    assert _typed().quality.floor == 0.99
+    with pytest.raises(ConfigError) as err:
+        validate(_typed("quality.floor=1.5"))
+    assert str(err.value) == "quality.floor=1.5 is not valid: must be between 0 and 1 (a share of the fp32 reference)"

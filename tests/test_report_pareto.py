@@ -1,0 +1,137 @@
+"""Pareto fronts against a brute-force reading of the definition: random sets, ties, min/max, NaN."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.report.pareto import Objective, front, knee_index, pareto_mask, parse_objective, resolve
+
+
+def brute_force(values: np.ndarray, senses: list[str]) -> list[bool]:
+    """Straight from the definition: i is on the front unless some j is >= as good everywhere and better once."""
+
+    def better_or_equal(a, b, s):
+        return a <= b if s == "min" else a >= b
+
+    def strictly_better(a, b, s):
+        return a < b if s == "min" else a > b
+
+    out = []
+    for i, p in enumerate(values):
+        if any(np.isnan(p)):
+            out.append(False)
+            continue
+        dominated = False
+        for j, q in enumerate(values):
+            if i == j or any(np.isnan(q)):
+                continue
+            if all(better_or_equal(q[k], p[k], s) for k, s in enumerate(senses)) and any(
+                strictly_better(q[k], p[k], s) for k, s in enumerate(senses)
+            ):
+                dominated = True
+                break
+        out.append(not dominated)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_sets_match_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    n, k = int(rng.integers(1, 40)), int(rng.integers(1, 5))
+    # small integer grids make ties and exactly equal points common
+    values = rng.integers(0, 4, size=(n, k)).astype(float)
+    values[rng.random((n, k)) < 0.08] = np.nan  # failed runs
+    senses = [str(s) for s in rng.choice(["min", "max"], size=k)]
+    assert pareto_mask(values, senses).tolist() == brute_force(values, senses)
+
+
+def test_equal_points_are_both_on_the_front():
+    values = np.array([[1.0, 5.0], [1.0, 5.0], [2.0, 6.0]])
+    assert pareto_mask(values, ["min", "min"]).tolist() == [True, True, False]
+
+
+def test_a_tie_on_one_objective_is_broken_by_the_other():
+    values = np.array([[1.0, 5.0], [1.0, 4.0]])
+    assert pareto_mask(values, ["min", "min"]).tolist() == [False, True]
+    assert pareto_mask(values, ["min", "max"]).tolist() == [True, False]
+
+
+def test_mixed_min_and_max():
+    # throughput (max) vs latency (min): 3 trades off, 2 is beaten by 3 on both
+    values = np.array([[100.0, 1.0], [200.0, 2.0], [150.0, 3.0], [300.0, 2.5]])
+    assert pareto_mask(values, ["max", "min"]).tolist() == [True, True, False, True]
+
+
+def test_nan_rows_are_never_on_the_front_and_do_not_dominate():
+    values = np.array([[np.nan, 0.0], [5.0, 5.0], [np.nan, np.nan]])
+    assert pareto_mask(values, ["min", "min"]).tolist() == [False, True, False]
+
+
+def test_shape_mismatch_is_an_error():
+    with pytest.raises(ValueError, match="do not match 3 objectives"):
+        pareto_mask(np.zeros((2, 2)), ["min"] * 3)
+
+
+def test_knee_is_the_balanced_point():
+    front_pts = np.array([[1.0, 10.0], [4.0, 4.0], [10.0, 1.0]])
+    assert knee_index(front_pts, ["min", "min"]) == 1
+    assert knee_index(np.array([[3.0, 3.0]]), ["min", "max"]) == 0
+    assert knee_index(np.empty((0, 2)), ["min", "min"]) is None
+
+
+def test_parse_objective_and_its_messages():
+    o = parse_objective("decode_tok_per_s:max")
+    assert o.columns == ("decode_tok_per_s",) and o.sense == "max" and o.unit == "tokens/s"
+    assert parse_objective("peak_memory_bytes:min").unit == "bytes"
+    with pytest.raises(ValueError, match="the sense must be min or max, not 'up'"):
+        parse_objective("decode_tok_per_s:up")
+    with pytest.raises(ValueError, match="write COLUMN:min or COLUMN:max"):
+        parse_objective("decode_tok_per_s")
+    with pytest.raises(ValueError, match="sense='best' is not valid"):
+        Objective("x", ("x",), "best")
+
+
+def _frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "status": ["ok", "ok", "ok", "oom", "ok"],
+            "tok": [100.0, 200.0, 400.0, None, 50.0],
+            "mem": [1.0, 2.0, 1.0, None, 0.5],
+            "cost_usd_per_1m_tokens_decode": [None] * 5,
+        }
+    )
+
+
+OBJS = [
+    Objective("throughput", ("tok",), "max"),
+    Objective("memory", ("mem",), "min"),
+    Objective("cost", ("cost_usd_per_1m_tokens_decode",), "min", "USD"),
+]
+
+
+def test_all_null_objective_is_skipped_with_a_reason():
+    active, skipped = resolve(_frame(), OBJS)
+    assert [c for _, c in active] == ["tok", "mem"]
+    ((obj, why),) = skipped
+    assert obj.label == "cost" and "cost not measured" in why and "not invented" in why
+
+
+def test_a_point_below_the_quality_floor_is_off_the_front():
+    frame = _frame()
+    fr = front(frame, OBJS)
+    assert fr.on_front.tolist() == [False, False, True, False, True]
+    # run 2 dominates everything but fails the quality floor: it leaves the front, run 1 and 0 come back
+    quality_ok = pd.Series([True, True, False, True, True])
+    fr = front(frame, OBJS, quality_ok)
+    assert fr.on_front.tolist() == [True, True, False, False, True]
+    assert not fr.eligible[2] and not fr.eligible[3]
+    assert fr.best["throughput"] == 1 and fr.best["memory"] == 4
+    assert fr.knee in (0, 1, 4)
+
+
+def test_best_prefers_the_front_among_equal_values():
+    frame = pd.DataFrame({"status": ["ok", "ok"], "tok": [100.0, 100.0], "mem": [2.0, 1.0]})
+    fr = front(frame, OBJS[:2])
+    assert fr.best["throughput"] == 1  # equal throughput, but run 1 uses less memory
