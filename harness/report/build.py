@@ -79,8 +79,8 @@ def render(
     else:
         scaling_svg = None
         note = (
-            "No scaling plot: it needs ok results at two or more distinct gpus values "
-            "(multi-device runs are recorded as unsupported until torchrun support lands)."
+            "No scaling plot: it needs ok results of the same configuration at two or more distinct gpus "
+            "values (e.g. python -m harness -m gpus=1,2)."
         )
     sweeps = sorted(set(frame["sweep"])) if "sweep" in frame else []
     subtitle = (

@@ -278,6 +278,14 @@ def methodology(frame: pd.DataFrame, floor: float, files: Sequence[str]) -> str:
         "prompt position; perplexity on held-out text (pydoc_data.topics) for local pretrained weights only. "
         "fp32 runs are their own reference (agreement 1, KL 0). Relative quality = agreement (and the perplexity "
         f"ratio where there is one, whichever is lower); the floor is {fmt(floor)} (MLPerf: 99 % of the reference).",
+        "Energy covers the timed window: NVML's energy counter per GPU (sampled power where it is missing), RAPL "
+        "on CPUs where readable, otherwise codecarbon's offline estimate, labelled estimated; CO2e = kWh x PUE x "
+        "grid intensity, both inputs shown in the results.",
+        "Cost = device-hours x USD per device-hour from the hardware catalog (or hardware.usd_per_hour), plus "
+        "energy x USD/kWh x PUE in on-prem mode; per-token and per-sample costs divide the rate by the measured "
+        "throughput. No price, no dollar figure.",
+        "Training: AdamW from the seeded initialisation on a fixed train/held-out split; eval loss on fixed "
+        "held-out batches; time-to-target counts wall time from the first step, evaluations included (MLPerf).",
         "Random-weight presets give near-uniform next-token distributions, so tiny numeric differences flip the "
         "argmax: agreement is a strict test for them, and their perplexity is not meaningful.",
         "Pareto front: per workload and model, among ok runs at or above the quality floor with every active "
