@@ -100,6 +100,8 @@ def pareto_figure(
             if len(finite) > 1 and finite.max() / finite.min() > 10:
                 set_scale("log")  # one slow outlier must not squash every other point into a line
                 _plain_log_ticks(axis)
+            else:
+                axis.get_major_formatter().set_useOffset(False)  # values as they are, not "+4.795" offsets
         ax.margins(0.15)  # room for the point labels
         ax.set_xlabel(axis_label(x_obj, x_col))
         ax.set_ylabel(axis_label(y_obj, y_col) if y_obj.columns != (y_fallback,) else "batch size")
