@@ -13,18 +13,15 @@ from harness import app, data, models, precision, quality
 from harness.config import CONF_DIR, validate
 from harness.errors import ConfigError
 
-MODEL = dict(
+MODEL = models.preset(
+    "tiny",
     name="t",
-    arch="llama",
-    vocab_size=256,
     hidden_size=64,
     intermediate_size=128,
     num_hidden_layers=2,
     num_attention_heads=2,
     num_key_value_heads=2,
     max_position_embeddings=256,
-    tie_word_embeddings=False,
-    path=None,
 )
 
 
