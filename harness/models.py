@@ -20,13 +20,13 @@ _ARCH_KEYS = (
 )
 
 
-def preset(name: str, **overrides: Any) -> dict[str, Any]:
+def preset(preset_name: str, **overrides: Any) -> dict[str, Any]:
     """A shipped model preset (conf/model/<name>.yaml) as a plain dict, with `overrides` on top."""
     from omegaconf import OmegaConf
 
     from harness.config import CONF_DIR, ModelConfig
 
-    cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), OmegaConf.load(CONF_DIR / "model" / f"{name}.yaml"))
+    cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), OmegaConf.load(CONF_DIR / "model" / f"{preset_name}.yaml"))
     return {**OmegaConf.to_container(cfg, resolve=True), **overrides}
 
 
