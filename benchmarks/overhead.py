@@ -142,7 +142,10 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=2.0)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--out", type=Path)
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's own)")
     a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
     summary = {
         "machine": {"threads": torch.get_num_threads(), "torch": torch.__version__},
         "throughput": throughput_ratio(a.rounds, a.seconds, seq_len=128, decode_tokens=32),

@@ -78,6 +78,7 @@ def ratio(rounds: int, steps: int) -> dict:
 
 
 def mfu(model: str, steps: int) -> dict:
+    threads = [f"threads={torch.get_num_threads()}"]  # the same thread count as the rest of the benchmark
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
             [
@@ -90,6 +91,7 @@ def mfu(model: str, steps: int) -> dict:
                 "sweep=mfu",
                 f"workload.max_steps={steps}",
                 f"workload.eval_interval={steps}",
+                *threads,
             ],
             check=True,
             capture_output=True,
@@ -115,7 +117,10 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--steps", type=int, default=15)
     p.add_argument("--out", type=Path)
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's own)")
     a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
     summary = {
         "threads": torch.get_num_threads(),
         "ratio": ratio(a.rounds, a.steps),
