@@ -11,7 +11,7 @@ import sys
 from harness import app, cli
 from harness.errors import ConfigError
 
-COMMANDS: dict[str, str] = {}  # name -> module with main(argv: list[str]) -> int
+COMMANDS: dict[str, str] = {"gate": "harness.gate.cli"}  # name -> module with main(argv: list[str]) -> int
 
 
 def main() -> None:
