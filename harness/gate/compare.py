@@ -154,6 +154,8 @@ def _pair(key: str, base_runs: list, cand_runs: list, s: GateSettings) -> list[C
         status.verdict, status.note = "improvement", f"baseline: {b_reason}"
     elif b_status != c_status:
         status.verdict, status.note = "inconclusive", f"both failed, differently: {c_reason}"
+    elif c_status != "ok":
+        status.note = f"both {c_status}: {c_reason}"
     pooled = [f"{len(rs)} {side} runs pooled" for side, rs in (("baseline", base_runs), ("candidate", cand_runs))]
     status.note = "; ".join([status.note] * bool(status.note) + [p for p in pooled if not p.startswith("1 ")])
     checks.append(status)
