@@ -96,11 +96,12 @@ def _judge_timed(check: Check, base: Groups, cand: Groups, spec: MetricSpec, s: 
     check.verdict = gstats.decide_timed(est, spec.threshold, spec.better)
     if check.verdict == "inconclusive":
         check.repeats_hint = gstats.repeats_to_decide(est, spec.threshold, spec.better)
-        check.note = (
-            f"about repeats={check.repeats_hint} per side would likely decide"
-            if check.repeats_hint
-            else "the change is too close to the threshold for more repeats to decide"
-        )
+        if check.repeats_hint is None:
+            check.note = "the change is too close to the threshold for more repeats to decide"
+        elif len(base) == len(cand) == 1:
+            check.note = f"about repeats={check.repeats_hint} per side would likely decide"
+        else:  # pooled runs: the spread between runs counts too, so more runs help more than longer ones
+            check.note = f"about {check.repeats_hint} repeats per side in all (more runs) would likely decide"
 
 
 def _judge_metric(check: Check, base_runs: list, cand_runs: list, spec: MetricSpec, s: GateSettings) -> bool:
@@ -180,7 +181,7 @@ def compare(baseline: Side, candidate: Side, settings: GateSettings) -> list[Che
         base_runs, cand_runs = baseline.by_key.get(key), candidate.by_key.get(key)
         if not cand_runs:
             label = summary.label(base_runs[0]["key_fields"])
-            command = reproduce.command(base_runs[0]["config"])
+            command = reproduce.command(base_runs[0]["config"]) if base_runs[0].get("config") else None
             note = "in the baseline, not in the candidate"
             checks.append(Check(key, label, "run", "run", "missing", note=note, reproduce=command))
             continue
@@ -189,9 +190,10 @@ def compare(baseline: Side, candidate: Side, settings: GateSettings) -> list[Che
             checks.append(Check(key, label, "run", "run", "new", note="not in the baseline"))
             continue
         pair = _pair(key, base_runs, cand_runs, settings)
-        command = reproduce.command(cand_runs[0]["config"])
-        for c in pair:
-            if c.verdict in FLAGGED:
+        flagged = [c for c in pair if c.verdict in FLAGGED]
+        if flagged and cand_runs[0].get("config"):
+            command = reproduce.command(cand_runs[0]["config"])
+            for c in flagged:
                 c.reproduce = command
         checks.extend(pair)
     rank = {v: i for i, v in enumerate(SEVERITY)}

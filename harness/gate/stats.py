@@ -72,9 +72,11 @@ def resampled_medians(groups: list[np.ndarray], resamples: int, rng: np.random.G
     chosen = rng.integers(0, len(groups), size=(resamples, len(groups)))  # which groups, with replacement
     n = sizes[chosen][..., None]  # size of each chosen group
     within = np.floor(rng.random((resamples, len(groups), width)) * n).astype(int)
-    values = padded[chosen[..., None], within]
-    values[np.arange(width) >= n] = np.nan  # a chosen group contributes exactly its own number of samples
-    return np.nanmedian(values.reshape(resamples, -1), axis=1)
+    values = padded[chosen[..., None], within].reshape(resamples, -1)
+    if np.all(sizes == width):  # the usual case, equal repeats per run: nothing to mask
+        return np.median(values, axis=1)
+    values[(np.arange(width) >= n).reshape(resamples, -1)] = np.nan  # each chosen group gives its own count
+    return np.nanmedian(values, axis=1)
 
 
 def bootstrap_ratio(
