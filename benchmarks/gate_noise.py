@@ -68,6 +68,7 @@ class _Finder(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, _Finder())
 '''
 # the figures reported per comparison (ratios candidate/baseline of the medians, from verdicts.json)
+LOAD: list[float] = []  # 1-minute load average at the start of each sweep
 REPORTED = ("request_latency_s_p50", "decode_latency_s_p50", "prefill_latency_s_p50", "decode_tok_per_s")
 
 
@@ -85,6 +86,7 @@ def sweep(dest: Path, a: argparse.Namespace, threads: int, env: dict | None = No
         "workload.min_iters=2",
         f"workload.decode_tokens={a.decode_tokens}",
     ]
+    LOAD.append(os.getloadavg()[0])  # what else the machine was doing, for the record
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"sweep failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
@@ -165,7 +167,10 @@ def main() -> int:
         )
     aa, slow = [r["aa"] for r in rows], [r["slow"] for r in rows]
     summary = {
-        "machine": {"cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "loadavg_1min_at_sweep_starts": {"median": statistics.median(LOAD), "min": min(LOAD), "max": max(LOAD)},
+        },
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
         "trials": a.trials,
         "aa_pass": sum(r["exit_code"] == 0 for r in aa),
