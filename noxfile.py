@@ -1,4 +1,5 @@
-"""Contributor sessions: `nox -s tests`, `nox -s lint`, `nox -s benchmarks`, `nox -s gate_noise`, `nox -s microbench`."""
+"""Contributor sessions: `nox -s tests`, `nox -s lint`, `nox -s benchmarks`, `nox -s gate_noise`,
+`nox -s microbench`."""
 
 import nox
 
