@@ -198,7 +198,7 @@ def test_two_real_sweeps(harness, tmp_path):
     proc = gate("--baseline", root / "base", "--candidate", root / "cand", cwd=tmp_path)
     assert proc.returncode == 4, proc.stdout + proc.stderr  # bf16 is missing from the candidate
     checks = read_json(root / "cand" / "verdicts.json")["checks"]
-    fp32 = {c["metric"]: c for c in checks if c["label"] == LABEL}
+    fp32 = {c["metric"]: c for c in checks if c["label"] == "tiny fp32 bs=1 seq=16 gpus=1"}
     assert {fp32[m]["verdict"] for m in ("status", "params", "flops_per_token_decode", "matmul_params")} == {"pass"}
     assert fp32["params"]["baseline"] == fp32["params"]["candidate"] == 1_115_264
     # FAST sweeps keep 2 repeats: below min_repeats, so the timed figures are honestly inconclusive
@@ -206,11 +206,12 @@ def test_two_real_sweeps(harness, tmp_path):
     assert len(timed) == 8 and {c["verdict"] for c in timed} == {"inconclusive"}
     assert all(c["n_baseline"] == 2 and c["baseline"] > 0 for c in timed)
     missing = [c for c in checks if c["verdict"] == "missing"]
-    assert [c["label"] for c in missing] == ["tiny bf16 bs=1 seq=128 gpus=1"]
+    assert [c["label"] for c in missing] == ["tiny bf16 bs=1 seq=16 gpus=1"]
     assert "precision=bf16" in missing[0]["reproduce"] and "seq_len=16" in missing[0]["reproduce"]
     # the reproduce command is a valid command line for the harness
-    from harness import cli
+    from harness import app, cli
 
+    app.register()
     args = missing[0]["reproduce"].split()[3:]
     assert cli.prevalidate(args) == 1
 
