@@ -127,22 +127,23 @@ def _judge_metric(check: Check, base_runs: list, cand_runs: list, spec: MetricSp
     return True
 
 
+def _differences(base_env: Any, cand_env: Any, fields: Sequence[str]) -> list[str]:
+    """'field: baseline → candidate' for each named environment field that differs."""
+    return [
+        f"{k}: {v} → {lookup(cand_env, k)}"
+        for k, v in fingerprint(base_env, fields).items()
+        if v != lookup(cand_env, k)
+    ]
+
+
 def _pair(key: str, base_runs: list, cand_runs: list, s: GateSettings) -> list[Check]:
     label = summary.label(cand_runs[0]["key_fields"])
     base_env, cand_env = base_runs[0].get("environment"), cand_runs[0].get("environment")
-    checks: list[Check] = []
-    strict = [
-        f"{k}: {v} → {lookup(cand_env, k)}"
-        for k, v in fingerprint(base_env, s.environment.strict).items()
-        if v != lookup(cand_env, k)
-    ]
+    strict = _differences(base_env, cand_env, s.environment.strict)
     if strict:
         return [Check(key, label, "environment", "environment", "incomparable", note="; ".join(strict))]
-    noted = [
-        f"{k}: {v} → {lookup(cand_env, k)}"
-        for k, v in fingerprint(base_env, s.environment.noted).items()
-        if v != lookup(cand_env, k)
-    ]
+    checks: list[Check] = []
+    noted = _differences(base_env, cand_env, s.environment.noted)
     if noted:
         checks.append(Check(key, label, "environment", "environment", "pass", note="noted: " + "; ".join(noted)))
 
@@ -157,8 +158,13 @@ def _pair(key: str, base_runs: list, cand_runs: list, s: GateSettings) -> list[C
         status.verdict, status.note = "inconclusive", f"both failed, differently: {c_reason}"
     elif c_status != "ok":
         status.note = f"both {c_status}: {c_reason}"
-    pooled = [f"{len(rs)} {side} runs pooled" for side, rs in (("baseline", base_runs), ("candidate", cand_runs))]
-    status.note = "; ".join([status.note] * bool(status.note) + [p for p in pooled if not p.startswith("1 ")])
+    notes = [status.note] if status.note else []
+    notes += [
+        f"{len(rs)} {side} runs pooled"
+        for side, rs in (("baseline", base_runs), ("candidate", cand_runs))
+        if len(rs) > 1
+    ]
+    status.note = "; ".join(notes)
     checks.append(status)
     if b_status != "ok" or c_status != "ok":
         return checks
