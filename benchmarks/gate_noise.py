@@ -4,9 +4,11 @@ Each trial makes three result sets of the same configuration with the real CLI, 
   base  - the code as it is
   aa    - the code as it is again (A vs A: the gate must say pass)
   slow  - a real slowdown (the gate must say regression), one of
-          sleep:F   every forward pass of the model is followed by a sleep of F x its own duration, injected
-                    from outside through a sitecustomize module (nothing in harness/ changes), so latencies
-                    grow by about F and throughputs fall by about F/(1+F);
+          spin:F    every forward pass of the model is followed by a busy wait of F x its own duration,
+                    injected from outside through a sitecustomize module (nothing in harness/ changes), so
+                    latencies grow by about F and throughputs fall by about F/(1+F). A busy wait, not
+                    time.sleep: a sleeping process gives its core away and, on a loaded machine, waits to get
+                    it back, which would make the slowdown larger than F and depend on the load;
           threads   base and aa run with --threads-base threads, slow with 1 thread (needs threads-base >= 2).
 With --processes K each set is K sweeps (one process each), interleaved, which the gate pools by key.
 Then `python -m harness gate` judges base vs aa and base vs slow. Prints a JSON summary: how many A/A
@@ -26,10 +28,10 @@ import time
 from pathlib import Path
 
 SITECUSTOMIZE = '''\
-"""Injected by benchmarks/gate_noise.py: slow every forward pass of the built model down by a factor."""
+"""Injected by benchmarks/gate_noise.py: every forward pass of the built model is followed by a busy wait."""
 import importlib.abc, importlib.util, os, sys, time
 
-FACTOR = float(os.environ["HARNESS_GATE_NOISE_SLEEP"])
+FACTOR = float(os.environ["HARNESS_GATE_NOISE_SPIN"])
 
 
 def _slow(build):
@@ -40,7 +42,10 @@ def _slow(build):
         def slow_forward(*a, **k):
             t0 = time.perf_counter()
             out = forward(*a, **k)
-            time.sleep(FACTOR * (time.perf_counter() - t0))
+            t1 = time.perf_counter()
+            end = t1 + FACTOR * (t1 - t0)
+            while time.perf_counter() < end:
+                pass
             return out
 
         model.forward = slow_forward
@@ -134,7 +139,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--trials", type=int, default=20)
     p.add_argument("--processes", type=int, default=1, help="sweeps (processes) per side, interleaved")
-    p.add_argument("--slowdown", default="sleep:0.25", help="sleep:F (F x forward time) or threads")
+    p.add_argument("--slowdown", default="spin:0.25", help="spin:F (a busy wait of F x each forward pass) or threads")
     p.add_argument("--threads-base", type=int, default=1, help="torch threads of base and aa")
     p.add_argument("--model", default="tiny")
     p.add_argument("--repeats", type=int, default=10)
@@ -144,17 +149,19 @@ def main() -> int:
     p.add_argument("--keep", type=Path, help="keep every result set and verdict under this folder")
     p.add_argument("--out", type=Path, help="also write the JSON summary here")
     a = p.parse_args()
+    if a.slowdown != "threads" and not a.slowdown.startswith("spin:"):
+        p.error(f"--slowdown {a.slowdown} is not valid: choose spin:F (e.g. spin:0.25) or threads")
     if a.slowdown == "threads" and a.threads_base < 2:
         p.error("--slowdown threads needs --threads-base 2 or more")
 
     work = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="gate-noise-"))
     inject = work / "inject"
     slow_env = None
-    if a.slowdown.startswith("sleep:"):
+    if a.slowdown.startswith("spin:"):
         inject.mkdir(parents=True, exist_ok=True)
         (inject / "sitecustomize.py").write_text(SITECUSTOMIZE)
         path = os.pathsep.join(x for x in (str(inject), os.environ.get("PYTHONPATH", "")) if x)
-        slow_env = dict(os.environ, PYTHONPATH=path, HARNESS_GATE_NOISE_SLEEP=a.slowdown.split(":", 1)[1])
+        slow_env = dict(os.environ, PYTHONPATH=path, HARNESS_GATE_NOISE_SPIN=a.slowdown.split(":", 1)[1])
     rows, t0 = [], time.time()
     for i in range(a.trials):
         row = trial(i, work / f"trial{i:02d}", a, slow_env)
