@@ -181,6 +181,8 @@ def main() -> int:
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
         "trials": a.trials,
         "aa_pass": sum(r["exit_code"] == 0 for r in aa),
+        "aa_every_check_pass": sum(not r["flagged"] for r in aa),  # not even a (false) improvement
+        "aa_false_regression": sum(r["exit_code"] == 1 for r in aa),
         "aa_exit_codes": [r["exit_code"] for r in aa],
         "slow_regression": sum(r["exit_code"] == 1 for r in slow),
         "slow_exit_codes": [r["exit_code"] for r in slow],
