@@ -121,6 +121,7 @@ def trial(i: int, root: Path, a: argparse.Namespace, slow_env: dict) -> dict:
             threads, env = sides[name]
             sweep(root / name / f"p{j}", a, threads, env)
     return {
+        "loadavg_1min": statistics.median(LOAD[-3 * a.processes :]),
         "aa": gate(root / "base", root / "aa", root / "gate-aa", a.gate_override),
         "slow": gate(root / "base", root / "slow", root / "gate-slow", a.gate_override),
     }
@@ -167,7 +168,8 @@ def main() -> int:
         row = trial(i, work / f"trial{i:02d}", a, slow_env)
         rows.append(row)
         print(
-            f"trial {i + 1}/{a.trials}: A/A exit {row['aa']['exit_code']} {row['aa']['flagged']}, "
+            f"trial {i + 1}/{a.trials} (load {row['loadavg_1min']:.1f}): "
+            f"A/A exit {row['aa']['exit_code']} {row['aa']['flagged']}, "
             f"slow exit {row['slow']['exit_code']} (request latency ratio {row['slow']['ratios'].get(REPORTED[0])})",
             file=sys.stderr,
             flush=True,
@@ -188,6 +190,7 @@ def main() -> int:
         "slow_exit_codes": [r["exit_code"] for r in slow],
         "aa_ratios": _ratio_summary(aa),
         "slow_ratios": _ratio_summary(slow),
+        "trial_loadavg_1min": [round(r["loadavg_1min"], 2) for r in rows],
         "aa_flagged": [r["flagged"] for r in aa],
         "slow_flagged": [r["flagged"] for r in slow],
         "wall_s": round(time.time() - t0, 1),
