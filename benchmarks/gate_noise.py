@@ -120,10 +120,11 @@ def trial(i: int, root: Path, a: argparse.Namespace, slow_env: dict) -> dict:
         for name in names[shift:] + names[:shift]:
             threads, env = sides[name]
             sweep(root / name / f"p{j}", a, threads, env)
+    settings = ["--config", a.gate_config, *a.gate_override]
     return {
         "loadavg_1min": statistics.median(LOAD[-3 * a.processes :]),
-        "aa": gate(root / "base", root / "aa", root / "gate-aa", a.gate_override),
-        "slow": gate(root / "base", root / "slow", root / "gate-slow", a.gate_override),
+        "aa": gate(root / "base", root / "aa", root / "gate-aa", settings),
+        "slow": gate(root / "base", root / "slow", root / "gate-slow", settings),
     }
 
 
@@ -146,6 +147,7 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--min-time-s", type=float, default=0.2)
     p.add_argument("--decode-tokens", type=int, default=32)
+    p.add_argument("--gate-config", default="default", help="the gate's --config (e.g. noisy)")
     p.add_argument("--gate-override", action="append", default=[], help="passed to the gate, e.g. confidence=0.9")
     p.add_argument("--keep", type=Path, help="keep every result set and verdict under this folder")
     p.add_argument("--out", type=Path, help="also write the JSON summary here")
