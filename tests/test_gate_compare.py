@@ -228,4 +228,4 @@ def test_setting_errors_name_the_key(overrides, message):
 def test_unknown_config_name_lists_the_choices():
     with pytest.raises(ConfigError) as err:
         settings.load("strikt")
-    assert str(err.value) == "--config=strikt is not valid: choose one of default or give a .yaml file"
+    assert str(err.value) == "--config=strikt is not valid: choose one of default, noisy or give a .yaml file"
