@@ -19,7 +19,7 @@ def _est(low, high, ratio=None, n=10):
 def test_constant_samples_give_the_exact_ratio_and_a_zero_width_interval():
     est = bootstrap_ratio([2.0] * 5, [2.5] * 7)
     assert (est.ratio, est.low, est.high) == (1.25, 1.25, 1.25)
-    assert (est.n_baseline, est.n_candidate, est.baseline_median, est.candidate_median) == (5, 7, 2.0, 2.5)
+    assert (est.n_baseline, est.n_candidate, est.baseline_value, est.candidate_value) == (5, 7, 2.0, 2.5)
 
 
 def test_point_estimate_is_the_ratio_of_medians():

@@ -90,8 +90,9 @@ def _judge_timed(check: Check, base: Groups, cand: Groups, spec: MetricSpec, s: 
         confidence=s.confidence,
         resamples=s.resamples,
         rng=gstats.seed_for(s.seed, check.key, check.metric),
+        quantile=s.quantile if spec.better == gstats.LOWER else 1 - s.quantile,
     )
-    check.baseline, check.candidate = est.baseline_median, est.candidate_median
+    check.baseline, check.candidate = est.baseline_value, est.candidate_value
     check.ratio, check.ci_low, check.ci_high = est.ratio, est.low, est.high
     check.verdict = gstats.decide_timed(est, spec.threshold, spec.better)
     if check.verdict == "inconclusive":
@@ -217,6 +218,15 @@ def outcome(checks: Sequence[Check], allow_inconclusive: bool = False) -> tuple[
     return "pass", 0
 
 
+def _statistic(q: float) -> str:
+    if q == 0.5:
+        return "ratio of medians (candidate / baseline) of the per-repeat figures"
+    return (
+        f"ratio of {q:g}-quantiles (candidate / baseline) of the per-repeat figures "
+        f"({1 - q:g}-quantiles where higher is better)"
+    )
+
+
 def _side_info(side: Side) -> dict[str, Any]:
     first = side.all_results()[0] if side.n_results else {}
     env = first.get("environment") or {}
@@ -246,7 +256,8 @@ def report(
         "baseline": _side_info(baseline),
         "candidate": _side_info(candidate),
         "settings": {
-            "statistic": "ratio of medians (candidate / baseline) of the per-repeat figures",
+            "statistic": _statistic(settings.quantile),
+            "quantile": settings.quantile,
             "interval": "percentile bootstrap, each side resampled on its own",
             "confidence": settings.confidence,
             "resamples": settings.resamples,

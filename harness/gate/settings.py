@@ -45,6 +45,9 @@ class ConfigOverride:
 @dataclass
 class GateSettings:
     confidence: float = 0.95
+    # the statistic of the pooled per-repeat figures: 0.5 = the median; a lower quantile (higher for
+    # higher-is-better metrics) is less moved by co-tenant load, which only ever slows a run down
+    quantile: float = 0.5
     resamples: int = 2000
     seed: int = 0
     min_repeats: int = 3
@@ -96,6 +99,8 @@ def validate(s: GateSettings) -> None:
     """Raise ConfigError naming the first bad key."""
     if not 0 < s.confidence < 1:
         raise ConfigError("confidence", s.confidence, "must be > 0 and < 1 (e.g. 0.95)")
+    if not 0 < s.quantile < 1:
+        raise ConfigError("quantile", s.quantile, "must be > 0 and < 1 (0.5 = the median)")
     if s.resamples < 100:
         raise ConfigError("resamples", s.resamples, "must be >= 100")
     if s.min_repeats < 2:

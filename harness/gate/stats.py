@@ -23,7 +23,8 @@ MAX_HINT_REPEATS = 1000  # beyond this, say "more repeats will not decide" rathe
 
 @dataclass(frozen=True)
 class RatioEstimate:
-    """median(candidate) / median(baseline), with a two-sided bootstrap interval [low, high]."""
+    """stat(candidate) / stat(baseline), with a two-sided bootstrap interval [low, high]; stat is the median
+    unless another quantile was asked for."""
 
     ratio: float
     low: float
@@ -31,8 +32,8 @@ class RatioEstimate:
     confidence: float
     n_baseline: int
     n_candidate: int
-    baseline_median: float
-    candidate_median: float
+    baseline_value: float
+    candidate_value: float
 
 
 def seed_for(seed: int, *labels: str) -> np.random.Generator:
@@ -57,8 +58,10 @@ def groups_of(samples: Samples) -> list[np.ndarray]:
     return groups
 
 
-def resampled_medians(groups: list[np.ndarray], resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """Bootstrap distribution of the pooled median, resampling groups, then samples within each group.
+def resampled_quantiles(
+    groups: list[np.ndarray], resamples: int, rng: np.random.Generator, q: float = 0.5
+) -> np.ndarray:
+    """Bootstrap distribution of the pooled q-quantile (median: 0.5), resampling groups, then samples within each.
 
     Repeats of one process share that process's luck (memory layout, the machine's load at the time), so
     groups are resampled first: the two-stage bootstrap for clustered data (Davison & Hinkley, *Bootstrap
@@ -74,9 +77,9 @@ def resampled_medians(groups: list[np.ndarray], resamples: int, rng: np.random.G
     within = np.floor(rng.random((resamples, len(groups), width)) * n).astype(int)
     values = padded[chosen[..., None], within].reshape(resamples, -1)
     if np.all(sizes == width):  # the usual case, equal repeats per run: nothing to mask
-        return np.median(values, axis=1)
+        return np.quantile(values, q, axis=1)
     values[(np.arange(width) >= n).reshape(resamples, -1)] = np.nan  # each chosen group gives its own count
-    return np.nanmedian(values, axis=1)
+    return np.nanquantile(values, q, axis=1)
 
 
 def bootstrap_ratio(
@@ -86,19 +89,23 @@ def bootstrap_ratio(
     confidence: float = 0.95,
     resamples: int = 2000,
     rng: np.random.Generator | None = None,
+    quantile: float = 0.5,
 ) -> RatioEstimate:
     """Ratio of medians candidate/baseline with a percentile-bootstrap interval, each side resampled on its own.
 
-    Each side is a flat list of samples or a list of groups of samples (one group per process).
+    Each side is a flat list of samples or a list of groups of samples (one group per process). `quantile`
+    replaces the median by another quantile of the pooled samples (0.5 is the median).
     """
     if not 0 < confidence < 1:
         raise ValueError(f"confidence={confidence} is not within (0, 1)")
     base, cand = groups_of(baseline), groups_of(candidate)
     rng = rng if rng is not None else np.random.default_rng(0)
-    ratios = resampled_medians(cand, resamples, rng) / resampled_medians(base, resamples, rng)
+    if not 0 < quantile < 1:
+        raise ValueError(f"quantile={quantile} is not within (0, 1)")
+    ratios = resampled_quantiles(cand, resamples, rng, quantile) / resampled_quantiles(base, resamples, rng, quantile)
     alpha = (1 - confidence) / 2
     low, high = np.quantile(ratios, [alpha, 1 - alpha])
-    b_med, c_med = float(np.median(np.concatenate(base))), float(np.median(np.concatenate(cand)))
+    b_med, c_med = (float(np.quantile(np.concatenate(g), quantile)) for g in (base, cand))
     n_b, n_c = sum(g.size for g in base), sum(g.size for g in cand)
     return RatioEstimate(c_med / b_med, float(low), float(high), confidence, n_b, n_c, b_med, c_med)
 
