@@ -229,3 +229,17 @@ def test_unknown_config_name_lists_the_choices():
     with pytest.raises(ConfigError) as err:
         settings.load("strikt")
     assert str(err.value) == "--config=strikt is not valid: choose one of default, noisy or give a .yaml file"
+
+
+def test_the_quantile_setting_takes_the_fast_end_for_both_directions():
+    import numpy as np
+
+    base, cand = make(noise=0.05, seed=1), make(noise=0.05, seed=2)
+    checks, _ = run([base], [cand], ["quantile=0.25"])
+    m = by_metric(checks)
+    lat = m[("tiny fp32 bs=1 seq=128 gpus=1", "decode_latency_s_p50")]
+    tps = m[("tiny fp32 bs=1 seq=128 gpus=1", "decode_tok_per_s")]
+    assert lat.baseline == pytest.approx(np.quantile([r["decode_latency_s_p50"] for r in base["repeats"]], 0.25))
+    assert tps.baseline == pytest.approx(np.quantile([r["decode_tok_per_s"] for r in base["repeats"]], 0.75))
+    with pytest.raises(ConfigError, match="quantile=1.5 is not valid"):
+        settings.load(overrides=["quantile=1.5"])

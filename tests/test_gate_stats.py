@@ -116,3 +116,25 @@ def test_runs_are_resampled_as_groups():
 def test_bad_samples_are_refused(bad):
     with pytest.raises(ValueError):
         bootstrap_ratio(bad, [1.0, 2.0])
+
+
+def test_a_quantile_instead_of_the_median():
+    # constant within each side: the q-quantile ratio is exact; q outside (0, 1) is refused
+    base, cand = [1.0, 2.0, 3.0, 4.0, 5.0], [2.0, 4.0, 6.0, 8.0, 10.0]
+    assert bootstrap_ratio(base, cand, quantile=0.25).ratio == pytest.approx(4.0 / 2.0)
+    assert bootstrap_ratio(base, cand, quantile=0.25).baseline_value == 2.0
+    with pytest.raises(ValueError):
+        bootstrap_ratio(base, cand, quantile=1.0)
+
+
+def test_a_low_quantile_shrugs_off_slowed_runs():
+    # two of six runs slowed by a burst of load (30 %): the median's interval reaches beyond +10 %,
+    # the lower quartile's stays inside
+    rng = np.random.default_rng(5)
+    runs = lambda: [list(rng.lognormal(0, 0.01, 4)) for _ in range(6)]
+    base, cand = runs(), runs()
+    cand[0] = [1.3 * x for x in cand[0]]
+    cand[1] = [1.3 * x for x in cand[1]]
+    median = bootstrap_ratio(base, cand, rng=np.random.default_rng(0))
+    quartile = bootstrap_ratio(base, cand, rng=np.random.default_rng(0), quantile=0.25)
+    assert median.high > 1.10 and quartile.high < 1.10
