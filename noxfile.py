@@ -1,4 +1,5 @@
-"""Contributor sessions: `nox -s tests`, `nox -s lint`, `nox -s benchmarks`."""
+"""Contributor sessions: `nox -s tests`, `nox -s lint`, `nox -s benchmarks`, `nox -s gate_noise`,
+`nox -s microbench`."""
 
 import nox
 
@@ -27,3 +28,19 @@ def benchmarks(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     session.run("python", "benchmarks/overhead.py", *session.posargs)
     session.run("python", "benchmarks/training.py")
+
+
+@nox.session
+def gate_noise(session: nox.Session) -> None:
+    """Does the regression gate separate A-vs-A from a real slowdown here? 20 trials; summary as JSON."""
+    session.install(TORCH)
+    session.install("-e", ".")
+    session.run("python", "benchmarks/gate_noise.py", *session.posargs)
+
+
+@nox.session
+def microbench(session: nox.Session) -> None:
+    """pytest-benchmark micro-benchmarks of the gate's statistics (skipped by the default test run)."""
+    session.install(TORCH)
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "pytest", "benchmarks/test_gate_bootstrap.py", "--benchmark-only", *session.posargs)

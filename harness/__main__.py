@@ -11,7 +11,7 @@ import sys
 from harness import app, cli
 from harness.errors import ConfigError
 
-COMMANDS: dict[str, str] = {"report": "harness.report.cli"}  # name -> module with main(argv: list[str]) -> int
+COMMANDS: dict[str, str] = {"report": "harness.report.cli", "gate": "harness.gate.cli"}  # name -> main(argv) -> int
 
 
 def main() -> None:

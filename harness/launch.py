@@ -17,6 +17,8 @@ from typing import Any
 import psutil
 
 from harness import distributed, environment, results
+from harness.errors import UnsupportedError
+from harness.trackers import nvml
 
 POLL_S = 0.05
 GRACE_S = 3.0
@@ -70,6 +72,24 @@ def _failure(returncode: int, killed: str | None, peak_rss: int, config: dict[st
     return "error", f"the worker exited with code {returncode} without writing a result"
 
 
+def _unplaceable(config: dict[str, Any]) -> str | None:
+    """Why `gpus` ranks cannot be placed on this machine, checked before torchrun starts them."""
+    if config["gpus"] == 1:
+        return None
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    requested = config["hardware"]["device"]
+    gpus = nvml.device_count() if requested != "cpu" else 0
+    device = "cuda" if requested == "cuda" or (requested == "auto" and gpus) else "cpu"
+    try:
+        distributed.check_fits(config["gpus"], device, gpus, cores)
+    except UnsupportedError as exc:
+        return str(exc)
+    return None
+
+
 def worker_command(config: dict[str, Any], spec_path: Path) -> list[str]:
     """`python -m harness.worker spec`, or through torchrun with one rank per device when gpus > 1."""
     worker = ["-m", "harness.worker", str(spec_path)]
@@ -90,6 +110,12 @@ def run_isolated(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     result_path = run_dir / results.RESULT_FILE
     if result_path.exists():  # an earlier, incomplete attempt: keep it beside, do not lose it
         os.replace(result_path, run_dir / "result.previous.json")
+    unplaceable = _unplaceable(config)
+    if unplaceable:  # never start more ranks than the machine can hold
+        result = results.make_result(config, "unsupported", unplaceable, environment.capture())
+        result["launcher"] = {"returncode": None, "wall_s": 0.0, "log": None}
+        results.write_atomic(result_path, result)
+        return result
     spawned_at = time.time()
     spec = {"config": config, "result_path": str(result_path), "spawned_at": spawned_at}
     results.write_atomic(run_dir / SPEC_FILE, spec)

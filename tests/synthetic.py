@@ -6,8 +6,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from harness import results
-from harness.report import aggregate
+from harness import reproduce, results
 
 ENV = {"hostname": "test-host", "cpu_model": "Test CPU", "packages": {"torch": "2.13.0+cpu", "harness": "0.1.0"}}
 
@@ -15,8 +14,8 @@ ENV = {"hostname": "test-host", "cpu_model": "Test CPU", "packages": {"torch": "
 def config(**over: Any) -> dict[str, Any]:
     """A resolved config as a run records it: the shipped defaults, tiny model, fp32; `over` by dotted key
     with `__` for the dot (model__name="small")."""
-    cfg = copy.deepcopy(aggregate._defaults())
-    cfg["model"] = {**cfg["model"], **aggregate._preset("model", "tiny")}
+    cfg = copy.deepcopy(reproduce._defaults())
+    cfg["model"] = {**cfg["model"], **reproduce._preset("model", "tiny")}
     cfg["precision"] = {"name": "fp32"}
     cfg["workload"]["name"] = "inference"
     cfg["sweep"] = "synthetic"

@@ -143,3 +143,16 @@ def test_nvml_index_follows_cuda_visible_devices():
     assert nvml_index(1, visible="3,1") == 1
     assert nvml_index(1, visible="") == 1
     assert nvml_index(0, visible="GPU-uuid-abc") == 0  # UUIDs: fall back to the ordinal
+
+
+def test_nvml_device_count_respects_visible_devices(monkeypatch):
+    from harness.trackers.nvml import device_count
+
+    fake = _fake_nvml()
+    fake.nvmlDeviceGetCount.return_value = 8
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert device_count(fake) == 8
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
+    assert device_count(fake) == 2
+    fake.nvmlInit.side_effect = FakeNvmlError("Driver Not Loaded")
+    assert device_count(fake) == 0

@@ -9,23 +9,15 @@ else the RSS peak); and the sections `quality_*`, `cost_*`, `energy_*`, `timing_
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from harness import results
-from harness.config import CONF_DIR
+from harness import reproduce, results
 
 KEY_COLUMNS = ("workload", "model", "precision", "batch_size", "seq_len", "decode_tokens", "gpus", "seed", "device")
-GROUPS = ("model", "precision", "workload", "hardware")  # Hydra config groups: chosen by their `name`
-# what the reproducing command always spells out, even at its default (the summary's promise)
-ALWAYS = ("model", "precision", "batch_size", "seq_len")
-# run bookkeeping that does not change what is measured
-NOT_REPRODUCED = ("sweep", "results_dir", "resume")
 
 
 def _flatten(obj: Any, prefix: str, out: dict[str, Any]) -> None:
@@ -104,71 +96,6 @@ def save(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     return written
 
 
-@lru_cache(maxsize=64)
-def _preset(group: str, name: str) -> dict[str, Any] | None:
-    """conf/<group>/<name>.yaml as a dict, or None when there is no such preset."""
-    from omegaconf import OmegaConf
-
-    path = CONF_DIR / group / f"{name}.yaml"
-    if not path.is_file():
-        return None
-    return OmegaConf.to_container(OmegaConf.load(path))
-
-
-@lru_cache(maxsize=1)
-def _defaults() -> dict[str, Any]:
-    """The schema's defaults with conf/config.yaml's top-level values over them."""
-    from dataclasses import asdict
-
-    from omegaconf import OmegaConf
-
-    from harness.config import HarnessConfig
-
-    base = asdict(HarnessConfig())
-    top = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "config.yaml"))
-    for k, v in top.items():
-        if k in base and not isinstance(v, dict):
-            base[k] = v
-        elif k in base and isinstance(v, dict):
-            base[k] = {**base[k], **v}
-    return base
-
-
-def _value(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return str(v).lower()
-    return str(v)
-
-
 def reproduce_command(config: Mapping[str, Any]) -> str:
-    """`python -m harness model=... precision=... batch_size=... seq_len=...` plus every other override
-    that differs from the shipped defaults, so that the command measures the same configuration."""
-    if not config:
-        return ""
-    defaults = _defaults()
-    first: list[str] = []  # the groups' choices and the ALWAYS scalars, in that order ...
-    rest: list[str] = []  # ... then every other difference from the defaults
-    for group in GROUPS:
-        node = config.get(group)
-        if not isinstance(node, Mapping):
-            continue
-        name = node.get("name")
-        preset = _preset(group, str(name)) if name is not None else None
-        if group in ALWAYS or name != (defaults.get(group) or {}).get("name"):
-            first.append(f"{group}={_value(name)}")
-        base = {**(defaults.get(group) or {}), **(preset or {})}
-        for k, v in node.items():
-            if k != "name" and (k not in base or base[k] != v):
-                rest.append(f"{group}.{k}={_value(v)}")
-    for k, v in config.items():
-        if k in GROUPS or k in NOT_REPRODUCED or k == "hydra":
-            continue
-        if isinstance(v, Mapping):
-            for sub, sv in v.items():
-                if (defaults.get(k) or {}).get(sub) != sv:
-                    rest.append(f"{k}.{sub}={_value(sv)}")
-        elif k in ALWAYS or defaults.get(k) != v:
-            (first if k in ALWAYS else rest).append(f"{k}={_value(v)}")
-    return "python -m harness " + " ".join(shlex.quote(a) for a in first + rest)
+    """The command that measures this run again (harness.reproduce)."""
+    return reproduce.command(config)

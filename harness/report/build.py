@@ -110,6 +110,17 @@ def render(
     return page(title, subtitle, nav, body, extra), frame
 
 
+def gate_sections(dirs: Sequence[Path]) -> list[Section]:
+    """The regression gate's verdict for each results folder the gate wrote one into (verdicts.json)."""
+    from harness.gate.render import html_fragment, read_verdicts
+
+    found = [d / "verdicts.json" for d in dirs if (d / "verdicts.json").is_file()]
+    return [
+        Section(f"Regression gate ({path.parent.name})", html_fragment(read_verdicts(path)), anchor=f"gate-{i}")
+        for i, path in enumerate(found)
+    ]
+
+
 def build(
     dirs: Sequence[Path | str],
     out_dir: Path | str | None = None,
@@ -129,6 +140,7 @@ def build(
     sweeps = sorted(set(frame["sweep"]))
     title = f"harness report: {', '.join(sweeps)}" if len(sweeps) <= 4 else f"harness report: {len(sweeps)} sweeps"
     files = ["runs.csv", "runs.parquet"] if aggregate.parquet_available() else ["runs.csv"]
+    extra_sections = [*extra_sections, *gate_sections(dirs)]
     html_text, annotated = render(frame, objectives, floor, extra_sections, files, title)
     aggregate.save(annotated, out)
     index = out / "index.html"

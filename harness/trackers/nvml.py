@@ -25,6 +25,21 @@ def nvml_index(cuda_index: int, visible: str | None = None) -> int:
     return cuda_index
 
 
+def device_count(nvml: Any = None) -> int:
+    """GPUs NVML sees that CUDA_VISIBLE_DEVICES leaves visible; 0 where NVML is unavailable."""
+    try:
+        nvml = nvml or _import_pynvml()
+        nvml.nvmlInit()
+        try:
+            count = int(nvml.nvmlDeviceGetCount())
+        finally:
+            nvml.nvmlShutdown()
+    except Exception:  # ImportError, NVMLError_*: no NVIDIA driver here
+        return 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return min(count, len([v for v in visible.split(",") if v.strip()])) if visible is not None else count
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 

@@ -1,0 +1,116 @@
+"""The two sides of a comparison: result files gathered by key, and the committed baseline file.
+
+A side is read from result.json files (a sweep folder, any folder above several sweeps, or one file) or
+from a baseline file (`harness.baseline/1`, written by `gate --save-baseline`). Several results with one
+key on a side (interleaved sweeps, say) are pooled: their repeats are all samples of that configuration.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from harness import results
+from harness.errors import HarnessError
+
+BASELINE_SCHEMA = "harness.baseline/1"
+
+
+class GateInputError(HarnessError):
+    """A --baseline/--candidate path that holds no usable results; the message names the flag and path."""
+
+
+@dataclass
+class Side:
+    """One side of the comparison: results by canonical key, in the order they were found."""
+
+    sources: list[str]
+    by_key: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def n_results(self) -> int:
+        return sum(len(v) for v in self.by_key.values())
+
+    def all_results(self) -> list[dict[str, Any]]:
+        return [r for rs in self.by_key.values() for r in rs]
+
+
+def lookup(mapping: Mapping[str, Any] | None, dotted: str) -> Any:
+    """mapping['a']['b'] for 'a.b', or None where any part is missing."""
+    node: Any = mapping
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(part)
+    return node
+
+
+def fingerprint(environment: Mapping[str, Any] | None, names: Iterable[str]) -> dict[str, Any]:
+    """The named (dotted) environment fields of a result, None where not recorded."""
+    return {name: lookup(environment, name) for name in names}
+
+
+def _read(path: Path, flag: str) -> list[dict[str, Any]]:
+    if path.is_dir():
+        found = [r for _, r in results.iter_results(path)]
+        if not found:
+            raise GateInputError(f"{flag} {path}: no result.json files (schema {results.SCHEMA}) under it")
+        return found
+    if not path.is_file():
+        raise GateInputError(f"{flag} {path}: no such file or directory")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise GateInputError(f"{flag} {path}: not readable JSON ({exc})") from exc
+    schema = data.get("schema") if isinstance(data, dict) else None
+    if schema == BASELINE_SCHEMA:
+        return list(data["results"])
+    if schema == results.SCHEMA:
+        return [data]
+    raise GateInputError(
+        f"{flag} {path}: schema {schema!r} is not valid: choose a {results.SCHEMA} result, "
+        f"a {BASELINE_SCHEMA} baseline file, or a folder of results"
+    )
+
+
+def load_side(paths: Sequence[str | Path], flag: str) -> Side:
+    """Every result under `paths`, grouped by canonical key; raises GateInputError naming `flag`."""
+    side = Side(sources=[str(p) for p in paths])
+    for p in paths:
+        for r in _read(Path(p), flag):
+            side.by_key.setdefault(r["key"], []).append(r)
+    return side
+
+
+def make_baseline(side: Side, strict_fields: Sequence[str]) -> dict[str, Any]:
+    """A baseline record (`harness.baseline/1`) of a side's results, with the environment fingerprint.
+
+    Raises GateInputError when the results come from different environments: a baseline must describe
+    one machine and software stack, or every later comparison against it is muddled.
+    """
+    found = side.all_results()
+    prints = {json.dumps(fingerprint(r.get("environment"), strict_fields), sort_keys=True) for r in found}
+    if len(prints) > 1:
+        listed = "; ".join(sorted(prints))
+        raise GateInputError(f"--candidate {' '.join(side.sources)}: results come from several environments: {listed}")
+    env = found[0].get("environment") or {}
+    return {
+        "schema": BASELINE_SCHEMA,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "sources": side.sources,
+        "fingerprint": fingerprint(env, strict_fields),
+        "harness_version": lookup(env, "packages.harness"),
+        "git": env.get("git"),
+        "statuses": {s: sum(r["status"] == s for r in found) for s in results.STATUSES},
+        "results": [{k: v for k, v in r.items() if k != "launcher"} for r in found],
+    }
+
+
+def save_baseline(side: Side, path: Path, strict_fields: Sequence[str]) -> dict[str, Any]:
+    record = make_baseline(side, strict_fields)
+    results.write_atomic(Path(path), record)
+    return record

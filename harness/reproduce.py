@@ -1,0 +1,89 @@
+"""The command line that measures a run again, rebuilt from the resolved config in its result.
+
+Shared by the report (a command beside every run) and the gate (a command beside every flagged run).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from harness.config import CONF_DIR
+
+GROUPS = ("model", "precision", "workload", "hardware", "dist")  # Hydra config groups: chosen by `name`
+ALWAYS = ("model", "precision", "batch_size", "seq_len")  # spelled out even at their defaults
+NOT_REPRODUCED = ("sweep", "results_dir", "resume")  # bookkeeping: does not change what is measured
+
+
+@lru_cache(maxsize=64)
+def _preset(group: str, name: str) -> dict[str, Any] | None:
+    """conf/<group>/<name>.yaml as the group's node (a `@package _global_` file: its node), or None."""
+    from omegaconf import OmegaConf
+
+    path = CONF_DIR / group / f"{name}.yaml"
+    if not path.is_file():
+        return None
+    values = OmegaConf.to_container(OmegaConf.load(path))
+    return values.get(group, values) if isinstance(values.get(group), dict) else values
+
+
+@lru_cache(maxsize=1)
+def _defaults() -> dict[str, Any]:
+    """The schema's defaults with conf/config.yaml's top-level values over them."""
+    from omegaconf import OmegaConf
+
+    from harness.config import HarnessConfig
+
+    base = OmegaConf.to_container(OmegaConf.structured(HarnessConfig))
+    top = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "config.yaml"))
+    for k, v in top.items():
+        if k in base:
+            base[k] = {**base[k], **v} if isinstance(v, dict) and isinstance(base[k], dict) else v
+    return base
+
+
+def _value(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return str(v).lower()
+    return str(v)
+
+
+def command(config: Mapping[str, Any], sweep: str | None = None) -> str:
+    """`python -m harness model=... precision=... batch_size=... seq_len=...` plus every other override
+    that differs from the shipped defaults, so that the command measures the same configuration."""
+    if not config:
+        return ""
+    defaults = _defaults()
+    first: list[str] = []  # the groups' choices and the ALWAYS scalars, in that order ...
+    rest: list[str] = []  # ... then every other difference from the defaults
+    for group in GROUPS:
+        node = config.get(group)
+        if not isinstance(node, Mapping):
+            continue
+        name = node.get("name")
+        preset = _preset(group, str(name)) if name is not None else None
+        if group == "dist":  # dist has no `name`: a multinode run is spelled out key by key below
+            base = defaults.get(group) or {}
+        else:
+            if group in ALWAYS or name != (defaults.get(group) or {}).get("name"):
+                first.append(f"{group}={_value(name)}")
+            base = {**(defaults.get(group) or {}), **(preset or {})}
+        for k, v in node.items():
+            if k != "name" and (k not in base or base[k] != v):
+                rest.append(f"{group}.{k}={_value(v)}")
+    for k, v in config.items():
+        if k in GROUPS or k in NOT_REPRODUCED or k == "hydra":
+            continue
+        if isinstance(v, Mapping):
+            for sub, sv in v.items():
+                if (defaults.get(k) or {}).get(sub) != sv:
+                    rest.append(f"{k}.{sub}={_value(sv)}")
+        elif k in ALWAYS or defaults.get(k) != v:
+            (first if k in ALWAYS else rest).append(f"{k}={_value(v)}")
+    if sweep:
+        rest.append(f"sweep={sweep}")
+    return "python -m harness " + " ".join(shlex.quote(a) for a in first + rest)

@@ -1,0 +1,245 @@
+"""Matching by key, verdicts per run and metric, environments, overrides and the exit code (in process)."""
+
+import copy
+
+import pytest
+from gate_helpers import ENV, make
+
+from harness.errors import ConfigError
+from harness.gate import compare, settings
+from harness.gate.baseline import Side
+
+
+def side(*records):
+    s = Side(sources=["synthetic"])
+    for r in records:
+        s.by_key.setdefault(r["key"], []).append(r)
+    return s
+
+
+def run(base, cand, overrides=(), allow_inconclusive=False):
+    s = settings.load(overrides=list(overrides))
+    checks = compare.compare(side(*base), side(*cand), s)
+    return checks, compare.outcome(checks, allow_inconclusive)
+
+
+def by_metric(checks):
+    return {(c.label, c.metric): c for c in checks}
+
+
+def test_a_vs_a_passes_every_check():
+    checks, outcome = run([make(seed=1)], [make(seed=2)])
+    assert outcome == ("pass", 0)
+    assert {c.verdict for c in checks} == {"pass"}
+    metrics = {c.metric for c in checks}
+    assert {"status", "params", "peak_rss_bytes", "decode_tok_per_s", "request_latency_s_p50"} <= metrics
+    assert not metrics & {"energy_j", "cost_usd", "cuda_max_allocated_bytes"}  # measured on neither side: no row
+
+
+def test_a_slowdown_is_a_regression_in_latencies_and_throughputs():
+    checks, outcome = run([make(seed=1)], [make(slowdown=1.25, seed=2)])
+    assert outcome == ("regression", 1)
+    m = by_metric(checks)
+    for metric in ("decode_latency_s_p50", "request_latency_s_p50", "decode_tok_per_s", "e2e_tok_per_s"):
+        c = m[("tiny fp32 bs=1 seq=128 gpus=1", metric)]
+        assert c.verdict == "regression"
+        assert c.ci_low <= c.ratio <= c.ci_high
+        assert c.reproduce.startswith("python -m harness model=tiny precision=fp32")
+    assert m[("tiny fp32 bs=1 seq=128 gpus=1", "request_latency_s_p50")].ratio == pytest.approx(1.25, rel=0.02)
+    assert checks[0].verdict == "regression"  # most severe first
+    assert m[("tiny fp32 bs=1 seq=128 gpus=1", "params")].verdict == "pass"
+
+
+def test_a_speed_up_is_an_improvement_and_passes():
+    checks, outcome = run([make(seed=1)], [make(slowdown=0.8, seed=2)])
+    assert outcome == ("pass", 0)
+    assert by_metric(checks)[("tiny fp32 bs=1 seq=128 gpus=1", "decode_tok_per_s")].verdict == "improvement"
+
+
+def test_missing_and_new_runs():
+    base = [make(seed=1), make("precision=bf16", seed=1)]
+    cand = [make(seed=2), make("batch_size=4", seed=2)]
+    checks, outcome = run(base, cand)
+    assert outcome == ("missing", 4)
+    runs = {c.label: c for c in checks if c.metric == "run"}
+    assert runs["tiny bf16 bs=1 seq=128 gpus=1"].verdict == "missing"
+    assert "precision=bf16" in runs["tiny bf16 bs=1 seq=128 gpus=1"].reproduce
+    assert runs["tiny fp32 bs=4 seq=128 gpus=1"].verdict == "new"
+
+
+def test_new_runs_alone_do_not_fail():
+    checks, outcome = run([make(seed=1)], [make(seed=2), make("batch_size=4", seed=2)])
+    assert outcome == ("pass", 0) and [c.verdict for c in checks].count("new") == 1
+
+
+def test_incomparable_environment_is_said_and_not_compared():
+    env = copy.deepcopy(ENV)
+    env["packages"]["torch"] = "2.12.0+cpu"
+    env["cpu_model"] = "Intel Xeon"
+    checks, outcome = run([make(seed=1)], [make(slowdown=2.0, env=env, seed=2)])
+    assert outcome == ("incomparable", 4)
+    (c,) = checks  # nothing else is compared: no silent 2x "regression" across machines
+    assert c.verdict == "incomparable" and c.metric == "environment"
+    assert "cpu_model: AMD EPYC → Intel Xeon" in c.note and "packages.torch: 2.13.0+cpu → 2.12.0+cpu" in c.note
+
+
+def test_a_noted_environment_difference_is_reported_but_compared():
+    env = copy.deepcopy(ENV)
+    env["torch_threads"] = 1
+    checks, outcome = run([make(seed=1)], [make(slowdown=1.3, env=env, seed=2)])
+    assert outcome == ("regression", 1)
+    (note,) = [c for c in checks if c.metric == "environment"]
+    assert note.verdict == "pass" and note.note == "noted: torch_threads: 2 → 1"
+
+
+def test_strict_fields_are_a_setting():
+    env = copy.deepcopy(ENV)
+    env["packages"]["torch"] = "2.12.0+cpu"
+    _, outcome = run([make(seed=1)], [make(env=env, seed=2)], ["environment.strict=[cpu_model]"])
+    assert outcome == ("pass", 0)
+
+
+@pytest.mark.parametrize(
+    "base_status, cand_status, verdict, code",
+    [
+        ("ok", "oom", "regression", 1),
+        ("ok", "error", "regression", 1),
+        ("ok", "timeout", "regression", 1),
+        ("oom", "ok", "improvement", 0),
+        ("oom", "oom", "pass", 0),
+        ("oom", "error", "inconclusive", 3),
+    ],
+)
+def test_status_changes(base_status, cand_status, verdict, code):
+    checks, outcome = run([make(status=base_status)], [make(status=cand_status)])
+    (status,) = [c for c in checks if c.metric == "status"]
+    assert (status.baseline, status.candidate, status.verdict) == (base_status, cand_status, verdict)
+    assert outcome[1] == code
+    if cand_status != "ok":
+        assert f"injected {cand_status}" in status.note
+        assert not [c for c in checks if c.kind == "timed"]  # a failed run has no figures to compare
+
+
+def test_a_metric_the_candidate_stopped_recording_is_missing():
+    checks, outcome = run([make(seed=1)], [make(seed=2, drop=("decode_tok_per_s", "peak_rss_bytes"))])
+    assert outcome == ("missing", 4)
+    missing = {c.metric for c in checks if c.verdict == "missing"}
+    assert missing == {"decode_tok_per_s", "peak_rss_bytes"}
+
+
+def test_too_few_repeats_is_inconclusive_with_a_hint():
+    checks, outcome = run([make(repeats=2, seed=1)], [make(repeats=2, seed=2)])
+    assert outcome == ("inconclusive", 3)
+    c = by_metric(checks)[("tiny fp32 bs=1 seq=128 gpus=1", "decode_latency_s_p50")]
+    assert c.verdict == "inconclusive" and c.repeats_hint == 3 and "min_repeats=3" in c.note
+
+
+def test_noisy_inconclusive_says_how_many_repeats_would_decide():
+    checks, outcome = run([make(noise=0.08, repeats=5, seed=1)], [make(noise=0.08, repeats=5, slowdown=1.05, seed=2)])
+    assert outcome[0] == "inconclusive"
+    hinted = [c for c in checks if c.verdict == "inconclusive"]
+    assert all("repeats" in c.note for c in hinted)
+    assert all(c.repeats_hint is None or c.repeats_hint > 5 for c in hinted)
+    assert compare.outcome(checks, allow_inconclusive=True) == ("inconclusive", 0)
+
+
+def test_threshold_overrides_per_metric_and_per_config():
+    base = [make(seed=1), make("batch_size=4", seed=1)]
+    cand = [make(slowdown=1.08, seed=2), make("batch_size=4", slowdown=1.08, seed=2)]
+    wide = {f"metrics.{m}.threshold=0.15" for m in compare_metrics()}
+    _, outcome = run(base, cand)
+    assert outcome == ("regression", 1)  # 8 % slower, default threshold 5 %
+    _, outcome = run(base, cand, sorted(wide))
+    assert outcome == ("pass", 0)
+    per_config = "per_config=[{match: {batch_size: 4}, metrics: {decode_tok_per_s: {threshold: 0.15}}}]"
+    checks, _ = run(base, cand, [per_config])
+    m = by_metric(checks)
+    assert m[("tiny fp32 bs=4 seq=128 gpus=1", "decode_tok_per_s")].verdict == "pass"
+    assert m[("tiny fp32 bs=4 seq=128 gpus=1", "decode_tok_per_s")].threshold == 0.15
+    assert m[("tiny fp32 bs=1 seq=128 gpus=1", "decode_tok_per_s")].verdict == "regression"
+
+
+def test_a_metric_can_be_switched_off():
+    checks, _ = run([make(seed=1)], [make(seed=2)], ["metrics.ttft_s_p50.enabled=false"])
+    assert "ttft_s_p50" not in {c.metric for c in checks}
+
+
+def compare_metrics():
+    return [m for m, spec in settings.load().metrics.items() if spec.kind == "timed"]
+
+
+def test_pooled_runs_are_counted():
+    checks, outcome = run([make(seed=1), make(seed=3)], [make(seed=2), make(seed=4), make(seed=5)])
+    assert outcome == ("pass", 0)
+    c = by_metric(checks)[("tiny fp32 bs=1 seq=128 gpus=1", "decode_latency_s_p50")]
+    assert (c.n_baseline, c.n_candidate) == (20, 30)
+    status = by_metric(checks)[("tiny fp32 bs=1 seq=128 gpus=1", "status")]
+    assert status.note == "2 baseline runs pooled; 3 candidate runs pooled"
+
+
+def test_verdicts_are_reproducible():
+    base, cand = [make(noise=0.05, seed=1)], [make(noise=0.05, slowdown=1.03, seed=2)]
+    first, _ = run(base, cand)
+    second, _ = run(base, cand)
+    assert [(c.ci_low, c.ci_high, c.verdict) for c in first] == [(c.ci_low, c.ci_high, c.verdict) for c in second]
+
+
+def test_outcome_precedence():
+    C = compare.Check
+    mk = lambda *vs: [C("k", "l", "m", "timed", v) for v in vs]
+    assert compare.outcome(mk("pass", "inconclusive", "missing", "regression")) == ("regression", 1)
+    assert compare.outcome(mk("pass", "inconclusive", "incomparable")) == ("incomparable", 4)
+    assert compare.outcome(mk("pass", "inconclusive", "new", "improvement")) == ("inconclusive", 3)
+    assert compare.outcome(mk("pass", "new", "improvement")) == ("pass", 0)
+    assert compare.outcome([]) == ("pass", 0)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["confidnce=0.9"], "confidnce=0.9 is not valid: no such key; did you mean confidence?"),
+        (["confidence=1.5"], "confidence=1.5 is not valid: must be > 0 and < 1 (e.g. 0.95)"),
+        (
+            ["metrics.decode_tok_per_s.treshold=0.1"],
+            "metrics.decode_tok_per_s.treshold=0.1 is not valid: no such key; did you mean threshold?",
+        ),
+        (
+            ["metrics.decode_tok_per_s.kind=timd"],
+            "metrics.decode_tok_per_s.kind=timd is not valid: choose one of timed, counted",
+        ),
+        (
+            ["metrics.decode_tok_per_s.threshold=1.5"],
+            "metrics.decode_tok_per_s.threshold=1.5 is not valid: must be >= 0 and < 1 (a fraction: 0.05 = 5 %)",
+        ),
+        (
+            ["per_config=[{match: {model: tiny}, metrics: {decode_tok_per_sec: {threshold: 0.2}}}]"],
+            "per_config.0.metrics.decode_tok_per_sec={'threshold': 0.2} is not valid: no such key; "
+            "did you mean decode_tok_per_s?",
+        ),
+        (["resamples"], "override=resamples is not valid: expected key=value"),
+    ],
+)
+def test_setting_errors_name_the_key(overrides, message):
+    with pytest.raises(ConfigError) as err:
+        settings.load(overrides=overrides)
+    assert str(err.value).startswith(message)
+
+
+def test_unknown_config_name_lists_the_choices():
+    with pytest.raises(ConfigError) as err:
+        settings.load("strikt")
+    assert str(err.value) == "--config=strikt is not valid: choose one of default, noisy or give a .yaml file"
+
+
+def test_the_quantile_setting_takes_the_fast_end_for_both_directions():
+    import numpy as np
+
+    base, cand = make(noise=0.05, seed=1), make(noise=0.05, seed=2)
+    checks, _ = run([base], [cand], ["quantile=0.25"])
+    m = by_metric(checks)
+    lat = m[("tiny fp32 bs=1 seq=128 gpus=1", "decode_latency_s_p50")]
+    tps = m[("tiny fp32 bs=1 seq=128 gpus=1", "decode_tok_per_s")]
+    assert lat.baseline == pytest.approx(np.quantile([r["decode_latency_s_p50"] for r in base["repeats"]], 0.25))
+    assert tps.baseline == pytest.approx(np.quantile([r["decode_tok_per_s"] for r in base["repeats"]], 0.75))
+    with pytest.raises(ConfigError, match="quantile=1.5 is not valid"):
+        settings.load(overrides=["quantile=1.5"])

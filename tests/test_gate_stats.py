@@ -1,0 +1,140 @@
+"""The gate's statistics on synthetic samples with known answers."""
+
+import math
+
+import numpy as np
+import pytest
+
+from harness.gate import stats
+from harness.gate.stats import RatioEstimate, bootstrap_ratio, decide_counted, decide_timed, repeats_to_decide
+
+MiB = 2**20
+
+
+def _est(low, high, ratio=None, n=10):
+    ratio = ratio if ratio is not None else math.sqrt(low * high)
+    return RatioEstimate(ratio, low, high, 0.95, n, n, 1.0, ratio)
+
+
+def test_constant_samples_give_the_exact_ratio_and_a_zero_width_interval():
+    est = bootstrap_ratio([2.0] * 5, [2.5] * 7)
+    assert (est.ratio, est.low, est.high) == (1.25, 1.25, 1.25)
+    assert (est.n_baseline, est.n_candidate, est.baseline_value, est.candidate_value) == (5, 7, 2.0, 2.5)
+
+
+def test_point_estimate_is_the_ratio_of_medians():
+    est = bootstrap_ratio([1.0, 2.0, 3.0, 100.0, 4.0], [2.0, 4.0, 6.0, 8.0, 0.5])
+    assert est.ratio == pytest.approx(4.0 / 3.0)
+    assert est.low <= est.ratio <= est.high
+
+
+def test_seeded_bootstrap_is_reproducible():
+    rng = np.random.default_rng(3)
+    a, b = rng.lognormal(0, 0.1, 10), rng.lognormal(0, 0.1, 10)
+    one = bootstrap_ratio(a, b, rng=stats.seed_for(0, "key", "metric"))
+    two = bootstrap_ratio(a, b, rng=stats.seed_for(0, "key", "metric"))
+    other = bootstrap_ratio(a, b, rng=stats.seed_for(1, "key", "metric"))
+    assert one == two
+    assert (one.low, one.high) != (other.low, other.high)
+
+
+@pytest.mark.parametrize(
+    "low, high, better, verdict",
+    [
+        (1.06, 1.10, "lower", "regression"),  # all of it beyond +5 %
+        (0.97, 1.04, "lower", "pass"),  # worse bound within +5 %
+        (1.01, 1.08, "lower", "inconclusive"),  # straddles +5 %
+        (0.80, 1.30, "lower", "inconclusive"),  # too wide to say anything
+        (0.90, 0.94, "lower", "improvement"),  # all of it beyond -5 %
+        (0.90, 0.96, "lower", "pass"),  # better, but not surely by 5 %
+        (0.90, 0.94, "higher", "regression"),  # throughput down by more than 5 %
+        (0.96, 1.02, "higher", "pass"),
+        (0.93, 0.99, "higher", "inconclusive"),
+        (1.06, 1.10, "higher", "improvement"),
+    ],
+)
+def test_decision_rule(low, high, better, verdict):
+    assert decide_timed(_est(low, high), 0.05, better) == verdict
+
+
+def test_a_precisely_measured_small_change_is_a_pass_not_a_regression():
+    # 1 % slower, measured to ±0.5 %: real, but inside a 5 % threshold
+    assert decide_timed(_est(1.005, 1.015), 0.05, "lower") == "pass"
+    assert decide_timed(_est(1.005, 1.015), 0.002, "lower") == "regression"
+
+
+def test_repeats_hint_known_answer():
+    # log half-width 0.1, estimate 0.05 (log) beyond the +5 % limit: (0.1 / 0.05)^2 = 4x the 10 repeats
+    r = 1.05 * math.exp(0.05)
+    assert repeats_to_decide(_est(r * math.exp(-0.1), r * math.exp(0.1), ratio=r), 0.05, "lower") == 40
+    # an estimate right on the limit: no number of repeats decides
+    assert repeats_to_decide(_est(1.0, 1.1025, ratio=1.05), 0.05, "lower") is None
+
+
+@pytest.mark.parametrize(
+    "base, cand, threshold, floor, verdict",
+    [
+        (1_000_000, 1_004_000, 0.005, 0, "pass"),  # +0.4 % parameters
+        (1_000_000, 1_006_000, 0.005, 0, "regression"),  # +0.6 %
+        (1_000_000, 994_000, 0.005, 0, "improvement"),
+        (400 * MiB, 450 * MiB, 0.02, 64 * MiB, "pass"),  # 2 % is 8 MiB: the 64 MiB floor rules
+        (400 * MiB, 470 * MiB, 0.02, 64 * MiB, "regression"),
+        (10240 * MiB, 10390 * MiB, 0.02, 64 * MiB, "pass"),  # 2 % of 10 GiB is 205 MiB: the percentage rules
+        (10240 * MiB, 10490 * MiB, 0.02, 64 * MiB, "regression"),
+    ],
+)
+def test_counted_tolerance(base, cand, threshold, floor, verdict):
+    assert decide_counted(base, cand, threshold, floor, "lower") == verdict
+
+
+def test_a_vs_a_on_synthetic_noise_rarely_fails_and_a_25_percent_slowdown_is_caught():
+    # lognormal noise of 3 % per repeat, 10 repeats a side: the verdict must separate the two cases
+    rng = np.random.default_rng(11)
+    aa, slow = [], []
+    for i in range(100):
+        base = rng.lognormal(0, 0.03, 10)
+        same = rng.lognormal(0, 0.03, 10)
+        slower = 1.25 * rng.lognormal(0, 0.03, 10)
+        aa.append(decide_timed(bootstrap_ratio(base, same, rng=stats.seed_for(0, str(i))), 0.05, "lower"))
+        slow.append(decide_timed(bootstrap_ratio(base, slower, rng=stats.seed_for(0, str(i))), 0.05, "lower"))
+    # 3 % noise on a median of 10 leaves ~2 % uncertainty per side: some A/A pairs stay inconclusive
+    assert aa.count("regression") == 0 and aa.count("improvement") == 0 and aa.count("pass") >= 80
+    assert slow.count("regression") == 100
+
+
+def test_runs_are_resampled_as_groups():
+    # three runs whose repeats agree within a run but not between runs: the interval must show the
+    # between-run spread; treating the 15 repeats as independent claims a narrower one
+    runs = [[1.00, 1.01, 0.99, 1.00, 1.00], [1.10, 1.11, 1.09, 1.10, 1.10], [1.20, 1.21, 1.19, 1.20, 1.20]]
+    grouped = bootstrap_ratio(runs, runs)
+    flat = bootstrap_ratio(sum(runs, []), sum(runs, []))
+    assert (grouped.low, grouped.high) == (pytest.approx(1.0 / 1.2), pytest.approx(1.2))  # any run's median vs any
+    assert (flat.low, flat.high) == (pytest.approx(1.0 / 1.1), pytest.approx(1.1))
+
+
+@pytest.mark.parametrize("bad", [[], [1.0, -1.0], [1.0, float("nan")], [0.0, 1.0]])
+def test_bad_samples_are_refused(bad):
+    with pytest.raises(ValueError):
+        bootstrap_ratio(bad, [1.0, 2.0])
+
+
+def test_a_quantile_instead_of_the_median():
+    # constant within each side: the q-quantile ratio is exact; q outside (0, 1) is refused
+    base, cand = [1.0, 2.0, 3.0, 4.0, 5.0], [2.0, 4.0, 6.0, 8.0, 10.0]
+    assert bootstrap_ratio(base, cand, quantile=0.25).ratio == pytest.approx(4.0 / 2.0)
+    assert bootstrap_ratio(base, cand, quantile=0.25).baseline_value == 2.0
+    with pytest.raises(ValueError):
+        bootstrap_ratio(base, cand, quantile=1.0)
+
+
+def test_a_low_quantile_shrugs_off_slowed_runs():
+    # two of six runs slowed by a burst of load (30 %): the median's interval reaches beyond +10 %,
+    # the lower quartile's stays inside
+    rng = np.random.default_rng(5)
+    runs = lambda: [list(rng.lognormal(0, 0.01, 4)) for _ in range(6)]
+    base, cand = runs(), runs()
+    cand[0] = [1.3 * x for x in cand[0]]
+    cand[1] = [1.3 * x for x in cand[1]]
+    median = bootstrap_ratio(base, cand, rng=np.random.default_rng(0))
+    quartile = bootstrap_ratio(base, cand, rng=np.random.default_rng(0), quantile=0.25)
+    assert median.high > 1.10 and quartile.high < 1.10
