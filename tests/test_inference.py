@@ -35,7 +35,10 @@ def test_sample_counts_follow_the_policy(model):
 def test_min_time_extends_and_max_iters_caps(model):
     ids = data.prompt_ids(1, 8, seed=0)
     long = inference.run(model, ids, 2, inference.Policy(0, 1, 0.2, 10_000, 1), CpuTimer())
-    assert long["repeats"][0]["wall_s"] >= 0.2 and long["metrics"]["iterations"] > 1
+    r = long["repeats"][0]
+    assert r["wall_s"] >= 0.2
+    # it stopped only once 0.2 s had passed: either several requests, or one that alone took that long
+    assert r["iterations"] > 1 or r["request_latency_s_p50"] >= 0.2
     capped = inference.run(model, ids, 2, inference.Policy(0, 1, 60.0, 4, 1), CpuTimer())
     assert capped["metrics"]["iterations"] == 4
 
