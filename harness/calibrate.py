@@ -81,3 +81,19 @@ def cpu_peak(dtype_name: str) -> dict[str, Any]:
         f"threads seen by any run (cache {path})",
         "calibration_flop_per_s": now,
     }
+
+
+def cpu_peak_for(precision: str) -> dict[str, Any]:
+    """The MFU denominator on CPU for a run in `precision`: the higher of its own dtype's and fp32's
+    calibrated peaks, since autocast and quantized models run some matmuls in fp32 (and a slow dtype's
+    small calibration would otherwise let MFU exceed 1)."""
+    own = cpu_peak(precision)
+    if precision == "fp32":
+        return own
+    fp32 = cpu_peak("fp32")
+    best = own if own["peak_flop_per_s"] >= fp32["peak_flop_per_s"] else fp32
+    return {
+        "peak_flop_per_s": best["peak_flop_per_s"],
+        "peak_source": f"higher of the {precision} and fp32 calibrations: {best['peak_source']}",
+        "calibration_flop_per_s": own["calibration_flop_per_s"],
+    }

@@ -217,7 +217,7 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
         if device.type == "cuda":
             peak = {"peak_flop_per_s": facts.peak_flop_per_s(prec), "peak_source": facts.hardware.get("peak_source")}
         else:
-            peak = calibrate.cpu_peak(prec)
+            peak = calibrate.cpu_peak_for(prec)
         timing["calibration_s"] = time.perf_counter() - t
 
         timer = timer_for(device.type, cuda, device.torch_device)

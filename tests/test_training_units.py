@@ -129,3 +129,16 @@ def test_scaling_efficiency_by_hand():
     assert scaling.efficiency([_result(2, 150.0)]) == []  # no gpus=1 baseline: nothing to compare
     inf = scaling.efficiency([_result(1, 10.0, workload="inference"), _result(2, 20.0, workload="inference")])
     assert inf[0]["metric"] == "e2e_tok_per_s" and inf[0]["efficiency"] == 1.0
+
+
+def test_cpu_peak_for_a_low_precision_is_never_below_fp32(tmp_path, monkeypatch):
+    from harness import calibrate
+
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(calibrate, "measure", lambda dtype: {"fp32": 50e9, "fp16": 1e9, "bf16": 200e9}[dtype])
+    assert calibrate.cpu_peak_for("fp16")["peak_flop_per_s"] == 50e9  # fp16 is slow here: fp32 bounds it
+    assert "fp16 and fp32" in calibrate.cpu_peak_for("fp16")["peak_source"]
+    assert calibrate.cpu_peak_for("bf16")["peak_flop_per_s"] == 200e9
+    assert calibrate.cpu_peak_for("fp32")["peak_flop_per_s"] == 50e9
+    monkeypatch.setattr(calibrate, "measure", lambda dtype: 1.0)  # a busy moment does not lower the peak
+    assert calibrate.cpu_peak("fp32")["peak_flop_per_s"] == 50e9
