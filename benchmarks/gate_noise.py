@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _output import emit  # benchmarks/_output.py (scripts run as python benchmarks/<name>.py)
+
 SITECUSTOMIZE = '''\
 """Injected by benchmarks/gate_noise.py: every forward pass of the built model is followed by a busy wait."""
 import importlib.abc, importlib.util, os, sys, time
@@ -197,11 +199,7 @@ def main() -> int:
         "slow_flagged": [r["flagged"] for r in slow],
         "wall_s": round(time.time() - t0, 1),
     }
-    text = json.dumps(summary, indent=2)
-    print(text)
-    if a.out:
-        a.out.write_text(text + "\n")
-    return 0
+    return emit(summary, a.out)
 
 
 if __name__ == "__main__":

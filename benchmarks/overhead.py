@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from _output import emit  # benchmarks/_output.py (scripts run as python benchmarks/<name>.py)
 
 from harness import data, models
 from harness.trackers.energy import CodecarbonEnergy, RaplEnergy, rapl_zones
@@ -152,11 +153,7 @@ def main() -> int:
         "tracker_overhead": tracker_overhead(a.rounds, a.seconds, seq_len=128, decode_tokens=32),
         "fixed_cost": fixed_cost(a.runs),
     }
-    text = json.dumps(summary, indent=2)
-    print(text)
-    if a.out:
-        a.out.write_text(text + "\n")
-    return 0
+    return emit(summary, a.out)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import torch
+from _output import emit  # benchmarks/_output.py (scripts run as python benchmarks/<name>.py)
 
 from harness import data, models
 from harness.trackers.timing import CpuTimer
@@ -126,11 +127,7 @@ def main() -> int:
         "ratio": ratio(a.rounds, a.steps),
         "mfu": [mfu("tiny", 100), mfu("base", 20)],
     }
-    text = json.dumps(summary, indent=2)
-    print(text)
-    if a.out:
-        a.out.write_text(text + "\n")
-    return 0
+    return emit(summary, a.out)
 
 
 if __name__ == "__main__":

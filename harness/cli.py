@@ -70,7 +70,7 @@ def _leaf_keys(node: Any, prefix: str = "") -> list[str]:
     for k in node:
         full = f"{prefix}{k}"
         keys.append(full)
-        if OmegaConf.is_dict(node[k]) if not OmegaConf.is_missing(node, k) else False:
+        if not OmegaConf.is_missing(node, k) and OmegaConf.is_dict(node[k]):
             keys.extend(_leaf_keys(node[k], full + "."))
     return keys
 
