@@ -13,6 +13,11 @@ Each trial makes three result sets of the same configuration with the real CLI, 
 With --processes K each set is K sweeps (one process each), interleaved, which the gate pools by key.
 Then `python -m harness gate` judges base vs aa and base vs slow. Prints a JSON summary: how many A/A
 trials passed (exit 0), how many slowdowns were flagged (exit 1), and the medians of the measured ratios.
+
+--design chained (a third fewer sweeps) measures the sets S0, S1, ... once each: trial i measures S(i+1)
+and slow(i) interleaved and gates S(i+1) and slow(i) against S(i), which was measured in the trial before,
+as a CI baseline is measured before the change it gates. Every comparison is still two separate sweeps
+of K processes each; consecutive A/A trials share one set, so their outcomes are not independent.
 """
 
 from __future__ import annotations
@@ -92,6 +97,7 @@ def sweep(dest: Path, a: argparse.Namespace, threads: int, env: dict | None = No
         f"workload.min_time_s={a.min_time_s}",
         "workload.min_iters=2",
         f"workload.decode_tokens={a.decode_tokens}",
+        *a.sweep_override,
     ]
     LOAD.append(os.getloadavg()[0])  # what else the machine was doing, for the record
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -108,6 +114,26 @@ def gate(base: Path, cand: Path, out: Path, overrides: list[str]) -> dict:
     ratios = {c["metric"]: c["ratio"] for c in verdicts["checks"] if c["metric"] in REPORTED}
     flagged = sorted({f"{c['metric']}:{c['verdict']}" for c in verdicts["checks"] if c["verdict"] != "pass"})
     return {"exit_code": proc.returncode, "outcome": verdicts["outcome"], "ratios": ratios, "flagged": flagged}
+
+
+def chained_trial(i: int, root: Path, a: argparse.Namespace, slow_env: dict) -> dict:
+    base, aa, slow = root / f"set{i:02d}", root / f"set{i + 1:02d}", root / f"slow{i:02d}"
+    if i == 0:
+        for j in range(a.processes):
+            sweep(base / f"p{j}", a, a.threads_base, None)
+    sides = [
+        (aa, a.threads_base, None),
+        (slow, *((1, None) if a.slowdown == "threads" else (a.threads_base, slow_env))),
+    ]
+    for j in range(a.processes):
+        for dest, threads, env in sides if (i + j) % 2 == 0 else sides[::-1]:
+            sweep(dest / f"p{j}", a, threads, env)
+    settings = ["--config", a.gate_config, *a.gate_override]
+    return {
+        "loadavg_1min": statistics.median(LOAD[-2 * a.processes :]),
+        "aa": gate(base, aa, root / f"gate-aa{i:02d}", settings),
+        "slow": gate(base, slow, root / f"gate-slow{i:02d}", settings),
+    }
 
 
 def trial(i: int, root: Path, a: argparse.Namespace, slow_env: dict) -> dict:
@@ -146,7 +172,11 @@ def main() -> int:
     p.add_argument("--slowdown", default="spin:0.25", help="spin:F (a busy wait of F x each forward pass) or threads")
     p.add_argument("--threads-base", type=int, default=1, help="torch threads of base and aa")
     p.add_argument("--model", default="tiny")
+    p.add_argument("--design", choices=("independent", "chained"), default="independent")
     p.add_argument("--repeats", type=int, default=10)
+    p.add_argument(
+        "--sweep-override", action="append", default=[], help="passed to every sweep, e.g. energy.enabled=false"
+    )
     p.add_argument("--min-time-s", type=float, default=0.2)
     p.add_argument("--decode-tokens", type=int, default=32)
     p.add_argument("--gate-config", default="default", help="the gate's --config (e.g. noisy)")
@@ -169,7 +199,11 @@ def main() -> int:
         slow_env = dict(os.environ, PYTHONPATH=path, HARNESS_GATE_NOISE_SPIN=a.slowdown.split(":", 1)[1])
     rows, t0 = [], time.time()
     for i in range(a.trials):
-        row = trial(i, work / f"trial{i:02d}", a, slow_env)
+        row = (
+            chained_trial(i, work, a, slow_env)
+            if a.design == "chained"
+            else trial(i, work / f"trial{i:02d}", a, slow_env)
+        )
         rows.append(row)
         print(
             f"trial {i + 1}/{a.trials} (load {row['loadavg_1min']:.1f}): "

@@ -67,6 +67,28 @@ def compute(
     return out
 
 
+def per_repeat(
+    cost: Mapping[str, Any] | None,
+    repeat: Mapping[str, Any],
+    rate_key: str,
+    pue: float | None,
+    ranks: int = 1,
+    scale: float = 1e6,
+) -> float | None:
+    """USD per `scale` units for one repeat (the gate's cost samples), priced as the run: the devices' rate,
+    plus in onprem mode the repeat's own energy (null where the repeat has no energy figure). With several
+    ranks the repeat is rank 0's, and so is the price: an equal share (1/ranks) of the devices."""
+    if cost is None:
+        return None
+    usd_per_s = cost["device_usd_per_s"] / ranks
+    if cost["mode"] == "onprem":
+        energy, seconds = repeat.get("energy_j"), repeat.get("wall_s")
+        if energy is None or not seconds or pue is None:
+            return None
+        usd_per_s += energy / seconds / J_PER_KWH * cost["usd_per_kwh"] * pue
+    return _per(usd_per_s, repeat.get(rate_key), scale)
+
+
 def training(usd_per_s: float, metrics: Mapping[str, Any], timing: Mapping[str, float]) -> dict[str, Any]:
     """Training figures: the training loop's cost, and the cost to reach the target eval loss (MLPerf's
     time-to-train, priced) — null, with the reason, when the target was not reached."""

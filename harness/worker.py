@@ -70,6 +70,13 @@ def _energy_trackers(config: dict[str, Any], device: Any, nvml: Any, place: Any)
     return trackers
 
 
+def _energy_reader(trackers: list, place: Any) -> Any:
+    """Per-repeat energy for a single process only: with several ranks, rank 0's counters do not cover the run."""
+    from harness.trackers.energy import reader
+
+    return reader(trackers) if place.world_size == 1 else None
+
+
 def _inference(config: dict, model: Any, desc: dict, device: Any, timer: Any, trackers: list, place: Any) -> dict:
     from harness import data, flops, quality
     from harness.workloads import inference
@@ -79,7 +86,8 @@ def _inference(config: dict, model: Any, desc: dict, device: Any, timer: Any, tr
     # each replica (rank) serves its own prompts
     ids = data.prompt_ids(config["batch_size"], config["seq_len"], config["seed"] + place.rank, tokenizer)
     policy = inference.Policy(w["warmup_iters"], w["min_iters"], w["min_time_s"], w["max_iters"], config["repeats"])
-    out = inference.run(model, ids.to(device.torch_device), w["decode_tokens"], policy, timer, trackers)
+    energy_now = _energy_reader(trackers, place)
+    out = inference.run(model, ids.to(device.torch_device), w["decode_tokens"], policy, timer, trackers, energy_now)
     # quality beside speed (MLPerf): the same prompt through the fp32 reference, after the timed window
     t = time.perf_counter()
     out["quality"] = quality.evaluate(model, config, ids.to(device.torch_device), tokenizer, device.torch_device)
@@ -119,7 +127,9 @@ def _training(config: dict, model: Any, desc: dict, device: Any, timer: Any, tra
         w["target_eval_loss"],
         config["repeats"],
     )
-    out = training.run(model, batches, held_out, schedule, config["precision"]["name"], device.type, timer, trackers)
+    energy_now = _energy_reader(trackers, place)
+    prec = config["precision"]["name"]
+    out = training.run(model, batches, held_out, schedule, prec, device.type, timer, trackers, energy_now)
     m = out["metrics"]
     step_s = m["step_time_s"]["mean"]
     world_tokens = m["tokens_per_step"] * place.world_size  # DDP steps are synchronous: one step, all ranks
@@ -285,6 +295,15 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
     sections["cost"] = cost.compute(facts.price(), devices, timing, metrics, sections.get("energy"), config["cost"])
     if workload == "training" and sections["cost"] is not None:
         sections["cost"].update(cost.training(sections["cost"]["usd_per_s"], metrics, timing))
+    # each repeat priced on its own (the gate's cost samples), as the run is priced
+    rate_key, cost_key = (
+        ("train_tok_per_s", "usd_per_1m_tokens_train")
+        if workload == "training"
+        else ("e2e_tok_per_s", "usd_per_1m_tokens_generated")
+    )
+    pue = config["energy"]["pue"]
+    for rep in sections["repeats"]:
+        rep[cost_key] = cost.per_repeat(sections["cost"], rep, rate_key, pue, place.world_size)
 
 
 def _rank_summary(metrics: dict[str, Any]) -> dict[str, Any]:

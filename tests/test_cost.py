@@ -48,3 +48,23 @@ def test_device_count():
     assert cost.device_count("device", "cuda", gpus=4, vcpus=96) == 4
     assert cost.device_count("vcpu", "cpu", gpus=1, vcpus=8) == 8
     assert cost.device_count("device", "cpu", gpus=1, vcpus=8) == 1
+
+
+def test_each_repeat_is_priced_as_the_run():
+    c = cost.compute(PRICE, 2, TIMING, RATES, None, CLOUD)  # 0.002 USD/s for two devices
+    rep = {"e2e_tok_per_s": 400.0, "wall_s": 0.5, "energy_j": None}
+    assert cost.per_repeat(c, rep, "e2e_tok_per_s", 1.5) == pytest.approx(5.0)  # as usd_per_1m_tokens_generated
+    # rank 0 of two ranks carries half the devices' price for its own tokens
+    assert cost.per_repeat(c, rep, "e2e_tok_per_s", 1.5, ranks=2) == pytest.approx(2.5)
+    assert cost.per_repeat(None, rep, "e2e_tok_per_s", 1.5) is None  # no price: no cost
+    assert cost.per_repeat(c, {"e2e_tok_per_s": None}, "e2e_tok_per_s", 1.5) is None
+
+
+def test_onprem_repeat_uses_its_own_energy():
+    energy = {"avg_power_w": 360.0, "pue": 1.5, "total_method": "measured"}
+    c = cost.compute(PRICE, 1, TIMING, RATES, energy, {**CLOUD, "mode": "onprem"})
+    # 180 J over 0.5 s = 360 W: 1.5e-5 USD/s of energy on top of 0.001 USD/s; 400 tok/s
+    rep = {"train_tok_per_s": 400.0, "wall_s": 0.5, "energy_j": 180.0}
+    assert cost.per_repeat(c, rep, "train_tok_per_s", 1.5) == pytest.approx(0.001015 / 400 * 1e6)
+    # no energy for the repeat: its on-prem price is unknown, not the rental alone
+    assert cost.per_repeat(c, {**rep, "energy_j": None}, "train_tok_per_s", 1.5) is None

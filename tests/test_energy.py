@@ -127,3 +127,32 @@ def test_accounting_keeps_measured_and_estimated_apart():
 def test_accounting_with_nothing_measured_is_null():
     e = energy.account([{"name": "cpu", "method": "estimated", "energy_j": None}], 1.0, {"token": 5}, ENERGY_CFG)
     assert e["total_j"] is None and e["j_per_token"] is None and e["co2e_g"] is None and e["total_method"] is None
+
+
+def test_counters_read_mid_window_give_per_repeat_joules(tmp_path):
+    gpu = trackers.NvmlEnergy(FakeGpu(counter=[1_000, 3_000, 3_000, 7_000]), "gpu:0")
+    gpu.begin()
+    assert gpu.read_j() == pytest.approx(2.0)  # 2,000 mJ since begin()
+    assert gpu.read_j() == pytest.approx(2.0)
+    assert gpu.read_j() == pytest.approx(6.0)
+    pkg = _zone(tmp_path, "intel-rapl:0", "package-0", 900, 1000)
+    rapl = trackers.RaplEnergy(trackers.rapl_zones(tmp_path))
+    rapl.begin()
+    (pkg / "energy_uj").write_text("100\n")  # wrapped: 200 uJ
+    assert rapl.read_j() == pytest.approx(200e-6)
+    read = trackers.reader([object(), gpu, rapl])  # trackers without kind="energy" (memory) are left out
+    gpu._gpu.counter = [11_000]
+    assert read() == pytest.approx(10.0 + 200e-6)
+    assert trackers.between(1.0, 3.5) == 2.5
+    assert trackers.between(1.0, 1.0) is None and trackers.between(None, 2.0) is None  # no advance: unknown
+
+
+def test_no_per_repeat_energy_from_estimates_or_sampled_power():
+    assert trackers.reader([trackers.CodecarbonEnergy()]) is None
+    assert trackers.reader([]) is None
+    sampled = trackers.NvmlEnergy(FakeGpu(counter=None, power=1000), "gpu:0", sample_interval_s=0.01)
+    sampled.begin()
+    try:
+        assert trackers.reader([sampled])() is None  # no counter on this board
+    finally:
+        sampled.close()

@@ -33,7 +33,32 @@ def test_a_vs_a_passes_every_check():
     assert {c.verdict for c in checks} == {"pass"}
     metrics = {c.metric for c in checks}
     assert {"status", "params", "peak_rss_bytes", "decode_tok_per_s", "request_latency_s_p50"} <= metrics
-    assert not metrics & {"energy_j", "cost_usd", "cuda_max_allocated_bytes"}  # measured on neither side: no row
+    # measured on neither side: no row (codecarbon gives no per-repeat energy; no price; no training; no GPU)
+    assert not metrics & {"j_per_token", "usd_per_1m_tokens_generated", "step_time_s_p50", "cuda_max_allocated_bytes"}
+
+
+def test_per_repeat_energy_and_cost_are_gated_as_timed_metrics():
+    def with_energy_and_cost(record, watts_factor):
+        for rep in record["repeats"]:
+            tok_s = rep["e2e_tok_per_s"]
+            rep["j_per_token"] = 50.0 * watts_factor / tok_s  # 50 W for the baseline
+            rep["usd_per_1m_tokens_generated"] = 3.6 / 3600 / tok_s * 1e6  # 3.6 USD/h
+        return record
+
+    base = with_energy_and_cost(make(seed=1), 1.0)
+    same = with_energy_and_cost(make(seed=2), 1.0)
+    hotter = with_energy_and_cost(make(seed=2), 1.3)  # same speed, 30 % more power
+    checks, outcome = run([base], [same])
+    m = by_metric(checks)
+    assert outcome == ("pass", 0)
+    assert m[("tiny fp32 bs=1 seq=128 gpus=1", "j_per_token")].verdict == "pass"
+    assert m[("tiny fp32 bs=1 seq=128 gpus=1", "usd_per_1m_tokens_generated")].verdict == "pass"
+    checks, outcome = run([base], [hotter])
+    m = by_metric(checks)
+    assert outcome == ("regression", 1)
+    energy = m[("tiny fp32 bs=1 seq=128 gpus=1", "j_per_token")]
+    assert energy.verdict == "regression" and energy.threshold == 0.10 and energy.ratio == pytest.approx(1.3, rel=0.03)
+    assert m[("tiny fp32 bs=1 seq=128 gpus=1", "usd_per_1m_tokens_generated")].verdict == "pass"  # speed unchanged
 
 
 def test_a_slowdown_is_a_regression_in_latencies_and_throughputs():
@@ -243,3 +268,12 @@ def test_the_quantile_setting_takes_the_fast_end_for_both_directions():
     assert tps.baseline == pytest.approx(np.quantile([r["decode_tok_per_s"] for r in base["repeats"]], 0.75))
     with pytest.raises(ConfigError, match="quantile=1.5 is not valid"):
         settings.load(overrides=["quantile=1.5"])
+    # 0: the minimum of the latencies and the maximum of the throughputs, said so in the settings
+    checks, _ = run([base], [cand], ["quantile=0"])
+    m = by_metric(checks)
+    assert m[("tiny fp32 bs=1 seq=128 gpus=1", "decode_latency_s_p50")].baseline == pytest.approx(
+        min(r["decode_latency_s_p50"] for r in base["repeats"])
+    )
+    assert m[("tiny fp32 bs=1 seq=128 gpus=1", "decode_tok_per_s")].baseline == pytest.approx(
+        max(r["decode_tok_per_s"] for r in base["repeats"])
+    )

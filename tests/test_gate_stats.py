@@ -119,12 +119,15 @@ def test_bad_samples_are_refused(bad):
 
 
 def test_a_quantile_instead_of_the_median():
-    # constant within each side: the q-quantile ratio is exact; q outside (0, 1) is refused
+    # the q-quantile ratio is exact for these samples; 0 is the minimum, 1 the maximum; others are refused
     base, cand = [1.0, 2.0, 3.0, 4.0, 5.0], [2.0, 4.0, 6.0, 8.0, 10.0]
     assert bootstrap_ratio(base, cand, quantile=0.25).ratio == pytest.approx(4.0 / 2.0)
     assert bootstrap_ratio(base, cand, quantile=0.25).baseline_value == 2.0
+    minimum = bootstrap_ratio(base, cand, quantile=0.0)
+    assert (minimum.baseline_value, minimum.candidate_value) == (1.0, 2.0)
+    assert bootstrap_ratio(base, cand, quantile=1.0).baseline_value == 5.0
     with pytest.raises(ValueError):
-        bootstrap_ratio(base, cand, quantile=1.0)
+        bootstrap_ratio(base, cand, quantile=1.5)
 
 
 def test_a_low_quantile_shrugs_off_slowed_runs():

@@ -120,3 +120,14 @@ def test_int8_quantizes_linear_layers():
 
     assert isinstance(m.model.layers[0].mlp.up_proj.weight, TorchAOBaseTensor)  # int8 weights now
     assert not isinstance(m.model.embed_tokens.weight, TorchAOBaseTensor)  # lookups stay as they were
+
+
+def test_each_repeat_reads_its_own_energy(model):
+    readings = iter([0.0, 2.0, 2.0, 2.0])  # joules since begin(): repeat 1 used 2 J, repeat 2 none (unknown)
+    policy = inference.Policy(warmup_iters=0, min_iters=2, min_time_s=0.0, max_iters=2, repeats=2)
+    out = inference.run(model, data.prompt_ids(1, 8, 0), 3, policy, CpuTimer(), energy_now=lambda: next(readings))
+    first, second = out["repeats"]
+    assert first["energy_j"] == 2.0 and first["j_per_token"] == pytest.approx(2.0 / (2 * 4))  # 2 requests x 4 tokens
+    assert second["energy_j"] is None and second["j_per_token"] is None  # a counter that did not move is no zero
+    plain = inference.run(model, data.prompt_ids(1, 8, 0), 1, inference.Policy(0, 1, 0.0, 1, 1), CpuTimer())
+    assert plain["repeats"][0]["energy_j"] is None

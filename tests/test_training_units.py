@@ -142,3 +142,15 @@ def test_cpu_peak_for_a_low_precision_is_never_below_fp32(tmp_path, monkeypatch)
     assert calibrate.cpu_peak_for("fp32")["peak_flop_per_s"] == 50e9
     monkeypatch.setattr(calibrate, "measure", lambda dtype: 1.0)  # a busy moment does not lower the peak
     assert calibrate.cpu_peak("fp32")["peak_flop_per_s"] == 50e9
+
+
+def test_chunks_carry_step_time_throughput_and_energy():
+    times = [0.1, 0.1, 0.2, 0.2, 0.4, 0.4, 9.0]  # 7 timed steps in 3 chunks of 2; the odd step is left out
+    joules = [1.0, 1.0, 2.0, None, 4.0, 4.0, 90.0]
+    c = training._chunks(times, joules, 3, tokens_per_step=100)
+    assert [x["steps"] for x in c] == [2, 2, 2]
+    assert [x["step_time_s_mean"] for x in c] == pytest.approx([0.1, 0.2, 0.4])
+    assert [x["train_tok_per_s"] for x in c] == pytest.approx([1000.0, 500.0, 250.0])
+    assert c[0]["energy_j"] == 2.0 and c[0]["j_per_token"] == pytest.approx(0.01)
+    assert c[1]["energy_j"] is None and c[1]["j_per_token"] is None  # one step without a reading: no figure
+    assert training._chunks([0.5], [None], 3, 10)[0]["steps"] == 1  # fewer steps than chunks

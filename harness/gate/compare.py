@@ -222,6 +222,8 @@ def outcome(checks: Sequence[Check], allow_inconclusive: bool = False) -> tuple[
 def _statistic(q: float) -> str:
     if q == 0.5:
         return "ratio of medians (candidate / baseline) of the per-repeat figures"
+    if q == 0:
+        return "ratio of minima (candidate / baseline) of the per-repeat figures (maxima where higher is better)"
     return (
         f"ratio of {q:g}-quantiles (candidate / baseline) of the per-repeat figures "
         f"({1 - q:g}-quantiles where higher is better)"

@@ -94,14 +94,15 @@ def bootstrap_ratio(
     """Ratio of medians candidate/baseline with a percentile-bootstrap interval, each side resampled on its own.
 
     Each side is a flat list of samples or a list of groups of samples (one group per process). `quantile`
-    replaces the median by another quantile of the pooled samples (0.5 is the median).
+    replaces the median by another quantile of the pooled samples (0.5 is the median, 0 the minimum, 1 the
+    maximum).
     """
     if not 0 < confidence < 1:
         raise ValueError(f"confidence={confidence} is not within (0, 1)")
     base, cand = groups_of(baseline), groups_of(candidate)
     rng = rng if rng is not None else np.random.default_rng(0)
-    if not 0 < quantile < 1:
-        raise ValueError(f"quantile={quantile} is not within (0, 1)")
+    if not 0 <= quantile <= 1:
+        raise ValueError(f"quantile={quantile} is not within [0, 1]")
     ratios = resampled_quantiles(cand, resamples, rng, quantile) / resampled_quantiles(base, resamples, rng, quantile)
     alpha = (1 - confidence) / 2
     low, high = np.quantile(ratios, [alpha, 1 - alpha])

@@ -6,13 +6,17 @@
 Units are converted once, here: mJ and uJ become J.
 
 Every tracker follows begin() / end() -> list of components / close(); close() is safe to call twice
-and stops any thread, so a failed run ends cleanly.
+and stops any thread, so a failed run ends cleanly. Trackers with a cumulative counter (NVML's energy
+counter, RAPL) also answer read_j(): joules since begin(), cheap enough to read around each repeat, which
+gives the gate per-repeat energy samples. Sampled power and codecarbon's estimate cannot be read mid-window
+(they answer None), and neither can a run's total: `reader()` is None unless every tracker can.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +63,13 @@ class NvmlEnergy:
         if self._e0 is None:
             self._thread = threading.Thread(target=self._sample, name="nvml-power", daemon=True)
             self._thread.start()
+
+    def read_j(self) -> float | None:
+        """Joules since begin() from the counter; None without a counter or when it did not advance."""
+        if self._e0 is None:
+            return None
+        e1 = self._gpu.energy_mj()
+        return (e1 - self._e0) * MJ_TO_J if e1 is not None and e1 > self._e0 else None
 
     def end(self) -> list[dict]:
         e1 = self._gpu.energy_mj() if self._e0 is not None else None
@@ -138,12 +149,24 @@ class RaplEnergy:
         self._t0 = time.perf_counter()
         self._start = [self._read(f)[0] for _, f in self._zones]
 
+    @staticmethod
+    def _delta(e0: int, e1: int, wrap: int) -> int:
+        return e1 - e0 if e1 >= e0 else e1 + wrap - e0  # the counter wrapped once
+
+    def read_j(self) -> float | None:
+        """Joules since begin() over every zone."""
+        total = 0
+        for (_, folder), e0 in zip(self._zones, self._start, strict=True):
+            e1, wrap = self._read(folder)
+            total += self._delta(e0, e1, wrap)
+        return total * UJ_TO_J
+
     def end(self) -> list[dict]:
         window_s = time.perf_counter() - self._t0
         out = []
         for (label, folder), e0 in zip(self._zones, self._start, strict=True):
             e1, wrap = self._read(folder)
-            delta = e1 - e0 if e1 >= e0 else e1 + wrap - e0  # the counter wrapped once
+            delta = self._delta(e0, e1, wrap)
             covers = "dram" if label == "dram" else "cpu-package"
             out.append(_component(f"rapl:{folder.name}:{label}", covers, "rapl", delta * UJ_TO_J, window_s, flags=[]))
         return out
@@ -183,6 +206,10 @@ class CodecarbonEnergy:
             self._error = f"codecarbon could not start: {type(exc).__name__}: {exc}"
             self._tracker = None
         self._t0 = time.perf_counter()
+
+    def read_j(self) -> None:
+        """codecarbon integrates power every measure_power_secs: no figure for a part of the window."""
+        return None
 
     def end(self) -> list[dict]:
         window_s = time.perf_counter() - self._t0
@@ -232,3 +259,22 @@ class CodecarbonEnergy:
             except Exception:
                 pass
             self._tracker = None
+
+
+def reader(trackers: Sequence[Any]) -> Callable[[], float | None] | None:
+    """A function giving joules since begin() summed over the energy trackers (None when any cannot say at
+    that moment), or None when there is no energy tracker or one of them can never be read mid-window."""
+    energy = [t for t in trackers if getattr(t, "kind", None) == "energy"]
+    if not energy or any(isinstance(t, CodecarbonEnergy) or not hasattr(t, "read_j") for t in energy):
+        return None
+
+    def joules() -> float | None:
+        values = [t.read_j() for t in energy]
+        return None if any(v is None for v in values) else sum(values)
+
+    return joules
+
+
+def between(before: float | None, after: float | None) -> float | None:
+    """Joules between two reader() values; None when either is unknown or the counter did not advance."""
+    return after - before if before is not None and after is not None and after > before else None

@@ -8,13 +8,14 @@ figures are stable on a fast model and bounded on a slow one.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from harness.stats import summarize
+from harness.trackers.energy import between
 
 
 @dataclass(frozen=True)
@@ -88,10 +89,12 @@ def run(
     policy: Policy,
     timer: Any,
     trackers: Sequence[Any] = (),
+    energy_now: Callable[[], float | None] | None = None,
 ) -> dict[str, Any]:
     """Warm up, then time `policy.repeats` repeats with the trackers around them.
 
     Returns metrics, per-repeat figures, each tracker's end() value (`tracked`, in order) and timings.
+    `energy_now` (joules since the trackers began, from trackers.energy.reader) gives each repeat its energy.
     """
     forward = _Forward(model)
     batch, seq_len = input_ids.shape
@@ -107,7 +110,8 @@ def run(
             window_start = time.perf_counter()
             all_samples: dict[str, list[float]] = {"prefill": [], "ttft": [], "decode": [], "request": []}
             repeats = [
-                _repeat(forward, input_ids, decode_tokens, policy, timer, all_samples) for _ in range(policy.repeats)
+                _repeat(forward, input_ids, decode_tokens, policy, timer, all_samples, energy_now)
+                for _ in range(policy.repeats)
             ]
             window_s = time.perf_counter() - window_start
             tracked = [tracker.end() for tracker in trackers]
@@ -144,10 +148,12 @@ def _repeat(
     policy: Policy,
     timer: Any,
     all_samples: dict[str, list[float]],
+    energy_now: Callable[[], float | None] | None = None,
 ) -> dict[str, Any]:
     """One repeat: requests until min_iters and min_time_s are both met; its samples join all_samples."""
     batch, seq_len = input_ids.shape
     samples: dict[str, list[float]] = {"prefill": [], "ttft": [], "decode": [], "request": []}
+    joules_before = energy_now() if energy_now is not None else None
     start = time.perf_counter()
     while len(samples["request"]) < policy.max_iters and (
         len(samples["request"]) < policy.min_iters or time.perf_counter() - start < policy.min_time_s
@@ -160,11 +166,17 @@ def _repeat(
         samples["ttft"].append(e[0] + e[1])
         samples["decode"].extend(e[2:])
         samples["request"].append(w1 - w0)
+    wall_s = time.perf_counter() - start
+    energy_j = between(joules_before, energy_now()) if energy_now is not None else None
     for k, v in samples.items():
         all_samples[k].extend(v)
+    generated = batch * (decode_tokens + 1) * len(samples["request"])
     return {
         "iterations": len(samples["request"]),
-        "wall_s": time.perf_counter() - start,
+        "wall_s": wall_s,
+        # the repeat's energy (counters only: NVML, RAPL) and per generated token; null where not readable
+        "energy_j": energy_j,
+        "j_per_token": energy_j / generated if energy_j is not None else None,
         "prefill_latency_s_p50": summarize(samples["prefill"])["p50"],
         "ttft_s_p50": summarize(samples["ttft"])["p50"],
         "decode_latency_s_p50": summarize(samples["decode"])["p50"],

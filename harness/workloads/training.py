@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from harness.stats import summarize
+from harness.trackers.energy import between
 
 MAX_CURVE_POINTS = 500
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -77,13 +78,19 @@ def run(
     device_type: str,
     timer: Any,
     trackers: Sequence[Any] = (),
+    energy_now: Callable[[], float | None] | None = None,
 ) -> dict[str, Any]:
-    """Train for the schedule (or to the target); returns metrics, per-chunk figures, tracked, timings."""
+    """Train for the schedule (or to the target); returns metrics, per-chunk figures, tracked, timings.
+
+    `energy_now` (joules since the trackers began, from trackers.energy.reader) is read around each step,
+    outside its timed span, to give each chunk its energy.
+    """
     optimizer = _optimizer(model, schedule)
     scaler = torch.amp.GradScaler(device_type) if precision == "fp16" else None
     autocast_dtype = _AUTOCAST.get(precision)
     model.train()
     step_times: list[float] = []
+    step_joules: list[float | None] = []  # per timed step, beside step_times
     losses: list[tuple[int, float]] = []
     evals: list[tuple[int, float, float]] = []
     target = {"target_eval_loss": schedule.target_eval_loss, "reached": False}
@@ -100,6 +107,7 @@ def run(
             tokens_per_step = x.numel()
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, schedule)
+            joules_before = energy_now() if energy_now is not None else None
             m0 = timer.mark()
             with torch.autocast(device_type, autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
                 loss = model(input_ids=x, labels=x).loss
@@ -119,6 +127,7 @@ def run(
             timer.sync()
             if step > schedule.warmup_steps:
                 step_times.append(timer.elapsed_s(m0, m1))
+                step_joules.append(between(joules_before, energy_now()) if energy_now is not None else None)
             losses.append((step, float(loss.detach())))
             if step % schedule.eval_interval == 0 or step == schedule.max_steps:
                 e0 = time.perf_counter()
@@ -155,9 +164,29 @@ def run(
         "target": target,
         "loss_scale_final": float(scaler.get_scale()) if scaler is not None else None,
     }
-    size = max(1, len(step_times) // schedule.chunks)
-    chunks = [step_times[i : i + size] for i in range(0, size * schedule.chunks, size) if step_times[i : i + size]]
-    per_chunk = [
-        {"steps": len(c), "step_time_s_p50": summarize(c)["p50"], "step_time_s_mean": sum(c) / len(c)} for c in chunks
-    ]
+    per_chunk = _chunks(step_times, step_joules, schedule.chunks, tokens_per_step)
     return {"metrics": metrics, "repeats": per_chunk, "tracked": tracked, "timed_window_s": window_s}
+
+
+def _chunks(times: list[float], joules: list[float | None], count: int, tokens_per_step: int) -> list[dict]:
+    """Consecutive chunks of timed steps, the gate's samples: step times, throughput and energy of each."""
+    size = max(1, len(times) // count)
+    out = []
+    for i in range(0, size * count, size):
+        t, j = times[i : i + size], joules[i : i + size]
+        if not t:
+            break
+        seconds = sum(t)
+        energy = sum(j) if j and all(x is not None for x in j) else None  # type: ignore[misc]
+        out.append(
+            {
+                "steps": len(t),
+                "step_time_s_p50": summarize(t)["p50"],
+                "step_time_s_mean": seconds / len(t),
+                "train_tok_per_s": tokens_per_step * len(t) / seconds if seconds > 0 else None,
+                "wall_s": seconds,
+                "energy_j": energy,
+                "j_per_token": energy / (tokens_per_step * len(t)) if energy is not None and tokens_per_step else None,
+            }
+        )
+    return out
