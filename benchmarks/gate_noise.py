@@ -168,18 +168,18 @@ def _ratio_summary(rows: list[dict]) -> dict:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--trials", type=int, default=20)
-    p.add_argument("--processes", type=int, default=1, help="sweeps (processes) per side, interleaved")
+    p.add_argument("--processes", type=int, default=8, help="sweeps (processes) per side, interleaved")
     p.add_argument("--slowdown", default="spin:0.25", help="spin:F (a busy wait of F x each forward pass) or threads")
     p.add_argument("--threads-base", type=int, default=1, help="torch threads of base and aa")
     p.add_argument("--model", default="tiny")
-    p.add_argument("--design", choices=("independent", "chained"), default="independent")
-    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--design", choices=("independent", "chained"), default="chained")
+    p.add_argument("--repeats", type=int, default=16)
     p.add_argument(
         "--sweep-override", action="append", default=[], help="passed to every sweep, e.g. energy.enabled=false"
     )
-    p.add_argument("--min-time-s", type=float, default=0.2)
+    p.add_argument("--min-time-s", type=float, default=0.1)
     p.add_argument("--decode-tokens", type=int, default=32)
-    p.add_argument("--gate-config", default="default", help="the gate's --config (e.g. noisy)")
+    p.add_argument("--gate-config", default="noisy", help="the gate's --config (default, noisy or a file)")
     p.add_argument("--gate-override", action="append", default=[], help="passed to the gate, e.g. confidence=0.9")
     p.add_argument("--keep", type=Path, help="keep every result set and verdict under this folder")
     p.add_argument("--out", type=Path, help="also write the JSON summary here")

@@ -7,10 +7,11 @@
    `python -m harness` runs (timing.fixed_cost_s). Target <= 5 s on a 2-core CPU machine.
 3. Tracker overhead: the same timed work with the memory and energy trackers on vs off, in short blocks
    alternated round by round (same process, same model). Each block's repeats are samples; the ratio
-   on/off of the median request latency comes with the gate's two-stage bootstrap interval (blocks, then
-   repeats), so "within 2 %" is a statement with its confidence, not a single noisy ratio. Beside it, the
-   CPU time the trackers' own threads took per second of the window (process CPU time minus the
-   measuring thread's, on minus off). Target: trackers cost <= 2 % of throughput.
+   on/off of the median request latency (and of the minimum: the least disturbed repeats) comes with the
+   gate's two-stage bootstrap interval (blocks, then repeats), so "within 2 %" is a statement with its
+   confidence, not a single noisy ratio. Beside it, the CPU time the trackers' own threads took per
+   second of the window (process CPU time minus the measuring thread's, on minus off).
+   Target: trackers cost <= 2 % of throughput.
 
 Prints a JSON summary; `--out FILE` also writes it.
 """
@@ -108,7 +109,11 @@ def tracker_overhead(rounds: int, seconds: float, seq_len: int, decode_tokens: i
             # threads other than this one: the trackers' samplers (started by begin(), stopped by end(), so
             # they live about as long as the window) and torch's idle pool
             others_cpu[which].append(((p1 - p0) - (t1 - t0)) / window)
+    # median, and minimum (the least disturbed repeats: host noise only slows work down), each with its interval
     est = stats.bootstrap_ratio(latencies["off"], latencies["on"], resamples=4000, rng=np.random.default_rng(0))
+    fast = stats.bootstrap_ratio(
+        latencies["off"], latencies["on"], resamples=4000, rng=np.random.default_rng(0), quantile=0.0
+    )
     return {
         "rounds": rounds,
         "seconds_per_block": seconds,
@@ -116,7 +121,9 @@ def tracker_overhead(rounds: int, seconds: float, seq_len: int, decode_tokens: i
         "energy_tracker": "rapl" if zones else "codecarbon (estimate; no readable RAPL here)",
         "request_latency_ratio_on_over_off": est.ratio,
         "request_latency_ratio_ci95": [est.low, est.high],
-        "slowdown_within_2pct_with_95pct_confidence": est.high <= 1.02,
+        "request_latency_min_ratio_on_over_off": fast.ratio,
+        "request_latency_min_ratio_ci95": [fast.low, fast.high],
+        "slowdown_within_2pct_with_95pct_confidence": {"median": est.high <= 1.02, "minimum": fast.high <= 1.02},
         "on_e2e_tok_per_s_median": statistics.median(tok_s["on"]),
         "off_e2e_tok_per_s_median": statistics.median(tok_s["off"]),
         "per_round_tok_s_ratio_median": statistics.median(
