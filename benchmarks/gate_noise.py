@@ -14,10 +14,11 @@ With --processes K each set is K sweeps (one process each), interleaved, which t
 Then `python -m harness gate` judges base vs aa and base vs slow. Prints a JSON summary: how many A/A
 trials passed (exit 0), how many slowdowns were flagged (exit 1), and the medians of the measured ratios.
 
---design chained (a third fewer sweeps) measures the sets S0, S1, ... once each: trial i measures S(i+1)
-and slow(i) interleaved and gates S(i+1) and slow(i) against S(i), which was measured in the trial before,
-as a CI baseline is measured before the change it gates. Every comparison is still two separate sweeps
-of K processes each; consecutive A/A trials share one set, so their outcomes are not independent.
+--slow-processes K' (default K) measures the slowdown side with fewer processes, spread evenly among the
+others: noise only ever slows a run down, so a short slow side can only look slower, never faster.
+Sides are always interleaved process by process: host load that lasts minutes then hits all sides alike
+(a design that gated each set against one measured minutes earlier gave a false regression when the host
+stayed slow for two minutes).
 """
 
 from __future__ import annotations
@@ -116,26 +117,6 @@ def gate(base: Path, cand: Path, out: Path, overrides: list[str]) -> dict:
     return {"exit_code": proc.returncode, "outcome": verdicts["outcome"], "ratios": ratios, "flagged": flagged}
 
 
-def chained_trial(i: int, root: Path, a: argparse.Namespace, slow_env: dict) -> dict:
-    base, aa, slow = root / f"set{i:02d}", root / f"set{i + 1:02d}", root / f"slow{i:02d}"
-    if i == 0:
-        for j in range(a.processes):
-            sweep(base / f"p{j}", a, a.threads_base, None)
-    sides = [
-        (aa, a.threads_base, None),
-        (slow, *((1, None) if a.slowdown == "threads" else (a.threads_base, slow_env))),
-    ]
-    for j in range(a.processes):
-        for dest, threads, env in sides if (i + j) % 2 == 0 else sides[::-1]:
-            sweep(dest / f"p{j}", a, threads, env)
-    settings = ["--config", a.gate_config, *a.gate_override]
-    return {
-        "loadavg_1min": statistics.median(LOAD[-2 * a.processes :]),
-        "aa": gate(base, aa, root / f"gate-aa{i:02d}", settings),
-        "slow": gate(base, slow, root / f"gate-slow{i:02d}", settings),
-    }
-
-
 def trial(i: int, root: Path, a: argparse.Namespace, slow_env: dict) -> dict:
     sides = {
         "base": (a.threads_base, None),
@@ -143,14 +124,17 @@ def trial(i: int, root: Path, a: argparse.Namespace, slow_env: dict) -> dict:
         "slow": (1, None) if a.slowdown == "threads" else (a.threads_base, slow_env),
     }
     names = list(sides)
+    slow_rounds = {round(k * a.processes / a.slow_processes) for k in range(a.slow_processes)}
     for j in range(a.processes):
         shift = (i + j) % 3  # rotate the order so that no side always runs first (drift hits all alike)
         for name in names[shift:] + names[:shift]:
+            if name == "slow" and j not in slow_rounds:
+                continue
             threads, env = sides[name]
             sweep(root / name / f"p{j}", a, threads, env)
     settings = ["--config", a.gate_config, *a.gate_override]
     return {
-        "loadavg_1min": statistics.median(LOAD[-3 * a.processes :]),
+        "loadavg_1min": statistics.median(LOAD[-(2 * a.processes + a.slow_processes) :]),
         "aa": gate(root / "base", root / "aa", root / "gate-aa", settings),
         "slow": gate(root / "base", root / "slow", root / "gate-slow", settings),
     }
@@ -172,7 +156,7 @@ def main() -> int:
     p.add_argument("--slowdown", default="spin:0.25", help="spin:F (a busy wait of F x each forward pass) or threads")
     p.add_argument("--threads-base", type=int, default=1, help="torch threads of base and aa")
     p.add_argument("--model", default="tiny")
-    p.add_argument("--design", choices=("independent", "chained"), default="chained")
+    p.add_argument("--slow-processes", type=int, help="processes of the slowdown side (default: --processes)")
     p.add_argument("--repeats", type=int, default=16)
     p.add_argument(
         "--sweep-override", action="append", default=[], help="passed to every sweep, e.g. energy.enabled=false"
@@ -184,6 +168,9 @@ def main() -> int:
     p.add_argument("--keep", type=Path, help="keep every result set and verdict under this folder")
     p.add_argument("--out", type=Path, help="also write the JSON summary here")
     a = p.parse_args()
+    a.slow_processes = a.slow_processes or a.processes
+    if not 1 <= a.slow_processes <= a.processes:
+        p.error(f"--slow-processes {a.slow_processes} is not valid: choose 1 to --processes ({a.processes})")
     if a.slowdown != "threads" and not a.slowdown.startswith("spin:"):
         p.error(f"--slowdown {a.slowdown} is not valid: choose spin:F (e.g. spin:0.25) or threads")
     if a.slowdown == "threads" and a.threads_base < 2:
@@ -199,11 +186,7 @@ def main() -> int:
         slow_env = dict(os.environ, PYTHONPATH=path, HARNESS_GATE_NOISE_SPIN=a.slowdown.split(":", 1)[1])
     rows, t0 = [], time.time()
     for i in range(a.trials):
-        row = (
-            chained_trial(i, work, a, slow_env)
-            if a.design == "chained"
-            else trial(i, work / f"trial{i:02d}", a, slow_env)
-        )
+        row = trial(i, work / f"trial{i:02d}", a, slow_env)
         rows.append(row)
         print(
             f"trial {i + 1}/{a.trials} (load {row['loadavg_1min']:.1f}): "
