@@ -167,6 +167,7 @@ def main() -> int:
     p.add_argument("--gate-override", action="append", default=[], help="passed to the gate, e.g. confidence=0.9")
     p.add_argument("--keep", type=Path, help="keep every result set and verdict under this folder")
     p.add_argument("--out", type=Path, help="also write the JSON summary here")
+    p.add_argument("--regate", type=Path, help="measure nothing: gate the trials kept (--keep) in this folder again")
     a = p.parse_args()
     a.slow_processes = a.slow_processes or a.processes
     if not 1 <= a.slow_processes <= a.processes:
@@ -177,6 +178,8 @@ def main() -> int:
         p.error("--slowdown threads needs --threads-base 2 or more")
 
     work = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="gate-noise-"))
+    if a.regate:
+        a.keep, work = None, Path(tempfile.mkdtemp(prefix="gate-noise-"))
     inject = work / "inject"
     slow_env = None
     if a.slowdown.startswith("spin:"):
@@ -185,7 +188,17 @@ def main() -> int:
         path = os.pathsep.join(x for x in (str(inject), os.environ.get("PYTHONPATH", "")) if x)
         slow_env = dict(os.environ, PYTHONPATH=path, HARNESS_GATE_NOISE_SPIN=a.slowdown.split(":", 1)[1])
     rows, t0 = [], time.time()
-    for i in range(a.trials):
+    if a.regate:  # other gate settings on the same measurements (verdicts go to a scratch folder)
+        settings, scratch = ["--config", a.gate_config, *a.gate_override], Path(tempfile.mkdtemp(prefix="regate-"))
+        kept = sorted(a.regate.glob("trial*"))
+        if not kept:
+            p.error(f"--regate {a.regate} is not valid: it holds no trial* folders (made with --keep)")
+        for root in kept:
+            aa = gate(root / "base", root / "aa", scratch / root.name / "aa", settings)
+            slow = gate(root / "base", root / "slow", scratch / root.name / "slow", settings)
+            rows.append({"loadavg_1min": float("nan"), "aa": aa, "slow": slow})
+        a.trials = len(rows)
+    for i in range(0 if a.regate else a.trials):
         row = trial(i, work / f"trial{i:02d}", a, slow_env)
         rows.append(row)
         print(
@@ -199,7 +212,9 @@ def main() -> int:
     summary = {
         "machine": {
             "cpus": os.cpu_count(),
-            "loadavg_1min_at_sweep_starts": {"median": statistics.median(LOAD), "min": min(LOAD), "max": max(LOAD)},
+            "loadavg_1min_at_sweep_starts": (
+                {"median": statistics.median(LOAD), "min": min(LOAD), "max": max(LOAD)} if LOAD else None
+            ),
         },
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
         "trials": a.trials,

@@ -180,7 +180,10 @@ class CodecarbonEnergy:
 
     kind = "energy"
 
-    def __init__(self, measure_power_secs: float = 1.0, name_prefix: str = ""):
+    # codecarbon (3.x) samples CPU load every second in its own thread whatever this is, and at stop() it
+    # integrates those samples, time-weighted, over the whole window: its periodic measurement adds nothing
+    # to the estimate for a run, only a second wake-up per interval. So: rarely.
+    def __init__(self, measure_power_secs: float = 60.0, name_prefix: str = ""):
         self._measure_power_secs = measure_power_secs
         self._prefix = name_prefix
         self._tracker = None
