@@ -204,6 +204,10 @@ def test_cost_from_a_catalog_entry_and_a_user_price(harness):
         assert c["run_usd"] == pytest.approx(usd_per_s * t["run_wall_s"])
         assert c["usd_per_1m_tokens_decode"] == pytest.approx(usd_per_s / m["decode_tok_per_s"] * 1e6)
         assert c["usd_per_1k_samples"] == pytest.approx(usd_per_s / m["samples_per_s"] * 1e3)
+        # each repeat priced the same way from its own throughput: the gate's cost samples
+        for rep in r["repeats"]:
+            assert rep["usd_per_1m_tokens_generated"] == pytest.approx(usd_per_s / rep["e2e_tok_per_s"] * 1e6)
+            assert rep["energy_j"] is None and rep["j_per_token"] is None  # codecarbon: no per-repeat figure
 
 
 def test_energy_off_leaves_energy_null(harness):

@@ -66,6 +66,10 @@ def test_target_eval_loss_stops_early_and_prices_it(harness):
     assert hit["status"] == "ok" and t["reached"] and t["step"] < 40 and hit["metrics"]["steps"] == t["step"]
     assert hit["metrics"]["eval_loss"] <= 4.8
     assert hit["cost"]["usd_to_target"] == pytest.approx(1.0 / 3600 * t["time_s"])
+    for chunk in hit["repeats"]:  # the gate's training samples: throughput and cost per chunk of steps
+        tok_s = chunk["steps"] * hit["metrics"]["tokens_per_step"] / chunk["wall_s"]
+        assert chunk["train_tok_per_s"] == pytest.approx(tok_s)
+        assert chunk["usd_per_1m_tokens_train"] == pytest.approx(1.0 / 3600 / tok_s * 1e6)
     assert miss["status"] == "ok" and not miss["metrics"]["target"]["reached"]
     assert (
         "> target 0.5 after 40 steps" in miss["metrics"]["target"]["reason"] and miss["cost"]["usd_to_target"] is None
