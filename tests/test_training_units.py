@@ -154,3 +154,6 @@ def test_chunks_carry_step_time_throughput_and_energy():
     assert c[0]["energy_j"] == 2.0 and c[0]["j_per_token"] == pytest.approx(0.01)
     assert c[1]["energy_j"] is None and c[1]["j_per_token"] is None  # one step without a reading: no figure
     assert training._chunks([0.5], [None], 3, 10)[0]["steps"] == 1  # fewer steps than chunks
+    # a coarse counter (NVML, ~100 ms) moves in some steps only: the chunk sums them; no advance at all is unknown
+    coarse = training._chunks([0.05] * 4, [0.0, 3.0, 0.0, 0.0], 2, tokens_per_step=10)
+    assert [c["energy_j"] for c in coarse] == [3.0, None]

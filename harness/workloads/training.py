@@ -16,7 +16,6 @@ from typing import Any
 import torch
 
 from harness.stats import summarize
-from harness.trackers.energy import between
 
 MAX_CURVE_POINTS = 500
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -127,7 +126,12 @@ def run(
             timer.sync()
             if step > schedule.warmup_steps:
                 step_times.append(timer.elapsed_s(m0, m1))
-                step_joules.append(between(joules_before, energy_now()) if energy_now is not None else None)
+                joules_after = energy_now() if energy_now is not None else None
+                # a counter that updates every ~100 ms may not move within one short step: 0 is a valid
+                # step delta here; only the chunk's sum must be positive
+                step_joules.append(
+                    joules_after - joules_before if joules_before is not None and joules_after is not None else None
+                )
             losses.append((step, float(loss.detach())))
             if step % schedule.eval_interval == 0 or step == schedule.max_steps:
                 e0 = time.perf_counter()
@@ -178,6 +182,7 @@ def _chunks(times: list[float], joules: list[float | None], count: int, tokens_p
             break
         seconds = sum(t)
         energy = sum(j) if j and all(x is not None for x in j) else None  # type: ignore[misc]
+        energy = energy if energy is not None and energy > 0 else None  # no advance over a chunk: unknown
         out.append(
             {
                 "steps": len(t),
