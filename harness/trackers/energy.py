@@ -8,8 +8,8 @@ Units are converted once, here: mJ and uJ become J.
 Every tracker follows begin() / end() -> list of components / close(); close() is safe to call twice
 and stops any thread, so a failed run ends cleanly. Trackers with a cumulative counter (NVML's energy
 counter, RAPL) also answer read_j(): joules since begin(), cheap enough to read around each repeat, which
-gives the gate per-repeat energy samples. Sampled power and codecarbon's estimate cannot be read mid-window
-(they answer None), and neither can a run's total: `reader()` is None unless every tracker can.
+gives the gate per-repeat energy samples. Sampled power answers None; codecarbon's estimate has no read_j
+(it integrates over the whole window), so `reader()` is None with it.
 """
 
 from __future__ import annotations
@@ -210,10 +210,6 @@ class CodecarbonEnergy:
             self._tracker = None
         self._t0 = time.perf_counter()
 
-    def read_j(self) -> None:
-        """codecarbon integrates power every measure_power_secs: no figure for a part of the window."""
-        return None
-
     def end(self) -> list[dict]:
         window_s = time.perf_counter() - self._t0
         data = None
@@ -268,7 +264,7 @@ def reader(trackers: Sequence[Any]) -> Callable[[], float | None] | None:
     """A function giving joules since begin() summed over the energy trackers (None when any cannot say at
     that moment), or None when there is no energy tracker or one of them can never be read mid-window."""
     energy = [t for t in trackers if getattr(t, "kind", None) == "energy"]
-    if not energy or any(isinstance(t, CodecarbonEnergy) or not hasattr(t, "read_j") for t in energy):
+    if not energy or not all(hasattr(t, "read_j") for t in energy):  # codecarbon's estimate has no read_j
         return None
 
     def joules() -> float | None:
