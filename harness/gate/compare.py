@@ -90,6 +90,7 @@ def _judge_timed(check: Check, base: Groups, cand: Groups, spec: MetricSpec, s: 
         resamples=s.resamples,
         rng=gstats.seed_for(s.seed, check.key, check.metric),
         quantile=s.quantile if spec.better == gstats.LOWER else 1 - s.quantile,
+        resample=s.resample,
     )
     check.baseline, check.candidate = est.baseline_value, est.candidate_value
     check.ratio, check.ci_low, check.ci_high = est.ratio, est.low, est.high
@@ -230,6 +231,12 @@ def _statistic(q: float) -> str:
     )
 
 
+def _interval(resample: str) -> str:
+    if resample == gstats.PROCESSES:
+        return "percentile bootstrap, each side resampled on its own, runs first, then their repeats"
+    return "percentile bootstrap, each side resampled on its own, repeats within each run (runs kept)"
+
+
 def _side_info(side: Side) -> dict[str, Any]:
     first = side.all_results()[0] if side.n_results else {}
     env = first.get("environment") or {}
@@ -261,7 +268,8 @@ def report(
         "settings": {
             "statistic": _statistic(settings.quantile),
             "quantile": settings.quantile,
-            "interval": "percentile bootstrap, each side resampled on its own",
+            "interval": _interval(settings.resample),
+            "resample": settings.resample,
             "confidence": settings.confidence,
             "resamples": settings.resamples,
             "seed": settings.seed,

@@ -13,6 +13,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from harness.config import CONF_DIR
 from harness.errors import ConfigError
+from harness.gate.stats import RESAMPLING
 
 GATE_CONF_DIR = CONF_DIR / "gate"
 KINDS = ("timed", "counted")
@@ -49,6 +50,9 @@ class GateSettings:
     # higher-is-better metrics) is less moved by co-tenant load, which only ever slows a run down;
     # 0 = the minimum (the maximum where higher is better)
     quantile: float = 0.5
+    # what the bootstrap resamples: "processes" (whole runs, then their repeats: the two-stage bootstrap) or
+    # "repeats" (each run keeps its place, only its repeats are resampled); see harness/gate/stats.py
+    resample: str = "processes"
     resamples: int = 2000
     seed: int = 0
     min_repeats: int = 3
@@ -102,6 +106,8 @@ def validate(s: GateSettings) -> None:
         raise ConfigError("confidence", s.confidence, "must be > 0 and < 1 (e.g. 0.95)")
     if not 0 <= s.quantile < 1:
         raise ConfigError("quantile", s.quantile, "must be >= 0 and < 1 (0.5 = the median, 0 = the minimum)")
+    if s.resample not in RESAMPLING:
+        raise ConfigError("resample", s.resample, f"choose one of {', '.join(RESAMPLING)}")
     if s.resamples < 100:
         raise ConfigError("resamples", s.resamples, "must be >= 100")
     if s.min_repeats < 2:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 LOWER, HIGHER = "lower", "higher"  # which direction is better for a metric
+PROCESSES, REPEATS = "processes", "repeats"  # what the bootstrap resamples (see resampled_quantiles)
+RESAMPLING = (PROCESSES, REPEATS)
 MAX_HINT_REPEATS = 1000  # beyond this, say "more repeats will not decide" rather than a number
 
 
@@ -59,20 +61,26 @@ def groups_of(samples: Samples) -> list[np.ndarray]:
 
 
 def resampled_quantiles(
-    groups: list[np.ndarray], resamples: int, rng: np.random.Generator, q: float = 0.5
+    groups: list[np.ndarray], resamples: int, rng: np.random.Generator, q: float = 0.5, resample: str = PROCESSES
 ) -> np.ndarray:
-    """Bootstrap distribution of the pooled q-quantile (median: 0.5), resampling groups, then samples within each.
+    """Bootstrap distribution of the pooled q-quantile (median: 0.5).
 
-    Repeats of one process share that process's luck (memory layout, the machine's load at the time), so
-    groups are resampled first: the two-stage bootstrap for clustered data (Davison & Hinkley, *Bootstrap
-    Methods and their Application*, 1997, sec. 3.8). With one group it is the ordinary bootstrap.
+    resample="processes": groups are resampled, then samples within each. Repeats of one process share that
+    process's luck (memory layout, the machine's load at the time): the two-stage bootstrap for clustered
+    data (Davison & Hinkley, *Bootstrap Methods and their Application*, 1997, sec. 3.8).
+    resample="repeats": every group is kept and only its samples are resampled (a stratified bootstrap): the
+    interval is conditional on the processes that were measured, and says how firmly their repeats fix the
+    statistic. With one group both are the ordinary bootstrap.
     """
     sizes = np.array([g.size for g in groups])
     width = int(sizes.max())
     padded = np.full((len(groups), width), np.nan)
     for i, g in enumerate(groups):
         padded[i, : g.size] = g
-    chosen = rng.integers(0, len(groups), size=(resamples, len(groups)))  # which groups, with replacement
+    if resample == PROCESSES:
+        chosen = rng.integers(0, len(groups), size=(resamples, len(groups)))  # which groups, with replacement
+    else:  # each group keeps its place
+        chosen = np.broadcast_to(np.arange(len(groups)), (resamples, len(groups)))
     n = sizes[chosen][..., None]  # size of each chosen group
     within = np.floor(rng.random((resamples, len(groups), width)) * n).astype(int)
     values = padded[chosen[..., None], within].reshape(resamples, -1)
@@ -90,12 +98,14 @@ def bootstrap_ratio(
     resamples: int = 2000,
     rng: np.random.Generator | None = None,
     quantile: float = 0.5,
+    resample: str = PROCESSES,
 ) -> RatioEstimate:
     """Ratio of medians candidate/baseline with a percentile-bootstrap interval, each side resampled on its own.
 
     Each side is a flat list of samples or a list of groups of samples (one group per process). `quantile`
     replaces the median by another quantile of the pooled samples (0.5 is the median, 0 the minimum, 1 the
-    maximum).
+    maximum). `resample` picks what the bootstrap resamples: whole processes, then their repeats, or only the
+    repeats within each process (see resampled_quantiles).
     """
     if not 0 < confidence < 1:
         raise ValueError(f"confidence={confidence} is not within (0, 1)")
@@ -103,7 +113,11 @@ def bootstrap_ratio(
     rng = rng if rng is not None else np.random.default_rng(0)
     if not 0 <= quantile <= 1:
         raise ValueError(f"quantile={quantile} is not within [0, 1]")
-    ratios = resampled_quantiles(cand, resamples, rng, quantile) / resampled_quantiles(base, resamples, rng, quantile)
+    if resample not in RESAMPLING:
+        raise ValueError(f"resample={resample!r} is not one of {', '.join(RESAMPLING)}")
+    ratios = resampled_quantiles(cand, resamples, rng, quantile, resample) / resampled_quantiles(
+        base, resamples, rng, quantile, resample
+    )
     alpha = (1 - confidence) / 2
     low, high = np.quantile(ratios, [alpha, 1 - alpha])
     b_med, c_med = (float(np.quantile(np.concatenate(g), quantile)) for g in (base, cand))
