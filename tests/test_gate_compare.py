@@ -242,6 +242,7 @@ def test_outcome_precedence():
             "did you mean decode_tok_per_s?",
         ),
         (["resamples"], "override=resamples is not valid: expected key=value"),
+        (["resample=runs"], "resample=runs is not valid: choose one of processes, repeats"),
     ],
 )
 def test_setting_errors_name_the_key(overrides, message):
@@ -277,3 +278,20 @@ def test_the_quantile_setting_takes_the_fast_end_for_both_directions():
     assert m[("tiny fp32 bs=1 seq=128 gpus=1", "decode_tok_per_s")].baseline == pytest.approx(
         max(r["decode_tok_per_s"] for r in base["repeats"])
     )
+
+
+def test_the_resample_setting_is_used_and_reported():
+    # three runs a side, each steady within itself but 10 % apart from the others: resampling runs gives a
+    # wide interval; resampling repeats within kept runs a narrow one; verdicts.json says which was used
+    runs = lambda seed: [make(noise=0.001, seed=seed + i, slowdown=1 + 0.1 * i) for i in range(3)]
+    base, cand = runs(0), runs(10)
+    key = ("tiny fp32 bs=1 seq=128 gpus=1", "decode_latency_s_p50")
+    wide = by_metric(run(base, cand)[0])[key]
+    narrow = by_metric(run(base, cand, ["resample=repeats"])[0])[key]
+    assert wide.ci_high - wide.ci_low > 0.1 > narrow.ci_high - narrow.ci_low
+    assert wide.ratio == narrow.ratio
+    s = settings.load(overrides=["resample=repeats"])
+    rep = compare.report(compare.compare(side(*base), side(*cand), s), side(*base), side(*cand), s, False)
+    assert rep["settings"]["resample"] == "repeats"
+    assert "repeats within each run (runs kept)" in rep["settings"]["interval"]
+    assert settings.load("noisy").resample == "repeats" and settings.load().resample == "processes"

@@ -112,6 +112,38 @@ def test_runs_are_resampled_as_groups():
     assert (flat.low, flat.high) == (pytest.approx(1.0 / 1.1), pytest.approx(1.1))
 
 
+def test_resampling_repeats_keeps_every_run():
+    # runs constant within themselves: resampling whole runs shows the spread between them, resampling only
+    # the repeats of each kept run leaves nothing to vary (the interval is conditional on these runs)
+    runs = [[1.0] * 5, [1.1] * 5, [1.2] * 5]
+    by_run = bootstrap_ratio(runs, runs)
+    by_repeat = bootstrap_ratio(runs, runs, resample="repeats")
+    assert (by_run.low, by_run.high) == (pytest.approx(1.0 / 1.2), pytest.approx(1.2))
+    assert (by_repeat.ratio, by_repeat.low, by_repeat.high) == (1.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="resample='runs' is not one of processes, repeats"):
+        bootstrap_ratio(runs, runs, resample="runs")
+
+
+def test_the_minimum_of_one_fast_run_among_eight():
+    # one run of eight met the host's fast state (1.0), the others the slow one (1.8), on both sides: a
+    # resample of whole runs leaves the fast one out with probability (7/8)^8 = 0.34, so that interval spans
+    # 1/1.8 .. 1.8; kept runs with their repeats resampled keep the fast figure: 1.0 exactly
+    runs = [[1.0] * 16] + [[1.8] * 16] * 7
+    by_run = bootstrap_ratio(runs, runs, quantile=0.0)
+    by_repeat = bootstrap_ratio(runs, runs, quantile=0.0, resample="repeats")
+    assert (by_run.ratio, by_run.low, by_run.high) == (1.0, pytest.approx(1 / 1.8), pytest.approx(1.8))
+    assert (by_repeat.low, by_repeat.high) == (1.0, 1.0)
+    # half of that run's repeats fast, spread a little: the interval reaches the next-fastest repeats only
+    runs = [[1.0, 1.01, 1.02, 1.03] * 2 + [1.8] * 8] + [[1.8] * 16] * 7
+    est = bootstrap_ratio(runs, runs, quantile=0.0, resample="repeats")
+    assert 1 / 1.02 <= est.low < 1.0 < est.high <= 1.02
+    # only 3 fast repeats of 16: a resample misses all three with probability (13/16)^16 = 0.036 > 2.5 %,
+    # so the interval reaches the slow state: too little evidence of the fast one to pass on
+    runs = [[1.0, 1.01, 1.02] + [1.8] * 13] + [[1.8] * 16] * 7
+    est = bootstrap_ratio(runs, runs, quantile=0.0, resample="repeats")
+    assert est.low < 1.02 / 1.8 and est.high == pytest.approx(1.8)
+
+
 @pytest.mark.parametrize("bad", [[], [1.0, -1.0], [1.0, float("nan")], [0.0, 1.0]])
 def test_bad_samples_are_refused(bad):
     with pytest.raises(ValueError):
