@@ -33,6 +33,24 @@ def test_bootstrap_three_pooled_runs_per_side(benchmark, samples):
     assert est.low < est.ratio < est.high
 
 
+@pytest.mark.parametrize("resample", stats.RESAMPLING)
+def test_bootstrap_minimum_of_8_pooled_runs_of_16_repeats(benchmark, resample):
+    # the noisy preset's shape: 8 interleaved processes a side, 16 repeats each, the minimum
+    rng = np.random.default_rng(2)
+    base = [rng.lognormal(0, 0.05, 16) for _ in range(8)]
+    cand = [1.1 * rng.lognormal(0, 0.05, 16) for _ in range(8)]
+    est = benchmark(
+        stats.bootstrap_ratio,
+        base,
+        cand,
+        resamples=RESAMPLES,
+        rng=np.random.default_rng(0),
+        quantile=0.0,
+        resample=resample,
+    )
+    assert est.low <= est.ratio <= est.high
+
+
 def _record(key: str, rng: np.random.Generator, factor: float) -> dict:
     figures = ("prefill_latency_s_p50", "ttft_s_p50", "decode_latency_s_p50", "request_latency_s_p50")
     rates = ("prefill_tok_per_s", "decode_tok_per_s", "e2e_tok_per_s", "samples_per_s")

@@ -173,3 +173,14 @@ def test_a_low_quantile_shrugs_off_slowed_runs():
     median = bootstrap_ratio(base, cand, rng=np.random.default_rng(0))
     quartile = bootstrap_ratio(base, cand, rng=np.random.default_rng(0), quantile=0.25)
     assert median.high > 1.10 and quartile.high < 1.10
+
+
+@pytest.mark.parametrize("q", [0.0, 0.1, 0.25, 0.5, 0.9, 1.0])
+def test_row_quantiles_with_uneven_rows_match_numpy(q):
+    # runs with different repeat counts are padded with NaN; the fast path must agree with np.nanquantile
+    rng = np.random.default_rng(3)
+    values = rng.lognormal(0, 1, (300, 12))
+    counts = rng.integers(1, 13, 300)
+    values[np.arange(12)[None, :] >= counts[:, None]] = np.nan
+    values = rng.permuted(values, axis=1)  # NaN anywhere in a row
+    assert np.allclose(stats._row_quantiles(values, q), np.nanquantile(values, q, axis=1), rtol=1e-12, atol=0)

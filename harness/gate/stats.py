@@ -87,7 +87,20 @@ def resampled_quantiles(
     if np.all(sizes == width):  # the usual case, equal repeats per run: nothing to mask
         return np.quantile(values, q, axis=1)
     values[(np.arange(width) >= n).reshape(resamples, -1)] = np.nan  # each chosen group gives its own count
-    return np.nanquantile(values, q, axis=1)
+    return _row_quantiles(values, q)
+
+
+def _row_quantiles(values: np.ndarray, q: float) -> np.ndarray:
+    """np.nanquantile(values, q, axis=1) (its default, linear interpolation), about ten times faster: sort
+    once (NaN last), then interpolate at each row's own position."""
+    ordered = np.sort(values, axis=1)
+    count = np.sum(~np.isnan(values), axis=1)
+    pos = q * (count - 1)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, count - 1)
+    rows = np.arange(values.shape[0])
+    low, high = ordered[rows, lo], ordered[rows, hi]
+    return low + (pos - lo) * (high - low)
 
 
 def bootstrap_ratio(
