@@ -13,7 +13,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from harness.config import CONF_DIR
 from harness.errors import ConfigError
-from harness.gate.stats import RESAMPLING
+from harness.gate.stats import PROCESSES, RESAMPLING
 
 GATE_CONF_DIR = CONF_DIR / "gate"
 KINDS = ("timed", "counted")
@@ -52,7 +52,7 @@ class GateSettings:
     quantile: float = 0.5
     # what the bootstrap resamples: "processes" (whole runs, then their repeats: the two-stage bootstrap) or
     # "repeats" (each run keeps its place, only its repeats are resampled); see harness/gate/stats.py
-    resample: str = "processes"
+    resample: str = PROCESSES
     resamples: int = 2000
     seed: int = 0
     min_repeats: int = 3
