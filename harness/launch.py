@@ -18,7 +18,7 @@ import psutil
 
 from harness import distributed, environment, results
 from harness.errors import UnsupportedError
-from harness.trackers import nvml
+from harness.probes import nvml
 
 POLL_S = 0.05
 GRACE_S = 3.0
