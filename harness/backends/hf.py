@@ -22,6 +22,13 @@ class HFEager:
         self._kwargs: dict[str, Any] = {"logits_to_keep": 1}
         self.last_position_only: bool | None = None
 
+    @classmethod
+    def around(cls, model: torch.nn.Module) -> HFEager:
+        """A backend for an already built model (tests, benchmarks)."""
+        backend = cls()
+        backend.model = model
+        return backend
+
     def load(self, model_cfg: Mapping[str, Any], dtype: torch.dtype, device: str, seed: int) -> torch.nn.Module:
         """Build (or load from a local path) the model in `dtype` on `device`, seeded."""
         self.model = models.build(model_cfg, dtype, device, seed)

@@ -141,8 +141,13 @@ def scaling_table(frame: pd.DataFrame, key_columns: Sequence[str]) -> pd.DataFra
         # name a line by what tells the lines apart, plus the usual four
         name = " ".join(f"{k}={v}" for k, v in values.items() if k in SHOWN or k in varying)
         out.append(
-            {"line": name, "gpus": r["gpus"], "throughput": r["throughput_n"], "efficiency": r["efficiency"],
-             "column": r["metric"]}  # fmt: skip
+            {
+                "line": name,
+                "gpus": r["gpus"],
+                "throughput": r["throughput_n"],
+                "efficiency": r["efficiency"],
+                "column": r["metric"],
+            }  # fmt: skip
         )
     return pd.DataFrame(out)
 

@@ -236,7 +236,9 @@ class Training(Scenario):
         schedule = Schedule(*(w[k] for k in keys), w["target_eval_loss"], config["repeats"])
         autocast_dtype = ctx.runtime.get("autocast_dtype")
         model = ctx.backend.model
-        out = run(model, batches, held_out, schedule, autocast_dtype, ctx.device.type, ctx.timer, ctx.probes, ctx.energy_now)
+        out = run(
+            model, batches, held_out, schedule, autocast_dtype, ctx.device.type, ctx.timer, ctx.probes, ctx.energy_now
+        )
         m = out["metrics"]
         step_s = m["step_time_s"]["mean"]
         world_tokens = m["tokens_per_step"] * place.world_size  # DDP steps are synchronous: one step, all ranks
