@@ -25,6 +25,16 @@ RANK_FIGURES = (
     "threads",
 )
 RANK_MEDIANS = ("step_time_s", "decode_latency_s", "prefill_latency_s")
+# metrics the worker adds to every scenario's (probes, the model, the peak, the clock); with each
+# scenario's `writes`, every name here is in harness.metrics (tests/test_metrics.py)
+COMMON_METRICS = (
+    *("peak_rss_bytes", "peak_rss_scope", "process_peak_rss_bytes"),  # probes.memory.CpuMemory
+    *("cuda_max_allocated_bytes", "cuda_max_reserved_bytes"),  # probes.memory.CudaMemory
+    *("nvml_used_bytes", "nvml_process_used_bytes", "nvml_other_processes"),  # probes.memory.NvmlMemory
+    *("peak_flop_per_s", "peak_source", "calibration_flop_per_s"),  # catalog or calibrate
+    *("params", "params_embedding", "params_non_embedding", "matmul_params"),  # backend.describe()
+    *("threads", "timing_method", "ranks"),
+)
 
 
 def mfu(phases: Sequence[Phase], peak_flop_per_s: float | None) -> dict[str, float | None]:

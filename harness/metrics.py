@@ -284,3 +284,7 @@ def markdown_table() -> str:
                  ", ".join(f"`{c}`" for c in m.report), gate, m.export or "")  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m harness.metrics: the table for docs/results.md
+    print(markdown_table())

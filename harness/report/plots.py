@@ -125,7 +125,7 @@ def scaling_table(frame: pd.DataFrame, key_columns: Sequence[str]) -> pd.DataFra
     scaling.json). `key_columns`: the frame's key-field columns. None without a configuration at two gpus."""
     if "gpus" not in frame or "status" not in frame:
         return None
-    keys = [k for k in key_columns if k in frame]
+    keys = [k for k in dict.fromkeys(("workload", *key_columns, "gpus")) if k in frame]
     points = []
     for _, row in frame.iterrows():
         fields = {k: row[k] for k in keys if not pd.isna(row[k])}
