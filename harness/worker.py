@@ -90,7 +90,7 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
     import torch
     import transformers  # noqa: F401 - imported here so that startup_s holds the whole import cost
 
-    from harness import accounting, backends, calibrate, cost, distributed, probes, scenarios, transforms
+    from harness import backends, calibrate, probes, scenarios, transforms
     from harness.probes.nvml import NvmlGpu
     from harness.probes.timing import timer_for
     from harness.scenarios.base import DATA_PARALLEL, RunContext
@@ -136,6 +136,20 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
     finally:
         if gpu is not None:
             gpu.close()
+    _account(ctx, scenario, measured, peak, facts, timing, sections)
+
+
+def _account(
+    ctx: Any, scenario: Any, measured: Any, peak: dict, facts: Any, timing: dict[str, float], sections: dict
+) -> None:
+    """After the window: the measured record and the probes' readings → metrics; ranks merged on rank 0;
+    energy, cost and per-repeat prices (harness.accounting) → the result's sections."""
+    import torch
+
+    from harness import accounting, cost, distributed
+
+    config, place, device, facts_model, watch = ctx.config, ctx.place, ctx.device, ctx.model_facts, ctx.probes
+
     timing["timed_window_s"] = measured.timed_window_s
     if measured.warmup_s is not None:
         timing["warmup_s"] = measured.warmup_s
@@ -147,7 +161,7 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
     metrics.update(accounting.mfu(measured.phases, peak["peak_flop_per_s"]))
     metrics.update({k: facts_model[k] for k in ("params", "params_embedding", "params_non_embedding", "matmul_params")})
     metrics["threads"] = torch.get_num_threads()
-    metrics["timing_method"] = timer.method
+    metrics["timing_method"] = ctx.timer.method
     sections["model"] = {k: facts_model[k] for k in ("model_type", "n_layers", "d_model", "vocab_size")}
     sections["repeats"] = measured.repeats
 
