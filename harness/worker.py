@@ -109,7 +109,7 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
         if gpu is not None:
             sections["environment_extra"]["gpu"] = gpu.info()
         t = time.perf_counter()
-        model = backend.load(config["model"], chain[0].load_dtype(), device.torch_device, config["seed"])
+        model = backend.load(config["model"], transforms.load_dtype(chain), device.torch_device, config["seed"])
         timing["model_build_s"] = time.perf_counter() - t
         facts_model = backend.describe()  # before quantization changes the layers
         t, runtime = time.perf_counter(), {}
