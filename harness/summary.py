@@ -10,12 +10,23 @@ def _ms(dist: Any) -> str:
     return f"{dist['p50'] * 1e3:.2f}" if isinstance(dist, dict) and dist.get("p50") is not None else "-"
 
 
+def _ms_q(dist: Any, q: str) -> str:
+    return f"{dist[q] * 1e3:.1f}" if isinstance(dist, dict) and dist.get(q) is not None else "-"
+
+
 def _num(value: Any, fmt: str) -> str:
     return format(value, fmt) if isinstance(value, (int, float)) else "-"
 
 
 def label(key_fields: dict[str, Any]) -> str:
     f = key_fields
+    if f.get("workload") == "serving":
+        load = (
+            "max_rate search"
+            if f["search"] != "none"
+            else f"{f['arrival']} " + (f"c={f['concurrency']}" if f["arrival"] == "closed" else f"rate={f['rate']:g}")
+        )
+        return f"{f['model']} {f['precision']} {f['engine']} {load} gpus={f['gpus']}"
     return f"{f['model']} {f['precision']} bs={f['batch_size']} seq={f['seq_len']} gpus={f['gpus']}"
 
 
@@ -25,6 +36,10 @@ def headline(r: dict[str, Any]) -> str:
     if r["key_fields"]["workload"] == "training":
         tok_per_s = _num(m.get("train_tok_per_s"), ".0f")
         return f"eval loss {m['eval_loss_initial']:.3f} -> {m['eval_loss']:.3f}, {tok_per_s} tok/s"
+    if r["key_fields"]["workload"] == "serving":
+        cap = m.get("capacity_req_per_s")
+        head = f"capacity {cap:.3g} req/s, " if cap is not None else ""
+        return f"{head}{_num(m.get('request_throughput_req_per_s'), '.2f')} req/s, TTFT p99 {_ms_q(m.get('ttft_s'), 'p99')} ms"
     return f"decode {_num(m.get('decode_tok_per_s'), '.1f')} tok/s"
 
 
@@ -60,9 +75,26 @@ def _training_row(r: dict[str, Any]) -> tuple:
     )
 
 
+def _serving_row(r: dict[str, Any]) -> tuple:
+    m = r.get("metrics") or {}
+    return (
+        _num(m.get("offered_rate_req_per_s"), ".3g"),
+        _num(m.get("request_throughput_req_per_s"), ".2f"),
+        _num(m.get("output_tok_per_s"), ".1f"),
+        _ms_q(m.get("ttft_s"), "p99"),
+        _ms_q(m.get("tpot_s"), "p99"),
+        _num(m.get("goodput_req_per_s"), ".2f"),
+        _num(m.get("capacity_req_per_s"), ".3g"),
+    )
+
+
 _COLUMNS = {
     "inference": (("prefill p50 ms", "decode p50 ms/tok", "decode tok/s", "e2e tok/s"), _inference_row),
     "training": (("step p50 ms", "train tok/s", "eval loss start", "eval loss end", "target"), _training_row),
+    "serving": (
+        ("rate req/s", "req/s", "out tok/s", "TTFT p99 ms", "TPOT p99 ms", "goodput req/s", "capacity req/s"),
+        _serving_row,
+    ),
 }
 
 

@@ -10,6 +10,7 @@ import time
 
 _T_START = time.time()  # before the heavy imports: part of the per-run fixed cost
 
+import functools  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
@@ -147,7 +148,36 @@ def _training(config: dict, model: Any, desc: dict, device: Any, timer: Any, tra
     return out
 
 
-def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str, Any]) -> None:
+def _serving(
+    config: dict, model: Any, desc: dict, device: Any, timer: Any, trackers: list, place: Any, run_dir=None
+) -> dict:
+    """workload=serving: open-loop load against an engine (harness/serving/, docs/serving.md)."""
+    from harness import data, flops, quality
+    from harness.serving import scenario
+
+    s = config["serving"]
+    tokenizer = data.local_tokenizer(config["model"].get("path"))
+    in_process = s["engine"] == "transformers"
+    energy_now = _energy_reader(trackers, place)
+    out = scenario.run(config, model if in_process else None, tokenizer, trackers, energy_now, run_dir)
+    m = out["metrics"]
+    m.update(flops.inference_flops(desc, s["input_len"], s["output_len"]))
+    out["phases"] = {"decode": m["output_tok_per_s"]}
+    t = time.perf_counter()
+    if in_process and out["first_prompt_ids"]:  # quality of the weights served (MLPerf), after the timed window
+        import torch
+
+        ids = torch.tensor([out["first_prompt_ids"]], device=device.torch_device)
+        out["quality"] = quality.evaluate(model, config, ids, tokenizer, device.torch_device)
+    else:
+        out["quality"] = {"status": "skipped", "reason": "serving.engine=openai: the weights are served elsewhere"}
+    out["quality_s"] = time.perf_counter() - t
+    return out
+
+
+def measure(
+    config: dict[str, Any], timing: dict[str, float], sections: dict[str, Any], run_dir: str | None = None
+) -> None:
     """Run the configured workload, filling `timing` and the result `sections` as it goes. Raises on failure."""
     import torch
     import transformers  # noqa: F401 - imported here so that startup_s holds the whole import cost
@@ -203,7 +233,9 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
         t = time.perf_counter()
         # training builds in fp32 and runs mixed precision through autocast; inference builds in its dtype
         dtype = torch.float32 if workload == "training" else precision.build_dtype(prec, device.type)
-        model = models.build(config["model"], dtype, device.torch_device, config["seed"])
+        # serving a remote engine: the model's shape only (meta tensors, no memory), for its FLOP figures
+        remote = workload == "serving" and config["serving"]["engine"] != "transformers"
+        model = models.build(config["model"], dtype, "meta" if remote else device.torch_device, config["seed"])
         timing["model_build_s"] = time.perf_counter() - t
         desc = models.describe(model)
         t = time.perf_counter()
@@ -218,6 +250,8 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
                 model = torch.nn.parallel.DistributedDataParallel(
                     model, device_ids=[device.index] if device.type == "cuda" else None
                 )
+        elif remote:
+            sections["precision"] = {"name": prec, "method": "the remote engine's own (see serving.engine)"}
         else:
             sections["precision"] = precision.apply(model, prec)
         timing["precision_apply_s"] = time.perf_counter() - t
@@ -233,7 +267,7 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
         timer = timer_for(device.type, cuda, device.torch_device)
         memory = CudaMemory(cuda, device.torch_device) if device.type == "cuda" else CpuMemory()
         energy_trackers = _energy_trackers(config, device, nvml, place)
-        run = _training if workload == "training" else _inference
+        run = {"training": _training, "serving": functools.partial(_serving, run_dir=run_dir)}.get(workload, _inference)
         out = run(config, model, desc, device, timer, [memory, *energy_trackers], place)
         if nvml is not None:
             out["metrics"].update(nvml.memory_used())
@@ -271,6 +305,8 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
     sections["repeats"] = out["repeats"]
     if "data" in out:
         sections["data"] = out["data"]
+    if "serving" in out:
+        sections["serving"] = out["serving"]
 
     components = [c for tracked in out["tracked"][1:] for c in tracked]
     ranks = distributed.gather({"rank": place.rank, "metrics": _rank_summary(metrics), "components": components}, place)
@@ -296,14 +332,17 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
     if workload == "training" and sections["cost"] is not None:
         sections["cost"].update(cost.training(sections["cost"]["usd_per_s"], metrics, timing))
     # each repeat priced on its own (the gate's cost samples), as the run is priced
-    rate_key, cost_key = (
-        ("train_tok_per_s", "usd_per_1m_tokens_train")
-        if workload == "training"
-        else ("e2e_tok_per_s", "usd_per_1m_tokens_generated")
-    )
+    rate_key, cost_key = {
+        "training": ("train_tok_per_s", "usd_per_1m_tokens_train"),
+        "serving": ("output_tok_per_s", "usd_per_1m_output_tokens"),
+    }.get(workload, ("e2e_tok_per_s", "usd_per_1m_tokens_generated"))
     pue = config["energy"]["pue"]
     for rep in sections["repeats"]:
         rep[cost_key] = cost.per_repeat(sections["cost"], rep, rate_key, pue, place.world_size)
+    if workload == "serving":  # $ and J per 1 M output tokens at the measured load; raises if the run fell short
+        from harness.serving import accounting
+
+        accounting.finish(sections, config)
 
 
 def _rank_summary(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -332,7 +371,7 @@ def execute(spec: dict[str, Any]) -> dict[str, Any] | None:
     status, reason = "ok", None
     sections: dict[str, Any] = {"warnings": []}
     try:
-        measure(config, timing, sections)
+        measure(config, timing, sections, run_dir=str(Path(spec["result_path"]).parent))
     except UnsupportedError as exc:
         status, reason = "unsupported", str(exc)
     except BaseException as exc:  # noqa: BLE001 - the run is data: every failure is recorded
