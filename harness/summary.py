@@ -39,7 +39,8 @@ def headline(r: dict[str, Any]) -> str:
     if r["key_fields"]["workload"] == "serving":
         cap = m.get("capacity_req_per_s")
         head = f"capacity {cap:.3g} req/s, " if cap is not None else ""
-        return f"{head}{_num(m.get('request_throughput_req_per_s'), '.2f')} req/s, TTFT p99 {_ms_q(m.get('ttft_s'), 'p99')} ms"
+        req_per_s = _num(m.get("request_throughput_req_per_s"), ".2f")
+        return f"{head}{req_per_s} req/s, TTFT p99 {_ms_q(m.get('ttft_s'), 'p99')} ms"
     return f"decode {_num(m.get('decode_tok_per_s'), '.1f')} tok/s"
 
 

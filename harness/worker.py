@@ -235,7 +235,12 @@ def measure(
         dtype = torch.float32 if workload == "training" else precision.build_dtype(prec, device.type)
         # serving a remote engine: the model's shape only (meta tensors, no memory), for its FLOP figures
         remote = workload == "serving" and config["serving"]["engine"] != "transformers"
-        model = models.build(config["model"], dtype, "meta" if remote else device.torch_device, config["seed"])
+        if remote:
+            from harness.serving.shape import meta_model
+
+            model = meta_model(config["model"], dtype)
+        else:
+            model = models.build(config["model"], dtype, device.torch_device, config["seed"])
         timing["model_build_s"] = time.perf_counter() - t
         desc = models.describe(model)
         t = time.perf_counter()

@@ -1,7 +1,7 @@
 """Any OpenAI-compatible endpoint (vLLM, SGLang, TGI, llama.cpp's server, `transformers serve`), streamed.
 
 Requests go to {url}/completions (or /chat/completions) with stream=true; each server-sent event that
-carries text is one token delivery (vLLM's bench serve counts the same way), and the output length is
+carries a choice is one token delivery (the closing chunk only when it carries text), and the output length is
 the server's `usage.completion_tokens` where it reports one, else the number of deliveries.
 With serving.server.command the harness starts the server itself (harness.serving.engines.server).
 """
@@ -82,7 +82,9 @@ class OpenAIEngine:
                 raise RuntimeError(f"engine error: {event['error']}")
             for choice in event.get("choices") or []:
                 text = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
-                if text:
+                # a chunk before the last one is a delivery even with empty text (a token that ends inside a
+                # multi-byte character decodes to ""); the closing chunk counts only if it carries text
+                if text or (text is not None and choice.get("finish_reason") is None):
                     deliver(now, 1)
             usage = event.get("usage") or {}
             usage_tokens = usage.get("completion_tokens", usage_tokens)

@@ -16,7 +16,6 @@ from typing import Any
 
 from harness.serving.prompts import Request
 
-
 PAGE_SIZE = 256  # tokens per KV-cache page: ContinuousBatchingConfig's default page_size
 
 
