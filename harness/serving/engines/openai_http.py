@@ -84,7 +84,8 @@ class OpenAIEngine:
                 text = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
                 # a chunk before the last one is a delivery even with empty text (a token that ends inside a
                 # multi-byte character decodes to ""); the closing chunk counts only if it carries text
-                if text or (text is not None and choice.get("finish_reason") is None):
+                # (completions only: a chat stream opens with an empty role-only delta)
+                if text or (not chat and text is not None and choice.get("finish_reason") is None):
                     deliver(now, 1)
             usage = event.get("usage") or {}
             usage_tokens = usage.get("completion_tokens", usage_tokens)
