@@ -87,7 +87,8 @@ async def _measure(config: dict, model: Any, tokenizer: Any, trackers: Sequence[
     )
     warm, measured = requests[: s["warmup_requests"]], requests[s["warmup_requests"] :]
     out: dict[str, Any] = {}
-    async with open_engine(s, model, run_dir, config["model"].get("path")) as engine:
+    engine = open_engine(s, model, run_dir, config["model"].get("path"))
+    async with engine:
         t0 = time.perf_counter()
         warm_outcomes = await loadgen.warmup(engine, warm, s["request_timeout_s"])
         out["warmup_s"] = time.perf_counter() - t0
@@ -116,7 +117,7 @@ async def _measure(config: dict, model: Any, tokenizer: Any, trackers: Sequence[
                 close = getattr(tracker, "close", None)
                 if close is not None:
                     close()
-        out["engine"] = engine.info()
+    out["engine"] = engine.info()  # after the exit: a started server's exit code is part of it
     out["repeats"] = repeats
     out["loads"] = loads
     return out
