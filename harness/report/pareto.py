@@ -44,6 +44,13 @@ DEFAULT_OBJECTIVES: dict[str, tuple[Objective, ...]] = {
         Objective("p99 request latency", ("request_latency_s_p99",), "min", "s"),
         Objective("peak memory", ("peak_memory_bytes",), "min", "bytes"),
     ),
+    "serving": (
+        # goodput needs an SLO (serving.slo.*); without one every completed request is good
+        Objective("goodput", ("goodput_req_per_s", "request_throughput_req_per_s"), "max", "req/s"),
+        Objective("cost per 1 M output tokens", ("usd_per_1m_output_tokens",), "min", "USD"),
+        Objective("p99 TTFT", ("ttft_s_p99",), "min", "s"),
+        Objective("capacity", ("capacity_req_per_s",), "max", "req/s"),
+    ),
     "training": (
         # with workload.target_eval_loss: cost and time to reach it (a run that did not reach it is off the
         # front); without: the training loop's cost and time

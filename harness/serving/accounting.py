@@ -26,4 +26,5 @@ def finish(sections: dict[str, Any], config: dict[str, Any]) -> None:
     else:  # the capacity probe's own energy: only a counter (NVML, RAPL) reads a single probe
         m["j_per_1m_output_tokens_method"] = "counter" if m.get("j_per_1m_output_tokens") is not None else None
     m["per_1m_output_tokens_at"] = at
+    m["slo"] = dict(serving["slo"])  # the bounds goodput was counted against (report: slo_ttft_ms, ...)
     scenario.check(m, serving, config["serving"])

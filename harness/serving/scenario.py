@@ -105,7 +105,7 @@ async def _measure(config: dict, model: Any, tokenizer: Any, trackers: Sequence[
                     loads.probe, s["search_start_rate"], s["search_max_probes"], s["search_tolerance"]
                 )
                 out["capacity"] = found
-                repeats = [_repeat_figures(p.summary) for p in found.probes]
+                repeats = []  # probes run at different rates: not samples of one figure (serving.capacity.probes)
             else:
                 repeats = [
                     _repeat_figures((await loads.load(s["rate"], s["arrival"]))[0]) for _ in range(config["repeats"])
