@@ -48,3 +48,18 @@ def test_serving_validation_messages(overrides, message):
 
 def test_closed_loop_needs_no_rate():
     validate(_typed("workload=serving", "serving.arrival=closed", "serving.rate=0", "serving.concurrency=2"))
+
+
+def test_reproduce_command_round_trips_nested_serving_settings():
+    import shlex
+    from dataclasses import asdict
+
+    from harness import reproduce
+
+    argv = ["workload=serving", "serving.engine=openai", "serving.slo.ttft_ms=250", "serving.rate=2.5"]
+    argv.append("serving.server.command=['transformers','serve','{model_path}','--port','{port}']")
+    config = asdict(_typed(*argv))
+    words = shlex.split(reproduce.command(config))[3:]  # after `python -m harness`
+    again = _typed(*words)
+    assert again.serving.server.command == ["transformers", "serve", "{model_path}", "--port", "{port}"]
+    assert again.serving.slo.ttft_ms == 250.0 and again.serving.rate == 2.5
