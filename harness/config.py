@@ -273,7 +273,7 @@ def validate(cfg: HarnessConfig) -> None:
     if w.name == "serving":
         from harness.serving.validate import validate_serving
 
-        validate_serving(cfg.serving, cfg.model)
+        validate_serving(cfg.serving, cfg.model, cfg.gpus)
     _validate_dist(cfg)
 
 

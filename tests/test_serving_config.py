@@ -17,6 +17,11 @@ def test_serving_workload_composes_and_validates():
     "overrides, message",
     [
         (["serving.rate=0"], "serving.rate=0.0 is not valid: must be > 0"),
+        (
+            ["gpus=2"],
+            "gpus=2 is not valid: workload=serving runs one engine: gpus=1 "
+            "(a server's own parallelism goes in its command)",
+        ),
         (["serving.engine=tgi"], "serving.engine=tgi is not valid: choose one of transformers, openai"),
         (
             ["serving.arrival=bursty"],

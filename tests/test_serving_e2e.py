@@ -71,6 +71,7 @@ def test_capacity_search_with_a_loose_slo(harness):
     m = r["metrics"]
     # $ per 1 M output tokens at capacity = USD per second / output tokens per second x 1e6
     assert m["usd_per_1m_output_tokens"] == pytest.approx(1.0 / 3600 / m["output_tok_per_s"] * 1e6)
+    assert m["j_per_1m_output_tokens"] > 0 and "capacity probe" in m["j_per_1m_output_tokens_method"]
     assert r["repeats"] == [] and cap["probes"][1]["request_throughput_req_per_s"] > 0  # probes are not repeats
 
 

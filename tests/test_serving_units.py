@@ -192,3 +192,35 @@ def test_gamma_schedule_used_by_loadgen_is_seeded():
     a = np.diff(arrivals.schedule_s("gamma", 10.0, 20, burstiness=0.5, seed=4))
     b = np.diff(arrivals.schedule_s("gamma", 10.0, 20, burstiness=0.5, seed=4))
     assert np.array_equal(a, b)
+
+
+def test_in_process_engine_failing_mid_run_fails_requests_with_a_reason_not_a_hang():
+    """transformers' continuous batching with a model whose forward starts raising after a few steps."""
+    import torch
+
+    from harness import models
+    from harness.serving.engines.transformers_cb import TransformersEngine
+
+    model = models.build(models.preset("tiny", num_hidden_layers=1), torch.float32, "cpu", 0)
+    calls = {"n": 0, "armed": False}
+
+    def explode(module, args, output):  # armed once the engine is up: its own warm-up runs the model too
+        calls["n"] += calls["armed"]
+        if calls["n"] > 3:
+            raise RuntimeError("injected device fault")
+
+    model.model.layers[0].register_forward_hook(explode)
+    cfg = {"output_len": 4, "input_len": 8, "len_range": 0.0, "arrival": "constant", "num_requests": 6}
+    cfg.update(concurrency=1, max_concurrency=None, num_blocks=None, max_batch_tokens=None)
+    reqs = [Request(i, list(range(10 + i, 18 + i)), "", 4) for i in range(6)]
+
+    async def go():
+        async with TransformersEngine(model, cfg) as engine:
+            calls["armed"] = True
+            return await loadgen.run(engine, reqs, _plan(rate=20.0, num_requests=6, timeout_s=20.0))
+
+    run = asyncio.run(go())
+    failed = [o for o in run.outcomes if not o.ok]
+    assert failed and len(run.outcomes) == 6
+    assert all(o.error.startswith(("error:", "timeout:")) for o in failed), [o.error for o in failed]
+    assert any("injected device fault" in o.error for o in failed)  # the engine's own reason, not a hang

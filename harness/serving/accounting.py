@@ -23,8 +23,17 @@ def finish(sections: dict[str, Any], config: dict[str, Any]) -> None:
         per_token = energy.get("j_per_token")  # units["token"] = output tokens of the window
         m["j_per_1m_output_tokens"] = per_token * 1e6 if per_token is not None else None
         m["j_per_1m_output_tokens_method"] = energy.get("total_method")
-    else:  # the capacity probe's own energy: only a counter (NVML, RAPL) reads a single probe
-        m["j_per_1m_output_tokens_method"] = "counter" if m.get("j_per_1m_output_tokens") is not None else None
+    elif m.get("j_per_1m_output_tokens") is not None:  # the capacity probe's own, from a counter (NVML, RAPL)
+        m["j_per_1m_output_tokens_method"] = "measured (counter around the capacity probe)"
+    else:  # no counter reads one probe: the search's average power over the capacity probe's window
+        energy = sections.get("energy") or {}
+        power, tokens = energy.get("avg_power_w"), m.get("output_tokens")
+        m["j_per_1m_output_tokens"] = power * m["window_s"] / tokens * 1e6 if power is not None and tokens else None
+        m["j_per_1m_output_tokens_method"] = (
+            f"{energy.get('total_method')}: the search's average power x the capacity probe's window"
+            if m["j_per_1m_output_tokens"] is not None
+            else None
+        )
     m["per_1m_output_tokens_at"] = at
     m["slo"] = dict(serving["slo"])  # the bounds goodput was counted against (report: slo_ttft_ms, ...)
     scenario.check(m, serving, config["serving"])

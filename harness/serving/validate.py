@@ -23,8 +23,12 @@ def _choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
         raise ConfigError(key, value, f"choose one of {', '.join(choices)}")
 
 
-def validate_serving(s: Any, model: Any) -> None:
+def validate_serving(s: Any, model: Any, gpus: int = 1) -> None:
     """Raise ConfigError for the first bad serving.* key."""
+    if gpus != 1:
+        raise ConfigError(
+            "gpus", gpus, "workload=serving runs one engine: gpus=1 (a server's own parallelism goes in its command)"
+        )
     _choice("serving.engine", s.engine, ENGINES)
     _choice("serving.arrival", s.arrival, ARRIVALS)
     _choice("serving.search", s.search, SEARCHES)
