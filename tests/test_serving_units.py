@@ -224,3 +224,10 @@ def test_in_process_engine_failing_mid_run_fails_requests_with_a_reason_not_a_ha
     assert failed and len(run.outcomes) == 6
     assert all(o.error.startswith(("error:", "timeout:")) for o in failed), [o.error for o in failed]
     assert any("injected device fault" in o.error for o in failed)  # the engine's own reason, not a hang
+
+
+def test_arrival_and_completion_rates_show_saturation():
+    # arrivals every 0.1 s; a saturated engine completes one every 0.25 s
+    outs = [Outcome(i, 5, 10 + i / 10, 10 + i / 10, 10 + i / 10, [10.5 + i / 4], 1, 10.5 + i / 4) for i in range(5)]
+    m = metrics.summarize_run(outs, 2.0, {}, 0.01)
+    assert m["arrival_rate_req_per_s"] == pytest.approx(10.0) and m["completion_rate_req_per_s"] == pytest.approx(4.0)

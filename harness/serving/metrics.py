@@ -98,6 +98,7 @@ def summarize_run(
     late = [o.dispatched_at - o.scheduled_at for o in outcomes if o.scheduled_at is not None]
     lateness = distribution(late)
     rate = lambda count: count / window_s if window_s > 0 else None  # noqa: E731 - per second of the window
+    sends, ends = sorted(o.sent_at for o in outcomes), sorted(o.done_at for o in done)
     return {
         "ttft_s": distribution([x["ttft_s"] for x in lats if x["ttft_s"] is not None]),
         "tpot_s": distribution([x["tpot_s"] for x in lats if x["tpot_s"] is not None]),
@@ -117,9 +118,18 @@ def summarize_run(
         "output_tok_per_s": rate(out_tokens),
         "total_tok_per_s": rate(out_tokens + in_tokens),
         "goodput_req_per_s": rate(good),
+        # arrivals and completions per second over their own spans: an engine that keeps up completes at
+        # the rate requests arrive; a saturated one completes at its own, lower rate (its queue grows)
+        "arrival_rate_req_per_s": _span_rate(sends),
+        "completion_rate_req_per_s": _span_rate(ends),
         "output_tokens": out_tokens,
         "input_tokens": in_tokens,
     }
+
+
+def _span_rate(times: Sequence[float]) -> float | None:
+    """(n - 1) events over the time from the first to the last (None for fewer than 3)."""
+    return (len(times) - 1) / (times[-1] - times[0]) if len(times) >= 3 and times[-1] > times[0] else None
 
 
 def percentile_meets(outcomes: Sequence[Outcome], slo: Mapping[str, float | None], q: float) -> tuple[bool, str]:

@@ -12,6 +12,8 @@ from harness.errors import HarnessError
 from harness.serving import capacity, loadgen, metrics, prompts
 from harness.serving.engines import open_engine
 
+KEEP_UP = 0.9  # a probe passes only if requests complete at >= 90 % of the rate they arrived (not saturated)
+
 
 class ServingFailed(HarnessError):
     """The run measured something, but not what was asked (too many failed requests, no probe met the SLO):
@@ -65,6 +67,10 @@ class _Loads:
         passed, reason = metrics.percentile_meets(run.outcomes, _slo(self.s), self.s["search_percentile"])
         if passed and summary["generator_bottleneck"]:
             passed, reason = False, "the load generator ran late: the offered load was not reached"
+        arrivals, completions = summary["arrival_rate_req_per_s"], summary["completion_rate_req_per_s"]
+        if passed and arrivals and completions and completions < KEEP_UP * arrivals:
+            passed = False
+            reason = f"the engine fell behind: completions {completions:.3g} req/s < arrivals {arrivals:.3g} req/s"
         return capacity.Probe(rate, passed, reason, summary)
 
 
