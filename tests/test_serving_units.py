@@ -231,3 +231,11 @@ def test_arrival_and_completion_rates_show_saturation():
     outs = [Outcome(i, 5, 10 + i / 10, 10 + i / 10, 10 + i / 10, [10.5 + i / 4], 1, 10.5 + i / 4) for i in range(5)]
     m = metrics.summarize_run(outs, 2.0, {}, 0.01)
     assert m["arrival_rate_req_per_s"] == pytest.approx(10.0) and m["completion_rate_req_per_s"] == pytest.approx(4.0)
+
+
+def test_lateness_bound_scales_with_the_gap():
+    # 20 ms late at 1 req/s (gaps of 1 s) does not change the offered load; at 50 req/s it would
+    slow = [Outcome(i, 5, 10.0 + i, 10.02 + i, 10.02 + i, [10.1 + i], 1, 10.2 + i) for i in range(5)]
+    fast = [Outcome(i, 5, 10.0 + i / 50, 10.02 + i / 50, 10.02 + i / 50, [10.1 + i], 1, 10.2 + i) for i in range(5)]
+    assert not metrics.summarize_run(slow, 5.0, {}, 0.01)["generator_bottleneck"]
+    assert metrics.summarize_run(fast, 5.0, {}, 0.01)["generator_bottleneck"]
