@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -145,6 +146,60 @@ class QualityConfig:
 
 
 @dataclass
+class SloConfig:
+    """Per-request latency bounds (milliseconds); a request meets the SLO when it meets every bound set."""
+
+    ttft_ms: float | None = None  # time to first token
+    tpot_ms: float | None = None  # time per output token after the first (vLLM's definition)
+    e2el_ms: float | None = None  # end-to-end latency
+
+
+@dataclass
+class ServerConfig:
+    """A server the harness starts for the run (serving.engine=openai): command, health check, shutdown."""
+
+    command: list[str] | None = None  # argv; {port} and {model_path} are filled in; None: use serving.url
+    port: int = 0  # 0: a free port on 127.0.0.1, chosen at start
+    health_path: str = "/health"
+    startup_timeout_s: float = 120.0
+    shutdown_timeout_s: float = 10.0
+
+
+@dataclass
+class ServingConfig:
+    """Open-loop load against a serving engine (harness/serving/, docs/serving.md)."""
+
+    engine: str = "transformers"  # transformers: its continuous batching in-process | openai: an HTTP endpoint
+    url: str | None = None  # openai: the base URL, e.g. http://127.0.0.1:8000/v1
+    api: str = "completions"  # openai: completions | chat (the /v1/... endpoint used)
+    served_model: str | None = None  # openai: the `model` field sent; None: the first of GET /v1/models
+    request_extra: dict[str, Any] = field(default_factory=dict)  # openai: merged into every request body
+    arrival: str = "poisson"  # poisson | gamma | constant | closed
+    rate: float = 4.0  # requests per second (poisson, gamma, constant)
+    burstiness: float = 1.0  # gamma shape: 1 = Poisson, < 1 burstier, > 1 smoother
+    concurrency: int = 4  # closed: the number of users, each sending when its previous request ends
+    max_concurrency: int | None = None  # a cap on requests in flight (later arrivals wait, as in vLLM)
+    num_requests: int = 32  # measured requests per repeat
+    duration_s: float | None = None  # or: arrivals within this many seconds (then num_requests is a cap)
+    warmup_requests: int = 2  # sent one by one before the timed window, excluded from every figure
+    request_timeout_s: float = 60.0  # per request, from its send
+    input_len: int = 32  # prompt tokens (mean)
+    output_len: int = 16  # tokens to generate (mean); the engine is asked for exactly this many
+    len_range: float = 0.0  # lengths drawn uniformly in [len x (1 - r), len x (1 + r)] (vLLM's range ratio)
+    lateness_tolerance_s: float = 0.01  # send lateness p99 above this flags the generator as the bottleneck
+    max_failed_fraction: float = 0.05  # more failed/timed-out requests than this: status error
+    slo: SloConfig = field(default_factory=SloConfig)
+    search: str = "none"  # none | max_rate: the highest Poisson rate meeting the SLO (MLPerf Server)
+    search_percentile: float = 99.0  # the percentile of each SLO metric that must meet its bound
+    search_start_rate: float = 1.0
+    search_max_probes: int = 8
+    search_tolerance: float = 0.1  # stop when (fail - pass) / pass <= this
+    num_blocks: int | None = None  # transformers engine: KV-cache pages (None: its own default)
+    max_batch_tokens: int | None = None  # transformers engine: tokens per step (None: its own default)
+    server: ServerConfig = field(default_factory=ServerConfig)
+
+
+@dataclass
 class HarnessConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)
@@ -155,6 +210,7 @@ class HarnessConfig:
     data: DataConfig = field(default_factory=DataConfig)
     dist: DistConfig = field(default_factory=DistConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
+    serving: ServingConfig = field(default_factory=ServingConfig)
     batch_size: int = 1  # per device (per rank): the global batch is batch_size x gpus
     seq_len: int = 128  # prompt length in tokens
     gpus: int = 1
@@ -215,6 +271,10 @@ def validate(cfg: HarnessConfig) -> None:
     _validate_model(cfg)
     if w.name == "training":
         _validate_training(cfg)
+    if w.name == "serving":
+        from harness.serving.validate import validate_serving
+
+        validate_serving(cfg.serving, cfg.model, cfg.gpus)
     _validate_dist(cfg)
 
 
@@ -297,6 +357,8 @@ def _validate_model(cfg: HarnessConfig) -> None:
         )
     if m.vocab_size < 256:
         raise ConfigError("model.vocab_size", m.vocab_size, "must be >= 256 (prompts are byte-level token ids)")
+    if cfg.workload.name == "serving":
+        return  # serving lengths are checked by harness.serving.validate
     needed = cfg.seq_len + cfg.workload.decode_tokens + 1
     if needed > m.max_position_embeddings:
         raise ConfigError(

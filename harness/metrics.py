@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SUMMARY_ALL = ("inference", "training")
+SUMMARY_ALL = ("inference", "training", "serving")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class Metric:
     report: tuple[str, ...] = ()  # report-table columns it appears as (`request_latency_s_p99`)
     gate: tuple[float, float | None] | None = None  # default (threshold, floor) in conf/gate/default.yaml
     export: str | None = None  # pytest-benchmark: "latency" (a benchmark per repeat) or "extra" (extra_info)
+    summary_stat: str = "p50"  # a distribution's statistic in the terminal summary (shown in ms)
+    fmt: str = ""  # its terminal format where the default (by unit) does not fit
 
     @property
     def column(self) -> str:
@@ -58,12 +60,11 @@ def _i(name: str, unit: str = "", label: str = "", **kw) -> Metric:
 
 _GATE5, _GATE10, _GATE_COUNT = (0.05, None), (0.10, None), (0.005, None)
 _GATE_MEM = (0.02, 67108864.0)  # max(2 %, 64 MiB)
-INF, TRAIN = ("inference",), ("training",)
+INF, TRAIN, SERVE = ("inference",), ("training",), ("serving",)
 
 METRICS: tuple[Metric, ...] = (
     # inference distributions (result.metrics) and their per-repeat medians (result.repeats)
     _d("prefill_latency_s", "prefill p50 ms", summary=INF),
-    _d("ttft_s", "time to first token"),
     _d("decode_latency_s", "decode p50 ms/tok", summary=INF),
     _d("request_latency_s", "request latency", report=("request_latency_s_p99", "request_latency_s_n")),
     _t("prefill_latency_s_p50", "s", "lower", "prefill p50 (repeat)", gate=_GATE5, export="latency"),
@@ -115,6 +116,48 @@ METRICS: tuple[Metric, ...] = (
     _i("eval_s", "s"),
     _c("train_window_s", "s", "lower", "training loop wall time"),
     _i("loss_scale_final"),
+    # serving (harness/serving/metrics.py, docs/serving.md): one load window, or the capacity probe's
+    _i("offered_rate_req_per_s", "1/s", "rate req/s", summary=SERVE, fmt=".3g"),
+    _t("request_throughput_req_per_s", "1/s", "higher", "req/s", summary=SERVE, gate=_GATE5, fmt=".2f"),
+    _t("output_tok_per_s", "tokens/s", "higher", "out tok/s", summary=SERVE, gate=_GATE5),
+    _d("ttft_s", "TTFT p99 ms", summary=SERVE, summary_stat="p99", fmt=".1f"),  # inference writes it too
+    _d("tpot_s", "TPOT p99 ms", summary=SERVE, summary_stat="p99", fmt=".1f"),
+    _t("goodput_req_per_s", "1/s", "higher", "goodput req/s", summary=SERVE, gate=_GATE5, fmt=".2f"),
+    _c("capacity_req_per_s", "1/s", "higher", "capacity req/s", summary=SERVE, gate=_GATE10, fmt=".3g"),
+    _d("itl_s", "inter-token latency"),
+    _d("e2el_s", "end-to-end request latency"),
+    _d("queue_wait_s", "wait for a max_concurrency slot"),
+    _d("send_lateness_s", "send lateness"),
+    _t("total_tok_per_s", "tokens/s", "higher", "input + output tok/s"),
+    _i("arrival_rate_req_per_s", "1/s"),
+    _i("completion_rate_req_per_s", "1/s"),
+    _t("slo_attainment", "ratio", "higher", "SLO attainment"),
+    _i("requests_sent", "count"),
+    _t("requests_completed", "count", "higher", "completed requests"),
+    _t("requests_good", "count", "higher", "requests within the SLO"),
+    _t("requests_failed", "count", "lower", "failed requests"),
+    _t("requests_timed_out", "count", "lower", "timed-out requests"),
+    _i("failure_reasons"),
+    _i("generator_bottleneck"),
+    _i("window_s", "s"),
+    _i("output_tokens", "count"),
+    _i("input_tokens", "count"),
+    _t("usd_per_1m_output_tokens", "USD", "lower", "USD / 1M output tokens", gate=_GATE5),
+    _t("j_per_1m_output_tokens", "J", "lower", "J / 1M output tokens"),
+    _i("j_per_1m_output_tokens_method"),
+    _i("per_1m_output_tokens_at"),
+    _i("slo"),
+    # serving per repeat (load window): quantiles of its requests, flat
+    _t("ttft_s_p99", "s", "lower", "ttft p99 (window)", gate=_GATE10),
+    _t("tpot_s_p50", "s", "lower", "tpot p50 (window)", gate=_GATE5),
+    _t("tpot_s_p99", "s", "lower", "tpot p99 (window)", gate=_GATE10),
+    _t("e2el_s_p50", "s", "lower", "e2el p50 (window)", gate=_GATE5),
+    _t("e2el_s_p99", "s", "lower", "e2el p99 (window)", gate=_GATE10),
+    _t("itl_s_p50", "s", "lower", "itl p50 (window)"),
+    _t("itl_s_p99", "s", "lower", "itl p99 (window)"),
+    _t("send_lateness_s_p50", "s", "lower", "send lateness p50 (window)"),
+    _t("send_lateness_s_p99", "s", "lower", "send lateness p99 (window)"),
+    *(_i(f"{d}_n", "count") for d in ("ttft_s", "tpot_s", "itl_s", "e2el_s", "send_lateness_s")),
     # per repeat: energy and cost samples
     _i("wall_s", "s"),
     _i("energy_j", "J"),
@@ -202,6 +245,13 @@ OBJECTIVES: dict[str, tuple[tuple[str, tuple[str, ...], str, str], ...]] = {
         ("cost per 1 M tokens", ("cost_usd_per_1m_tokens_decode", "cost_usd_per_1m_tokens_generated"), "min", "USD"),
         ("p99 request latency", ("request_latency_s_p99",), "min", "s"),
         ("peak memory", ("peak_memory_bytes",), "min", "bytes"),
+    ),
+    "serving": (
+        # goodput needs an SLO (serving.slo.*); without one every completed request is good
+        ("goodput", ("goodput_req_per_s", "request_throughput_req_per_s"), "max", "req/s"),
+        ("cost per 1 M output tokens", ("usd_per_1m_output_tokens",), "min", "USD"),
+        ("p99 TTFT", ("ttft_s_p99",), "min", "s"),
+        ("capacity", ("capacity_req_per_s",), "max", "req/s"),
     ),
     "training": (
         ("cost to target", ("cost_usd_to_target", "cost_training_usd"), "min", "USD"),

@@ -50,7 +50,25 @@ def _value(v: Any) -> str:
         return "null"
     if isinstance(v, bool):
         return str(v).lower()
+    if isinstance(v, (list, tuple)):  # Hydra's list syntax, strings quoted (a `{port}` stays text)
+        return "[" + ",".join(_quoted(x) for x in v) + "]"
     return str(v)
+
+
+def _quoted(v: Any) -> str:
+    if isinstance(v, str):
+        return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return _value(v)
+
+
+def _nested(prefix: str, node: Mapping[str, Any], base: Any, out: list[str]) -> None:
+    """`prefix.key=value` for every leaf of `node` that differs from `base` (nested sections: dotted keys)."""
+    for sub, sv in node.items():
+        dv = base.get(sub) if isinstance(base, Mapping) else None
+        if isinstance(sv, Mapping) and sv:
+            _nested(f"{prefix}.{sub}", sv, dv, out)
+        elif dv != sv:
+            out.append(f"{prefix}.{sub}={_value(sv)}")
 
 
 def command(config: Mapping[str, Any], sweep: str | None = None) -> str:
@@ -80,9 +98,7 @@ def command(config: Mapping[str, Any], sweep: str | None = None) -> str:
         if k in GROUPS or k in NOT_REPRODUCED or k == "hydra":
             continue
         if isinstance(v, Mapping):
-            for sub, sv in v.items():
-                if (defaults.get(k) or {}).get(sub) != sv:
-                    rest.append(f"{k}.{sub}={_value(sv)}")
+            _nested(k, v, defaults.get(k) or {}, rest)
         elif k in ALWAYS or defaults.get(k) != v:
             (first if k in ALWAYS else rest).append(f"{k}={_value(v)}")
     if sweep:

@@ -37,6 +37,10 @@ def key_fields(config: Mapping[str, Any]) -> dict[str, Any]:
     }
     if w["name"] == "training":
         fields.update(max_steps=w["max_steps"], target_eval_loss=w["target_eval_loss"], data=config["data"]["source"])
+    elif w["name"] == "serving":
+        from harness.serving.keys import serving_key_fields
+
+        fields.update(serving_key_fields(config["serving"]))
     else:
         fields["decode_tokens"] = w["decode_tokens"]
     fields.update(
@@ -68,7 +72,11 @@ def config_hash(config: Mapping[str, Any]) -> str:
 def run_slug(config: Mapping[str, Any]) -> str:
     """A readable, filesystem-safe folder name for a run, unique per configuration."""
     f = key_fields(config)
-    work = f"steps{f['max_steps']}" if f["workload"] == "training" else f"dec{f['decode_tokens']}"
+    if f["workload"] == "serving":
+        load = f"c{f['concurrency']}" if f["arrival"] == "closed" else f"r{f['rate']}"
+        work = f"{f['engine']}-{f['arrival']}-{load}" if f["search"] == "none" else f"{f['engine']}-maxrate"
+    else:
+        work = f"steps{f['max_steps']}" if f["workload"] == "training" else f"dec{f['decode_tokens']}"
     slug = (
         f"{f['workload']}-{f['model']}-{f['precision']}-bs{f['batch_size']}-seq{f['seq_len']}"
         f"-{work}-g{f['gpus']}-s{f['seed']}-{f['device']}-{config_hash(config)}"

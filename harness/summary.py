@@ -8,8 +8,8 @@ from typing import Any
 from harness import metrics
 
 
-def _ms(dist: Any) -> str:
-    return f"{dist['p50'] * 1e3:.2f}" if isinstance(dist, dict) and dist.get("p50") is not None else "-"
+def _ms(dist: Any, stat: str = "p50", fmt: str = ".2f") -> str:
+    return f"{dist[stat] * 1e3:{fmt}}" if isinstance(dist, dict) and dist.get(stat) is not None else "-"
 
 
 def _num(value: Any, fmt: str) -> str:
@@ -18,6 +18,13 @@ def _num(value: Any, fmt: str) -> str:
 
 def label(key_fields: dict[str, Any]) -> str:
     f = key_fields
+    if "engine" in f:  # a serving run: its load, not a batch, is what it is
+        load = (
+            "max_rate search"
+            if f["search"] != "none"
+            else f"{f['arrival']} " + (f"c={f['concurrency']}" if f["arrival"] == "closed" else f"rate={f['rate']:g}")
+        )
+        return f"{f['model']} {f['precision']} {f['engine']} {load} gpus={f['gpus']}"
     return f"{f['model']} {f['precision']} bs={f['batch_size']} seq={f['seq_len']} gpus={f['gpus']}"
 
 
@@ -27,6 +34,11 @@ def headline(r: dict[str, Any]) -> str:
     if "eval_loss" in m:  # a run that trains
         tok_per_s = _num(m.get("train_tok_per_s"), ".0f")
         return f"eval loss {m['eval_loss_initial']:.3f} -> {m['eval_loss']:.3f}, {tok_per_s} tok/s"
+    if "request_throughput_req_per_s" in m:  # a run that serves a load
+        cap = m.get("capacity_req_per_s")
+        head = f"capacity {cap:.3g} req/s, " if cap is not None else ""
+        req_per_s = _num(m.get("request_throughput_req_per_s"), ".2f")
+        return f"{head}{req_per_s} req/s, TTFT p99 {_ms(m.get('ttft_s'), 'p99', '.1f')} ms"
     return f"decode {_num(m.get('decode_tok_per_s'), '.1f')} tok/s"
 
 
@@ -43,11 +55,12 @@ def _cell(metric: Any, m: dict[str, Any]) -> str:
     """A registry metric as the terminal shows it: distributions as p50 in ms, rates and losses as numbers."""
     value = m.get(metric.name)
     if metric.distribution:
-        return _ms(value)
+        return _ms(value, metric.summary_stat, metric.fmt or ".2f")
     if metric.name == "target":
         target = value or {}
         return "-" if target.get("target_eval_loss") is None else ("yes" if target.get("reached") else "no")
-    return _num(value, ".3f" if metric.unit == "nats" else (".0f" if metric.name == "train_tok_per_s" else ".1f"))
+    default = ".3f" if metric.unit == "nats" else (".0f" if metric.name == "train_tok_per_s" else ".1f")
+    return _num(value, metric.fmt or default)
 
 
 def table(records: Iterable[dict[str, Any]]) -> str:

@@ -85,7 +85,9 @@ def _distributed(config: dict[str, Any], place: Any, device: Any, torch: Any) ->
     }
 
 
-def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str, Any]) -> None:
+def measure(
+    config: dict[str, Any], timing: dict[str, float], sections: dict[str, Any], run_dir: str | None = None
+) -> None:
     """place and device → backend → transforms → scenario → merge ranks → accounting, into `sections`."""
     import torch
     import transformers  # noqa: F401 - imported here so that startup_s holds the whole import cost
@@ -98,9 +100,9 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
     timing["startup_s"] = time.time() - timing["spawned_at"]
     scenario = scenarios.get(config["workload"]["name"])
     place, device, cuda, facts = _place(config, torch, sections)
-    backend = backends.create(backends.DEFAULT)
+    backend = backends.create(scenario.backend(config))
     backends.check_capabilities(scenario.name, scenario.requires, backend)
-    chain = transforms.for_run(config, scenario.precision_mode, device.type, cuda)
+    chain = transforms.for_run(config, scenario.precision_mode, device.type, cuda, backend.holds_weights)
     for transform in chain:
         transform.check()
     sections["distributed"] = _distributed(config, place, device, torch)
@@ -131,7 +133,7 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
         watch = probes.for_device(config, device, place, gpu, cuda)
         # per-repeat energy for a single process only: with several ranks, rank 0's counters do not cover the run
         energy_now = watch.energy_now() if place.world_size == 1 else None
-        ctx = RunContext(config, backend, facts_model, device, place, timer, watch, runtime, energy_now)
+        ctx = RunContext(config, backend, facts_model, device, place, timer, watch, runtime, energy_now, run_dir)
         measured = scenario.run(ctx)
     finally:
         if gpu is not None:
@@ -182,6 +184,7 @@ def _account(
         facts.price(), devices, timing, metrics, sections["energy"], config["cost"], scenario
     )
     accounting.price_repeats(sections["repeats"], sections["cost"], scenario, config["energy"]["pue"], place.world_size)
+    scenario.finish(sections, config)  # may raise: the run's status and reason, its figures kept
 
 
 def execute(spec: dict[str, Any]) -> dict[str, Any] | None:
@@ -191,7 +194,7 @@ def execute(spec: dict[str, Any]) -> dict[str, Any] | None:
     status, reason = "ok", None
     sections: dict[str, Any] = {"warnings": []}
     try:
-        measure(config, timing, sections)
+        measure(config, timing, sections, run_dir=str(Path(spec["result_path"]).parent))
     except UnsupportedError as exc:
         status, reason = "unsupported", str(exc)
     except BaseException as exc:  # noqa: BLE001 - the run is data: every failure is recorded

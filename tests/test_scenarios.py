@@ -57,7 +57,7 @@ def test_without_the_plugin_the_name_is_refused_with_the_choices(tmp_path):
         env=env,
     )
     assert proc.returncode == 2
-    assert "workload.name=prefill_only is not valid: choose one of inference, training" in proc.stderr
+    assert "workload.name=prefill_only is not valid: choose one of inference, training, serving" in proc.stderr
 
 
 class _Backend:
@@ -72,7 +72,7 @@ def test_a_missing_capability_is_unsupported_naming_it():
 
 def test_hf_eager_provides_what_the_built_in_scenarios_need():
     hf = backends.create("hf")
-    for name in ("inference", "training"):
+    for name in ("inference", "training", "serving"):
         assert scenarios.get(name).requires <= hf.capabilities
     with pytest.raises(KeyError, match="choose one of hf"):
         backends.create("onnx")

@@ -1,4 +1,5 @@
-"""Backends: what executes the model (`base`: the interface and its capabilities; `hf`: Hugging Face eager).
+"""Backends: what executes the model (`base`: the interface and its capabilities; `hf`: Hugging Face eager;
+`remote`: an engine in another process, whose model is only a shape here).
 
 Registered by name; modules are imported only when chosen, so listing names costs nothing.
 """
@@ -13,7 +14,7 @@ from harness.backends.base import CAPABILITIES, Backend, check_capabilities
 __all__ = ["CAPABILITIES", "Backend", "DEFAULT", "check_capabilities", "create", "names"]
 
 DEFAULT = "hf"
-_REGISTRY: dict[str, str] = {"hf": "harness.backends.hf:HFEager"}
+_REGISTRY: dict[str, str] = {"hf": "harness.backends.hf:HFEager", "remote": "harness.backends.remote:RemoteEngine"}
 
 
 def names() -> tuple[str, ...]:

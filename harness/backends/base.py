@@ -24,6 +24,7 @@ class Backend(Protocol):
     name: str
     capabilities: frozenset[str]
     model: Any  # the loaded module (after load), which transforms change in place
+    holds_weights: bool  # False: `model` is the shape only (meta device); the weights are served elsewhere
 
     def load(self, model_cfg: Mapping[str, Any], dtype: Any, device: str, seed: int) -> Any: ...
     def describe(self) -> dict[str, Any]: ...

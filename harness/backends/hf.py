@@ -14,6 +14,7 @@ from harness.backends.base import DECODE, GENERATE, LOGITS, PREFILL, TRAIN_STEP
 class HFEager:
     name = "hf"
     capabilities = frozenset({PREFILL, DECODE, LOGITS, GENERATE, TRAIN_STEP})
+    holds_weights = True
 
     def __init__(self) -> None:
         self.model: torch.nn.Module | None = None

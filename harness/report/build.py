@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.report import aggregate, plots, sections
+from harness.report import aggregate, plots, sections, serving_plots
 from harness.report.html import Section, page
 from harness.report.pareto import DEFAULT_OBJECTIVES, Objective, front
 
@@ -94,6 +94,7 @@ def render(
     body = [
         sections.summary(groups, floor),
         sections.plots(groups, scaling_svg, note),
+        serving_plots.section(frame),  # empty without serving runs
         sections.runs_table(frame, extra_cols),
         sections.failures(frame),
         sections.environment(frame),
@@ -105,6 +106,7 @@ def render(
         ("summary", "Summary"),
         *[(s.anchor, s.title) for s in extra],
         ("plots", "Pareto plots"),
+        *([("serving", "Serving")] if "serving" in set(frame.get("workload", ())) else []),
         ("runs", "All runs"),
         ("failures", "Failures"),
         ("environment", "Environment"),

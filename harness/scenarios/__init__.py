@@ -1,4 +1,4 @@
-"""Scenarios: what is timed inside a run (`base`: the interface; `inference`, `training`), by name.
+"""Scenarios: what is timed inside a run (`base`: the interface; `inference`, `training`, `serving`), by name.
 
 A scenario is one module and one config file (conf/workload/<name>.yaml, `workload.name: <name>`).
 Built-in ones are listed below; others register themselves with `register` from a module named in
@@ -16,6 +16,7 @@ PLUGINS_ENV = "HARNESS_PLUGINS"
 _REGISTRY: dict[str, Any] = {
     "inference": "harness.scenarios.inference:Inference",
     "training": "harness.scenarios.training:Training",
+    "serving": "harness.scenarios.serving:Serving",
 }
 _plugins_loaded: set[str] = set()
 

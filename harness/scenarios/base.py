@@ -27,6 +27,7 @@ class RunContext:
     probes: Any  # harness.probes.ProbeSet: begin/end it around the timed window
     runtime: Mapping[str, Any]  # from the transforms (e.g. autocast_dtype)
     energy_now: Callable[[], float | None] | None  # joules since probes.begin(), or None
+    run_dir: str | None = None  # the run's folder (where a scenario may leave logs: a started server's)
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,17 @@ class Scenario:
     summed_over_ranks: ClassVar[tuple[str, ...]] = ()  # REPLICAS: throughputs that add up over ranks
     repeat_cost: ClassVar[tuple[str, str] | None] = None  # (repeat rate key, repeat cost key) for pricing
 
+    def backend(self, config: Mapping[str, Any]) -> str:
+        """The backend that holds the model for this run (harness.backends); checked against `requires`."""
+        return "hf"
+
     def run(self, ctx: RunContext) -> Measured:
         raise NotImplementedError
 
     def price(self, cost: Mapping[str, Any], metrics: Mapping[str, Any], timing: Mapping[str, float]) -> dict:
         """Scenario-specific cost figures added to the cost section (none by default)."""
         return {}
+
+    def finish(self, sections: dict[str, Any], config: Mapping[str, Any]) -> None:
+        """Last, once metrics, energy and cost are in `sections`: figures that need them all. Raising here
+        ends the run with that status and reason, its figures kept (none by default)."""

@@ -12,10 +12,14 @@ from harness.transforms.base import Applied, Transform
 __all__ = ["Applied", "Transform", "for_run", "load_dtype"]
 
 
-def for_run(config: dict[str, Any], precision_mode: str, device_type: str, cuda: Any = None) -> list[Transform]:
+def for_run(
+    config: dict[str, Any], precision_mode: str, device_type: str, cuda: Any = None, holds_weights: bool = True
+) -> list[Transform]:
+    """`holds_weights` False (a remote backend): the weights live in another process; transforms record
+    what that engine does rather than change a model here."""
     from harness.transforms.precision import Precision
 
-    return [Precision(config["precision"]["name"], precision_mode, device_type, cuda)]
+    return [Precision(config["precision"]["name"], precision_mode, device_type, cuda, holds_weights)]
 
 
 def load_dtype(chain: list[Transform]) -> Any:

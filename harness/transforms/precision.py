@@ -16,14 +16,16 @@ from harness.errors import UnsupportedError
 from harness.transforms.base import Applied
 
 WEIGHTS, AUTOCAST = "weights", "autocast"  # how a scenario takes its precision (Scenario.precision_mode)
+REMOTE_METHOD = "the remote engine's own (see serving.engine)"
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class Precision:
-    def __init__(self, name: str, mode: str, device_type: str, cuda: Any = None):
+    def __init__(self, name: str, mode: str, device_type: str, cuda: Any = None, holds_weights: bool = True):
         if mode not in (WEIGHTS, AUTOCAST):
             raise ValueError(f"precision mode {mode!r} is not valid: choose {WEIGHTS} or {AUTOCAST}")
         self.name, self.mode, self.device_type, self.cuda = name, mode, device_type, cuda
+        self.holds_weights = holds_weights
 
     def check(self) -> None:
         if self.mode == AUTOCAST and self.name == "int8":
@@ -36,6 +38,8 @@ class Precision:
         return precision.build_dtype(self.name, self.device_type)
 
     def apply(self, model: torch.nn.Module) -> Applied:
+        if not self.holds_weights:  # a shape on meta: the engine that holds the weights chose their precision
+            return Applied("precision", {"name": self.name, "method": REMOTE_METHOD})
         if self.mode == WEIGHTS:
             return Applied("precision", precision.apply(model, self.name))
         how = {

@@ -1,0 +1,92 @@
+"""Serving: open-loop load against an engine (harness/serving/, docs/serving.md), as a scenario.
+
+In-process (serving.engine=transformers) the engine serves the hf backend's model; a remote engine
+(serving.engine=openai) serves weights this process never loads: the `remote` backend holds the
+model's shape only, for its parameter counts and FLOP figures. $ and J per 1 M output tokens need
+the run's cost and energy sections, so they are added in `finish`, which also ends a run that fell
+short (too many failed requests, no probe met the SLO) as status `error`, its figures kept.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from harness import data, flops, quality
+from harness.backends.base import GENERATE
+from harness.scenarios import register
+from harness.scenarios.base import Measured, Phase, RunContext, Scenario
+from harness.transforms.precision import WEIGHTS
+
+IN_PROCESS = "transformers"  # serving.engine that runs the model in the worker's process
+
+# the figures of one load window (harness.serving.metrics.summarize_run), in result.metrics and flat in repeats
+_LOAD = (
+    *("generator_bottleneck", "requests_sent", "requests_completed", "requests_failed", "requests_timed_out"),
+    *("failure_reasons", "requests_good", "slo_attainment", "window_s", "request_throughput_req_per_s"),
+    *("output_tok_per_s", "total_tok_per_s", "goodput_req_per_s", "arrival_rate_req_per_s"),
+    *("completion_rate_req_per_s", "output_tokens", "input_tokens", "offered_rate_req_per_s"),
+    *("energy_j", "j_per_1m_output_tokens"),
+)
+_DISTRIBUTIONS = ("ttft_s", "tpot_s", "itl_s", "e2el_s", "queue_wait_s", "send_lateness_s")
+_REPEAT_QUANTILES = tuple(f"{d}_{q}" for d in ("ttft_s", "tpot_s", "itl_s", "e2el_s", "send_lateness_s")
+                          for q in ("p50", "p99", "n"))  # fmt: skip
+
+
+@register
+class Serving(Scenario):
+    """One process serves the load (gpus=1); the engine generates, the harness times every request."""
+
+    name = "serving"
+    requires = frozenset({GENERATE})
+    precision_mode = WEIGHTS
+    writes = (
+        *_DISTRIBUTIONS,
+        *_LOAD,
+        *_REPEAT_QUANTILES,
+        *("capacity_req_per_s", "usd_per_1m_output_tokens", "j_per_1m_output_tokens_method"),
+        *("per_1m_output_tokens_at", "slo", "wall_s", "flops_per_token_prefill", "flops_per_token_decode"),
+        *("achieved_flop_per_s_decode", "mfu_decode"),
+    )
+    repeat_cost = ("output_tok_per_s", "usd_per_1m_output_tokens")
+
+    def backend(self, config: Mapping[str, Any]) -> str:
+        return "hf" if config["serving"]["engine"] == IN_PROCESS else "remote"
+
+    def run(self, ctx: RunContext) -> Measured:
+        from harness.serving import scenario
+
+        config, s = ctx.config, ctx.config["serving"]
+        tokenizer = data.local_tokenizer(config["model"].get("path"))
+        in_process = s["engine"] == IN_PROCESS
+        model = ctx.backend.model if in_process else None
+        try:
+            out = scenario.run(config, model, tokenizer, ctx.probes, ctx.energy_now, ctx.run_dir)
+        finally:  # a warm-up that failed before the window began still stops every probe
+            ctx.probes.close()
+        m = out["metrics"]
+        m.update(flops.inference_flops(ctx.model_facts, s["input_len"], s["output_len"]))
+        t = time.perf_counter()
+        if in_process and out["first_prompt_ids"]:  # quality of the weights served (MLPerf), after the window
+            import torch
+
+            ids = torch.tensor([out["first_prompt_ids"]], device=ctx.device.torch_device)
+            scored = quality.evaluate(model, config, ids, tokenizer, ctx.device.torch_device)
+        else:
+            scored = {"status": "skipped", "reason": "serving.engine=openai: the weights are served elsewhere"}
+        return Measured(
+            metrics=m,
+            repeats=out["repeats"],
+            timed_window_s=out["timed_window_s"],
+            phases=[Phase("decode", m["output_tok_per_s"], m["flops_per_token_decode"], 1)],
+            units=out["units"],
+            warmup_s=out["warmup_s"],
+            sections={"serving": out["serving"], "quality": scored},
+            timing={"quality_s": time.perf_counter() - t},
+        )
+
+    def finish(self, sections: dict[str, Any], config: Mapping[str, Any]) -> None:
+        from harness.serving import accounting
+
+        accounting.finish(sections, config)  # raises ServingFailed (status error) if the run fell short

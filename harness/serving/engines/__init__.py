@@ -1,0 +1,16 @@
+"""Serving engines, chosen by name (serving.engine): each is an async context manager with `stream` and `info`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def open_engine(serving_cfg: dict[str, Any], model: Any, run_dir: str | None, model_path: str | None = None) -> Any:
+    """The engine for serving.engine (imports only what that engine needs)."""
+    if serving_cfg["engine"] == "transformers":
+        from harness.serving.engines.transformers_cb import TransformersEngine
+
+        return TransformersEngine(model, serving_cfg)
+    from harness.serving.engines.openai_http import OpenAIEngine
+
+    return OpenAIEngine(serving_cfg, run_dir, model_path)

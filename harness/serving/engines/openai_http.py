@@ -1,0 +1,99 @@
+"""Any OpenAI-compatible endpoint (vLLM, SGLang, TGI, llama.cpp's server, `transformers serve`), streamed.
+
+Requests go to {url}/completions (or /chat/completions) with stream=true; each server-sent event that
+carries a choice is one token delivery (the closing chunk only when it carries text), and the output length is
+the server's `usage.completion_tokens` where it reports one, else the number of deliveries.
+With serving.server.command the harness starts the server itself (harness.serving.engines.server).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from harness.serving.engines.http import get_json, post_sse
+from harness.serving.engines.server import Server
+from harness.serving.prompts import Request
+
+
+class OpenAIEngine:
+    name = "openai-compatible"
+
+    def __init__(self, serving_cfg: dict[str, Any], run_dir: str | None, model_path: str | None = None):
+        self.cfg = serving_cfg
+        self.server: Server | None = None
+        if serving_cfg["server"]["command"]:
+            log = Path(run_dir or ".") / "server.log"
+            self.server = Server(serving_cfg["server"], model_path, log)
+        self.url = (serving_cfg["url"] or "").rstrip("/")
+        self.model: str | None = serving_cfg.get("served_model")
+        self._info: dict[str, Any] = {"name": self.name, "in_process": False}
+
+    async def __aenter__(self) -> OpenAIEngine:
+        if self.server is not None:
+            self._info["server_startup_s"] = await self.server.start()
+            self.url = self.url or f"{self.server.origin}/v1"
+            self._info.update(server_command=self.server.argv, server_log=str(self.server.log_path))
+        self._info["url"] = self.url
+        await self._identify()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self.server is not None:
+            self._info["server_exit_code"] = self.server.stop()
+
+    async def _identify(self) -> None:
+        """The served model and the engine's name and version, from what the server says about itself."""
+        models, headers = await get_json(self.url + "/models", timeout_s=10)  # also: is it reachable at all
+        ids = [m.get("id") for m in (models or {}).get("data", [])]
+        self.model = self.model or (ids[0] if ids else None)
+        self._info.update(served_models=ids, served_model=self.model, server_header=headers.get("server"))
+        origin = "{0.scheme}://{0.netloc}".format(urlparse(self.url))
+        try:  # vLLM and SGLang answer GET /version
+            version, _ = await get_json(origin + "/version", timeout_s=5)
+            self._info["version"] = (version or {}).get("version")
+            self._info["engine"] = "vllm" if "vllm" in str(headers).lower() else None
+        except (OSError, RuntimeError, ValueError, TimeoutError):
+            self._info["version"] = None
+        if self.server is not None and _is_transformers_serve(self.server.argv):
+            self._info["engine"] = "transformers serve"
+            self._info["version"] = self._info["version"] or importlib.metadata.version("transformers")
+
+    def info(self) -> dict[str, Any]:
+        return dict(self._info)
+
+    async def stream(self, request: Request, deliver: Any) -> int | None:
+        chat = self.cfg["api"] == "chat"
+        body: dict[str, Any] = {"model": self.model, "max_tokens": request.max_tokens, "stream": True, "temperature": 0}
+        if chat:
+            body["messages"] = [{"role": "user", "content": request.prompt_text}]
+        else:
+            body["prompt"] = request.prompt_text
+        body.update(self.cfg.get("request_extra") or {})
+        usage_tokens = None
+        async for event in post_sse(self.url + ("/chat/completions" if chat else "/completions"), body):
+            now = time.perf_counter()
+            if event.get("error"):
+                raise RuntimeError(f"engine error: {event['error']}")
+            for choice in event.get("choices") or []:
+                text = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
+                # a chunk before the last one is a delivery even with empty text (a token that ends inside a
+                # multi-byte character decodes to ""); the closing chunk counts only if it carries text
+                # (completions only: a chat stream opens with an empty role-only delta)
+                if text or (not chat and text is not None and choice.get("finish_reason") is None):
+                    deliver(now, 1)
+            usage = event.get("usage") or {}
+            usage_tokens = usage.get("completion_tokens", usage_tokens)
+        return usage_tokens
+
+
+def _is_transformers_serve(argv: list[str]) -> bool:
+    """`transformers serve ...` from this interpreter's environment: its version is the one installed here."""
+    exe = shutil.which(argv[0]) if argv else None
+    same_env = exe is not None and Path(exe).parent == Path(sys.executable).parent
+    return same_env and Path(argv[0]).name == "transformers" and len(argv) > 1 and argv[1] == "serve"

@@ -1,0 +1,108 @@
+"""transformers' own continuous batching, in the worker's process (model.init_continuous_batching).
+
+A request goes in with `add_request` (its own id, exactly max_tokens new tokens: EOS ignored, as
+`bench serve --ignore-eos` does) and `record_timestamps=True`, so the engine stamps each token with
+time.perf_counter() when it produces it — the clock the load generator uses. The finished output is
+delivered on the load generator's event loop through `register_result_handler`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import time
+from typing import Any
+
+from harness.serving.prompts import Request
+
+PAGE_SIZE = 256  # tokens per KV-cache page: ContinuousBatchingConfig's default page_size
+
+
+def default_num_blocks(s: dict[str, Any]) -> int:
+    """KV-cache pages for every request that can be in flight at once, at its longest. The engine's own
+    default sizes the cache from a share of free device memory, which on a CPU is a share of all RAM."""
+    longest = int(s["input_len"] * (1 + s["len_range"])) + int(s["output_len"] * (1 + s["len_range"])) + 1
+    in_flight = s["concurrency"] if s["arrival"] == "closed" else s["num_requests"]
+    if s.get("max_concurrency"):
+        in_flight = min(in_flight, s["max_concurrency"])
+    return max(2, in_flight * math.ceil(longest / PAGE_SIZE))
+
+
+class EngineError(RuntimeError):
+    """The engine refused or failed a request; the message is the engine's own."""
+
+
+class TransformersEngine:
+    name = "transformers-continuous-batching"
+
+    def __init__(self, model: Any, serving_cfg: dict[str, Any]):
+        self.model, self.cfg = model, serving_cfg
+        self.manager: Any = None
+        self._ids = itertools.count()
+
+    def info(self) -> dict[str, Any]:
+        import transformers
+
+        resolved = getattr(self.manager, "continuous_batching_config", None)
+        keep = ("num_blocks", "max_batch_tokens", "max_requests_per_batch", "page_size", "scheduler_type")
+        return {
+            "name": self.name,
+            "version": transformers.__version__,
+            "in_process": True,
+            "attn_implementation": getattr(self.model.config, "_attn_implementation", None),
+            "config": {k: getattr(resolved, k, None) for k in keep} if resolved is not None else None,
+        }
+
+    async def __aenter__(self) -> TransformersEngine:
+        import torch
+        from transformers import GenerationConfig
+        from transformers.generation.configuration_utils import ContinuousBatchingConfig
+
+        # greedy, and no EOS: every request generates exactly its max_tokens
+        gen = GenerationConfig(max_new_tokens=self.cfg["output_len"], do_sample=False, eos_token_id=-1)
+        cb_kwargs = {k: self.cfg[k] for k in ("num_blocks", "max_batch_tokens") if self.cfg.get(k) is not None}
+        cb_kwargs.setdefault("num_blocks", default_num_blocks(self.cfg))
+        with torch.inference_mode():
+            self.manager = self.model.init_continuous_batching(
+                generation_config=gen, continuous_batching_config=ContinuousBatchingConfig(**cb_kwargs)
+            )
+            self.manager.warmup()
+            self.manager.start()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self.manager is not None:
+            self.manager.stop(block=True, timeout=30)
+            self.manager.destroy()
+
+    async def stream(self, request: Request, deliver: Any) -> None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future = loop.create_future()
+        rid = f"h{next(self._ids)}"
+
+        def on_result(output: Any) -> None:  # runs on the event loop (call_soon_threadsafe)
+            if output.is_finished() and not done.done():
+                done.set_result((time.perf_counter(), output))
+
+        self.manager.register_result_handler(rid, on_result)
+        added = self.manager.add_request(
+            request.prompt_ids,
+            request_id=rid,
+            max_new_tokens=request.max_tokens,
+            record_timestamps=True,
+            eos_token_id=-1,
+        )
+        if added is None:
+            raise EngineError("the continuous-batching manager refused the request (stopped or failed)")
+        try:
+            received_at, output = await done
+        except asyncio.CancelledError:  # the load generator's timeout: free the engine's slot
+            self.manager.cancel_request(rid)
+            raise
+        if output.error:
+            raise EngineError(str(output.error))
+        for t in output.timestamps or []:
+            deliver(t, 1)
+        if not output.timestamps and output.generated_tokens:
+            deliver(received_at, len(output.generated_tokens))

@@ -1,0 +1,39 @@
+"""What a serving run *is*, for the canonical key (harness.results): the load and the engine, not the timeouts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+
+def serving_key_fields(s: Mapping[str, Any]) -> dict[str, Any]:
+    """The serving settings that change what is measured; the SLO and server settings hashed into one field."""
+    search = s["search"]
+    detail = {
+        "slo": dict(s["slo"]),
+        "server": list(s["server"]["command"] or []),
+        "url": s["url"],
+        "api": s["api"],
+        "request_extra": dict(s["request_extra"] or {}),
+        "max_concurrency": s["max_concurrency"],
+        "len_range": s["len_range"],
+        "cb": [s["num_blocks"], s["max_batch_tokens"]],
+        "search": [s["search_percentile"], s["search_start_rate"], s["search_max_probes"], s["search_tolerance"]]
+        if search != "none"
+        else None,
+        "duration_s": s["duration_s"],
+    }
+    return {
+        "engine": s["engine"],
+        "arrival": s["arrival"] if search == "none" else "poisson",
+        "rate": s["rate"] if search == "none" and s["arrival"] != "closed" else None,
+        "burstiness": s["burstiness"] if s["arrival"] == "gamma" and search == "none" else None,
+        "concurrency": s["concurrency"] if s["arrival"] == "closed" and search == "none" else None,
+        "search": search,
+        "num_requests": s["num_requests"],
+        "input_len": s["input_len"],
+        "output_len": s["output_len"],
+        "serving": hashlib.sha256(json.dumps(detail, sort_keys=True, default=str).encode()).hexdigest()[:8],
+    }

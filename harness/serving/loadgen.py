@@ -1,0 +1,146 @@
+"""The load generator: sends requests on an arrival schedule (open loop) or from N users (closed loop),
+and records for each one when it was due, when the generator got to it, when it went to the engine, and
+every token delivery. It owns the timing; an engine only answers requests (MLPerf LoadGen's split).
+
+Open loop: a request is sent at its scheduled time whether or not earlier ones finished (arrivals do not
+wait for the system, as users do not). `max_concurrency` caps requests in flight: later ones wait for a
+slot (vLLM's semaphore), and that wait is recorded apart (queue_wait_s) from the generator's own lateness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from harness.serving import arrivals
+from harness.serving.metrics import Outcome
+from harness.serving.prompts import Request
+
+SPIN_S = 0.002  # the last ~2 ms before a send are waited in short yields, not one timer: sleep overshoots
+
+
+class Engine(Protocol):
+    """What the load generator needs of an engine: stream one request, calling `deliver(t, n_tokens)` on
+    each delivery of output tokens (t: perf_counter seconds), returning when it is complete (optionally the
+    engine's own count of output tokens), raising on error."""
+
+    async def stream(self, request: Request, deliver: Any) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class Plan:
+    arrival: str  # poisson | gamma | constant | closed
+    rate: float
+    burstiness: float
+    concurrency: int  # closed-loop users
+    max_concurrency: int | None
+    num_requests: int
+    duration_s: float | None
+    timeout_s: float
+    seed: int
+
+
+@dataclass
+class LoadRun:
+    outcomes: list[Outcome]
+    started_at: float
+    ended_at: float
+
+    @property
+    def window_s(self) -> float:
+        return self.ended_at - self.started_at
+
+
+async def _sleep_until(target: float) -> None:
+    remaining = target - time.perf_counter()
+    if remaining > SPIN_S:
+        await asyncio.sleep(remaining - SPIN_S)
+    while time.perf_counter() < target:
+        await asyncio.sleep(0)
+
+
+async def _one(engine: Engine, request: Request, outcome: Outcome, slots: asyncio.Semaphore | None, timeout_s: float):
+    def deliver(t: float, n_tokens: int) -> None:
+        outcome.token_times.append(t)
+        outcome.output_tokens += n_tokens
+
+    if slots is not None:
+        await slots.acquire()
+    try:
+        outcome.sent_at = time.perf_counter()
+        counted = await asyncio.wait_for(engine.stream(request, deliver), timeout_s)
+        outcome.done_at = time.perf_counter()
+        if counted is not None:  # the engine's own count (usage.completion_tokens) over the deliveries
+            outcome.output_tokens = counted
+        if outcome.output_tokens == 0:
+            outcome.error = "error: the engine returned no output tokens"
+    except (asyncio.TimeoutError, TimeoutError):
+        outcome.error = f"timeout: no complete answer within {timeout_s:g} s"
+    except Exception as exc:  # noqa: BLE001 - a failed request is data: its reason is counted
+        outcome.error = f"error: {type(exc).__name__}: {exc}"[:300]
+    finally:
+        if slots is not None:
+            slots.release()
+
+
+def _new_outcome(request: Request, scheduled: float | None, now: float) -> Outcome:
+    return Outcome(request.index, len(request.prompt_ids), scheduled, now, now)
+
+
+async def _open_loop(engine: Engine, requests: Sequence[Request], plan: Plan) -> LoadRun:
+    times = arrivals.schedule_s(plan.arrival, plan.rate, plan.num_requests, plan.burstiness, plan.seed, plan.duration_s)
+    slots = asyncio.Semaphore(plan.max_concurrency) if plan.max_concurrency else None
+    outcomes, tasks = [], []
+    start = time.perf_counter()
+    for i, offset in enumerate(times):
+        due = start + offset
+        await _sleep_until(due)
+        outcome = _new_outcome(requests[i % len(requests)], due, time.perf_counter())
+        outcomes.append(outcome)
+        tasks.append(asyncio.ensure_future(_one(engine, requests[i % len(requests)], outcome, slots, plan.timeout_s)))
+    await asyncio.gather(*tasks)
+    return LoadRun(outcomes, start, _end(outcomes, start))
+
+
+async def _closed_loop(engine: Engine, requests: Sequence[Request], plan: Plan) -> LoadRun:
+    counter = itertools.count()
+    outcomes: list[Outcome] = []
+    start = time.perf_counter()
+    stop_at = start + plan.duration_s if plan.duration_s is not None else None
+
+    async def user() -> None:
+        while (i := next(counter)) < plan.num_requests:
+            if stop_at is not None and time.perf_counter() >= stop_at:
+                return
+            outcome = _new_outcome(requests[i % len(requests)], None, time.perf_counter())
+            outcomes.append(outcome)
+            await _one(engine, requests[i % len(requests)], outcome, None, plan.timeout_s)
+
+    await asyncio.gather(*(user() for _ in range(plan.concurrency)))
+    return LoadRun(outcomes, start, _end(outcomes, start))
+
+
+def _end(outcomes: Sequence[Outcome], start: float) -> float:
+    ends = [o.done_at for o in outcomes if o.done_at is not None]
+    return max(ends) if ends else time.perf_counter()
+
+
+async def run(engine: Engine, requests: Sequence[Request], plan: Plan) -> LoadRun:
+    """One load run: every request ends (answered, failed or timed out) before it returns."""
+    if plan.arrival == "closed":
+        return await _closed_loop(engine, requests, plan)
+    return await _open_loop(engine, requests, plan)
+
+
+async def warmup(engine: Engine, requests: Sequence[Request], timeout_s: float) -> list[Outcome]:
+    """Requests one at a time before the timed window; excluded from every figure."""
+    outcomes = []
+    for request in requests:
+        outcome = _new_outcome(request, None, time.perf_counter())
+        await _one(engine, request, outcome, None, timeout_s)
+        outcomes.append(outcome)
+    return outcomes

@@ -1,0 +1,203 @@
+"""The serving load: warm up, then open-loop load (or a capacity search) inside the timed window, with
+the probes around it. harness.scenarios.serving calls `run`; everything returned is plain data."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.serving import capacity, loadgen, metrics, prompts
+from harness.serving.engines import open_engine
+
+KEEP_UP = 0.9  # a probe passes only if requests complete at >= 90 % of the rate they arrived (not saturated)
+
+
+class ServingFailed(HarnessError):
+    """The run measured something, but not what was asked (too many failed requests, no probe met the SLO):
+    recorded as status `error` with this reason, its metrics kept."""
+
+
+def _plan(s: dict[str, Any], rate: float, arrival: str, seed: int) -> loadgen.Plan:
+    return loadgen.Plan(
+        arrival=arrival,
+        rate=rate,
+        burstiness=s["burstiness"],
+        concurrency=s["concurrency"],
+        max_concurrency=s["max_concurrency"],
+        num_requests=s["num_requests"],
+        duration_s=s["duration_s"],
+        timeout_s=s["request_timeout_s"],
+        seed=seed,
+    )
+
+
+def _slo(s: dict[str, Any]) -> dict[str, float | None]:
+    return {k: s["slo"][k] for k in metrics.SLO_KEYS}
+
+
+class _Loads:
+    """Runs load windows against one engine; each window's summary carries its own energy where readable."""
+
+    def __init__(self, engine: Any, requests: Sequence[prompts.Request], s: dict, seed: int, energy_now: Callable):
+        self.engine, self.requests, self.s, self.seed, self.energy_now = engine, requests, s, seed, energy_now
+        self.outcomes: list[metrics.Outcome] = []
+        self.window_s = 0.0
+
+    async def load(self, rate: float, arrival: str) -> tuple[dict[str, Any], loadgen.LoadRun]:
+        joules_before = self.energy_now() if self.energy_now else None
+        run = await loadgen.run(self.engine, self.requests, _plan(self.s, rate, arrival, self.seed))
+        joules_after = self.energy_now() if self.energy_now else None
+        self.outcomes.extend(run.outcomes)
+        self.window_s += run.window_s
+        summary = metrics.summarize_run(run.outcomes, run.window_s, _slo(self.s), self.s["lateness_tolerance_s"])
+        energy_j = joules_after - joules_before if joules_before is not None and joules_after is not None else None
+        out_tokens = summary["output_tokens"]
+        summary.update(
+            offered_rate_req_per_s=rate if arrival != "closed" else None,
+            energy_j=energy_j,
+            j_per_1m_output_tokens=energy_j / out_tokens * 1e6 if energy_j is not None and out_tokens else None,
+        )
+        return summary, run
+
+    async def probe(self, rate: float) -> capacity.Probe:
+        summary, run = await self.load(rate, "poisson")
+        passed, reason = metrics.percentile_meets(run.outcomes, _slo(self.s), self.s["search_percentile"])
+        if passed and summary["generator_bottleneck"]:
+            passed, reason = False, "the load generator ran late: the offered load was not reached"
+        arrivals, completions = summary["arrival_rate_req_per_s"], summary["completion_rate_req_per_s"]
+        if passed and arrivals and completions and completions < KEEP_UP * arrivals:
+            passed = False
+            reason = f"the engine fell behind: completions {completions:.3g} req/s < arrivals {arrivals:.3g} req/s"
+        return capacity.Probe(rate, passed, reason, summary)
+
+
+def _repeat_figures(summary: dict[str, Any]) -> dict[str, Any]:
+    """A load window's figures, flat (the gate's per-repeat samples): p50s and p99s, throughputs, energy."""
+    flat = {k: v for k, v in summary.items() if not isinstance(v, (dict, list))}
+    for name in ("ttft_s", "tpot_s", "itl_s", "e2el_s", "send_lateness_s"):
+        for q in ("p50", "p99"):
+            flat[f"{name}_{q}"] = summary[name][q]
+        flat[f"{name}_n"] = summary[name]["n"]
+    flat["wall_s"] = summary["window_s"]  # the name cost.per_repeat and the gate read
+    flat["failure_reasons"] = summary["failure_reasons"]
+    return flat
+
+
+async def _measure(config: dict, model: Any, tokenizer: Any, probes: Any, energy_now, run_dir) -> dict:
+    s, seed = config["serving"], config["seed"]
+    requests = prompts.build(
+        s["num_requests"] + s["warmup_requests"], s["input_len"], s["output_len"], s["len_range"], seed, tokenizer
+    )
+    warm, measured = requests[: s["warmup_requests"]], requests[s["warmup_requests"] :]
+    out: dict[str, Any] = {}
+    engine = open_engine(s, model, run_dir, config["model"].get("path"))
+    async with engine:
+        t0 = time.perf_counter()
+        warm_outcomes = await loadgen.warmup(engine, warm, s["request_timeout_s"])
+        out["warmup_s"] = time.perf_counter() - t0
+        failed = [o.error for o in warm_outcomes if not o.ok]
+        if failed:
+            raise ServingFailed(f"{len(failed)} of {len(warm)} warm-up requests failed: {failed[0]}")
+        loads = _Loads(engine, measured, s, seed, energy_now)
+        probes.begin()
+        window_start = time.perf_counter()
+        try:
+            if s["search"] == "max_rate":
+                found = await capacity.search(
+                    loads.probe, s["search_start_rate"], s["search_max_probes"], s["search_tolerance"]
+                )
+                out["capacity"] = found
+                repeats = []  # probes run at different rates: not samples of one figure (serving.capacity.probes)
+            else:
+                repeats = [
+                    _repeat_figures((await loads.load(s["rate"], s["arrival"]))[0]) for _ in range(config["repeats"])
+                ]
+            out["timed_window_s"] = time.perf_counter() - window_start
+            probes.end()  # its readings stay in probes.readings
+        finally:  # a failed run still stops every probe (threads included)
+            probes.close()
+    out["engine"] = engine.info()  # after the exit: a started server's exit code is part of it
+    out["repeats"] = repeats
+    out["loads"] = loads
+    return out
+
+
+def _pooled(loads: _Loads, s: dict[str, Any]) -> dict[str, Any]:
+    """Every measured request of every load window together; throughputs over the windows' summed time."""
+    out = metrics.summarize_run(loads.outcomes, loads.window_s, _slo(s), s["lateness_tolerance_s"])
+    out["offered_rate_req_per_s"] = s["rate"] if s["arrival"] != "closed" else None
+    return out
+
+
+def _capacity_section(found: capacity.Capacity, s: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "capacity_req_per_s": found.capacity_req_per_s,
+        "lowest_failing_req_per_s": found.lowest_failing_req_per_s,
+        "converged": found.converged,
+        "reason": found.reason,
+        "percentile": s["search_percentile"],
+        "tolerance": s["search_tolerance"],
+        "max_probes": s["search_max_probes"],
+        "probes": [
+            {
+                "rate_req_per_s": p.rate_req_per_s,
+                "passed": p.passed,
+                "reason": p.reason,
+                **{k: v for k, v in _repeat_figures(p.summary).items() if k != "failure_reasons"},
+            }
+            for p in found.probes
+        ],
+    }
+
+
+def run(config: dict, model: Any, tokenizer: Any, probes: Any, energy_now, run_dir: str | None) -> dict:
+    """The serving run (`probes`: a harness.probes.ProbeSet, begun and ended around the timed window):
+    metrics, repeats (one per load window, or one per probe), timings,
+    units (output tokens, completed requests) and the `serving` section (engine, load, capacity, probes)."""
+    measured = asyncio.run(_measure(config, model, tokenizer, probes, energy_now, run_dir))
+    s, loads = config["serving"], measured["loads"]
+    found: capacity.Capacity | None = measured.get("capacity")
+    best = found.best() if found is not None else None
+    # with a search, the run's figures are those at capacity: the highest passing probe's
+    m = dict(best.summary) if best is not None else _pooled(loads, s)
+    m["capacity_req_per_s"] = found.capacity_req_per_s if found is not None else None
+    section = {
+        "engine": measured["engine"],
+        "arrival": "poisson" if found is not None else s["arrival"],
+        "search": s["search"],
+        "slo": _slo(s),
+        "lengths": {"input_len": s["input_len"], "output_len": s["output_len"], "len_range": s["len_range"]},
+        "capacity": _capacity_section(found, s) if found is not None else None,
+    }
+    return {
+        "metrics": m,
+        "repeats": measured["repeats"],
+        "warmup_s": measured["warmup_s"],
+        "timed_window_s": measured["timed_window_s"],
+        "units": {
+            "token": sum(o.output_tokens for o in loads.outcomes if o.ok),
+            "request": sum(o.ok for o in loads.outcomes),
+        },
+        "serving": section,
+        "first_prompt_ids": loads.requests[0].prompt_ids if loads.requests else None,
+    }
+
+
+def check(m: dict[str, Any], section: dict[str, Any], s: dict[str, Any]) -> None:
+    """Raise ServingFailed when the run did not measure what was asked; called once its figures are stored."""
+    cap = section.get("capacity")
+    if cap is not None and cap["capacity_req_per_s"] is None:
+        raise ServingFailed(cap["reason"])
+    sent = m["requests_sent"]
+    failed = m["requests_failed"] + m["requests_timed_out"]
+    if sent and failed / sent > s["max_failed_fraction"]:
+        top = m["failure_reasons"][0]["reason"] if m["failure_reasons"] else "?"
+        raise ServingFailed(
+            f"{failed} of {sent} requests failed or timed out (> serving.max_failed_fraction="
+            f"{s['max_failed_fraction']:g}); most common: {top}"
+        )
+    if not m["requests_completed"]:
+        raise ServingFailed("no request completed")

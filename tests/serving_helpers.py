@@ -1,0 +1,94 @@
+"""Helpers for the serving tests: a tiny local model folder with a byte-level tokenizer (ids = UTF-8 bytes,
+as the harness's own prompts), and `transformers serve` started on the loopback address."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+SERVE = str(Path(sys.executable).parent / "transformers")  # the console script of this environment
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's byte -> printable character table (what tokenizers' ByteLevel pre-tokenizer uses)."""
+    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs), strict=True))
+
+
+def tiny_model_dir(path: Path) -> Path:
+    """A 1-layer llama with random weights and a byte-level tokenizer, saved as a local model folder."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast
+
+    vocab = {ch: b for b, ch in _bytes_to_unicode().items()}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    PreTrainedTokenizerFast(tokenizer_object=tok).save_pretrained(path)
+    cfg = LlamaConfig(
+        vocab_size=256,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        max_position_embeddings=256,
+        bos_token_id=None,
+        eos_token_id=None,
+    )
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(cfg).save_pretrained(path)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TransformersServe:
+    """`transformers serve <model dir>` on 127.0.0.1, offline, in its own process group."""
+
+    def __init__(self, model_dir: Path, log: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        argv = [SERVE, "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(self.port), "--device", "cpu"]
+        argv.append("--continuous-batching")
+        self.log = log
+        with open(log, "wb") as f:
+            env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+            self.proc = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+    def wait_healthy(self, timeout_s: float = 240) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log.read_text()[-2000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2) as r:
+                    if r.status == 200 and json.loads(r.read()).get("status") == "ok":
+                        return
+            except OSError:
+                time.sleep(0.5)
+        raise AssertionError(f"transformers serve not healthy in {timeout_s} s: {self.log.read_text()[-2000:]}")
+
+    def posts(self) -> int:
+        return self.log.read_text(errors="replace").count('"POST /v1/completions')
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
