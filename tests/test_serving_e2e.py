@@ -11,6 +11,8 @@ import pytest
 from conftest import load_results, run_cli
 from serving_helpers import SERVE, TransformersServe, free_port, tiny_model_dir
 
+from harness import accounting, metrics, scenarios
+
 pytestmark = pytest.mark.e2e
 
 # tiny: few requests, short outputs, one repeat; the model is the tiny preset
@@ -50,6 +52,12 @@ def test_transformers_engine_two_rates_throughput_grows(harness):
         r["energy"]["j_per_token"] * 1e6
     )
     assert r["repeats"][0]["ttft_s_n"] == 8 and "tiny fp32 transformers constant rate=40" in proc.stdout
+    assert "TTFT p99 ms" in proc.stdout and "goodput req/s" in proc.stdout  # the summary, from the registry
+    # what the worker wrote is what the scenario and the worker declare, and all of it is registered
+    written = set(r["metrics"]) | {k for rep in r["repeats"] for k in rep}
+    assert written <= set(metrics.names()), sorted(written - set(metrics.names()))
+    assert written <= set(scenarios.get("serving").writes) | set(accounting.COMMON_METRICS)
+    assert r["repeats"][0]["usd_per_1m_output_tokens"] is None and r["cost"] is None  # no price for this CPU
 
 
 def test_capacity_search_with_a_loose_slo(harness):
@@ -118,6 +126,8 @@ def test_openai_engine_against_transformers_serve_then_killed_mid_run(harness, t
         assert m["requests_completed"] == 8 and m["output_tokens"] == 8 * 6  # usage.completion_tokens
         assert m["itl_s"]["n"] > 0 and m["ttft_s"]["n"] == 8  # streamed: deliveries seen one by one
         assert r["quality"]["status"] == "skipped" and r["precision"]["method"].startswith("the remote engine")
+        # the weights stay with the server: the harness built the model's shape on meta, for its figures only
+        assert m["params"] > 0 and m["flops_per_token_decode"] > 0 and m["mfu_decode"] > 0
 
         # the engine dies mid-run: the requests after it fail with their reason, and the run says so
         before = server.posts()
