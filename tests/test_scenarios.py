@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import synthetic
+import torch
 from conftest import FAST, load_results
 
-from harness import backends, scenarios
+from harness import backends, scenarios, transforms
 from harness.backends.base import check_capabilities
 from harness.errors import UnsupportedError
 
@@ -76,3 +78,21 @@ def test_hf_eager_provides_what_the_built_in_scenarios_need():
         assert scenarios.get(name).requires <= hf.capabilities
     with pytest.raises(KeyError, match="choose one of hf"):
         backends.create("onnx")
+
+
+def test_a_remote_engine_holds_the_shape_only_and_records_the_engines_precision():
+    cfg = synthetic.config(workload={"name": "serving"}, precision={"name": "int8"})
+    serving = scenarios.get("serving")
+    cfg["serving"] = {**cfg["serving"], "engine": "openai"}
+    assert serving.backend(cfg) == "remote" and serving.requires <= backends.create("remote").capabilities
+    cfg["serving"]["engine"] = "transformers"
+    assert serving.backend(cfg) == "hf"  # in-process: the engine serves the hf backend's model
+
+    remote = backends.create("remote")
+    model = remote.load(cfg["model"], torch.float32, "cpu", 0)
+    assert all(p.device.type == "meta" for p in model.parameters())  # no memory, no weights
+    assert remote.describe()["params"] == sum(p.numel() for p in model.parameters()) > 0
+    (precision,) = transforms.for_run(cfg, serving.precision_mode, "cpu", holds_weights=remote.holds_weights)
+    applied = precision.apply(model)  # int8 would quantize real weights; here it is the engine's own
+    assert applied.how == {"name": "int8", "method": "the remote engine's own (see serving.engine)"}
+    assert all(p.device.type == "meta" for p in model.parameters())
