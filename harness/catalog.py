@@ -61,7 +61,10 @@ class Facts:
             "unit": self.hardware.get("price_unit") or "device",
             "hardware": self.entry,
             **{k.removeprefix("price_"): self.hardware.get(k) for k in _PRICE_KEYS},
-            "how": "user (hardware.usd_per_hour)" if self.user_price else f"catalog (hardware={self.entry})",
+            "how": "user (hardware.usd_per_hour)"
+            if self.user_price
+            else (self.how if self.how.startswith("assumed") else f"catalog (hardware={self.entry})"),
+            "assumed": self.how.startswith("assumed"),
         }
 
 
@@ -94,6 +97,16 @@ def resolve(hardware_cfg: Mapping[str, Any], device_type: str, device_name: str)
     user_price = hw.get("usd_per_hour") is not None and hw.get("usd_per_hour") != base.get("usd_per_hour")
     if user_price:  # the catalog's provenance does not describe the user's number
         hw.update({k: hw.get(k) if hw.get(k) != base.get(k) else None for k in _PRICE_KEYS})
+    assumed = nearest_cpu_entry() if device_type == "cpu" and hw.get("usd_per_hour") is None else None
+    if assumed is not None:  # priced by the nearest entry that honestly fits, said so (never silently)
+        name, why = assumed
+        hw = {**catalog[name], **{k: v for k, v in hw.items() if v not in (None, [], {})}, "name": name}
+        how = f"assumed: nearest catalog entry {name} ({why})"
+        warnings.append(
+            f"price assumed: {device_name} is not in the catalog; priced as {name} ({why}). State yours with "
+            f"hardware={name} or hardware.usd_per_hour=<USD per vCPU-hour> hardware.price_unit=vcpu"
+        )
+        return Facts(name, how, hw, False, tuple(warnings))
     if hw.get("usd_per_hour") is None:
         choices = ", ".join(n for n, e in catalog.items() if e.get("device") == device_type)
         warnings.append(
@@ -106,3 +119,47 @@ def resolve(hardware_cfg: Mapping[str, Any], device_type: str, device_name: str)
             "hardware.peak_tflops.<dtype>=<TFLOP/s>"
         )
     return Facts(name, how, hw, user_price, tuple(warnings))
+
+
+# CPU generations that have an entry, by /proc/cpuinfo's vendor, family and model numbers (why: a cloud VM's
+# model name is often masked, e.g. "Intel(R) Xeon(R) Processor", but the family/model numbers are not).
+_CPU_GENERATIONS = (
+    ("AuthenticAMD", 25, None, "cpu_c7a", "AMD family 25 (Zen 3/4, EPYC Milan/Genoa): nearest entry AWS c7a"),
+    ("GenuineIntel", 6, 143, "cpu_c7i", "Intel family 6 model 143 (Xeon Sapphire Rapids): AWS c7i"),
+    (
+        "GenuineIntel",
+        6,
+        207,
+        "cpu_c7i",
+        "Intel family 6 model 207 (Xeon Emerald Rapids, the Sapphire Rapids platform): nearest entry AWS c7i",
+    ),
+)
+
+
+def cpu_signature(cpuinfo: str) -> dict[str, object]:
+    """vendor, family and model numbers from the first processor of a /proc/cpuinfo text."""
+    out: dict[str, object] = {}
+    for line in cpuinfo.splitlines():
+        key, _, value = (part.strip() for part in line.partition(":"))
+        if key == "vendor_id":
+            out.setdefault("vendor", value)
+        elif key in ("cpu family", "model") and value.isdigit():
+            out.setdefault("family" if key == "cpu family" else "model", int(value))
+        elif not line.strip() and out:
+            break
+    return out
+
+
+def nearest_cpu_entry(cpuinfo: str | None = None) -> tuple[str, str] | None:
+    """(entry, why) for a CPU not in the catalog, from its vendor and generation; None when nothing fits."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as handle:
+                cpuinfo = handle.read()
+        except OSError:
+            return None
+    sig = cpu_signature(cpuinfo)
+    for vendor, family, model, entry, why in _CPU_GENERATIONS:
+        if sig.get("vendor") == vendor and sig.get("family") == family and model in (None, sig.get("model")):
+            return entry, why
+    return None

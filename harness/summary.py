@@ -37,6 +37,24 @@ def _reason(r: dict[str, Any]) -> str:
     return (r.get("reason") or "").splitlines()[0][:60] if r.get("reason") else ""
 
 
+def _usd(value: Any) -> str:
+    return _num(value, ".3g") if isinstance(value, (int, float)) else "-"
+
+
+def _cost_cell(r: dict[str, Any], key: str) -> str:
+    c = r.get("cost") or {}
+    text = _usd(c.get(key))
+    return text + "*" if text != "-" and (c.get("price") or {}).get("assumed") else text
+
+
+def _quality_cells(r: dict[str, Any]) -> tuple:
+    q = r.get("quality") or {}
+    loss = q.get("loss_nats")
+    shown = "-" if loss is None else f"{loss:.3f} [{q['loss_nats_lo']:.3f}, {q['loss_nats_hi']:.3f}]"
+    verdict = q.get("verdict") or ("not meaningful" if q.get("quality_meaningful") is False else "-")
+    return shown, _num(q.get("accuracy"), ".3f"), verdict
+
+
 def _inference_row(r: dict[str, Any]) -> tuple:
     m = r.get("metrics") or {}
     return (
@@ -44,6 +62,8 @@ def _inference_row(r: dict[str, Any]) -> tuple:
         _ms(m.get("decode_latency_s")),
         _num(m.get("decode_tok_per_s"), ".1f"),
         _num(m.get("e2e_tok_per_s"), ".1f"),
+        _cost_cell(r, "usd_per_1m_tokens_generated"),
+        *_quality_cells(r),
     )
 
 
@@ -57,12 +77,28 @@ def _training_row(r: dict[str, Any]) -> tuple:
         _num(m.get("eval_loss_initial"), ".3f"),
         _num(m.get("eval_loss"), ".3f"),
         reached,
+        _cost_cell(r, "training_usd"),
     )
 
 
 _COLUMNS = {
-    "inference": (("prefill p50 ms", "decode p50 ms/tok", "decode tok/s", "e2e tok/s"), _inference_row),
-    "training": (("step p50 ms", "train tok/s", "eval loss start", "eval loss end", "target"), _training_row),
+    "inference": (
+        (
+            "prefill p50 ms",
+            "decode p50 ms/tok",
+            "decode tok/s",
+            "e2e tok/s",
+            "USD/1M tok",
+            "held-out loss [95% CI]",
+            "accuracy",
+            "quality",
+        ),
+        _inference_row,
+    ),
+    "training": (
+        ("step p50 ms", "train tok/s", "eval loss start", "eval loss end", "target", "train USD"),
+        _training_row,
+    ),
 }
 
 
@@ -83,4 +119,18 @@ def table(records: Iterable[dict[str, Any]]) -> str:
         lines = ["  ".join(str(c).ljust(w) for c, w in zip(x, widths, strict=True)).rstrip() for x in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
         out.append("\n".join(lines))
+    out.extend(_notes(records))
     return "\n\n".join(out)
+
+
+def _notes(records: list[dict[str, Any]]) -> list[str]:
+    """What the table's marks mean: an assumed price (*) and how to state the real one."""
+    assumed = {(r.get("cost") or {}).get("price", {}).get("how") for r in records if _assumed(r)}
+    notes = [f"* price {how}; set hardware=<entry> or hardware.usd_per_hour=<USD/h> to state yours" for how in assumed]
+    if any((r.get("cost") is None and r["status"] == "ok") for r in records):
+        notes.append("USD '-': no price known for this hardware; set hardware.usd_per_hour=<USD per device-hour>")
+    return notes
+
+
+def _assumed(r: dict[str, Any]) -> bool:
+    return bool(((r.get("cost") or {}).get("price") or {}).get("assumed"))

@@ -147,12 +147,12 @@ def _training(config: dict, model: Any, desc: dict, device: Any, timer: Any, tra
     return out
 
 
-def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str, Any]) -> None:
+def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str, Any], run_dir: Path) -> None:
     """Run the configured workload, filling `timing` and the result `sections` as it goes. Raises on failure."""
     import torch
     import transformers  # noqa: F401 - imported here so that startup_s holds the whole import cost
 
-    from harness import calibrate, catalog, cost, distributed, energy, hardware, models, precision
+    from harness import calibrate, catalog, checkpoints, cost, distributed, energy, hardware, models, precision
     from harness.trackers.memory import CpuMemory, CudaMemory
     from harness.trackers.nvml import NvmlGpu
     from harness.trackers.timing import timer_for
@@ -203,7 +203,7 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
         t = time.perf_counter()
         # training builds in fp32 and runs mixed precision through autocast; inference builds in its dtype
         dtype = torch.float32 if workload == "training" else precision.build_dtype(prec, device.type)
-        model = models.build(config["model"], dtype, device.torch_device, config["seed"])
+        model = models.build(checkpoints.model_config(config), dtype, device.torch_device, config["seed"])
         timing["model_build_s"] = time.perf_counter() - t
         desc = models.describe(model)
         t = time.perf_counter()
@@ -237,6 +237,8 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
         out = run(config, model, desc, device, timer, [memory, *energy_trackers], place)
         if nvml is not None:
             out["metrics"].update(nvml.memory_used())
+        if workload == "training" and config["workload"].get("save_checkpoint") and place.is_main:
+            sections["checkpoint"] = checkpoints.save(model, run_dir)  # loadable: model=local model.path=<it>
     finally:
         if nvml is not None:
             nvml.close()
@@ -268,6 +270,7 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
     metrics["threads"] = torch.get_num_threads()
     metrics["timing_method"] = timer.method
     sections["model"] = {k: desc[k] for k in ("model_type", "n_layers", "d_model", "vocab_size")}
+    sections["weights"] = checkpoints.provenance(config)  # random / local / trained (+ what training cost)
     sections["repeats"] = out["repeats"]
     if "data" in out:
         sections["data"] = out["data"]
@@ -332,7 +335,7 @@ def execute(spec: dict[str, Any]) -> dict[str, Any] | None:
     status, reason = "ok", None
     sections: dict[str, Any] = {"warnings": []}
     try:
-        measure(config, timing, sections)
+        measure(config, timing, sections, Path(spec["result_path"]).parent)
     except UnsupportedError as exc:
         status, reason = "unsupported", str(exc)
     except BaseException as exc:  # noqa: BLE001 - the run is data: every failure is recorded

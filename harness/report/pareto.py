@@ -37,12 +37,19 @@ DEFAULT_OBJECTIVES: dict[str, tuple[Objective, ...]] = {
         Objective("decode throughput", ("decode_tok_per_s", "e2e_tok_per_s"), "max", "tokens/s"),
         Objective(
             "cost per 1 M tokens",
-            ("cost_usd_per_1m_tokens_decode", "cost_usd_per_1m_tokens", "cost_usd_per_1m_tokens_e2e"),
+            (
+                "cost_usd_per_1m_tokens_decode",
+                "cost_usd_per_1m_tokens_generated",
+                "cost_usd_per_1m_tokens",
+                "cost_usd_per_1m_tokens_e2e",
+            ),
             "min",
             "USD",
         ),
         Objective("p99 request latency", ("request_latency_s_p99",), "min", "s"),
         Objective("peak memory", ("peak_memory_bytes",), "min", "bytes"),
+        # held-out cross-entropy where quality is meaningful (trained or pretrained weights)
+        Objective("held-out loss", ("heldout_loss_nats",), "min", "nats"),
     ),
     "training": (
         # with workload.target_eval_loss: cost and time to reach it (a run that did not reach it is off the

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from harness.report.html import code_cell, esc, fmt, missing, svg_img, table
+from harness.report import quality_section
 from harness.report.pareto import Front
 from harness.report.plots import display_scale
 
@@ -26,7 +27,11 @@ class Group:
 
 def _config(row: pd.Series) -> str:
     r = row.get
-    return f"{r('model')} {r('precision')} bs={r('batch_size')} seq={r('seq_len')} gpus={r('gpus')}"
+    weights = "" if missing(r("weights_kind")) else f" ({r('weights_kind')} weights)"
+    return f"{r('model')} {r('precision')} bs={r('batch_size')} seq={r('seq_len')} gpus={r('gpus')}{weights}"
+
+
+config_label = _config  # the run's name in every table
 
 
 def _value(row: pd.Series, column: str, unit: str) -> str:
@@ -84,9 +89,29 @@ def summary(groups: Sequence[Group], floor: float) -> str:
             shown = "; ".join(_value(knee, c, o.unit) for o, c in fr.active)
             rows.append(["knee of the front (best compromise)", shown, _config(knee), code_cell(knee["command"])])
         headers = ["what", "value", "configuration", "command that reproduces it"]
+        parts.append(_in_words(r, fr))
         parts.append(f'<div class="wide">{table(headers, rows)}</div>')
     parts.append("</section>")
     return "".join(parts)
+
+
+def _in_words(r: pd.DataFrame, fr: Front) -> str:
+    """The answer in sentences: the recommended configuration per objective, and the knee with its command."""
+    lines = []
+    for obj, col in fr.active:
+        idx = fr.best.get(obj.label)
+        if idx is not None:
+            best = r.loc[idx]
+            lines.append(f"For {obj.label} ({obj.sense}), use {_config(best)}: {_value(best, col, obj.unit)}.")
+    if fr.knee is not None:
+        knee = r.loc[fr.knee]
+        shown = ", ".join(f"{o.label} {_value(knee, c, o.unit)}" for o, c in fr.active)
+        lines.append(
+            f"Best compromise (the knee of the front): {_config(knee)}, with {shown}. Run it again with: "
+            f"{knee['command']}"
+        )
+    items = "".join(f"<li>{esc(line)}</li>" for line in lines)
+    return f'<div class="answer"><p><b>Recommended</b></p><ul>{items}</ul></div>'
 
 
 def _anchor(g: Group) -> str:
@@ -130,6 +155,12 @@ RUN_COLUMNS = (
     ("peak_memory_bytes", "peak MiB"),
     ("cost_usd_per_1m_tokens_decode", "USD / 1M tok"),
     ("energy_j", "energy J"),
+    ("weights_kind", "weights"),
+    ("quality_loss_nats", "held-out loss (nats)"),
+    ("quality_loss_nats_interval", "loss 95 % interval"),
+    ("quality_accuracy", "accuracy"),
+    ("quality_accuracy_interval", "accuracy 95 % interval"),
+    ("quality_eval_tokens", "eval tokens"),
     ("quality_next_token_agreement", "next-token agreement"),
     ("quality_kl_divergence_nats_mean", "KL mean (nats)"),
     ("quality_perplexity", "perplexity"),
@@ -143,7 +174,7 @@ def runs_table(frame: pd.DataFrame, extra_columns: Sequence[tuple[str, str]]) ->
     for c, h in cols:
         unique.setdefault(c, h)  # no column twice; the first (friendlier) header wins
     cols = list(unique.items())
-    headers = [h if h != c else c for c, h in cols] + ["quality vs floor", "on front", "reason", "command"]
+    headers = [h if h != c else c for c, h in cols] + ["quality verdict", "on front", "reason", "command"]
     rows = []
     for _, r in frame.iterrows():
         cells: list[Any] = []
@@ -154,9 +185,8 @@ def runs_table(frame: pd.DataFrame, extra_columns: Sequence[tuple[str, str]]) ->
             num = pd.to_numeric(pd.Series([v]), errors="coerce").iloc[0]
             numeric = not missing(num) and not isinstance(v, str)
             cells.append((fmt(num * scale), num * scale) if numeric else (fmt(v), v))
-        ok, q = r["status"] == "ok", r.get("quality_relative_quality")
-        verdict = "pass" if r["quality_ok"] else "BELOW FLOOR"
-        verdict = "n/a" if not ok else ("not measured" if missing(q) else verdict)
+        ok = r["status"] == "ok"
+        verdict = r["quality_verdict_text"]
         cls = "front" if r["on_front"] else ""
         cls = "notok" if not ok else ("failing" if not r["quality_ok"] else cls)
         reason = "" if missing(r.get("reason")) else r["reason"]
@@ -243,7 +273,7 @@ def cost_energy(frame: pd.DataFrame) -> str:
     elif prices.empty:
         parts.append('<p class="note">Some results have a cost section but no price source or date in it.</p>')
     else:
-        parts.append(table(list(prices.columns), prices.itertuples(index=False)))
+        parts.append(quality_section.human_table(prices, "cost_"))
     parts.append("<h3>Energy</h3>")
     has_energy = "energy" in frame and frame["energy"].notna().any()
     how = _distinct(frame, "energy_", ("method", "source", "covers", "scope", "estimated", "measured"))
@@ -259,7 +289,7 @@ def cost_energy(frame: pd.DataFrame) -> str:
         )
     else:
         parts.append("<p>How energy was obtained (measured counters vs estimates), per distinct setting:</p>")
-        parts.append(table(list(how.columns), how.itertuples(index=False)))
+        parts.append(quality_section.human_table(how, "energy_"))
     parts.append("</section>")
     return "".join(parts)
 
