@@ -12,8 +12,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from harness import config as config_mod
 from harness import checkpoints, launch, results, summary
+from harness import config as config_mod
 
 SWEEP_TOTAL_ENV = "HARNESS_SWEEP_TOTAL"
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness.report.html import code_cell, esc, fmt, missing, svg_img, table
 from harness.report import quality_section
+from harness.report.html import code_cell, esc, fmt, missing, svg_img, table
 from harness.report.pareto import Front
 from harness.report.plots import display_scale
 
