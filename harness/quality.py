@@ -158,7 +158,7 @@ def evaluate(
     if not qcfg.get("enabled", True):
         return {**section, "status": "skipped", "reason": "quality.enabled=false"}
     try:
-        context = getattr(model.config, "max_position_embeddings", None) or 2048
+        context = getattr(getattr(model, "config", None), "max_position_embeddings", None) or 2048
         windows, text = held_out_windows(config, tokenizer, context)
         nll, correct, run_logits, _, _ = _window_sums(model, windows, device)
         if prec == "fp32":  # the run is its own reference: identical by definition, not by measurement
@@ -185,7 +185,7 @@ def evaluate(
         positions=tokens,
         windows=len(per.tokens),
         window_tokens=int(windows.shape[1] - 1),
-        interval=f"seeded percentile bootstrap, {CONFIDENCE_TEXT}, {int(qcfg.get('bootstrap', 1000))} resamples of windows",
+        interval=f"seeded percentile bootstrap, {CONFIDENCE_TEXT}, {qcfg.get('bootstrap', 1000)} resamples of windows",
         **fig,
         reference_loss_nats=float(ref_nll.sum() / tokens),
         reference_accuracy=float(ref_correct.sum() / tokens),
