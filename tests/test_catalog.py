@@ -4,6 +4,8 @@ import pytest
 
 from harness import catalog
 
+_REAL = catalog.nearest_cpu_entry
+
 # What torch.cuda.get_device_name / NVML report for each family (from the team's hardware reference).
 REPORTED = {
     "NVIDIA H200": "h200",
@@ -49,7 +51,8 @@ def test_detected_gpu_gets_catalog_facts_and_price():
     assert price["how"] == "catalog (hardware=h100_sxm)"
 
 
-def test_unknown_hardware_has_no_price_and_a_warning_naming_the_override():
+def test_unknown_hardware_has_no_price_and_a_warning_naming_the_override(monkeypatch):
+    monkeypatch.setattr(catalog, "nearest_cpu_entry", lambda cpuinfo=None: None)  # a CPU no entry fits
     facts = catalog.resolve({"name": "auto", "device": "auto", "price_unit": "device"}, "cuda", "NVIDIA Mystery 1000")
     assert facts.entry is None and facts.price() is None and facts.peak_flop_per_s("fp32") is None
     assert any("hardware.usd_per_hour=" in w and "cost is null" in w for w in facts.warnings)
@@ -72,3 +75,38 @@ def test_chosen_entry_on_another_device_warns():
     facts = catalog.resolve(chosen, "cuda", "NVIDIA H100 80GB HBM3")
     assert facts.entry == "a100_80gb" and any("not of the device measured" in w for w in facts.warnings)
     assert facts.price()["how"] == "catalog (hardware=a100_80gb)"
+
+
+def _cpuinfo(vendor: str, family: int, model: int, name: str = "Some CPU") -> str:
+    block = f"processor\t: 0\nvendor_id\t: {vendor}\ncpu family\t: {family}\nmodel\t\t: {model}\nmodel name\t: {name}\n"
+    return block + "\n" + block.replace("processor\t: 0", "processor\t: 1")
+
+
+@pytest.mark.parametrize(
+    "vendor, family, model, entry",
+    [
+        ("AuthenticAMD", 25, 17, "cpu_c7a"),  # EPYC Genoa (Zen 4)
+        ("AuthenticAMD", 25, 1, "cpu_c7a"),  # EPYC Milan (Zen 3): the nearest AMD entry
+        ("GenuineIntel", 6, 143, "cpu_c7i"),  # Sapphire Rapids
+        ("GenuineIntel", 6, 207, "cpu_c7i"),  # Emerald Rapids ("Intel(R) Xeon(R) Processor" on a VM)
+        ("GenuineIntel", 6, 106, None),  # Ice Lake: no entry of its generation, so no price
+        ("AuthenticAMD", 23, 49, None),  # Zen 2 (Rome)
+        ("ARM", 0, 0, None),
+    ],
+)
+def test_nearest_cpu_entry_by_vendor_and_generation(vendor, family, model, entry):
+    found = catalog.nearest_cpu_entry(_cpuinfo(vendor, family, model))
+    assert (found[0] if found else None) == entry
+
+
+def test_an_assumed_price_is_labelled_with_the_override(monkeypatch):
+    info = _cpuinfo("AuthenticAMD", 25, 17, "AMD EPYC 9R14")
+    monkeypatch.setattr(catalog, "nearest_cpu_entry", lambda cpuinfo=None: _REAL(info))
+    facts = catalog.resolve({"name": "auto", "device": "auto", "price_unit": "device"}, "cpu", "AMD EPYC 9R14")
+    price = facts.price()
+    assert facts.entry == "cpu_c7a" and price["assumed"] is True and price["usd_per_hour"] == 0.0513
+    assert price["unit"] == "vcpu" and price["how"].startswith("assumed: nearest catalog entry cpu_c7a")
+    assert any("price assumed" in w and "hardware.usd_per_hour=" in w for w in facts.warnings)
+    # the user's own price wins over the assumption
+    user = catalog.resolve({"name": "auto", "device": "auto", "usd_per_hour": 1.0}, "cpu", "AMD EPYC 9R14")
+    assert user.price()["how"] == "user (hardware.usd_per_hour)" and not user.price()["assumed"]

@@ -8,6 +8,8 @@ import os
 import pytest
 from conftest import load_results, run_cli
 
+from harness import catalog
+
 pytestmark = pytest.mark.e2e
 
 TINY_PARAMS = 1_115_264  # conf/model/tiny.yaml: 2*256*128 (embed, lm_head) + 4 layers * 262,400 + 128
@@ -47,8 +49,17 @@ def test_default_run_writes_one_complete_result(tmp_path):
     assert all(c["method"] == "estimated" and "codecarbon" in c["estimator"] for c in e["components"])
     assert e["j_per_token"] == pytest.approx(e["total_j"] / (m["iterations"] * m["tokens_generated_per_request"]))
     assert e["pue"] == 1.56 and e["carbon_intensity_g_per_kwh"] == 436.0 and e["co2e_g"] > 0
-    # an unknown CPU and no price: no cost, and a warning naming the override
-    assert result["cost"] is None and any("hardware.usd_per_hour" in w for w in result["warnings"])
+    # a CPU not in the catalog: priced as the nearest entry of its vendor and generation, said so, with the
+    # override; where nothing fits, no cost and a warning naming the override
+    if catalog.nearest_cpu_entry() is not None:
+        assert result["cost"]["price"]["assumed"] is True and "nearest catalog entry" in result["cost"]["price"]["how"]
+        assert any("price assumed" in w and "hardware.usd_per_hour" in w for w in result["warnings"])
+        assert "USD/1M tok" in proc.stdout and "* price assumed: nearest catalog entry" in proc.stdout
+    else:
+        assert result["cost"] is None and any("hardware.usd_per_hour" in w for w in result["warnings"])
+    # trained weights by default: held-out quality with an interval and a verdict
+    q = result["quality"]
+    assert result["weights"]["kind"] == "trained" and q["verdict"] == "pass" and q["eval_tokens"] == 1024
     assert m["peak_flop_per_s"] > 0 and "measured on this machine" in m["peak_source"] and 0 < m["mfu_prefill"]
     assert 0 < result["timing"]["fixed_cost_s"] < result["timing"]["run_wall_s"]
     assert "tiny fp32" in proc.stdout and "decode tok/s" in proc.stdout  # the summary table

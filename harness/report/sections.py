@@ -273,6 +273,13 @@ def cost_energy(frame: pd.DataFrame) -> str:
     elif prices.empty:
         parts.append('<p class="note">Some results have a cost section but no price source or date in it.</p>')
     else:
+        assumed = frame.get("cost_price_assumed", pd.Series(dtype=object)).astype(str).eq("True")
+        if assumed.any():
+            parts.append(
+                '<p class="note">Price assumed for some runs: the machine is not in the catalog, so it is priced '
+                "as the nearest entry of its CPU vendor and generation (see how). State yours with "
+                "<code>hardware=&lt;entry&gt;</code> or <code>hardware.usd_per_hour=&lt;USD per hour&gt;</code>.</p>"
+            )
         parts.append(quality_section.human_table(prices, "cost_"))
     parts.append("<h3>Energy</h3>")
     has_energy = "energy" in frame and frame["energy"].notna().any()
