@@ -101,7 +101,6 @@ def test_low_precision_is_scored_against_fp32_on_the_same_tokens(ids, prec):
     q = _run(_config(prec), ids)
     assert q["status"] == "ok" and q["reference"] == "fp32 build of the same weights"
     assert 0 < q["next_token_agreement"] <= 1
-    assert q["kl_divergence_nats_max"] if "kl_divergence_nats_max" in q else True
     assert q["kl_divergence_nats_mean"] > 0  # a different precision does change the distribution
     assert q["perplexity_ratio"] == pytest.approx(math.exp(q["reference_loss_nats"] - q["loss_nats"]))
     assert q["accuracy_ratio"] == pytest.approx(q["accuracy"] / q["reference_accuracy"])
