@@ -64,7 +64,7 @@ def render(
         objs = list(objectives) if objectives else list(DEFAULT_OBJECTIVES.get(str(workload), ()))
         fr = front(rows, objs, rows["quality_ok"])
         frame.loc[rows.index, "on_front"] = fr.on_front
-        extra_cols += [(c, c) for _, c in fr.active]
+        extra_cols += [(c, f"{o.label} ({o.unit})" if o.unit else o.label) for o, c in fr.active]
         svg = plots.pareto_figure(rows, fr, rows["quality_ok"], f"{workload} · {model}")
         groups.append(sections.Group(str(workload), str(model), frame.loc[rows.index], fr, svg))
     scaling = plots.scaling_table(frame, LINE_KEYS)
