@@ -44,6 +44,14 @@ CHECKPOINT_DIR = "checkpoint"  # inside a training run's folder (workload.save_c
 _ARCH_SKIP = ("name", "weights", "path", "train_steps")
 
 
+class CheckpointError(RuntimeError):
+    """The training run that makes a checkpoint did not finish ok; `result` is that run's result."""
+
+    def __init__(self, message: str, result: Mapping[str, Any]):
+        super().__init__(message)
+        self.result = result
+
+
 def cache_root() -> Path:
     """$HARNESS_CACHE, else ~/.cache/harness."""
     return Path(os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "harness")
@@ -121,6 +129,7 @@ def training_config(config: Mapping[str, Any]) -> dict[str, Any]:
         gpus=1,
         repeats=3,
         resume=False,
+        timeout_s=max(float(config["timeout_s"]), 600.0),  # the inference run's limit is not the training's
     )
     return out
 
@@ -146,7 +155,7 @@ def training_result(model_cfg: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def ensure(config: Mapping[str, Any], say: Any = print) -> dict[str, Any]:
-    """Train the checkpoint unless the cache has it; returns its training result. Raises RuntimeError when
+    """Train the checkpoint unless the cache has it; returns its training result. Raises CheckpointError when
     the training run fails (its result, with the reason, stays in the cache folder)."""
     from harness import launch
 
@@ -158,7 +167,7 @@ def ensure(config: Mapping[str, Any], say: Any = print) -> dict[str, Any]:
         say(f"    training {model_cfg['name']} once for model.weights=trained -> {folder(model_cfg)}", flush=True)
         result = launch.run_isolated(training_config(config), folder(model_cfg) / "training")
     if result["status"] != "ok":
-        raise RuntimeError(f"training the checkpoint failed ({result['status']}): {result.get('reason')}")
+        raise CheckpointError(f"training the checkpoint failed ({result['status']}): {result.get('reason')}", result)
     say(f"    trained in {result['timing']['run_wall_s']:.1f} s, {_loss_text(result)}", flush=True)
     return result
 
@@ -175,10 +184,12 @@ def prepare(config: Mapping[str, Any], run_dir: Path) -> dict[str, Any] | None:
         return None
     try:
         ensure(config)
-    except RuntimeError as exc:
+    except CheckpointError as exc:
         from harness import environment
 
-        result = results.make_result(config, "error", str(exc)[:2000], environment.capture())
+        status = exc.result["status"] if exc.result["status"] in ("oom", "unsupported") else "error"
+        extra = {k: exc.result[k] for k in ("traceback", "log_tail") if exc.result.get(k)}
+        result = results.make_result(config, status, str(exc)[:2000], environment.capture(), **extra)
         results.write_atomic(Path(run_dir) / results.RESULT_FILE, result)
         return result
     return None

@@ -41,7 +41,7 @@ def _cli(cache, *args, cwd):
     )
 
 
-def test_trained_once_then_reused_and_deterministic(tmp_path):
+def test_trained_once_then_reused_and_deterministic(tmp_path, monkeypatch):
     cache_a, cache_b = tmp_path / "a", tmp_path / "b"
     first = _cli(cache_a, *SHORT, f"results_dir={tmp_path / 'r1'}", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
@@ -60,12 +60,25 @@ def test_trained_once_then_reused_and_deterministic(tmp_path):
     assert w["training"]["tokens"] == train["metrics"]["tokens_trained"]
     assert w["training"]["wall_s"] == train["timing"]["run_wall_s"] and w["training"]["energy_j"] > 0
     assert run["quality"]["quality_meaningful"] is True and run["quality"]["verdict"] == "pass"  # fp32: itself
-    # the same seed and settings in another cache: the same weights, bit for bit
-    third = _cli(cache_b, *SHORT, f"results_dir={tmp_path / 'r3'}", cwd=tmp_path)
-    assert third.returncode == 0, third.stderr[-2000:]
-    [other] = list((cache_b / "checkpoints").iterdir())
-    again = json.loads((other / "training" / "result.json").read_text())
-    assert other.name == folder.name and again["checkpoint"]["sha256"] == train["checkpoint"]["sha256"]
+    # the same seed and settings in another cache (trained directly, no inference run): the same weights
+    monkeypatch.setenv("HARNESS_CACHE", str(cache_b))
+    again = checkpoints.ensure(_composed("model.train_steps=4"), say=lambda *a, **k: None)
+    assert checkpoints.folder(_composed("model.train_steps=4")["model"]).name == folder.name
+    assert again["checkpoint"]["sha256"] == train["checkpoint"]["sha256"]
+    assert again["checkpoint"]["sha256"] == checkpoints.file_sha256(ckpt / "model.safetensors")
+
+
+def _composed(*overrides: str) -> dict:
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from harness import app
+    from harness.config import CONF_DIR
+
+    app.register()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[*overrides, "sweep=x"])
+    return OmegaConf.to_container(cfg, resolve=True)
 
 
 def test_a_training_run_saves_its_weights_loadable_as_a_local_model(tmp_path):

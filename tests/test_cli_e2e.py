@@ -83,6 +83,7 @@ def test_precision_sweep_runs_each_in_its_own_process(harness):
     assert "4 results (4 ok)" in proc.stdout
 
 
+@pytest.mark.timeout(1200)  # small's trained checkpoint is made once per session, maybe here
 def test_grid_sweep_writes_every_combination(harness):
     proc, root = harness("-m", "sweep=grid", "model=tiny,small", "batch_size=1,2", "seq_len=16,32")
     assert proc.returncode == 0, proc.stderr

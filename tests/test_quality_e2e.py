@@ -9,10 +9,14 @@ from conftest import REPO, load_results, run_cli
 
 from harness import catalog
 
+# the sweep trains small once for the session (tiny too, if no earlier test did): minutes on 2 cores
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
+
 
 @pytest.fixture(scope="module")
 def sweep(harness):
-    proc, root = harness("-m", "sweep=q", "model=tiny,small", "precision=fp32,bf16,int8", timeout=1500)
+    # fp32 and int8 only (bf16 and fp16: tests/test_quality.py, in-process), to keep the test cheap
+    proc, root = harness("-m", "sweep=q", "model=tiny,small", "precision=fp32,int8", timeout=1700)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc, root
 
@@ -35,7 +39,7 @@ def harness(tmp_path_factory):
 def test_every_run_has_held_out_figures_and_a_verdict(sweep):
     proc, root = sweep
     runs = {(r["key_fields"]["model"], r["key_fields"]["precision"]): r for r in load_results(root / "q")}
-    assert len(runs) == 6 and all(r["status"] == "ok" for r in runs.values()), [r["reason"] for r in runs.values()]
+    assert len(runs) == 4 and all(r["status"] == "ok" for r in runs.values()), [r["reason"] for r in runs.values()]
     for (model, prec), r in runs.items():
         q = r["quality"]
         assert r["weights"]["kind"] == "trained" and q["quality_meaningful"] is True
