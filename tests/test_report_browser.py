@@ -129,7 +129,7 @@ def test_the_quality_table_shows_metrics_intervals_and_verdicts(report, tmp_path
     text = re.sub(r"<[^>]+>", " ", section)
     assert "held-out loss (nats/token)" in text and "next-token accuracy" in text
     assert "2.61 (n=4,096 tokens)" in text and "[2.56, 2.66]" in text  # value and its 95 % interval
-    assert "0.995 [0.985, 1.005]" in text  # relative to fp32, with its interval
+    assert "0.9950 [0.9850, 1.0050]" in text  # relative to fp32, with its interval
     assert "inconclusive (~16,384 tokens would decide, estimate)" in text and "FAIL" in text
     # the failing int8 run is off the front; the inconclusive bf16 run is not held off it
     runs = re.search(r'<table class="runs".*?</table>', proc.stdout, re.S).group(0)

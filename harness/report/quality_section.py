@@ -54,10 +54,17 @@ def annotate(frame: pd.DataFrame, floor: float) -> pd.DataFrame:
     for name in ("loss_nats", "accuracy", "accuracy_ratio", "perplexity_ratio"):
         lo, hi = (pd.to_numeric(frame.get(f"quality_{name}_{e}", empty), errors="coerce") for e in ("lo", "hi"))
         frame[f"quality_{name}_interval"] = [
-            "–" if missing(a) or missing(b) else f"[{fmt(a, 4)}, {fmt(b, 4)}]" for a, b in zip(lo, hi, strict=True)
+            "–" if missing(a) or missing(b) else _interval(name, a, b) for a, b in zip(lo, hi, strict=True)
         ]
     frame["quality_verdict_text"] = [verdict_text(r) for _, r in frame.iterrows()]
     return frame
+
+
+def _interval(name: str, lo: float, hi: float) -> str:
+    """Ratios near 1 need four decimals to show anything; the rest, four significant digits."""
+    if name.endswith("_ratio"):
+        return f"[{lo:.4f}, {hi:.4f}]"
+    return f"[{fmt(lo, 4)}, {fmt(hi, 4)}]"
 
 
 QUALITY_HEADERS = ["configuration", "weights", "metric", "value", "95 % interval", "relative to fp32", "verdict"]
@@ -82,7 +89,7 @@ def quality(frame: pd.DataFrame, floor: float, config_of: Any) -> str:
             ("next-token accuracy", "quality_accuracy", "accuracy_ratio"),
         ):
             rel = _num(r, f"quality_{ratio}")
-            rel_text = "–" if rel is None else f"{fmt(rel, 4)} {r.get(f'quality_{ratio}_interval')}"
+            rel_text = "–" if rel is None else f"{rel:.4f} {r.get(f'quality_{ratio}_interval')}"
             value = _num(r, col)
             shown = "–" if value is None else f"{fmt(value, 4)} (n={fmt(n)} tokens)"
             interval = r.get(f"{col}_interval")
