@@ -40,6 +40,7 @@ RECIPE: dict[str, Any] = {
     "seed": 0,
 }
 TOKENIZER_SPEC = {"type": "bytes", "encoding": "utf-8", "vocab": 256, "note": "token id = UTF-8 byte"}
+TRAIN_TIMEOUT_S = 1800.0  # at least this long for the training run (small: minutes on a loaded 2-core machine)
 CHECKPOINT_DIR = "checkpoint"  # inside a training run's folder (workload.save_checkpoint=true)
 _ARCH_SKIP = ("name", "weights", "path", "train_steps")
 
@@ -129,7 +130,7 @@ def training_config(config: Mapping[str, Any]) -> dict[str, Any]:
         gpus=1,
         repeats=3,
         resume=False,
-        timeout_s=max(float(config["timeout_s"]), 600.0),  # the inference run's limit is not the training's
+        timeout_s=max(float(config["timeout_s"]), TRAIN_TIMEOUT_S),  # the inference run's limit is not training's
     )
     return out
 
