@@ -52,7 +52,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     print(f"{position} {name}: running ...", flush=True)
     t0 = time.time()
     # model.weights=trained: its checkpoint is trained first (once, cached) as a measured run of its own
-    result = checkpoints.prepare(config, run_dir) or launch.run_isolated(config, run_dir)
+    result = checkpoints.prepare(config, run_dir) or launch.run_isolated(config, run_dir, list(hc.overrides.task))
     extra = ""
     if result["status"] == "ok":
         extra = ", " + summary.headline(result)

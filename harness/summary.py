@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from harness import metrics
+
 
 def _ms(dist: Any) -> str:
     return f"{dist['p50'] * 1e3:.2f}" if isinstance(dist, dict) and dist.get("p50") is not None else "-"
@@ -22,7 +24,7 @@ def label(key_fields: dict[str, Any]) -> str:
 def headline(r: dict[str, Any]) -> str:
     """The one figure a progress line shows for an ok run."""
     m = r["metrics"]
-    if r["key_fields"]["workload"] == "training":
+    if "eval_loss" in m:  # a run that trains
         tok_per_s = _num(m.get("train_tok_per_s"), ".0f")
         return f"eval loss {m['eval_loss_initial']:.3f} -> {m['eval_loss']:.3f}, {tok_per_s} tok/s"
     return f"decode {_num(m.get('decode_tok_per_s'), '.1f')} tok/s"
@@ -37,13 +39,25 @@ def _reason(r: dict[str, Any]) -> str:
     return (r.get("reason") or "").splitlines()[0][:60] if r.get("reason") else ""
 
 
+def _cell(metric: Any, m: dict[str, Any]) -> str:
+    """A registry metric as the terminal shows it: distributions as p50 in ms, rates and losses as numbers."""
+    value = m.get(metric.name)
+    if metric.distribution:
+        return _ms(value)
+    if metric.name == "target":
+        target = value or {}
+        return "-" if target.get("target_eval_loss") is None else ("yes" if target.get("reached") else "no")
+    return _num(value, ".3f" if metric.unit == "nats" else (".0f" if metric.name == "train_tok_per_s" else ".1f"))
+
+
 def _usd(value: Any) -> str:
     return _num(value, ".3g") if isinstance(value, (int, float)) else "-"
 
 
-def _cost_cell(r: dict[str, Any], key: str) -> str:
+def _cost_cell(r: dict[str, Any]) -> str:
+    """The run's headline dollar figure; `*` marks a price assumed from the nearest catalog entry."""
     c = r.get("cost") or {}
-    text = _usd(c.get(key))
+    text = _usd(c.get("usd_per_1m_tokens_generated", c.get("training_usd")))
     return text + "*" if text != "-" and (c.get("price") or {}).get("assumed") else text
 
 
@@ -55,77 +69,23 @@ def _quality_cells(r: dict[str, Any]) -> tuple:
     return shown, _num(q.get("accuracy"), ".3f"), verdict
 
 
-def _inference_row(r: dict[str, Any]) -> tuple:
-    m = r.get("metrics") or {}
-    return (
-        _ms(m.get("prefill_latency_s")),
-        _ms(m.get("decode_latency_s")),
-        _num(m.get("decode_tok_per_s"), ".1f"),
-        _num(m.get("e2e_tok_per_s"), ".1f"),
-        _cost_cell(r, "usd_per_1m_tokens_generated"),
-        *_quality_cells(r),
-    )
-
-
-def _training_row(r: dict[str, Any]) -> tuple:
-    m = r.get("metrics") or {}
-    target = m.get("target") or {}
-    reached = "-" if target.get("target_eval_loss") is None else ("yes" if target.get("reached") else "no")
-    return (
-        _ms(m.get("step_time_s")),
-        _num(m.get("train_tok_per_s"), ".0f"),
-        _num(m.get("eval_loss_initial"), ".3f"),
-        _num(m.get("eval_loss"), ".3f"),
-        reached,
-        _cost_cell(r, "training_usd"),
-    )
-
-
-_COLUMNS = {
-    "inference": (
-        (
-            "prefill p50 ms",
-            "decode p50 ms/tok",
-            "decode tok/s",
-            "e2e tok/s",
-            "USD/1M tok",
-            "held-out loss [95% CI]",
-            "accuracy",
-            "quality",
-        ),
-        _inference_row,
-    ),
-    "training": (
-        ("step p50 ms", "train tok/s", "eval loss start", "eval loss end", "target", "train USD"),
-        _training_row,
-    ),
-}
-
-
-def table(records: Iterable[dict[str, Any]]) -> str:
-    """One row per result (one table per workload): status, medians, throughput, peak memory, reason."""
-    records = list(records)
-    out = []
-    for workload, (columns, row) in _COLUMNS.items():
-        chosen = [r for r in records if r["key_fields"]["workload"] == workload]
-        if not chosen:
-            continue
-        header = ("run", "status", *columns, "peak MiB", "reason")
-        rows = [header] + [
-            (label(r["key_fields"]), r["status"], *row(r), _peak_mib(r.get("metrics") or {}), _reason(r))
-            for r in chosen
-        ]
-        widths = [max(len(str(x[i])) for x in rows) for i in range(len(header))]
-        lines = ["  ".join(str(c).ljust(w) for c, w in zip(x, widths, strict=True)).rstrip() for x in rows]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        out.append("\n".join(lines))
-    out.extend(_notes(records))
-    return "\n\n".join(out)
+def _extra(workload: str, r: dict[str, Any] | None) -> tuple:
+    """Cost (and, for inference, held-out quality) columns beside the registry's: headers when r is None."""
+    if workload == "inference":
+        return (
+            ("USD/1M tok", "held-out loss [95% CI]", "accuracy", "quality")
+            if r is None
+            else (
+                _cost_cell(r),
+                *_quality_cells(r),
+            )
+        )
+    return ("USD",) if r is None else (_cost_cell(r),)
 
 
 def _notes(records: list[dict[str, Any]]) -> list[str]:
     """What the table's marks mean: an assumed price (*) and how to state the real one."""
-    assumed = {(r.get("cost") or {}).get("price", {}).get("how") for r in records if _assumed(r)}
+    assumed = {((r.get("cost") or {}).get("price") or {}).get("how") for r in records if _assumed(r)}
     notes = [f"* price {how}; set hardware=<entry> or hardware.usd_per_hour=<USD/h> to state yours" for how in assumed]
     if any((r.get("cost") is None and r["status"] == "ok") for r in records):
         notes.append("USD '-': no price known for this hardware; set hardware.usd_per_hour=<USD per device-hour>")
@@ -134,3 +94,31 @@ def _notes(records: list[dict[str, Any]]) -> list[str]:
 
 def _assumed(r: dict[str, Any]) -> bool:
     return bool(((r.get("cost") or {}).get("price") or {}).get("assumed"))
+
+
+def table(records: Iterable[dict[str, Any]]) -> str:
+    """One row per result (one table per scenario): status, the scenario's summary metrics (harness.metrics),
+    peak memory, reason."""
+    records = list(records)
+    out = []
+    for workload in dict.fromkeys(r["key_fields"]["workload"] for r in records):  # in order of appearance
+        chosen = [r for r in records if r["key_fields"]["workload"] == workload]
+        columns = metrics.summary_columns(workload)
+        header = ("run", "status", *(c.label for c in columns), *_extra(workload, None), "peak MiB", "reason")
+        rows = [header] + [
+            (
+                label(r["key_fields"]),
+                r["status"],
+                *(_cell(c, r.get("metrics") or {}) for c in columns),
+                *_extra(workload, r),
+                _peak_mib(r.get("metrics") or {}),
+                _reason(r),
+            )
+            for r in chosen
+        ]
+        widths = [max(len(str(x[i])) for x in rows) for i in range(len(header))]
+        lines = ["  ".join(str(c).ljust(w) for c, w in zip(x, widths, strict=True)).rstrip() for x in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        out.append("\n".join(lines))
+    out.extend(_notes(records))
+    return "\n\n".join(out)
