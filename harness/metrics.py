@@ -181,6 +181,8 @@ METRICS: tuple[Metric, ...] = (
     _c("perplexity", "ratio", "lower", "perplexity", section="quality", report=("quality_perplexity",)),
     _c("loss_nats", "nats", "lower", "held-out loss (nats)", section="quality", report=("quality_loss_nats",)),
     _c("accuracy", "ratio", "higher", "accuracy", section="quality", report=("quality_accuracy",)),
+    _i("eval_tokens", "count", "eval tokens", section="quality", report=("quality_eval_tokens",)),
+    _i("kind", "", "weights", section="weights", report=("weights_kind",)),
     _c(
         "relative_quality",
         "ratio",
@@ -196,6 +198,8 @@ DERIVED_COLUMNS = {
     "peak_memory_bytes": ("cuda_max_allocated_bytes", "peak_rss_bytes"),
     # quality.loss_nats where quality is meaningful (not random weights): harness.report.quality_section
     "heldout_loss_nats": ("loss_nats",),
+    "quality_loss_nats_interval": ("loss_nats",),  # "[lo, hi]" text of the 95 % interval
+    "quality_accuracy_interval": ("accuracy",),
 }
 
 # Default Pareto objectives per scenario: (label, columns tried in order, sense, unit). Columns are
