@@ -12,11 +12,9 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from harness.config import CONF_DIR
+from harness.hardware import is_mig
 
 FLOP_PER_S_PER_TFLOPS = 1e12
-# A MIG slice reports its parent's name plus the profile, e.g. "NVIDIA A100-SXM4-40GB MIG 1g.10gb"
-# (NVML nvmlDeviceGetName on a MIG handle; torch.cuda.get_device_name says the same).
-_MIG = re.compile(r"\bMIG\b", re.IGNORECASE)
 _PRICE_KEYS = ("price_provider", "price_instance", "price_region", "price_as_of", "price_source")
 
 
@@ -28,11 +26,6 @@ def entries() -> dict[str, dict[str, Any]]:
         if entry.get("family"):
             out[entry["name"]] = entry
     return out
-
-
-def is_mig(device_name: str) -> bool:
-    """Whether the name is that of a MIG slice (a fraction of a GPU), not of a whole GPU."""
-    return bool(_MIG.search(device_name))
 
 
 def match(device_name: str, catalog: Mapping[str, Mapping[str, Any]] | None = None) -> list[str]:
