@@ -97,3 +97,10 @@ def _pci_bus_id(props: Any) -> str | None:
         return None
     domain, bus, dev = (int(p) for p in parts)
     return f"{domain:08X}:{bus:02X}:{dev:02X}.0"
+
+
+def synchronize(cuda: Any) -> None:
+    """Wait for the device's queued work (CUDA is asynchronous), so that a perf_counter reading after it
+    includes that work; nothing to wait for on CPU (cuda None)."""
+    if cuda is not None:
+        cuda.synchronize()

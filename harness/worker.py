@@ -17,7 +17,7 @@ import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-from harness import environment, results  # noqa: E402
+from harness import distributed, environment, results  # noqa: E402
 from harness.errors import UnsupportedError  # noqa: E402
 
 TRACEBACK_LINES = 15
@@ -154,7 +154,7 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
 
     from harness import calibrate, catalog, cost, distributed, energy, hardware, models, precision
     from harness.trackers.memory import CpuMemory, CudaMemory
-    from harness.trackers.nvml import NvmlGpu
+    from harness.trackers.nvml import NvmlGpu, NvmlWindowMemory
     from harness.trackers.timing import timer_for
 
     timing["startup_s"] = time.time() - timing["spawned_at"]
@@ -196,14 +196,16 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
         },
     }
 
-    nvml = NvmlGpu(device.index) if device.type == "cuda" else None
+    nvml = NvmlGpu(device) if device.type == "cuda" else None
     try:
         if nvml is not None:
             sections["environment_extra"]["gpu"] = nvml.info()
+            sections["warnings"].extend(nvml.identity_warnings())
         t = time.perf_counter()
         # training builds in fp32 and runs mixed precision through autocast; inference builds in its dtype
         dtype = torch.float32 if workload == "training" else precision.build_dtype(prec, device.type)
         model = models.build(config["model"], dtype, device.torch_device, config["seed"])
+        hardware.synchronize(cuda)  # CUDA work is asynchronous: the clock stops when the device is done
         timing["model_build_s"] = time.perf_counter() - t
         desc = models.describe(model)
         t = time.perf_counter()
@@ -220,12 +222,24 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
                 )
         else:
             sections["precision"] = precision.apply(model, prec)
+        hardware.synchronize(cuda)
         timing["precision_apply_s"] = time.perf_counter() - t
+        if device.type == "cuda":
+            sections["precision"].update(precision.tf32_state())
+        if prec == "int8" and workload == "inference":  # which matmul really runs, at this run's shapes
+            sections["precision"]["kernels"] = precision.observe_int8(
+                model, config["batch_size"], config["seq_len"], device.torch_device, device.type
+            )
         timing["fixed_cost_s"] = time.time() - timing["spawned_at"]
 
         t = time.perf_counter()
         if device.type == "cuda":
-            peak = {"peak_flop_per_s": facts.peak_flop_per_s(prec), "peak_source": facts.hardware.get("peak_source")}
+            peak_dtype = precision.peak_dtype(prec, device.type, sections["precision"].get("tf32_matmul", False))
+            peak = {
+                "peak_flop_per_s": facts.peak_flop_per_s(peak_dtype),
+                "peak_dtype": peak_dtype,
+                "peak_source": facts.hardware.get("peak_source"),
+            }
         else:
             peak = calibrate.cpu_peak_for(prec)
         timing["calibration_s"] = time.perf_counter() - t
@@ -233,10 +247,13 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
         timer = timer_for(device.type, cuda, device.torch_device)
         memory = CudaMemory(cuda, device.torch_device) if device.type == "cuda" else CpuMemory()
         energy_trackers = _energy_trackers(config, device, nvml, place)
+        # last: NVML memory read as the window closes; the barrier that opens and closes it on every rank
+        window_end = [NvmlWindowMemory(nvml)] if nvml is not None else []
         run = _training if workload == "training" else _inference
-        out = run(config, model, desc, device, timer, [memory, *energy_trackers], place)
+        trackers = [memory, *energy_trackers, *window_end, *distributed.window_barrier(place, workload)]
+        out = run(config, model, desc, device, timer, trackers, place)
         if nvml is not None:
-            out["metrics"].update(nvml.memory_used())
+            out["metrics"].update(window_end[0].reading)
     finally:
         if nvml is not None:
             nvml.close()
@@ -259,11 +276,19 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
         flop = metrics.get(per_token[phase])
         achieved = flop * rate if flop and rate else None
         metrics[f"achieved_flop_per_s_{phase}"] = achieved
-        # MFU = achieved / peak for this dtype (PaLM, appendix B), per device; null when either is unknown
-        devices_used = place.world_size if phase == "train" else 1
-        metrics[f"mfu_{phase}"] = (
-            achieved / (peak["peak_flop_per_s"] * devices_used) if achieved and peak["peak_flop_per_s"] else None
+        # MFU = achieved / peak for this dtype (PaLM, appendix B), per device; null when either is unknown.
+        # An int8 phase that fell back to a float matmul is divided by that float peak, or has none.
+        phase_peak, fallback_dtype = precision.phase_peak(
+            sections["precision"],
+            phase,
+            peak["peak_flop_per_s"],
+            facts.peak_flop_per_s if device.type == "cuda" else None,
+            sections["precision"].get("tf32_matmul", False),
         )
+        if fallback_dtype is not None or phase_peak != peak["peak_flop_per_s"]:
+            metrics[f"mfu_peak_dtype_{phase}"] = fallback_dtype
+        devices_used = place.world_size if phase == "train" else 1
+        metrics[f"mfu_{phase}"] = achieved / (phase_peak * devices_used) if achieved and phase_peak else None
     metrics.update({k: desc[k] for k in ("params", "params_embedding", "params_non_embedding", "matmul_params")})
     metrics["threads"] = torch.get_num_threads()
     metrics["timing_method"] = timer.method
@@ -290,7 +315,9 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
     if config["energy"]["enabled"]:
         sections["energy"] = energy.account(components, out["timed_window_s"], out["units"], config["energy"])
     vcpus = sections["environment_extra"].get("cpu_affinity_cores") or (os.cpu_count() or 1)
-    devices = cost.device_count(facts.hardware.get("price_unit") or "device", device.type, config["gpus"], vcpus)
+    devices = cost.device_count(
+        facts.hardware.get("price_unit") or "device", device.type, config["gpus"], vcpus, config["dist"]["nnodes"]
+    )
     timing["run_wall_s"] = time.time() - timing["spawned_at"]
     sections["cost"] = cost.compute(facts.price(), devices, timing, metrics, sections.get("energy"), config["cost"])
     if workload == "training" and sections["cost"] is not None:
@@ -340,8 +367,21 @@ def execute(spec: dict[str, Any]) -> dict[str, Any] | None:
         status = "oom" if _is_oom(exc) else "error"
         reason = f"{type(exc).__name__}: {exc}".strip()[:2000]
         sections["traceback"] = tb
-    if sections.pop("_not_main", False) or (status != "ok" and int(os.environ.get("RANK", 0)) != 0):
+    world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
+    if status != "ok" and world > 1:
+        # a failed rank never leaves the others waiting at the gather: the first to fail writes the
+        # run's result with its reason, and every failed rank exits at once so torchrun ends the group
+        sections.pop("_not_main", None)
+        reason = f"rank {rank} of {world}: {reason}"
+        if distributed.claim_failure(Path(spec["result_path"]), f"{timing['spawned_at']:.6f}"):
+            results.write_atomic(Path(spec["result_path"]), _failed_result(config, status, reason, timing, sections))
+        distributed.exit_failed_rank()
+    if sections.pop("_not_main", False):
         return None
+    return _failed_result(config, status, reason, timing, sections)
+
+
+def _failed_result(config: dict, status: str, reason: str | None, timing: dict, sections: dict) -> dict[str, Any]:
     timing.setdefault("run_wall_s", time.time() - timing["spawned_at"])
     env = environment.capture()
     env.update(sections.pop("environment_extra", {}))

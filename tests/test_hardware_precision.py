@@ -2,12 +2,10 @@
 
 import pytest
 import torch
+from fake_gpu import FakeTorchCuda
 
 from harness import hardware, precision
 from harness.errors import UnsupportedError
-
-
-from tests.fake_gpu import FakeTorchCuda
 
 
 def FakeCuda(available=True, capability=(9, 0)):  # noqa: N802 - reads like the class it builds

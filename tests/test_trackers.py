@@ -170,9 +170,10 @@ def test_nvml_device_count_respects_visible_devices(monkeypatch):
 
 # --- device identity, MIG and containers, against a fake NVML that behaves like pynvml -----------------
 
+from fake_gpu import FakeBoard, FakeNvml, FakeTorchCuda  # noqa: E402
+
 from harness import hardware  # noqa: E402
 from harness.trackers.energy import NvmlEnergy  # noqa: E402
-from tests.fake_gpu import FakeBoard, FakeNvml, FakeTorchCuda  # noqa: E402
 
 A100 = FakeBoard(
     name="NVIDIA A100-SXM4-80GB",
