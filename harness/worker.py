@@ -374,14 +374,14 @@ def execute(spec: dict[str, Any]) -> dict[str, Any] | None:
         sections.pop("_not_main", None)
         reason = f"rank {rank} of {world}: {reason}"
         if distributed.claim_failure(Path(spec["result_path"]), f"{timing['spawned_at']:.6f}"):
-            results.write_atomic(Path(spec["result_path"]), _failed_result(config, status, reason, timing, sections))
+            results.write_atomic(Path(spec["result_path"]), _result(config, status, reason, timing, sections))
         distributed.exit_failed_rank()
     if sections.pop("_not_main", False):
         return None
-    return _failed_result(config, status, reason, timing, sections)
+    return _result(config, status, reason, timing, sections)
 
 
-def _failed_result(config: dict, status: str, reason: str | None, timing: dict, sections: dict) -> dict[str, Any]:
+def _result(config: dict, status: str, reason: str | None, timing: dict, sections: dict) -> dict[str, Any]:
     timing.setdefault("run_wall_s", time.time() - timing["spawned_at"])
     env = environment.capture()
     env.update(sections.pop("environment_extra", {}))
