@@ -72,7 +72,7 @@ def _device() -> tuple[Any, Any, Any]:
     import torch
 
     from harness import hardware
-    from harness.trackers.nvml import NvmlGpu
+    from harness.probes.nvml import NvmlGpu
 
     device = hardware.select("cuda", torch.cuda)
     return torch, device, NvmlGpu(device)

@@ -6,9 +6,9 @@ from unittest import mock
 
 import pytest
 
-from harness.trackers.memory import CpuMemory, CudaMemory
-from harness.trackers.nvml import NvmlGpu, nvml_index
-from harness.trackers.timing import CpuTimer, CudaTimer, timer_for
+from harness.probes.memory import CpuMemory, CudaMemory
+from harness.probes.nvml import NvmlGpu, nvml_index
+from harness.probes.timing import CpuTimer, CudaTimer, timer_for
 
 
 class FakeEvent:
@@ -68,14 +68,14 @@ def test_cuda_memory_resets_then_reads_peaks():
     mem = CudaMemory(cuda, "cuda:1")
     mem.begin()
     assert cuda.peaks_reset == ["cuda:1"]
-    assert mem.end() == {"cuda_max_allocated_bytes": 3 * 2**30, "cuda_max_reserved_bytes": 4 * 2**30}
+    assert mem.end().values == {"cuda_max_allocated_bytes": 3 * 2**30, "cuda_max_reserved_bytes": 4 * 2**30}
 
 
 def test_cpu_memory_peak_of_window_sees_an_allocation():
     mem = CpuMemory()
     mem.begin()
     block = bytearray(64 * 2**20)  # touched: 64 MiB resident
-    out = mem.end()
+    out = mem.end().values
     del block
     assert out["peak_rss_bytes"] >= 64 * 2**20
     assert out["process_peak_rss_bytes"] >= out["peak_rss_bytes"]
@@ -156,7 +156,7 @@ def test_nvml_index_follows_cuda_visible_devices():
 
 
 def test_nvml_device_count_respects_visible_devices(monkeypatch):
-    from harness.trackers.nvml import device_count
+    from harness.probes.nvml import device_count
 
     fake = _fake_nvml()
     fake.nvmlDeviceGetCount.return_value = 8
@@ -173,7 +173,7 @@ def test_nvml_device_count_respects_visible_devices(monkeypatch):
 from fake_gpu import FakeBoard, FakeNvml, FakeTorchCuda  # noqa: E402
 
 from harness import hardware  # noqa: E402
-from harness.trackers.energy import NvmlEnergy  # noqa: E402
+from harness.probes.energy import NvmlEnergy  # noqa: E402
 
 A100 = FakeBoard(
     name="NVIDIA A100-SXM4-80GB",
@@ -244,7 +244,7 @@ def test_a_mig_slice_reads_its_memory_and_the_boards_energy(monkeypatch):
     energy = NvmlEnergy(gpu, "gpu:0")
     energy.begin()
     board.energy_mj += 5_000
-    (component,) = energy.end()
+    (component,) = energy.end().components
     assert component["energy_j"] == 5.0 and any(f.startswith("board-wide") for f in component["flags"])
 
 
@@ -259,6 +259,6 @@ def test_in_a_pid_namespace_process_memory_is_unknown_not_shared(monkeypatch):
     energy = NvmlEnergy(gpu, "gpu:0")
     energy.begin()
     board.energy_mj += 2_000
-    assert not any("shared-gpu" in f for f in energy.end()[0]["flags"])
+    assert not any("shared-gpu" in f for f in energy.end().components[0]["flags"])
     board.processes.append(SimpleNamespace(pid=2_718_281, usedGpuMemory=None))  # a real neighbour
     assert gpu.memory_used(pid=7)["nvml_other_processes"] == 1

@@ -213,19 +213,3 @@ class NvmlGpu:
             except Exception:
                 pass
             self._handle = self._board = None
-
-
-class NvmlWindowMemory:
-    """A tracker that reads NVML used memory when the timed window ends: after it the quality check
-    builds an fp32 reference on the same GPU, which must not count as the run's memory."""
-
-    def __init__(self, gpu: NvmlGpu):
-        self._gpu = gpu
-        self.reading: dict[str, Any] = {}
-
-    def begin(self) -> None:
-        pass
-
-    def end(self) -> list:
-        self.reading = self._gpu.memory_used()
-        return []  # no energy components: its reading goes into the metrics
