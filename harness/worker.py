@@ -175,6 +175,7 @@ def _account(
     metrics.update(watch.values())
     metrics.update(peak)
     metrics.update(accounting.mfu(measured.phases, peak["peak_flop_per_s"]))
+    metrics.update(_fallback_mfu(measured.phases, peak, sections.get("precision") or {}, ctx.device, facts))
     metrics.update({k: facts_model[k] for k in ("params", "params_embedding", "params_non_embedding", "matmul_params")})
     metrics["threads"] = torch.get_num_threads()
     metrics["timing_method"] = ctx.timer.method
@@ -200,6 +201,22 @@ def _account(
         facts.price(), devices, timing, metrics, sections["energy"], config["cost"], scenario
     )
     accounting.price_repeats(sections["repeats"], sections["cost"], scenario, config["energy"]["pue"], place.world_size)
+
+
+def _fallback_mfu(phases: Any, peak: dict, prec: dict, device: Any, facts: Any) -> dict[str, Any]:
+    """An int8 phase whose matmuls fell back to a float matmul (precision.kernels) is never divided by the
+    int8 peak: its MFU again, on the fp32/tf32 peak or none, with mfu_peak_dtype_<phase> saying which."""
+    from harness import accounting, precision
+
+    out: dict[str, Any] = {}
+    peak_for = facts.peak_flop_per_s if device.type == "cuda" else None
+    for p in phases:
+        args = (prec, p.name, peak["peak_flop_per_s"], peak_for, prec.get("tf32_matmul", False))
+        phase_peak, dtype = precision.phase_peak(*args)
+        if phase_peak != peak["peak_flop_per_s"] or dtype is not None:
+            out.update(accounting.mfu([p], phase_peak))
+            out[f"mfu_peak_dtype_{p.name}"] = dtype
+    return out
 
 
 def execute(spec: dict[str, Any]) -> dict[str, Any] | None:

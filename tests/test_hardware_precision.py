@@ -167,3 +167,22 @@ def test_build_dtypes():
     assert precision.build_dtype("fp16", "cpu") is torch.float16
     assert precision.build_dtype("int8", "cpu") is torch.float32
     assert precision.build_dtype("int8", "cuda") is torch.bfloat16
+
+
+def test_the_worker_recomputes_a_fallback_phases_mfu_on_the_fp32_peak():
+    from types import SimpleNamespace
+
+    from harness import worker
+    from harness.scenarios.base import Phase
+
+    phases = [Phase("prefill", 1000.0, 2e9, 1), Phase("decode", 100.0, 2e9, 1)]
+    reason = precision.int8_cuda_reason(1, 768, 768)
+    kernels = {"path": precision.FLOAT_FALLBACK, "reasons": [reason]}
+    prec = {"name": "int8", "kernels": {"prefill": {**kernels, "path": precision.INT8_PATH}, "decode": kernels}}
+    facts = SimpleNamespace(peak_flop_per_s={"fp32": 67e12, "int8": 1979e12}.get)
+    out = worker._fallback_mfu(phases, {"peak_flop_per_s": 1979e12}, prec, SimpleNamespace(type="cuda"), facts)
+    assert out == {
+        "achieved_flop_per_s_decode": 2e11,
+        "mfu_decode": pytest.approx(2e11 / 67e12),
+        "mfu_peak_dtype_decode": "fp32",
+    }
