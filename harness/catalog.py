@@ -12,8 +12,9 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from harness.config import CONF_DIR
+from harness.hardware import is_mig
 
-TFLOPS = 1e12
+FLOP_PER_S_PER_TFLOPS = 1e12
 _PRICE_KEYS = ("price_provider", "price_instance", "price_region", "price_as_of", "price_source")
 
 
@@ -28,12 +29,16 @@ def entries() -> dict[str, dict[str, Any]]:
 
 
 def match(device_name: str, catalog: Mapping[str, Mapping[str, Any]] | None = None) -> list[str]:
-    """Names of the entries whose patterns match `device_name` (case-insensitive)."""
+    """Names of the entries whose patterns match the whole of `device_name` (case-insensitive).
+
+    Anchored on purpose: "NVIDIA H200 NVL", "NVIDIA GH200 480GB" or a MIG slice of an A100 contain a
+    catalog name but have other peaks and prices; they stay unknown rather than borrow those figures."""
     catalog = entries() if catalog is None else catalog
+    name = device_name.strip()
     return [
-        name
-        for name, e in catalog.items()
-        if any(re.search(p, device_name, flags=re.IGNORECASE) for p in e.get("match") or [])
+        entry
+        for entry, e in catalog.items()
+        if any(re.fullmatch(p, name, flags=re.IGNORECASE) for p in e.get("match") or [])
     ]
 
 
@@ -49,7 +54,7 @@ class Facts:
 
     def peak_flop_per_s(self, dtype: str) -> float | None:
         tflops = (self.hardware.get("peak_tflops") or {}).get(dtype)
-        return tflops * TFLOPS if tflops else None
+        return tflops * FLOP_PER_S_PER_TFLOPS if tflops else None
 
     def price(self) -> dict[str, Any] | None:
         """Price inputs for the cost section, or None when no price is known."""
@@ -66,6 +71,15 @@ class Facts:
             else (self.how if self.how.startswith("assumed") else f"catalog (hardware={self.entry})"),
             "assumed": self.how.startswith("assumed"),
         }
+
+
+def _mig_warning(device_name: str) -> str:
+    return (
+        f"'{device_name}' is a MIG slice: the whole GPU's peaks would understate MFU by up to 7x and its "
+        "price overstate the cost, so both stay null unless you set hardware.peak_tflops.<dtype>=<slice "
+        "TFLOP/s> and hardware.usd_per_hour=<slice USD/h>; NVML energy and used memory are the whole "
+        "board's, shared with the other slices"
+    )
 
 
 def resolve(hardware_cfg: Mapping[str, Any], device_type: str, device_name: str) -> Facts:
@@ -85,6 +99,8 @@ def resolve(hardware_cfg: Mapping[str, Any], device_type: str, device_name: str)
             )
     else:  # hardware=auto/cpu/cuda: look the detected name up
         names = match(device_name, catalog)
+        if device_type == "cuda" and is_mig(device_name):
+            warnings.append(_mig_warning(device_name))
         if len(names) > 1:
             warnings.append(f"'{device_name}' matches several catalog entries ({', '.join(names)}): set hardware=<one>")
         name = names[0] if len(names) == 1 else None

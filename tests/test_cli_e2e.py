@@ -81,6 +81,7 @@ def test_precision_sweep_runs_each_in_its_own_process(harness):
     assert by["fp16"]["precision"]["weight_dtype"] == "float16"
     assert by["bf16"]["precision"]["weight_dtype"] == "bfloat16"
     assert by["int8"]["precision"]["weight_dtype"] == "int8" and "torchao" in by["int8"]["precision"]["method"]
+    assert {k["path"] for k in by["int8"]["precision"]["kernels"].values()} == {"int8 (torch._int_mm)"}  # observed
     # fresh processes: each run paid its own start-up, and every run counted the same model
     assert all(r["timing"]["startup_s"] > 0 for r in runs)
     assert {r["metrics"]["params"] for r in runs} == {TINY_PARAMS}

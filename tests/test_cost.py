@@ -50,6 +50,18 @@ def test_device_count():
     assert cost.device_count("device", "cpu", gpus=1, vcpus=8) == 1
 
 
+def test_multi_node_runs_pay_for_every_nodes_devices():
+    """gpus is per node: 8 GPUs on each of 2 nodes are 16 paid devices (the world size), not 8."""
+    assert cost.device_count("device", "cuda", gpus=8, vcpus=96, nodes=2) == 16
+    assert cost.device_count("vcpu", "cpu", gpus=2, vcpus=8, nodes=3) == 24
+    assert cost.device_count("device", "cpu", gpus=2, vcpus=8, nodes=3) == 3
+    price = {"usd_per_hour": 3.6}
+    timing = {"timed_window_s": 10.0, "run_wall_s": 20.0}
+    one = cost.compute(price, 8, timing, {"train_tok_per_s": 1000.0}, None, {"mode": "cloud"})
+    two = cost.compute(price, 16, timing, {"train_tok_per_s": 1000.0}, None, {"mode": "cloud"})
+    assert two["usd_per_1m_tokens_train"] == pytest.approx(2 * one["usd_per_1m_tokens_train"]) == pytest.approx(16.0)
+
+
 def test_each_repeat_is_priced_as_the_run():
     c = cost.compute(PRICE, 2, TIMING, RATES, None, CLOUD)  # 0.002 USD/s for two devices
     rep = {"e2e_tok_per_s": 400.0, "wall_s": 0.5, "energy_j": None}
