@@ -152,7 +152,7 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
     import torch
     import transformers  # noqa: F401 - imported here so that startup_s holds the whole import cost
 
-    from harness import calibrate, catalog, cost, distributed, energy, hardware, models, precision
+    from harness import calibrate, catalog, cost, distributed, energy, flops, hardware, models, precision
     from harness.trackers.memory import CpuMemory, CudaMemory
     from harness.trackers.nvml import NvmlGpu
     from harness.trackers.timing import timer_for
@@ -250,20 +250,8 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
     metrics = out["metrics"]
     metrics.update(out["tracked"][0])
     metrics.update(peak)
-    per_token = {
-        "prefill": "flops_per_token_prefill",
-        "decode": "flops_per_token_decode",
-        "train": "flops_per_token_train",
-    }
-    for phase, rate in out["phases"].items():
-        flop = metrics.get(per_token[phase])
-        achieved = flop * rate if flop and rate else None
-        metrics[f"achieved_flop_per_s_{phase}"] = achieved
-        # MFU = achieved / peak for this dtype (PaLM, appendix B), per device; null when either is unknown
-        devices_used = place.world_size if phase == "train" else 1
-        metrics[f"mfu_{phase}"] = (
-            achieved / (peak["peak_flop_per_s"] * devices_used) if achieved and peak["peak_flop_per_s"] else None
-        )
+    # MFU per phase (flops.utilization): per device for inference, over every rank for training
+    metrics.update(flops.utilization(metrics, out["phases"], peak["peak_flop_per_s"], place.world_size))
     metrics.update({k: desc[k] for k in ("params", "params_embedding", "params_non_embedding", "matmul_params")})
     metrics["threads"] = torch.get_num_threads()
     metrics["timing_method"] = timer.method
