@@ -128,10 +128,46 @@ def test_a_point_below_the_quality_floor_is_off_the_front():
     assert fr.on_front.tolist() == [True, True, False, False, True]
     assert not fr.eligible[2] and not fr.eligible[3]
     assert fr.best["throughput"] == 1 and fr.best["memory"] == 4
-    assert fr.knee in (0, 1, 4)
+    # the front is runs 0 (100 tok/s, 1.0), 1 (200, 2.0), 4 (50, 0.5); scaled over it to [0, 1] their
+    # distances to the ideal point are 0.75, 1.0 and 1.0: run 0 is the knee
+    assert fr.knee == 0
 
 
 def test_best_prefers_the_front_among_equal_values():
     frame = pd.DataFrame({"status": ["ok", "ok"], "tok": [100.0, 100.0], "mem": [2.0, 1.0]})
     fr = front(frame, OBJS[:2])
     assert fr.best["throughput"] == 1  # equal throughput, but run 1 uses less memory
+
+
+def test_knee_scales_each_objective_to_the_front_before_measuring_distance():
+    # memory in bytes dwarfs latency in seconds: unscaled, the point with least memory (2) would win;
+    # scaled to [0, 1]: 0 -> (0, 1), 1 -> (0.111, 0.333), 2 -> (1, 0): point 1 is the compromise
+    pts = np.array([[1.0, 1000.0], [2.0, 400.0], [10.0, 100.0]])
+    assert knee_index(pts, ["min", "min"]) == 1
+    # the same trade-off with the first objective maximized (throughput 10 best, 1 worst)
+    assert knee_index(np.array([[10.0, 1000.0], [9.0, 400.0], [1.0, 100.0]]), ["max", "min"]) == 1
+    # a constant objective (span 0) adds nothing: the other one decides; ties go to the first
+    assert knee_index(np.array([[5.0, 3.0], [5.0, 1.0], [5.0, 2.0]]), ["min", "min"]) == 1
+    assert knee_index(np.array([[0.0, 1.0], [1.0, 0.0]]), ["min", "min"]) == 0
+
+
+def test_a_run_without_a_quality_figure_stays_eligible():
+    from harness.report.build import annotate
+
+    frame = pd.DataFrame(
+        {
+            "status": ["ok", "ok", "ok"],
+            "tok": [100.0, 300.0, 200.0],
+            "mem": [1.0, 1.0, 1.0],
+            "quality_relative_quality": [0.995, None, 0.98],  # run 1: quality not measured; run 2: below
+        }
+    )
+    annotated = annotate(frame, floor=0.99)
+    assert annotated["quality_ok"].tolist() == [True, True, False]
+    fr = front(annotated, OBJS[:2], annotated["quality_ok"])
+    assert fr.on_front.tolist() == [False, True, False] and fr.eligible.tolist() == [True, True, False]
+    assert fr.knee == 1 and fr.best["throughput"] == 1
+    # exactly at the floor passes it
+    assert annotate(frame.assign(quality_relative_quality=[0.99, 0.99, 0.99]), 0.99)["quality_ok"].all()
+    # a frame without any quality column keeps every run
+    assert annotate(frame.drop(columns="quality_relative_quality"), 0.99)["quality_ok"].all()
