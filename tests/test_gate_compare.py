@@ -295,3 +295,54 @@ def test_the_resample_setting_is_used_and_reported():
     assert rep["settings"]["resample"] == "repeats"
     assert "repeats within each run (runs kept)" in rep["settings"]["interval"]
     assert settings.load("noisy").resample == "repeats" and settings.load().resample == "processes"
+
+
+@pytest.mark.parametrize("base_n, cand_n", [(10, 2), (2, 10)])
+def test_min_repeats_takes_the_smaller_side(base_n, cand_n):
+    checks, outcome = run([make(repeats=base_n, seed=1)], [make(repeats=cand_n, seed=2)])
+    assert outcome == ("inconclusive", 3)
+    c = by_metric(checks)[("tiny fp32 bs=1 seq=128 gpus=1", "decode_tok_per_s")]
+    assert (c.n_baseline, c.n_candidate) == (base_n, cand_n)
+    assert c.verdict == "inconclusive" and c.note == "2 repeats on one side, fewer than min_repeats=3"
+    assert c.repeats_hint == 3 and c.ratio is None  # not judged on the figures
+
+
+def test_exactly_min_repeats_is_judged_on_the_figures():
+    checks, outcome = run([make(repeats=3, seed=1)], [make(repeats=3, seed=2, slowdown=1.5)])
+    c = by_metric(checks)[("tiny fp32 bs=1 seq=128 gpus=1", "request_latency_s_p50")]
+    assert c.verdict == "regression" and c.ratio == pytest.approx(1.5, rel=0.05) and outcome == ("regression", 1)
+
+
+def test_outcome_precedence_in_every_pair():
+    C = compare.Check
+    mk = lambda *vs: [C("k", "l", "m", "timed", v) for v in vs]
+    assert compare.outcome(mk("regression", "incomparable")) == ("regression", 1)
+    assert compare.outcome(mk("incomparable", "missing")) == ("incomparable", 4)
+    assert compare.outcome(mk("missing", "inconclusive")) == ("missing", 4)
+    assert compare.outcome(mk("missing")) == ("missing", 4)
+    assert compare.outcome(mk("inconclusive", "new", "pass")) == ("inconclusive", 3)
+    assert compare.outcome(mk("new")) == ("pass", 0)
+    # --allow-inconclusive forgives only inconclusive
+    assert compare.outcome(mk("inconclusive"), allow_inconclusive=True) == ("inconclusive", 0)
+    assert compare.outcome(mk("regression", "inconclusive"), allow_inconclusive=True) == ("regression", 1)
+    assert compare.outcome(mk("missing", "inconclusive"), allow_inconclusive=True) == ("missing", 4)
+    assert compare.outcome(mk("incomparable"), allow_inconclusive=True) == ("incomparable", 4)
+    assert compare.EXIT_CODES == {
+        "pass": 0,
+        "regression": 1,
+        "usage": 2,
+        "inconclusive": 3,
+        "incomparable": 4,
+        "missing": 4,
+    }
+
+
+def test_checks_are_sorted_most_severe_first():
+    checks, _ = run(
+        [make(seed=1), make("batch_size=4", seed=1)],
+        [make(seed=2, slowdown=1.3), make("seq_len=64", seed=2)],
+    )
+    order = [c.verdict for c in checks]
+    rank = {v: i for i, v in enumerate(compare.SEVERITY)}
+    assert order == sorted(order, key=rank.__getitem__) and order[0] == "regression"
+    assert {"regression", "missing", "new"} <= set(order)
