@@ -346,3 +346,12 @@ def test_checks_are_sorted_most_severe_first():
     rank = {v: i for i, v in enumerate(compare.SEVERITY)}
     assert order == sorted(order, key=rank.__getitem__) and order[0] == "regression"
     assert {"regression", "missing", "new"} <= set(order)
+
+
+def test_the_repeats_hint_is_pinned_for_a_seeded_noisy_pair():
+    # the bootstrap is seeded per run and metric: the hint is a reproducible number, and the note says it
+    checks, _ = run([make(noise=0.08, repeats=5, seed=1)], [make(noise=0.08, repeats=5, slowdown=1.05, seed=2)])
+    c = by_metric(checks)[("tiny fp32 bs=1 seq=128 gpus=1", "request_latency_s_p50")]
+    assert (c.verdict, c.repeats_hint, c.note) == ("inconclusive", 29, "about repeats=29 per side would likely decide")
+    hints = {c.metric: c.repeats_hint for c in checks if c.verdict == "inconclusive"}
+    assert hints["samples_per_s"] == 36 and hints["decode_tok_per_s"] == 87
