@@ -33,12 +33,14 @@ RANDOM_WEIGHTS_NOTE = (
 _EVAL_WINDOW = 256  # tokens per perplexity window (capped by the model's context)
 
 
+# pragma: no mutate start  (model-running code; the metric functions are compare and relative_quality)
 def full_logits(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
     """Logits for every position of `ids`, as float64 on the CPU: (batch, seq, vocab)."""
     with torch.inference_mode():
         return model(input_ids=ids, use_cache=False).logits.to("cpu", torch.float64)
 
 
+# pragma: no mutate end
 def compare(ref: torch.Tensor, run: torch.Tensor) -> dict[str, Any]:
     """Agreement (0..1) and KL(ref || run) in nats between two logit tensors of the same shape."""
     ref_lp, run_lp = ref.log_softmax(-1), run.log_softmax(-1)
@@ -53,6 +55,7 @@ def compare(ref: torch.Tensor, run: torch.Tensor) -> dict[str, Any]:
     }
 
 
+# pragma: no mutate start
 def eval_ids(tokenizer: Any, n_tokens: int, window: int) -> torch.Tensor:
     """Held-out text as (windows, window) token ids: the start of pydoc_data.topics, no random offset."""
     text = data.corpus_text()[: max(4096, 16 * n_tokens)]  # enough text for n_tokens; no need to tokenize all
@@ -146,6 +149,7 @@ def evaluate(
     return section
 
 
+# pragma: no mutate end
 def relative_quality(section: Mapping[str, Any]) -> float | None:
     """The figure held against the floor: next-token agreement, and the perplexity ratio (capped at 1)
     where there is one, whichever is lower. 1.0 = as good as the reference."""
