@@ -250,3 +250,10 @@ def test_accounting_methods_units_and_zero_counts():
     assert estimated["estimated_j"] == 36.0 and estimated["avg_power_w"] is None  # no window: no power
     assert estimated["kwh"] == pytest.approx(1e-5) and estimated["co2e_g"] == pytest.approx(1e-5 * 1.5 * 400)
     assert estimated["pue_source"] == "t" and estimated["carbon_intensity_source"] == "t"
+
+
+def test_accounting_keeps_its_components_and_powers_a_sub_second_window():
+    comps = [{"name": "g", "method": "nvml-counter", "energy_j": 3.0}]
+    e = energy.account(comps, window_s=0.5, units={}, energy_cfg=ENERGY_CFG)
+    assert e["avg_power_w"] == 6.0  # 3 J over half a second
+    assert e["components"] == comps and e["components"][0] is not comps[0]  # a copy, not the caller's dict
