@@ -164,3 +164,20 @@ def test_choices_that_are_accepted():
         validate(_cfg(workload__name="training", data__source="csv"))
     with pytest.raises(ConfigError, match="data.source=text needs an existing local file"):
         validate(_cfg(workload__name="training", data__source="text", data__path="/no/such/file"))
+
+
+def test_model_path_and_key_value_heads_and_local_data_files(tmp_path):
+    with pytest.raises(ConfigError, match="model.path=.* must be a local directory holding config.json"):
+        validate(_cfg(model__path=str(tmp_path)))
+    (tmp_path / "config.json").write_text("{}")
+    validate(_cfg(model__path=str(tmp_path), model__vocab_size=10))  # the preset's numbers are unused then
+    validate(_cfg(model__num_key_value_heads=1))
+    data_file = tmp_path / "train.jsonl"
+    data_file.write_text("{}\n")
+    for source in ("text", "json", "parquet"):
+        validate(_cfg(workload__name="training", data__source=source, data__path=str(data_file)))
+        with pytest.raises(ConfigError, match=f"data.source={source} needs an existing local file or folder"):
+            validate(_cfg(workload__name="training", data__source=source, data__path=str(tmp_path / "none")))
+        with pytest.raises(ConfigError, match=f"data.path=None is not valid: data.source={source} needs"):
+            validate(_cfg(workload__name="training", data__source=source))
+    validate(_cfg(workload__name="inference", data__source="csv"))  # data.* is read by training only

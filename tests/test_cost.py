@@ -102,3 +102,22 @@ def test_onprem_energy_share_uses_the_runs_own_pue():
         and cost.per_repeat(c, {**rep, "wall_s": 0}, "e2e_tok_per_s", 1.25) is None
     )
     assert cost.per_repeat(cloud, rep, "e2e_tok_per_s", 1.25, scale=1e3) == pytest.approx(0.003 / 400 * 1e3)
+
+
+def test_per_million_and_per_thousand_figures_are_exact():
+    # exact to 1e-12: a scale of 1e6 + 1 (a slip pytest.approx's default 1e-6 would forgive) changes them
+    c = cost.compute(PRICE, 1, TIMING, {**RATES, "train_tok_per_s": 250.0}, None, CLOUD)
+    assert c["usd_per_1m_tokens_train"] == pytest.approx(4.0, rel=1e-12) and c["usd_per_1k_samples"] == pytest.approx(
+        0.25, rel=1e-12
+    )
+    c = cost.compute(PRICE, 1, TIMING, RATES, None, CLOUD)
+    assert c["usd_per_1m_tokens_prefill"] == pytest.approx(0.1, rel=1e-12)
+    assert c["usd_per_1m_tokens_decode"] == pytest.approx(2.0, rel=1e-12)
+    assert c["usd_per_1m_tokens_generated"] == pytest.approx(2.5, rel=1e-12)
+    assert c["device_usd_per_s"] == pytest.approx(0.001, rel=1e-12) and c["run_usd"] == pytest.approx(0.02, rel=1e-12)
+    assert cost.per_repeat(c, {"e2e_tok_per_s": 400.0}, "e2e_tok_per_s", None) == pytest.approx(2.5, rel=1e-12)
+    energy = {"avg_power_w": 360.0, "pue": 1.5, "total_method": "measured"}
+    onprem = cost.compute(PRICE, 1, TIMING, RATES, energy, {**CLOUD, "mode": "onprem"})
+    assert onprem["energy_usd_per_s"] == pytest.approx(1.5e-5, rel=1e-12)
+    rep = {"e2e_tok_per_s": 400.0, "wall_s": 0.5, "energy_j": 180.0}
+    assert cost.per_repeat(onprem, rep, "e2e_tok_per_s", 1.5) == pytest.approx(0.001015 / 400 * 1e6, rel=1e-12)

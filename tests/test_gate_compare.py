@@ -355,3 +355,24 @@ def test_the_repeats_hint_is_pinned_for_a_seeded_noisy_pair():
     assert (c.verdict, c.repeats_hint, c.note) == ("inconclusive", 29, "about repeats=29 per side would likely decide")
     hints = {c.metric: c.repeats_hint for c in checks if c.verdict == "inconclusive"}
     assert hints["samples_per_s"] == 36 and hints["decode_tok_per_s"] == 87
+
+
+def test_only_positive_finite_numbers_are_timed_samples():
+    runs = [
+        {"repeats": [{"m": 1.5}, {"m": 0}, {"m": -1.0}, {"m": float("nan")}, {"m": float("inf")}, {"m": True}]},
+        {"repeats": [{"m": "2"}, {}, {"m": 2}]},
+        {"repeats": []},
+        {"repeats": None},
+        {},
+    ]
+    assert compare.timed_samples(runs, "m") == [[1.5], [2.0]]
+    assert compare.timed_samples([{"repeats": [{"m": None}]}], "m") == []
+
+
+def test_a_counted_metric_is_the_median_of_the_pooled_runs():
+    runs = [{"metrics": {"p": 3}}, {"metrics": {"p": True}}, {"metrics": {"p": 1}}, {"metrics": None}, {}]
+    assert compare.counted_value(runs, "p") == 2.0
+    assert (
+        compare.counted_value([{"metrics": {"p": 4.0}}, {"metrics": {"p": 8.0}}, {"metrics": {"p": 5.0}}], "p") == 5.0
+    )
+    assert compare.counted_value(runs, "q") is None

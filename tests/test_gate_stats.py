@@ -248,3 +248,29 @@ def test_a_quantile_of_uneven_groups_known_answer():
         bootstrap_ratio([1.0], [1.0], quantile=1.5)
     with pytest.raises(ValueError, match="resample='runs'"):
         bootstrap_ratio([1.0], [1.0], resample="runs")
+
+
+PINNED_FLAT = (0.9943547699663746, 1.2064801556958555)
+PINNED_GROUPS = (0.9806298946711216, 1.204036546765802)
+
+
+def test_the_default_bootstrap_is_seeded_and_its_interval_pinned():
+    rng = np.random.default_rng(11)
+    a, b = rng.lognormal(0, 0.1, 12), rng.lognormal(0.1, 0.1, 9)
+    default = bootstrap_ratio(a, b)
+    explicit = bootstrap_ratio(
+        a, b, confidence=0.95, resamples=2000, rng=np.random.default_rng(0), quantile=0.5, resample="processes"
+    )
+    assert default == explicit and default.confidence == 0.95
+    # pinned: a change in the resampling, the interval's quantiles or the seed moves these
+    assert (default.low, default.high) == pytest.approx(PINNED_FLAT, rel=1e-12)
+    uneven = bootstrap_ratio([a[:5], a[5:]], [b[:2], b[2:]], rng=np.random.default_rng(0))
+    assert (uneven.low, uneven.high) == pytest.approx(PINNED_GROUPS, rel=1e-12)
+    narrow = bootstrap_ratio(a, b, confidence=0.5)
+    assert default.low < narrow.low < narrow.high < default.high
+
+
+def test_seed_for_depends_on_every_label_and_its_order():
+    draw = lambda *labels: stats.seed_for(0, *labels).random()
+    assert draw("a", "b") == draw("a", "b")
+    assert len({draw("a", "b"), draw("b", "a"), draw("ab"), draw("a", "c"), stats.seed_for(1, "a", "b").random()}) == 5

@@ -171,3 +171,55 @@ def test_a_run_without_a_quality_figure_stays_eligible():
     assert annotate(frame.assign(quality_relative_quality=[0.99, 0.99, 0.99]), 0.99)["quality_ok"].all()
     # a frame without any quality column keeps every run
     assert annotate(frame.drop(columns="quality_relative_quality"), 0.99)["quality_ok"].all()
+
+
+@pytest.mark.parametrize(
+    "column, unit",
+    [
+        ("cost_training_usd", "USD"),
+        ("cost_usd_per_1m_tokens_decode", "USD"),
+        ("total_j", "J"),
+        ("train_window_s", "s"),
+        ("request_latency_s_p99", "s"),
+        ("decode_tok_per_s", "tokens/s"),
+        ("eval_loss", ""),
+    ],
+)
+def test_an_objective_s_unit_comes_from_its_column_name(column, unit):
+    assert parse_objective(f"{column}:min").unit == unit
+
+
+def test_skipped_objectives_say_why_and_only_ok_runs_count():
+    frame = pd.DataFrame({"status": ["ok", "oom"], "tok": [100.0, None], "mem": [None, 5.0]})
+    objs = [Objective("throughput", ("tok",), "max"), Objective("memory", ("mem", "rss"), "min")]
+    active, skipped = resolve(frame, objs)
+    assert [c for _, c in active] == ["tok"]
+    ((obj, why),) = skipped  # the oom run's memory figure does not make the objective active
+    assert why == "no ok run has a value in mem / rss (not measured); skipped, not invented"
+    # without a status column every run counts, and every run is eligible
+    fr = front(frame.drop(columns="status"), objs)
+    assert [c for _, c in fr.active] == ["tok", "mem"] and fr.eligible.tolist() == [False, False]
+
+
+def test_quality_ok_for_part_of_the_runs_keeps_the_rest_eligible():
+    frame = pd.DataFrame({"status": ["ok", "ok", "ok"], "tok": [1.0, 2.0, 3.0], "mem": [1.0, 2.0, 3.0]})
+    quality_ok = pd.Series([False], index=[2])  # only run 2 has a quality verdict, and it fails
+    fr = front(frame, OBJS[:2], quality_ok)
+    assert fr.eligible.tolist() == [True, True, False] and fr.on_front.tolist() == [True, True, False]
+
+
+def test_best_of_an_objective_whose_only_values_are_ineligible_is_absent():
+    frame = pd.DataFrame({"status": ["ok", "ok"], "tok": [None, 5.0], "mem": [1.0, 2.0], "x": [3.0, 1.0]})
+    objs = [
+        Objective("throughput", ("tok",), "max"),
+        Objective("memory", ("mem",), "min"),
+        Objective("x", ("x",), "min"),
+    ]
+    fr = front(frame, objs, pd.Series([True, False]))
+    assert "throughput" not in fr.best and fr.best == {"memory": 0, "x": 0}
+    assert fr.on_front.tolist() == [False, False] and fr.knee is None
+
+
+def test_a_one_dimensional_array_is_refused():
+    with pytest.raises(ValueError, match="do not match 1 objectives"):
+        pareto_mask(np.zeros(3), ["min"])

@@ -124,3 +124,21 @@ def test_is_complete_needs_the_same_key_and_hash(tmp_path):
         and r2["environment"] == {"h": 1}
     )
     assert r2["quality"] is None and r2["repeats"] == [] and r2["warnings"] == [] and r2["timing"] == {}
+
+
+def test_hydra_node_and_volatile_keys_stay_out_of_the_hash_and_the_slug_is_sanitized():
+    cfg = _config()
+    assert results.config_hash({**cfg, "hydra": {"run": {"dir": "x"}}}) == results.config_hash(cfg)
+    odd = _config("model.name='my model/v2'")
+    assert results.run_slug(odd).startswith("inference-my_model_v2-fp32-")
+    assert results.canonical_key(odd).startswith("workload=inference model=my model/v2 precision=fp32")
+
+
+def test_written_results_are_shared_readable_indented_json(tmp_path):
+    path = tmp_path / "result.json"
+    results.write_atomic(path, {"schema": results.SCHEMA, "a": [1]})
+    assert path.read_text() == '{\n  "schema": "harness.result/1",\n  "a": [\n    1\n  ]\n}\n'
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert results.load(path) == {"schema": results.SCHEMA, "a": [1]}
+    path.write_text("[1, 2]")
+    assert results.load(path) is None and results.load(tmp_path / "missing.json") is None

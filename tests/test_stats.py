@@ -66,3 +66,8 @@ def test_percentile_range_edges():
             percentile([1.0, 2.0], q)
     with pytest.raises(ValueError, match="no samples"):
         percentile([], 50)
+
+
+def test_two_samples_have_a_spread():
+    s = summarize([1.0, 3.0])
+    assert s["stdev"] == pytest.approx(math.sqrt(2)) and s["p50"] == 2.0 and s["p90"] == pytest.approx(2.8)
