@@ -121,3 +121,9 @@ def test_per_million_and_per_thousand_figures_are_exact():
     assert onprem["energy_usd_per_s"] == pytest.approx(1.5e-5, rel=1e-12)
     rep = {"e2e_tok_per_s": 400.0, "wall_s": 0.5, "energy_j": 180.0}
     assert cost.per_repeat(onprem, rep, "e2e_tok_per_s", 1.5) == pytest.approx(0.001015 / 400 * 1e6, rel=1e-12)
+
+
+def test_onprem_without_energy_warning_text():
+    c = cost.compute(PRICE, 1, TIMING, RATES, {"avg_power_w": None}, {**CLOUD, "mode": "onprem"})
+    assert c["warning"] == "onprem mode without an energy figure: the energy share of the cost is missing"
+    assert "energy_method" not in c and c["usd_per_kwh_source"] == "test"
