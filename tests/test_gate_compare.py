@@ -376,3 +376,41 @@ def test_a_counted_metric_is_the_median_of_the_pooled_runs():
         compare.counted_value([{"metrics": {"p": 4.0}}, {"metrics": {"p": 8.0}}, {"metrics": {"p": 5.0}}], "p") == 5.0
     )
     assert compare.counted_value(runs, "q") is None
+
+
+def test_the_notes_say_what_happened():
+    label = "tiny fp32 bs=1 seq=128 gpus=1"
+    checks, _ = run([make(seed=1)], [make(seed=2, drop=("peak_rss_bytes",))])
+    assert by_metric(checks)[(label, "peak_rss_bytes")].note == "measured in the baseline, not in the candidate"
+    checks, _ = run([make(seed=1, drop=("peak_rss_bytes",))], [make(seed=2)])
+    new = by_metric(checks)[(label, "peak_rss_bytes")]
+    assert (new.verdict, new.note) == ("new", "not in the baseline")
+    status = lambda b, c: by_metric(run([make(status=b)], [make(status=c)])[0])[(label, "status")].note
+    assert status("oom", "ok") == "baseline: injected oom"
+    assert status("oom", "error") == "both failed, differently: injected error"
+    assert status("oom", "oom") == "both oom: injected oom"
+    assert status("ok", "timeout") == "injected timeout"
+    checks, _ = run([make(seed=1), make("batch_size=4", seed=1)], [make(seed=2)])
+    (missing,) = [c for c in checks if c.metric == "run"]
+    assert missing.note == "in the baseline, not in the candidate" and missing.verdict == "missing"
+    checks, _ = run([make(seed=1)], [make(seed=2), make("batch_size=4", seed=2)])
+    (new_run,) = [c for c in checks if c.metric == "run"]
+    assert (new_run.note, new_run.reproduce) == ("not in the baseline", None)
+
+
+def test_a_counted_check_records_its_ratio_and_floor():
+    checks, _ = run([make(seed=1)], [make(seed=2, metrics={"peak_rss_bytes": 400 * 2**20})])
+    c = by_metric(checks)[("tiny fp32 bs=1 seq=128 gpus=1", "peak_rss_bytes")]
+    assert (c.baseline, c.candidate) == (380 * 2**20, 400 * 2**20)
+    assert c.ratio == pytest.approx(400 / 380, rel=1e-12) and c.floor == 64 * 2**20 and c.verdict == "pass"
+    assert c.kind == "counted" and c.better == "lower"
+
+
+def test_pooled_runs_say_more_runs_would_decide():
+    base = [make(noise=0.08, repeats=5, seed=s) for s in (1, 3)]
+    cand = [make(noise=0.08, repeats=5, slowdown=1.05, seed=s) for s in (2, 4)]
+    checks, _ = run(base, cand)
+    notes = {c.note for c in checks if c.verdict == "inconclusive" and c.repeats_hint}
+    assert notes and all(n.endswith("repeats per side in all (more runs) would likely decide") for n in notes)
+    hints = [c for c in checks if c.verdict == "inconclusive" and c.repeats_hint is None and c.kind == "timed"]
+    assert all(c.note == "the change is too close to the threshold for more repeats to decide" for c in hints)
