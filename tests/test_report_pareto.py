@@ -223,3 +223,10 @@ def test_best_of_an_objective_whose_only_values_are_ineligible_is_absent():
 def test_a_one_dimensional_array_is_refused():
     with pytest.raises(ValueError, match="do not match 1 objectives"):
         pareto_mask(np.zeros(3), ["min"])
+
+
+def test_parse_objective_splits_at_the_last_colon_and_names_itself():
+    o = parse_objective("quality:relative:max")
+    assert (o.label, o.columns, o.sense) == ("quality:relative", ("quality:relative",), "max")
+    with pytest.raises(ValueError, match="write COLUMN:min or COLUMN:max"):
+        parse_objective(":max")
