@@ -230,3 +230,12 @@ def test_parse_objective_splits_at_the_last_colon_and_names_itself():
     assert (o.label, o.columns, o.sense) == ("quality:relative", ("quality:relative",), "max")
     with pytest.raises(ValueError, match="write COLUMN:min or COLUMN:max"):
         parse_objective(":max")
+
+
+def test_a_front_without_any_measured_objective_is_empty_but_says_who_was_eligible():
+    frame = pd.DataFrame({"status": ["ok", "oom"], "x": [None, None]})
+    fr = front(frame, [Objective("x", ("x",), "min")], pd.Series([True, True]))
+    assert fr.active == [] and [o.label for o, _ in fr.skipped] == ["x"]
+    assert fr.on_front.tolist() == [False, False] and fr.on_front.index.tolist() == [0, 1]
+    assert fr.eligible.tolist() == [True, False]  # a quality pass does not make a failed run eligible
+    assert fr.knee is None and fr.best == {}
