@@ -2,6 +2,7 @@ import copy
 import functools
 import json
 import os
+from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -150,3 +151,16 @@ def test_written_results_are_shared_readable_indented_json(tmp_path):
     assert results.load(path) == {"schema": results.SCHEMA, "a": [1]}
     path.write_text("[1, 2]")
     assert results.load(path) is None and results.load(tmp_path / "missing.json") is None
+
+
+def test_write_atomic_writes_a_hidden_temporary_beside_the_target_then_renames_it(tmp_path, monkeypatch):
+    path = tmp_path / "sweep" / "run" / "result.json"  # two missing folders: both are made
+    renames = []
+    real_replace = os.replace
+    monkeypatch.setattr(results.os, "replace", lambda src, dst: (renames.append((src, dst)), real_replace(src, dst)))
+    results.write_atomic(path, {"schema": results.SCHEMA})
+    ((src, dst),) = renames
+    # the same folder (so the rename is atomic: one filesystem), a hidden name that no reader globs for
+    assert Path(src).parent == path.parent and Path(dst) == path
+    assert Path(src).name.startswith(".result.json.") and Path(src).name.endswith(".tmp")
+    assert results.load(path) == {"schema": results.SCHEMA}
