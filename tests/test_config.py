@@ -165,6 +165,8 @@ def test_choices_that_are_accepted():
     assert str(err.value) == (
         "data.name=None is not valid: data.source=hf needs data.name=<dataset in the local datasets cache>"
     )
+    with pytest.raises(ConfigError, match="^data.name= is not valid: data.source=hf needs"):
+        validate(_cfg(workload__name="training", data__source="hf", data__name=""))
     with pytest.raises(ConfigError) as err:
         validate(_cfg(workload__name="training", data__source="csv"))
     assert str(err.value) == "data.source=csv is not valid: choose one of pydoc, text, json, parquet, hf, synthetic"

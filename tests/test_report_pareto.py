@@ -239,3 +239,26 @@ def test_a_front_without_any_measured_objective_is_empty_but_says_who_was_eligib
     assert fr.on_front.tolist() == [False, False] and fr.on_front.index.tolist() == [0, 1]
     assert fr.eligible.tolist() == [True, False]  # a quality pass does not make a failed run eligible
     assert fr.knee is None and fr.best == {}
+
+
+def test_knee_distance_is_euclidean_over_the_scaled_objectives():
+    # scaled to [0, 1] already: squares pick (0.8, 0.1) at 0.65 over (0.6, 0.6) at 0.72; cubes would not
+    assert knee_index(np.array([[0.0, 1.0], [1.0, 0.0], [0.6, 0.6], [0.8, 0.1]]), ["min", "min"]) == 3
+    # Euclidean picks (0.5, 0.5) at 0.71; the sum of the distances would pick (0.9, 0) at 0.9
+    assert knee_index(np.array([[0.0, 1.0], [0.5, 0.5], [0.9, 0.0], [1.0, 0.0]]), ["min", "min"]) == 1
+    # each objective is scaled by its span (hi - lo), however far from 0 it sits
+    assert knee_index(np.array([[100.0, 10.0], [101.0, 0.0], [100.5, 4.0]]), ["min", "min"]) == 2
+
+
+def test_front_keeps_the_group_s_own_index_and_reads_integer_and_text_columns():
+    # a group of the report keeps the aggregated frame's index: labels, not positions
+    frame = pd.DataFrame(
+        {"status": ["ok", "ok", "ok"], "tok": [100, 300, 200], "mem": [2**30, 2**31, "n/a"]}, index=[5, 7, 9]
+    )
+    fr = front(frame, OBJS[:2], pd.Series([True, False, True], index=[5, 7, 9]))
+    assert fr.on_front.index.tolist() == [5, 7, 9] and fr.on_front.tolist() == [True, False, False]
+    assert fr.eligible.tolist() == [True, False, False]  # 7 fails quality, 9 has no memory figure
+    # the best throughput is 9: a missing memory figure keeps it off the front, not out of that ranking
+    assert fr.knee == 5 and fr.best == {"throughput": 9, "memory": 5}
+    no_status = front(frame.drop(columns="status").iloc[:2], OBJS[:2])
+    assert no_status.eligible.tolist() == [True, True] and no_status.on_front.tolist() == [True, True]
