@@ -51,7 +51,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         return previous
     print(f"{position} {name}: running ...", flush=True)
     t0 = time.time()
-    result = launch.run_isolated(config, run_dir)
+    result = launch.run_isolated(config, run_dir, list(hc.overrides.task))
     extra = ""
     if result["status"] == "ok":
         extra = ", " + summary.headline(result)

@@ -31,24 +31,3 @@ def training_flops_per_token(desc: dict, seq_len: int) -> float | None:
     """Forward + backward FLOPs per trained token: 3x the forward (backward ~ 2x forward)."""
     forward = forward_flops_per_token(desc["matmul_params"], desc["n_layers"], desc["d_model"], seq_len)
     return 3.0 * forward if forward is not None else None
-
-
-def utilization(
-    metrics: dict, phases: dict[str, float | None], peak_flop_per_s: float | None, world_size: int
-) -> dict[str, float | None]:
-    """achieved_flop_per_s_<phase> and mfu_<phase> for each phase's token rate (MFU = achieved / peak for this
-    dtype, PaLM appendix B). Inference rates here are one rank's, so MFU is per device; the training rate
-    counts every rank's tokens, so its MFU is divided by the ranks. Null when a figure is unknown."""
-    per_token = {
-        "prefill": "flops_per_token_prefill",
-        "decode": "flops_per_token_decode",
-        "train": "flops_per_token_train",
-    }
-    out: dict[str, float | None] = {}
-    for phase, rate in phases.items():
-        flop = metrics.get(per_token[phase])
-        achieved = flop * rate if flop and rate else None
-        out[f"achieved_flop_per_s_{phase}"] = achieved
-        devices_used = world_size if phase == "train" else 1
-        out[f"mfu_{phase}"] = achieved / (peak_flop_per_s * devices_used) if achieved and peak_flop_per_s else None
-    return out

@@ -18,7 +18,7 @@ import psutil
 
 from harness import distributed, environment, results
 from harness.errors import UnsupportedError
-from harness.trackers import nvml
+from harness.probes import nvml
 
 POLL_S = 0.05
 GRACE_S = 3.0
@@ -104,8 +104,9 @@ def worker_command(config: dict[str, Any], spec_path: Path) -> list[str]:
     ]
 
 
-def run_isolated(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-    """Measure `config` in a child process; return its result (also written to run_dir/result.json)."""
+def run_isolated(config: dict[str, Any], run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Measure `config` in a child process; return its result (also written to run_dir/result.json).
+    `overrides`: the run's own Hydra overrides, stored in the result (harness.reproduce uses them)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     result_path = run_dir / results.RESULT_FILE
     if result_path.exists():  # an earlier, incomplete attempt: keep it beside, do not lose it
@@ -114,6 +115,7 @@ def run_isolated(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     if unplaceable:  # never start more ranks than the machine can hold
         result = results.make_result(config, "unsupported", unplaceable, environment.capture())
         result["launcher"] = {"returncode": None, "wall_s": 0.0, "log": None}
+        result["overrides"] = overrides
         results.write_atomic(result_path, result)
         return result
     spawned_at = time.time()
@@ -152,5 +154,6 @@ def run_isolated(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
             config, status, reason, environment.capture(), log_tail=_log_tail(run_dir / LOG_FILE)
         )
     result["launcher"] = launcher
+    result["overrides"] = overrides
     results.write_atomic(result_path, result)
     return result

@@ -6,7 +6,9 @@ from types import SimpleNamespace
 import pytest
 
 from harness import energy
-from harness.trackers import energy as trackers
+from harness.probes import ProbeSet
+from harness.probes import energy as trackers
+from harness.probes.memory import CpuMemory
 
 ENERGY_CFG = {"pue": 1.5, "pue_source": "t", "carbon_intensity_g_per_kwh": 400.0, "carbon_intensity_source": "t"}
 
@@ -30,7 +32,7 @@ class FakeGpu:
 def _run(tracker, seconds):
     tracker.begin()
     time.sleep(seconds)
-    return tracker.end()
+    return list(tracker.end().components)
 
 
 def test_nvml_counter_delta_in_joules():
@@ -88,7 +90,7 @@ def test_rapl_deltas_with_wraparound(tmp_path):
     tracker.begin()
     (pkg / "energy_uj").write_text("300\n")  # wrapped: 900 -> 1000 -> 300 = 400 uJ
     (dram / "energy_uj").write_text("2100\n")
-    comps = tracker.end()
+    comps = list(tracker.end().components)
     assert [(c["covers"], c["method"]) for c in comps] == [("cpu-package", "rapl"), ("dram", "rapl")]
     assert comps[0]["energy_j"] == pytest.approx(400e-6) and comps[1]["energy_j"] == pytest.approx(2000e-6)
 
@@ -105,7 +107,7 @@ def test_codecarbon_returning_none_is_recorded_not_zero(monkeypatch):
     tracker = trackers.CodecarbonEnergy()
     tracker._tracker = SimpleNamespace(stop=lambda: None, final_emissions_data=None)
     tracker._t0 = time.perf_counter()
-    (c,) = tracker.end()
+    (c,) = tracker.end().components
     assert c["energy_j"] is None and "no data" in c["flags"][0]
 
 
@@ -140,7 +142,7 @@ def test_counters_read_mid_window_give_per_repeat_joules(tmp_path):
     rapl.begin()
     (pkg / "energy_uj").write_text("100\n")  # wrapped: 200 uJ
     assert rapl.read_j() == pytest.approx(200e-6)
-    read = trackers.reader([object(), gpu, rapl])  # trackers without kind="energy" (memory) are left out
+    read = ProbeSet([CpuMemory(), gpu, rapl]).energy_now()  # probes that measure no energy are left out
     gpu._gpu.counter = [11_000]
     assert read() == pytest.approx(10.0 + 200e-6)
     assert trackers.between(1.0, 3.5) == 2.5
@@ -148,12 +150,12 @@ def test_counters_read_mid_window_give_per_repeat_joules(tmp_path):
 
 
 def test_no_per_repeat_energy_from_estimates_or_sampled_power():
-    assert trackers.reader([trackers.CodecarbonEnergy()]) is None
-    assert trackers.reader([]) is None
+    assert ProbeSet([trackers.CodecarbonEnergy()]).energy_now() is None
+    assert ProbeSet([]).energy_now() is None
     sampled = trackers.NvmlEnergy(FakeGpu(counter=None, power=1000), "gpu:0", sample_interval_s=0.01)
     sampled.begin()
     try:
-        assert trackers.reader([sampled])() is None  # no counter on this board
+        assert ProbeSet([sampled]).energy_now()() is None  # no counter on this board
     finally:
         sampled.close()
 
@@ -174,7 +176,7 @@ def test_codecarbon_kwh_become_joules_over_codecarbons_own_window():
     tracker = trackers.CodecarbonEnergy(name_prefix="rank1:")
     tracker._tracker = _FakeCodecarbon(cpu_kwh=0.002, ram_kwh=0.0005, duration_s=4.0)
     tracker._t0 = time.perf_counter()
-    cpu, ram = tracker.end()
+    cpu, ram = tracker.end().components
     assert (cpu["name"], ram["name"]) == ("rank1:cpu", "rank1:ram")
     assert cpu["energy_j"] == pytest.approx(7200.0)  # 0.002 kWh x 3.6e6 J/kWh
     assert ram["energy_j"] == pytest.approx(1800.0)
@@ -192,7 +194,7 @@ def test_sampled_power_is_integrated_as_trapezoids_held_flat_to_the_edges(monkey
     tracker._t0, tracker._e0 = 0.5, None
     tracker._samples = [(1.0, 100.0), (2.0, 300.0), (4.0, 100.0)]
     monkeypatch.setattr(trackers.time, "perf_counter", lambda: 5.0)
-    (c,) = tracker.end()
+    (c,) = tracker.end().components
     assert c["method"] == "sampled-power" and c["samples"] == 3 and c["window_s"] == 4.5
     assert c["energy_j"] == pytest.approx(750.0)
     assert c["avg_power_w"] == pytest.approx(750.0 / 4.5)
@@ -204,7 +206,7 @@ def test_sampled_power_with_one_reading_or_all_zero_is_null(monkeypatch):
     for samples, flag in (([(1.0, 50.0)], "too-few-samples"), ([(1.0, 0.0), (2.0, 0.0)], "zero-reading")):
         tracker = trackers.NvmlEnergy(FakeGpu(counter=None), "gpu:0")
         tracker._t0, tracker._e0, tracker._samples = 0.0, None, samples
-        (c,) = tracker.end()
+        (c,) = tracker.end().components
         assert c["energy_j"] is None and c["avg_power_w"] is None and any(f.startswith(flag) for f in c["flags"])
 
 
@@ -213,7 +215,7 @@ def test_nvml_counter_millijoules_and_the_short_window_edge(monkeypatch):
     monkeypatch.setattr(trackers.time, "perf_counter", lambda: next(clock))
     tracker = trackers.NvmlEnergy(FakeGpu(counter=[2_000, 5_500]), "gpu:0")
     tracker.begin()
-    (c,) = tracker.end()
+    (c,) = tracker.end().components
     assert c["energy_j"] == pytest.approx(3.5) and c["avg_power_w"] == pytest.approx(3.5) and c["window_s"] == 1.0
     assert c["flags"] == []
 
@@ -228,7 +230,7 @@ def test_rapl_microjoules_per_zone(tmp_path, monkeypatch):
     rapl.begin()
     (pkg / "energy_uj").write_text("31000000\n")  # +30 J
     (dram / "energy_uj").write_text("4000000\n")  # +4 J
-    p, d = rapl.end()
+    p, d = rapl.end().components
     assert (p["covers"], p["energy_j"], p["avg_power_w"]) == ("cpu-package", pytest.approx(30.0), pytest.approx(15.0))
     assert (d["covers"], d["energy_j"]) == ("dram", pytest.approx(4.0))
     assert p["name"] == "rapl:intel-rapl:0:package-0" and p["method"] == "rapl"

@@ -125,11 +125,16 @@ def _typed_cfg(tmp_path: Path, *overrides: str):
 
 
 def _fake_hydra(monkeypatch, run_dir: Path) -> list:
-    hc = SimpleNamespace(runtime=SimpleNamespace(output_dir=str(run_dir)), mode=RunMode.RUN, job=SimpleNamespace(num=0))
+    hc = SimpleNamespace(
+        runtime=SimpleNamespace(output_dir=str(run_dir)),
+        mode=RunMode.RUN,
+        job=SimpleNamespace(num=0),
+        overrides=SimpleNamespace(task=[]),
+    )
     monkeypatch.setattr(app.HydraConfig, "get", staticmethod(lambda: hc))
     launched = []
 
-    def run_isolated(config, where):
+    def run_isolated(config, where, overrides=None):
         launched.append(config)
         return results.make_result(config, "ok", None, {})
 
@@ -166,20 +171,20 @@ def _place(world_size=1, rank=0, local_rank=0):
 
 
 def test_energy_enabled_switch(monkeypatch):
-    from harness.trackers import energy as etrackers
+    from harness import probes
+    from harness.probes import energy as eprobes
+    from harness.probes.memory import CpuMemory
 
-    monkeypatch.setattr(etrackers, "rapl_zones", lambda: [])  # no RAPL here: codecarbon's estimate
+    monkeypatch.setattr(eprobes, "rapl_zones", lambda: [])  # no RAPL here: codecarbon's estimate
     cpu = SimpleNamespace(type="cpu")
     on = {"energy": {"enabled": True, "sample_interval_s": 0.1}}
     off = {"energy": {"enabled": False, "sample_interval_s": 0.1}}
-    assert worker._energy_trackers(off, cpu, None, _place()) == []
-    (tracker,) = worker._energy_trackers(on, cpu, None, _place())
-    assert isinstance(tracker, etrackers.CodecarbonEnergy)
-    (ranked,) = worker._energy_trackers(on, cpu, None, _place(world_size=2, rank=1, local_rank=1))
+    kinds = lambda config, place: [type(p) for p in probes.for_device(config, cpu, place).probes]
+    assert kinds(off, _place()) == [CpuMemory]  # memory only
+    assert kinds(on, _place()) == [CpuMemory, eprobes.CodecarbonEnergy]
+    (_, ranked) = probes.for_device(on, cpu, _place(world_size=2, rank=1, local_rank=1)).probes
     assert ranked._prefix == "rank1:"
-    # with RAPL, one tracker per node (local rank 0), none on the others
-    monkeypatch.setattr(etrackers, "rapl_zones", lambda: [("package-0", Path("/nonexistent"))])
-    assert [type(t) for t in worker._energy_trackers(on, cpu, None, _place(2, 0, 0))] == [etrackers.RaplEnergy]
-    assert worker._energy_trackers(on, cpu, None, _place(2, 1, 1)) == []
-    # per-repeat energy only for a single process
-    assert worker._energy_reader([tracker], _place(world_size=2)) is None
+    # with RAPL, one probe per node (local rank 0), none on the others
+    monkeypatch.setattr(eprobes, "rapl_zones", lambda: [("package-0", Path("/nonexistent"))])
+    assert kinds(on, _place(2, 0, 0)) == [CpuMemory, eprobes.RaplEnergy]
+    assert kinds(on, _place(2, 1, 1)) == [CpuMemory]
