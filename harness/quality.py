@@ -34,12 +34,14 @@ RANDOM_WEIGHTS_NOTE = "random weights: quality not meaningful (no pass/fail verd
 CONFIDENCE_TEXT = "95 %"
 
 
+# pragma: no mutate start  (model-running code; the metric functions are compare and relative_quality)
 def full_logits(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
     """Logits for every position of `ids`, as float64 on the CPU: (batch, seq, vocab)."""
     with torch.inference_mode():
         return model(input_ids=ids, use_cache=False).logits.to("cpu", torch.float64)
 
 
+# pragma: no mutate end
 def compare(ref: torch.Tensor, run: torch.Tensor) -> dict[str, Any]:
     """Agreement (0..1) and KL(ref || run) in nats between two logit tensors of the same shape."""
     ref_lp, run_lp = ref.log_softmax(-1), run.log_softmax(-1)
@@ -54,6 +56,7 @@ def compare(ref: torch.Tensor, run: torch.Tensor) -> dict[str, Any]:
     }
 
 
+# pragma: no mutate start
 def eval_ids(tokenizer: Any, n_tokens: int, window: int) -> torch.Tensor:
     """Held-out text as (windows, window) token ids: the start of pydoc_data.topics, no random offset."""
     text = data.corpus_text()[: max(4096, 16 * n_tokens)]  # enough text for n_tokens; no need to tokenize all
@@ -199,6 +202,7 @@ def evaluate(
     return section
 
 
+# pragma: no mutate end
 def relative_quality(section: Mapping[str, Any]) -> float | None:
     """The lower of the accuracy and perplexity ratios to the fp32 reference (1.0 = as good as it); results
     from before held-out metrics: next-token agreement, capped by the perplexity ratio where there is one."""

@@ -62,6 +62,17 @@ def test_default_run_writes_one_complete_result(tmp_path):
     q = result["quality"]
     assert result["weights"]["kind"] == "trained" and q["verdict"] == "pass" and q["eval_tokens"] == 4096
     assert m["peak_flop_per_s"] > 0 and "measured on this machine" in m["peak_source"] and 0 < m["mfu_prefill"]
+    # the figures' arithmetic, from the recorded inputs (4 layers, d_model 128, prompt 128, 32 decode tokens)
+    assert m["flops_per_token_prefill"] == 2 * m["matmul_params"] + 2 * 4 * 128 * 128
+    assert m["flops_per_token_decode"] == 2 * m["matmul_params"] + 2 * 4 * (128 + 33 / 2) * 128
+    for phase in ("prefill", "decode"):
+        achieved = m[f"flops_per_token_{phase}"] * m[f"{phase}_tok_per_s"]
+        assert m[f"achieved_flop_per_s_{phase}"] == pytest.approx(achieved, rel=1e-12)
+        assert m[f"mfu_{phase}"] == pytest.approx(achieved / m["peak_flop_per_s"], rel=1e-12)
+    assert e["total_j"] == pytest.approx(sum(c["energy_j"] for c in e["components"]), rel=1e-12)
+    assert e["co2e_g"] == pytest.approx(e["total_j"] / 3.6e6 * 1.56 * 436.0, rel=1e-12)
+    # joules, not kWh: a CPU and its RAM draw watts to hundreds of watts (kWh read as J would be ~1e-5 W)
+    assert 0.1 < e["avg_power_w"] < 5000 and e["avg_power_w"] == pytest.approx(e["total_j"] / e["window_s"])
     assert 0 < result["timing"]["fixed_cost_s"] < result["timing"]["run_wall_s"]
     assert "tiny fp32" in proc.stdout and "decode tok/s" in proc.stdout  # the summary table
     # what the worker wrote is what the scenario and the worker declare, and all of it is registered

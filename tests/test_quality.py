@@ -183,3 +183,39 @@ def test_quality_floor_config():
     with pytest.raises(ConfigError) as err:
         validate(_typed("quality.floor=1.5"))
     assert str(err.value) == "quality.floor=1.5 is not valid: must be between 0 and 1 (a share of the fp32 reference)"
+
+
+def test_kl_is_ref_to_run_on_an_asymmetric_pair():
+    # position 1: P = (0.9, 0.1) reference, Q = (0.4, 0.6) run (argmax differs); position 2: (0.2, 0.8) vs (0.3, 0.7)
+    ref = torch.tensor([[[0.9, 0.1], [0.2, 0.8]]], dtype=torch.float64).log()
+    run = torch.tensor([[[0.4, 0.6], [0.3, 0.7]]], dtype=torch.float64).log()
+    kl1 = 0.9 * math.log(0.9 / 0.4) + 0.1 * math.log(0.1 / 0.6)  # 0.5507; KL(run || ref) would be 0.7507
+    kl2 = 0.2 * math.log(0.2 / 0.3) + 0.8 * math.log(0.8 / 0.7)  # 0.0257
+    out = quality.compare(ref, run)
+    assert out["positions"] == 2 and out["next_token_agreement"] == 0.5
+    assert out["kl_divergence_nats_mean"] == pytest.approx((kl1 + kl2) / 2, rel=1e-9)
+    assert out["kl_divergence_nats_max"] == pytest.approx(kl1, rel=1e-9)
+    assert out["kl_divergence_nats_max"] == pytest.approx(0.550661, abs=1e-6)
+    # logits are shift-invariant: adding a constant to the run's changes nothing
+    assert quality.compare(ref, run + 3.0)["kl_divergence_nats_mean"] == pytest.approx((kl1 + kl2) / 2, rel=1e-9)
+
+
+def test_agreement_counts_positions_over_the_batch():
+    ref = torch.zeros(2, 4, 3, dtype=torch.float64)
+    ref[..., 0] = 1.0  # argmax 0 everywhere
+    run = ref.clone()
+    run[0, 1, 2] = 5.0  # 1 of 8 positions now picks token 2
+    run[1, 3, 1] = 5.0  # and another
+    out = quality.compare(ref, run)
+    assert out["positions"] == 8 and out["next_token_agreement"] == 0.75
+
+
+def test_relative_quality_caps_a_better_perplexity_at_the_agreement():
+    assert quality.relative_quality({"next_token_agreement": 0.9, "perplexity_ratio": None}) == 0.9
+    assert quality.relative_quality({"next_token_agreement": 1.0, "perplexity_ratio": 1.2}) == 1.0
+    assert quality.relative_quality({"next_token_agreement": None, "perplexity_ratio": 0.5}) is None
+
+
+def test_a_run_exactly_at_the_floor_passes(ids):
+    q = _run(_config("fp32", quality={"enabled": True, "floor": 1.0, "eval_tokens": 300}), ids)
+    assert q["relative_quality"] == 1.0 and q["floor"] == 1.0 and q["passes_floor"] is True
