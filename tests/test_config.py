@@ -191,4 +191,7 @@ def test_model_path_and_key_value_heads_and_local_data_files(tmp_path):
         )
         with pytest.raises(ConfigError, match=f"data.path=None is not valid: data.source={source} needs"):
             validate(_cfg(workload__name="training", data__source=source))
-    validate(_cfg(workload__name="inference", data__source="csv"))  # data.* is read by training only
+    # inference reads data.* for its held-out quality text, so only with quality off is data.* unused
+    validate(_cfg(workload__name="inference", data__source="csv", quality__enabled=False))
+    with pytest.raises(ConfigError, match="data.source=csv is not valid"):
+        validate(_cfg(workload__name="inference", data__source="csv"))
