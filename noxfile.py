@@ -1,5 +1,10 @@
 """Contributor sessions: `nox -s tests`, `nox -s lint`, `nox -s benchmarks`, `nox -s gate_noise`,
-`nox -s microbench`."""
+`nox -s microbench`, `nox -s mutation`."""
+
+import json
+import os
+import time
+from pathlib import Path
 
 import nox
 
@@ -44,3 +49,32 @@ def microbench(session: nox.Session) -> None:
     session.install(TORCH)
     session.install("-e", ".[test]")
     session.run("python", "-m", "pytest", "benchmarks/test_gate_bootstrap.py", "--benchmark-only", *session.posargs)
+
+
+@nox.session
+def mutation(session: nox.Session) -> None:
+    """mutmut over the pure modules, judged by the fast unit tests ([tool.mutmut] in pyproject.toml); not in CI.
+    Writes the score to mutants/score.json and prints the survivors (docs/testing.md)."""
+    session.install(TORCH)
+    session.install("-e", ".[test]")
+    session.install("mutmut>=3.8,<4")  # [tool.mutmut] uses 3.8's keys (source_paths, only_mutate, ...)
+    session.run("rm", "-rf", "mutants", external=True)  # a fresh run: mutmut would resume an old one
+    jobs = str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    started = time.time()
+    session.run("mutmut", "run", "--max-children", jobs, *session.posargs)
+    minutes = (time.time() - started) / 60
+    session.run("mutmut", "export-cicd-stats")
+    stats = json.loads(Path("mutants/mutmut-cicd-stats.json").read_text())
+    # mutants that ran (a run by name leaves the others unchecked, still counted in "total")
+    judged = sum(stats[k] for k in ("killed", "survived", "timeout", "suspicious", "segfault"))
+    score = {
+        **stats,
+        # a mutant that made the tests time out was detected too (as Stryker counts it); suspicious ones were not
+        "killed_share": (stats["killed"] + stats["timeout"]) / judged if judged else None,
+        "checked": judged,
+        "minutes": round(minutes, 1),
+        "children": int(jobs),
+    }
+    Path("mutants/score.json").write_text(json.dumps(score, indent=2) + "\n")
+    session.log(f"mutation score: {score['killed_share']:.1%} of {judged} mutants killed in {minutes:.1f} min")
+    session.run("mutmut", "results", success_codes=[0, 1])  # the survivors, one per line

@@ -12,8 +12,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from harness import checkpoints, launch, results, summary
 from harness import config as config_mod
-from harness import launch, results, summary
 
 SWEEP_TOTAL_ENV = "HARNESS_SWEEP_TOTAL"
 
@@ -51,7 +51,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         return previous
     print(f"{position} {name}: running ...", flush=True)
     t0 = time.time()
-    result = launch.run_isolated(config, run_dir, list(hc.overrides.task))
+    # model.weights=trained: its checkpoint is trained first (once, cached) as a measured run of its own
+    result = checkpoints.prepare(config, run_dir) or launch.run_isolated(config, run_dir, list(hc.overrides.task))
     extra = ""
     if result["status"] == "ok":
         extra = ", " + summary.headline(result)

@@ -16,6 +16,7 @@ from omegaconf import MISSING
 from harness.errors import ConfigError
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+WEIGHTS = ("random", "trained")
 DATA_SOURCES = ("pydoc", "text", "json", "parquet", "hf", "synthetic")
 DEVICES = ("auto", "cpu", "cuda")
 COST_MODES = ("cloud", "onprem")
@@ -39,6 +40,10 @@ class ModelConfig:
     max_position_embeddings: int = 2048
     tie_word_embeddings: bool = False
     path: str | None = None  # a local pretrained model directory; when set, the numbers above are unused
+    # random: seeded initialisation (quality not meaningful) | trained: harness-trained once on the pydoc
+    # training split to a fixed budget and cached (harness/checkpoints.py); for inference runs
+    weights: str = "random"
+    train_steps: int = 48  # budget of weights=trained: tokens = train_steps x 4 x 64 (harness/checkpoints.py RECIPE)
 
 
 @dataclass
@@ -67,6 +72,7 @@ class WorkloadConfig:
     eval_interval: int = 20  # steps between held-out evaluations (and one at the end)
     eval_batches: int = 4  # fixed held-out batches per evaluation
     target_eval_loss: float | None = None  # stop when the eval loss reaches this (time-to-quality)
+    save_checkpoint: bool = False  # save the final weights in the run folder (checkpoint/, an HF checkpoint)
 
 
 @dataclass
@@ -142,7 +148,9 @@ class QualityConfig:
 
     enabled: bool = True
     floor: float = 0.99  # relative quality below this marks a run as failing (kept in reports, off the front)
-    eval_tokens: int = 1024  # held-out tokens for perplexity (local pretrained models only)
+    eval_tokens: int = 4096  # held-out tokens (predicted positions) for the task metrics, after the timed window
+    window_tokens: int = 128  # tokens predicted per evaluation window (the bootstrap resamples windows)
+    bootstrap: int = 1000  # bootstrap resamples for the 95 % intervals (seeded: same data, same interval)
 
 
 @dataclass
@@ -271,6 +279,10 @@ def validate(cfg: HarnessConfig) -> None:
     _validate_model(cfg)
     if w.name == "training":
         _validate_training(cfg)
+    elif cfg.quality.enabled:
+        _validate_data(cfg.data)
+    _at_least("quality.window_tokens", cfg.quality.window_tokens, 2)
+    _at_least("quality.bootstrap", cfg.quality.bootstrap, 100)
     if w.name == "serving":
         from harness.serving.validate import validate_serving
 
@@ -290,6 +302,15 @@ def _validate_training(cfg: HarnessConfig) -> None:
         raise ConfigError("workload.lr", w.lr, "must be > 0")
     if w.target_eval_loss is not None and w.target_eval_loss <= 0:
         raise ConfigError("workload.target_eval_loss", w.target_eval_loss, "must be > 0 (a cross-entropy in nats)")
+    if cfg.model.weights == "trained":
+        raise ConfigError(
+            "model.weights", "trained", "training starts from the seeded initialisation: use model.weights=random"
+        )
+    _validate_data(d)
+
+
+def _validate_data(d: DataConfig) -> None:
+    """The data group: training text, and the held-out text of every run's quality evaluation."""
     if d.source not in DATA_SOURCES:
         raise ConfigError("data.source", d.source, f"choose one of {', '.join(DATA_SOURCES)}")
     if d.source in ("text", "json", "parquet"):
@@ -342,6 +363,10 @@ def _validate_model(cfg: HarnessConfig) -> None:
         return
     if m.name == "local":
         raise ConfigError("model.path", None, "model=local needs model.path=<local model directory>")
+    if m.weights not in WEIGHTS:
+        raise ConfigError("model.weights", m.weights, f"choose one of {', '.join(WEIGHTS)}")
+    if m.weights == "trained":
+        _at_least("model.train_steps", m.train_steps, 4)
     for key in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads"):
         _at_least(f"model.{key}", getattr(m, key), 1)
     if m.hidden_size % m.num_attention_heads:

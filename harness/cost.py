@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 J_PER_KWH = 3.6e6
+S_PER_HOUR = 3600.0
 
 
 def _per(usd_per_s: float, rate: float | None, scale: float) -> float | None:
@@ -33,7 +34,7 @@ def compute(
     """
     if price is None:
         return None
-    device_usd_per_s = price["usd_per_hour"] * devices / 3600.0
+    device_usd_per_s = price["usd_per_hour"] * devices / S_PER_HOUR
     usd_per_s = device_usd_per_s
     out: dict[str, Any] = {
         "mode": cost_cfg["mode"],
@@ -99,8 +100,9 @@ def training(usd_per_s: float, metrics: Mapping[str, Any], timing: Mapping[str, 
     return out
 
 
-def device_count(price_unit: str, device_type: str, gpus: int, vcpus: int) -> int:
-    """How many priced units a run rents: GPUs, one whole CPU machine, or its vCPUs."""
+def device_count(price_unit: str, device_type: str, gpus: int, vcpus: int, nodes: int = 1) -> int:
+    """How many priced units a run rents, on all its nodes: GPUs (gpus per node x nodes, the world
+    size), one whole CPU machine per node, or every node's vCPUs (`vcpus` per node)."""
     if device_type == "cuda":
-        return gpus
-    return vcpus if price_unit == "vcpu" else 1
+        return gpus * nodes
+    return (vcpus if price_unit == "vcpu" else 1) * nodes

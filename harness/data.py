@@ -7,6 +7,7 @@ tokenizer in its directory gets the same text through that tokenizer.
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any
 
 import torch
@@ -19,15 +20,18 @@ def corpus_text() -> str:
     return "\n\n".join(topics[k] for k in sorted(topics))
 
 
+# The pydoc split every run uses by default (DataConfig's defaults): prompts come from its training side, so
+# the held-out side that quality is measured on is never a timed prompt.
+PYDOC_SPLIT = {"source": "pydoc", "text_column": "text", "eval_fraction": 0.1, "split_seed": 1234}
+
+
 def _token_stream(tokenizer: Any = None) -> torch.Tensor:
-    text = corpus_text()
-    if tokenizer is None:
-        return torch.frombuffer(bytearray(text.encode("utf-8")), dtype=torch.uint8).to(torch.long)
-    return torch.tensor(tokenizer(text, add_special_tokens=False)["input_ids"], dtype=torch.long)
+    train_docs, _, _ = load_documents(PYDOC_SPLIT)
+    return encode(train_docs, tokenizer)
 
 
 def prompt_ids(batch_size: int, seq_len: int, seed: int, tokenizer: Any = None) -> torch.Tensor:
-    """A (batch_size, seq_len) tensor of token ids: windows of the corpus at seeded random offsets."""
+    """A (batch_size, seq_len) tensor of token ids: windows of the pydoc training split at seeded offsets."""
     stream = _token_stream(tokenizer)
     if stream.numel() <= seq_len:
         raise ValueError(f"seq_len={seq_len} is longer than the prompt corpus ({stream.numel()} tokens)")
@@ -56,7 +60,16 @@ def load_documents(data_cfg: dict) -> tuple[list[str], list[str], dict]:
 
     The split is by document, fixed by data.split_seed, so every run holds out the same text.
     """
+    keep = ("source", "path", "name", "split", "text_column", "eval_fraction", "split_seed")
+    train, held_out, info = _documents(json.dumps({k: data_cfg.get(k) for k in keep}, sort_keys=True))
+    return list(train), list(held_out), dict(info)
+
+
+@functools.lru_cache(maxsize=4)
+def _documents(spec: str) -> tuple[tuple[str, ...], tuple[str, ...], dict]:
     from datasets import Dataset, load_dataset
+
+    data_cfg = json.loads(spec)
 
     src = data_cfg["source"]
     if src == "pydoc":
@@ -76,7 +89,7 @@ def load_documents(data_cfg: dict) -> tuple[list[str], list[str], dict]:
     split = ds.train_test_split(test_size=data_cfg["eval_fraction"], seed=data_cfg["split_seed"], shuffle=True)
     train, held_out = split["train"][column], split["test"][column]
     info = {"source": src, "description": description, "train_documents": len(train), "eval_documents": len(held_out)}
-    return train, held_out, info
+    return tuple(train), tuple(held_out), info
 
 
 def encode(texts: list[str], tokenizer: Any = None) -> torch.Tensor:

@@ -8,12 +8,18 @@ multi-GPU scaling, labelled as such in the result, not a GPU figure.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from harness.errors import UnsupportedError
 
 CPU_LABEL = "CPU ranks: a simulation of multi-device scaling on one CPU, not a GPU figure"
+# Fault injection for the failure path's tests: HARNESS_FAULT_RANK=<rank> makes that rank raise right after
+# it joined the process group, where the other ranks go on to wait for it at their next collective.
+FAULT_ENV = "HARNESS_FAULT_RANK"
+FAILED_EXIT_CODE = 1
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,56 @@ def init(p: Place, device_type: str) -> str | None:
 
     backend = "nccl" if device_type == "cuda" else "gloo"
     dist.init_process_group(backend)
+    if os.environ.get(FAULT_ENV) == str(p.rank):
+        raise RuntimeError(f"injected fault on rank {p.rank} ({FAULT_ENV}={p.rank})")
     return backend
+
+
+class WindowBarrier:
+    """A tracker that holds every rank at the start and at the end of the timed window, so that the
+    replicas of gpus=N inference run at the same time and their summed throughput is concurrent. Put
+    it last among the trackers: it begins just before the window opens, and records nothing."""
+
+    def __init__(self, p: Place):
+        self._p = p
+
+    def _wait(self) -> None:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+    def begin(self) -> None:
+        self._wait()
+
+    def end(self) -> list:
+        self._wait()
+        return []
+
+
+def window_barrier(p: Place, workload: str) -> list[WindowBarrier]:
+    """[a WindowBarrier] for replicated inference over several ranks; [] otherwise (DDP training steps
+    are already synchronous)."""
+    return [WindowBarrier(p)] if p.world_size > 1 and workload == "inference" else []
+
+
+def claim_failure(result_path: Path, attempt_id: str) -> bool:
+    """True for the first rank of this attempt to fail: it writes the run's result, the others do not, so
+    the reason kept is the first failure's, not a peer's later "connection closed"."""
+    claim = result_path.with_name(f".rank-failure-{attempt_id}")
+    try:
+        os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
+
+
+def exit_failed_rank() -> None:
+    """End a failed rank at once and non-zero: torchrun then stops the other ranks (within its monitor
+    interval, 0.1 s) instead of leaving them waiting at a collective until a timeout. os._exit skips
+    the interpreter's teardown, which can itself block on a process group a peer still holds."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(FAILED_EXIT_CODE)
 
 
 def gather(obj: Any, p: Place) -> list[Any]:

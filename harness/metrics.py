@@ -222,6 +222,10 @@ METRICS: tuple[Metric, ...] = (
         report=("quality_kl_divergence_nats_mean",),
     ),  # fmt: skip
     _c("perplexity", "ratio", "lower", "perplexity", section="quality", report=("quality_perplexity",)),
+    _c("loss_nats", "nats", "lower", "held-out loss (nats)", section="quality", report=("quality_loss_nats",)),
+    _c("accuracy", "ratio", "higher", "accuracy", section="quality", report=("quality_accuracy",)),
+    _i("eval_tokens", "count", "eval tokens", section="quality", report=("quality_eval_tokens",)),
+    _i("kind", "", "weights", section="weights", report=("weights_kind",)),
     _c(
         "relative_quality",
         "ratio",
@@ -233,7 +237,13 @@ METRICS: tuple[Metric, ...] = (
 )
 
 # Columns the report derives from several metrics (harness.report.aggregate), with their source metrics.
-DERIVED_COLUMNS = {"peak_memory_bytes": ("cuda_max_allocated_bytes", "peak_rss_bytes")}
+DERIVED_COLUMNS = {
+    "peak_memory_bytes": ("cuda_max_allocated_bytes", "peak_rss_bytes"),
+    # quality.loss_nats where quality is meaningful (not random weights): harness.report.quality_section
+    "heldout_loss_nats": ("loss_nats",),
+    "quality_loss_nats_interval": ("loss_nats",),  # "[lo, hi]" text of the 95 % interval
+    "quality_accuracy_interval": ("accuracy",),
+}
 
 # Default Pareto objectives per scenario: (label, columns tried in order, sense, unit). Columns are
 # report columns of registry metrics (Metric.column, distribution stats, DERIVED_COLUMNS).
@@ -245,6 +255,7 @@ OBJECTIVES: dict[str, tuple[tuple[str, tuple[str, ...], str, str], ...]] = {
         ("cost per 1 M tokens", ("cost_usd_per_1m_tokens_decode", "cost_usd_per_1m_tokens_generated"), "min", "USD"),
         ("p99 request latency", ("request_latency_s_p99",), "min", "s"),
         ("peak memory", ("peak_memory_bytes",), "min", "bytes"),
+        ("held-out loss", ("heldout_loss_nats",), "min", "nats"),
     ),
     "serving": (
         # goodput needs an SLO (serving.slo.*); without one every completed request is good

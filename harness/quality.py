@@ -1,14 +1,16 @@
-"""Quality beside speed: a run's outputs against the fp32 reference of the same model and inputs.
+"""Quality beside speed: held-out task metrics of the run, against the fp32 reference of the same weights.
 
-MLPerf Inference counts a low-precision result only when its quality holds at >= 99 % of the fp32
-reference (e.g. its rules for closed-division accuracy targets); a fast int8 run that changes the answers
-is not a win. Run after the timed window, never inside it, so it costs no measured time.
+MLPerf Inference counts a low-precision result only when its task metric holds at >= 99 % of the fp32
+reference's over the evaluation set; a fast int8 run that changes the answers is not a win. Measured after
+the timed window, never inside it, so it costs no measured time.
 
-Figures (docs/results.md, `quality`):
-- next-token agreement: the share of prompt positions whose argmax token equals the reference's;
-- KL(ref || run) of the next-token distributions, in nats, mean and max over the prompt positions;
-- perplexity on held-out real text (pydoc_data.topics) for trained weights (`model.path`) only: a
-  random-weight preset predicts noise, so its perplexity says nothing about quality.
+Figures (docs/results.md, `quality`), over `quality.eval_tokens` held-out tokens (the held-out documents of
+the `data` group's fixed split: never trained on, never a timed prompt), in windows of
+`quality.window_tokens` predicted tokens: cross-entropy (nats/token), perplexity, next-token top-1 accuracy;
+against the fp32 reference on the same tokens: accuracy and perplexity ratios (the verdict, see
+harness/quality_eval.py), next-token agreement and KL(ref || run) as diagnostics. Each with a seeded
+bootstrap 95 % interval over windows. Random weights: measured, but labelled "quality not meaningful" and
+given no verdict.
 """
 
 from __future__ import annotations
@@ -17,28 +19,29 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from harness import data, models
 
 METHOD = (
-    "argmax agreement and KL(ref || run) of the next-token distributions over every prompt position, "
-    "reference = the same weights in fp32 on the same prompt"
+    "held-out next-token cross-entropy, perplexity and top-1 accuracy; accuracy and perplexity ratios to the "
+    "fp32 reference of the same weights on the same tokens (the verdict); agreement and KL(ref || run) as "
+    "diagnostics"
 )
-RANDOM_WEIGHTS_NOTE = (
-    "random-weight preset: perplexity is not meaningful; its near-uniform outputs make argmax agreement a "
-    "strict test (tiny logit margins)"
-)
-_EVAL_WINDOW = 256  # tokens per perplexity window (capped by the model's context)
+RANDOM_WEIGHTS_NOTE = "random weights: quality not meaningful (no pass/fail verdict); use model.weights=trained"
+CONFIDENCE_TEXT = "95 %"
 
 
+# pragma: no mutate start  (model-running code; the metric functions are compare and relative_quality)
 def full_logits(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
     """Logits for every position of `ids`, as float64 on the CPU: (batch, seq, vocab)."""
     with torch.inference_mode():
         return model(input_ids=ids, use_cache=False).logits.to("cpu", torch.float64)
 
 
+# pragma: no mutate end
 def compare(ref: torch.Tensor, run: torch.Tensor) -> dict[str, Any]:
     """Agreement (0..1) and KL(ref || run) in nats between two logit tensors of the same shape."""
     ref_lp, run_lp = ref.log_softmax(-1), run.log_softmax(-1)
@@ -53,6 +56,7 @@ def compare(ref: torch.Tensor, run: torch.Tensor) -> dict[str, Any]:
     }
 
 
+# pragma: no mutate start
 def eval_ids(tokenizer: Any, n_tokens: int, window: int) -> torch.Tensor:
     """Held-out text as (windows, window) token ids: the start of pydoc_data.topics, no random offset."""
     text = data.corpus_text()[: max(4096, 16 * n_tokens)]  # enough text for n_tokens; no need to tokenize all
@@ -93,64 +97,117 @@ def _reference_does_not_fit(model: torch.nn.Module, config: Mapping[str, Any], d
     return None
 
 
+def held_out_windows(config: Mapping[str, Any], tokenizer: Any, context: int) -> tuple[torch.Tensor, str]:
+    """(windows, description): `quality.eval_tokens` predicted tokens of the held-out split of the `data`
+    group, as evenly spaced (n, window + 1) token windows; the same in every run of one setting."""
+    qcfg = config["quality"]
+    window = max(1, min(int(qcfg.get("window_tokens", 128)), context - 1))
+    count = math.ceil(int(qcfg["eval_tokens"]) / window)
+    _, eval_docs, info = data.load_documents(config["data"])
+    stream = data.encode(eval_docs, tokenizer)
+    if stream.numel() < window + 1:
+        raise ValueError(f"the held-out text ({stream.numel()} tokens) is shorter than one window of {window + 1}")
+    starts = torch.linspace(0, stream.numel() - window - 1, count).long().tolist()
+    overlap = count * (window + 1) > stream.numel()
+    text = f"held-out split of {info['description']} ({info['eval_documents']} documents, never trained on)"
+    if overlap:
+        text += f"; only {stream.numel()} tokens, so windows overlap"
+    return torch.stack([stream[s : s + window + 1] for s in starts]), text
+
+
+def _window_sums(model: torch.nn.Module, windows: torch.Tensor, device: Any, ref_logits: list | None = None):
+    """Per-window sums (nll, correct) and the logits of each batch (kept for the paired comparison)."""
+    nll, correct, kept, agree, kl = [], [], [], [], []
+    with torch.inference_mode():
+        for i, batch in enumerate(windows.split(8)):
+            ids = batch.to(device)
+            logits = model(input_ids=ids[:, :-1], use_cache=False).logits.to("cpu", torch.float64)
+            target = batch[:, 1:]
+            lp = logits.log_softmax(-1)
+            nll.append(-lp.gather(-1, target.unsqueeze(-1)).squeeze(-1).sum(-1))
+            correct.append((logits.argmax(-1) == target).sum(-1).to(torch.float64))
+            if ref_logits is None:
+                kept.append(logits)
+            else:
+                ref = ref_logits[i]
+                agree.append((ref.argmax(-1) == logits.argmax(-1)).sum(-1).to(torch.float64))
+                ref_lp = ref.log_softmax(-1)
+                kl.append(F.kl_div(lp, ref_lp, log_target=True, reduction="none").sum(-1).clamp_min(0.0).sum(-1))
+    cat = lambda xs: torch.cat(xs).numpy() if xs else None  # noqa: E731
+    return cat(nll), cat(correct), kept, cat(agree), cat(kl)
+
+
 def evaluate(
     model: torch.nn.Module, config: Mapping[str, Any], ids: torch.Tensor, tokenizer: Any, device: Any
 ) -> dict[str, Any]:
-    """The run's `quality` section: figures against the fp32 reference; never raises."""
+    """The run's `quality` section (held-out task metrics, intervals, verdict); never raises.
+    `ids` (the timed prompts) are not scored: held-out text is."""
+    from harness import checkpoints, quality_eval
+
     qcfg = config.get("quality") or {}
     floor = float(qcfg.get("floor", 0.99))
     prec = config["precision"]["name"]
-    pretrained = bool(config["model"].get("path"))
+    weights = checkpoints.provenance(config) if "workload" in config else {"kind": "random"}
+    meaningful = weights["kind"] != "random"
     section: dict[str, Any] = {
         "status": "ok",
         "reason": None,
         "method": METHOD,
         "reference": "self: this run is fp32" if prec == "fp32" else "fp32 build of the same weights",
-        "weights": "pretrained" if pretrained else f"random (seed {config['seed']})",
+        "weights": weights["kind"],
+        "quality_meaningful": meaningful,
         "floor": floor,
     }
     if not qcfg.get("enabled", True):
         return {**section, "status": "skipped", "reason": "quality.enabled=false"}
     try:
-        run_logits = full_logits(model, ids)
-        windows = None
-        if pretrained:
-            ctx = getattr(model.config, "max_position_embeddings", None) or _EVAL_WINDOW
-            windows = eval_ids(tokenizer, int(qcfg.get("eval_tokens", 1024)), min(_EVAL_WINDOW, ctx))
-            run_ppl = perplexity(model, windows, device)
+        context = getattr(getattr(model, "config", None), "max_position_embeddings", None) or 2048
+        windows, text = held_out_windows(config, tokenizer, context)
+        nll, correct, run_logits, _, _ = _window_sums(model, windows, device)
         if prec == "fp32":  # the run is its own reference: identical by definition, not by measurement
-            ref_logits, ref_ppl = run_logits, (run_ppl if pretrained else None)
+            ref_nll, ref_correct = nll, correct
+            agree, kl = correct * 0 + windows.shape[1] - 1, correct * 0.0
         else:
             reason = _reference_does_not_fit(model, config, device)
             if reason:
                 return {**section, "status": "skipped", "reason": reason}
-            reference = models.build(config["model"], torch.float32, device, config["seed"])
-            ref_logits = full_logits(reference, ids)
-            ref_ppl = perplexity(reference, windows, device) if pretrained else None
+            reference = models.build(checkpoints.model_config(config), torch.float32, device, config["seed"])
+            ref_nll, ref_correct, ref_logits, _, _ = _window_sums(reference, windows, device)
             del reference
-        section.update(compare(ref_logits, run_logits))
+            _, _, _, agree, kl = _window_sums(model, windows, device, ref_logits)
+        per = quality_eval.Windows(
+            np.full(len(nll), windows.shape[1] - 1.0), nll, correct, ref_nll, ref_correct, agree, kl
+        )
+        fig = quality_eval.figures(per, int(qcfg.get("bootstrap", 1000)), seed=0)
     except Exception as exc:  # noqa: BLE001 - the speed figures stand; the quality check is recorded as failed
         return {**section, "status": "error", "reason": f"{type(exc).__name__}: {exc}"[:500]}
-    if pretrained:
-        section.update(
-            perplexity=run_ppl,
-            perplexity_reference=ref_ppl,
-            perplexity_ratio=ref_ppl / run_ppl,  # > 1 would mean the run predicts the text better
-            eval_tokens=int(windows.numel()),
-            eval_text="pydoc_data.topics (start of the corpus, fixed windows)",
-        )
-    else:
-        section.update(perplexity=None, perplexity_note=RANDOM_WEIGHTS_NOTE)
+    tokens = int(per.tokens.sum())
+    section.update(
+        eval_text=text,
+        eval_tokens=tokens,
+        positions=tokens,
+        windows=len(per.tokens),
+        window_tokens=int(windows.shape[1] - 1),
+        interval=f"seeded percentile bootstrap, {CONFIDENCE_TEXT}, {qcfg.get('bootstrap', 1000)} resamples of windows",
+        **fig,
+        reference_loss_nats=float(ref_nll.sum() / tokens),
+        reference_accuracy=float(ref_correct.sum() / tokens),
+    )
     section["relative_quality"] = relative_quality(section)
-    section["passes_floor"] = section["relative_quality"] >= floor
+    if meaningful:
+        section.update(quality_eval.judge(fig, floor, tokens))
+        section["passes_floor"] = section["verdict"] != "fail"
+    else:
+        section.update(verdict=None, passes_floor=None, verdict_note=RANDOM_WEIGHTS_NOTE)
     return section
 
 
+# pragma: no mutate end
 def relative_quality(section: Mapping[str, Any]) -> float | None:
-    """The figure held against the floor: next-token agreement, and the perplexity ratio (capped at 1)
-    where there is one, whichever is lower. 1.0 = as good as the reference."""
-    agree = section.get("next_token_agreement")
-    if agree is None:
-        return None
-    ratio = section.get("perplexity_ratio")
-    return min(agree, ratio) if ratio is not None else agree
+    """The lower of the accuracy and perplexity ratios to the fp32 reference (1.0 = as good as it); results
+    from before held-out metrics: next-token agreement, capped by the perplexity ratio where there is one."""
+    ratios = [section.get(k) for k in ("accuracy_ratio", "perplexity_ratio")]
+    if section.get("accuracy_ratio") is None:
+        ratios = [section.get("next_token_agreement"), section.get("perplexity_ratio")]
+    known = [r for r in ratios if r is not None]
+    return min(known) if known else None

@@ -26,7 +26,10 @@ COMPLETE_STATUSES = ("ok", "oom", "unsupported")
 def key_fields(config: Mapping[str, Any]) -> dict[str, Any]:
     """The measured parameters of a run (what a run *is*), from its resolved config."""
     model = config["model"]
-    arch = json.dumps({k: v for k, v in model.items() if k != "name"}, sort_keys=True)
+    # weights=random (the default) and its unused budget stay out of the hash, so keys from before the
+    # `weights` field existed still match; trained weights are another run
+    skip = ("name", "weights", "train_steps") if model.get("weights", "random") == "random" else ("name",)
+    arch = json.dumps({k: v for k, v in model.items() if k not in skip}, sort_keys=True)
     w = config["workload"]
     fields = {
         "workload": w["name"],
@@ -162,6 +165,7 @@ def make_result(
         "energy": sections.pop("energy", None),
         "cost": sections.pop("cost", None),
         "quality": sections.pop("quality", None),
+        "weights": sections.pop("weights", None),
     }
     record.update(sections)  # e.g. traceback, launcher
     return record

@@ -63,6 +63,53 @@ def _cell(metric: Any, m: dict[str, Any]) -> str:
     return _num(value, metric.fmt or default)
 
 
+def _usd(value: Any) -> str:
+    return _num(value, ".3g") if isinstance(value, (int, float)) else "-"
+
+
+def _cost_cell(r: dict[str, Any]) -> str:
+    """The run's headline dollar figure; `*` marks a price assumed from the nearest catalog entry."""
+    c = r.get("cost") or {}
+    # serving: per 1 M output tokens (at the measured load or at capacity); inference: generated; training: total
+    text = _usd(c.get("usd_per_1m_output_tokens", c.get("usd_per_1m_tokens_generated", c.get("training_usd"))))
+    return text + "*" if text != "-" and (c.get("price") or {}).get("assumed") else text
+
+
+def _quality_cells(r: dict[str, Any]) -> tuple:
+    q = r.get("quality") or {}
+    loss = q.get("loss_nats")
+    shown = "-" if loss is None else f"{loss:.3f} [{q['loss_nats_lo']:.3f}, {q['loss_nats_hi']:.3f}]"
+    verdict = q.get("verdict") or ("not meaningful" if q.get("quality_meaningful") is False else "-")
+    return shown, _num(q.get("accuracy"), ".3f"), verdict
+
+
+def _extra(workload: str, r: dict[str, Any] | None) -> tuple:
+    """Cost (and, for inference, held-out quality) columns beside the registry's: headers when r is None."""
+    if workload == "inference":
+        return (
+            ("USD/1M tok", "held-out loss [95% CI]", "accuracy", "quality")
+            if r is None
+            else (
+                _cost_cell(r),
+                *_quality_cells(r),
+            )
+        )
+    return ("USD",) if r is None else (_cost_cell(r),)
+
+
+def _notes(records: list[dict[str, Any]]) -> list[str]:
+    """What the table's marks mean: an assumed price (*) and how to state the real one."""
+    assumed = {((r.get("cost") or {}).get("price") or {}).get("how") for r in records if _assumed(r)}
+    notes = [f"* price {how}; set hardware=<entry> or hardware.usd_per_hour=<USD/h> to state yours" for how in assumed]
+    if any((r.get("cost") is None and r["status"] == "ok") for r in records):
+        notes.append("USD '-': no price known for this hardware; set hardware.usd_per_hour=<USD per device-hour>")
+    return notes
+
+
+def _assumed(r: dict[str, Any]) -> bool:
+    return bool(((r.get("cost") or {}).get("price") or {}).get("assumed"))
+
+
 def table(records: Iterable[dict[str, Any]]) -> str:
     """One row per result (one table per scenario): status, the scenario's summary metrics (harness.metrics),
     peak memory, reason."""
@@ -71,12 +118,13 @@ def table(records: Iterable[dict[str, Any]]) -> str:
     for workload in dict.fromkeys(r["key_fields"]["workload"] for r in records):  # in order of appearance
         chosen = [r for r in records if r["key_fields"]["workload"] == workload]
         columns = metrics.summary_columns(workload)
-        header = ("run", "status", *(c.label for c in columns), "peak MiB", "reason")
+        header = ("run", "status", *(c.label for c in columns), *_extra(workload, None), "peak MiB", "reason")
         rows = [header] + [
             (
                 label(r["key_fields"]),
                 r["status"],
                 *(_cell(c, r.get("metrics") or {}) for c in columns),
+                *_extra(workload, r),
                 _peak_mib(r.get("metrics") or {}),
                 _reason(r),
             )
@@ -86,4 +134,5 @@ def table(records: Iterable[dict[str, Any]]) -> str:
         lines = ["  ".join(str(c).ljust(w) for c, w in zip(x, widths, strict=True)).rstrip() for x in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
         out.append("\n".join(lines))
+    out.extend(_notes(records))
     return "\n\n".join(out)

@@ -17,7 +17,7 @@ import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-from harness import environment, results  # noqa: E402
+from harness import distributed, environment, results  # noqa: E402
 from harness.errors import UnsupportedError  # noqa: E402
 
 TRACEBACK_LINES = 15
@@ -85,14 +85,12 @@ def _distributed(config: dict[str, Any], place: Any, device: Any, torch: Any) ->
     }
 
 
-def measure(
-    config: dict[str, Any], timing: dict[str, float], sections: dict[str, Any], run_dir: str | None = None
-) -> None:
+def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str, Any], run_dir: Path) -> None:
     """place and device → backend → transforms → scenario → merge ranks → accounting, into `sections`."""
     import torch
     import transformers  # noqa: F401 - imported here so that startup_s holds the whole import cost
 
-    from harness import backends, calibrate, probes, scenarios, transforms
+    from harness import backends, calibrate, checkpoints, hardware, precision, probes, scenarios, transforms
     from harness.probes.nvml import NvmlGpu
     from harness.probes.timing import timer_for
     from harness.scenarios.base import DATA_PARALLEL, RunContext
@@ -106,12 +104,15 @@ def measure(
     for transform in chain:
         transform.check()
     sections["distributed"] = _distributed(config, place, device, torch)
-    gpu = NvmlGpu(device.index) if device.type == "cuda" else None
+    gpu = NvmlGpu(device) if device.type == "cuda" else None
     try:
         if gpu is not None:
             sections["environment_extra"]["gpu"] = gpu.info()
+            sections["warnings"].extend(gpu.identity_warnings())
         t = time.perf_counter()
-        model = backend.load(config["model"], transforms.load_dtype(chain), device.torch_device, config["seed"])
+        model_cfg = checkpoints.model_config(config)  # model.weights=trained: its cached checkpoint
+        model = backend.load(model_cfg, transforms.load_dtype(chain), device.torch_device, config["seed"])
+        hardware.synchronize(cuda)  # CUDA work is asynchronous: the clock stops when the device is done
         timing["model_build_s"] = time.perf_counter() - t
         facts_model = backend.describe()  # before quantization changes the layers
         t, runtime = time.perf_counter(), {}
@@ -121,11 +122,25 @@ def measure(
         if scenario.parallel == DATA_PARALLEL and place.world_size > 1:
             ids = [device.index] if device.type == "cuda" else None
             backend.model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        hardware.synchronize(cuda)
         timing["precision_apply_s"] = time.perf_counter() - t
-        timing["fixed_cost_s"] = time.time() - timing["spawned_at"]
-        t, prec = time.perf_counter(), config["precision"]["name"]
+        prec = config["precision"]["name"]
+        prec_section = sections.setdefault("precision", {})
         if device.type == "cuda":
-            peak = {"peak_flop_per_s": facts.peak_flop_per_s(prec), "peak_source": facts.hardware.get("peak_source")}
+            prec_section.update(precision.tf32_state())
+        if prec == "int8" and scenario.name == "inference":  # which matmul really runs, at this run's shapes
+            prec_section["kernels"] = precision.observe_int8(
+                model, config["batch_size"], config["seq_len"], device.torch_device, device.type
+            )
+        timing["fixed_cost_s"] = time.time() - timing["spawned_at"]
+        t = time.perf_counter()
+        if device.type == "cuda":
+            peak_dtype = precision.peak_dtype(prec, device.type, prec_section.get("tf32_matmul", False))
+            peak = {
+                "peak_flop_per_s": facts.peak_flop_per_s(peak_dtype),
+                "peak_dtype": peak_dtype,
+                "peak_source": facts.hardware.get("peak_source"),
+            }
         else:
             peak = calibrate.cpu_peak_for(prec)
         timing["calibration_s"] = time.perf_counter() - t
@@ -135,6 +150,8 @@ def measure(
         energy_now = watch.energy_now() if place.world_size == 1 else None
         ctx = RunContext(config, backend, facts_model, device, place, timer, watch, runtime, energy_now, run_dir)
         measured = scenario.run(ctx)
+        if config["workload"].get("save_checkpoint") and place.is_main:  # loadable: model=local model.path=<it>
+            sections["checkpoint"] = checkpoints.save(backend.model, run_dir)
     finally:
         if gpu is not None:
             gpu.close()
@@ -161,10 +178,14 @@ def _account(
     metrics.update(watch.values())
     metrics.update(peak)
     metrics.update(accounting.mfu(measured.phases, peak["peak_flop_per_s"]))
+    metrics.update(_fallback_mfu(measured.phases, peak, sections.get("precision") or {}, ctx.device, facts))
     metrics.update({k: facts_model[k] for k in ("params", "params_embedding", "params_non_embedding", "matmul_params")})
     metrics["threads"] = torch.get_num_threads()
     metrics["timing_method"] = ctx.timer.method
     sections["model"] = {k: facts_model[k] for k in ("model_type", "n_layers", "d_model", "vocab_size")}
+    from harness import checkpoints
+
+    sections["weights"] = checkpoints.provenance(config)  # random / local / trained (+ what training cost)
     sections["repeats"] = measured.repeats
 
     mine = {"rank": place.rank, "metrics": accounting.rank_summary(metrics), "components": watch.components()}
@@ -178,13 +199,31 @@ def _account(
     components = [c for r in ranks for c in r["components"]]
     sections["energy"] = accounting.energy_section(components, measured.timed_window_s, units, config["energy"])
     vcpus = sections["environment_extra"].get("cpu_affinity_cores") or (os.cpu_count() or 1)
-    devices = cost.device_count(facts.hardware.get("price_unit") or "device", device.type, config["gpus"], vcpus)
+    devices = cost.device_count(
+        facts.hardware.get("price_unit") or "device", device.type, config["gpus"], vcpus, config["dist"]["nnodes"]
+    )
     timing["run_wall_s"] = time.time() - timing["spawned_at"]
     sections["cost"] = accounting.cost_section(
         facts.price(), devices, timing, metrics, sections["energy"], config["cost"], scenario
     )
     accounting.price_repeats(sections["repeats"], sections["cost"], scenario, config["energy"]["pue"], place.world_size)
     scenario.finish(sections, config)  # may raise: the run's status and reason, its figures kept
+
+
+def _fallback_mfu(phases: Any, peak: dict, prec: dict, device: Any, facts: Any) -> dict[str, Any]:
+    """An int8 phase whose matmuls fell back to a float matmul (precision.kernels) is never divided by the
+    int8 peak: its MFU again, on the fp32/tf32 peak or none, with mfu_peak_dtype_<phase> saying which."""
+    from harness import accounting, precision
+
+    out: dict[str, Any] = {}
+    peak_for = facts.peak_flop_per_s if device.type == "cuda" else None
+    for p in phases:
+        args = (prec, p.name, peak["peak_flop_per_s"], peak_for, prec.get("tf32_matmul", False))
+        phase_peak, dtype = precision.phase_peak(*args)
+        if phase_peak != peak["peak_flop_per_s"] or dtype is not None:
+            out.update(accounting.mfu([p], phase_peak))
+            out[f"mfu_peak_dtype_{p.name}"] = dtype
+    return out
 
 
 def execute(spec: dict[str, Any]) -> dict[str, Any] | None:
@@ -194,7 +233,7 @@ def execute(spec: dict[str, Any]) -> dict[str, Any] | None:
     status, reason = "ok", None
     sections: dict[str, Any] = {"warnings": []}
     try:
-        measure(config, timing, sections, run_dir=str(Path(spec["result_path"]).parent))
+        measure(config, timing, sections, Path(spec["result_path"]).parent)
     except UnsupportedError as exc:
         status, reason = "unsupported", str(exc)
     except BaseException as exc:  # noqa: BLE001 - the run is data: every failure is recorded
@@ -202,8 +241,21 @@ def execute(spec: dict[str, Any]) -> dict[str, Any] | None:
         status = "oom" if _is_oom(exc) else "error"
         reason = f"{type(exc).__name__}: {exc}".strip()[:2000]
         sections["traceback"] = tb
-    if sections.pop("_not_main", False) or (status != "ok" and int(os.environ.get("RANK", 0)) != 0):
+    world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
+    if status != "ok" and world > 1:
+        # a failed rank never leaves the others waiting at the gather: the first to fail writes the
+        # run's result with its reason, and every failed rank exits at once so torchrun ends the group
+        sections.pop("_not_main", None)
+        reason = f"rank {rank} of {world}: {reason}"
+        if distributed.claim_failure(Path(spec["result_path"]), f"{timing['spawned_at']:.6f}"):
+            results.write_atomic(Path(spec["result_path"]), _result(config, status, reason, timing, sections))
+        distributed.exit_failed_rank()
+    if sections.pop("_not_main", False):
         return None
+    return _result(config, status, reason, timing, sections)
+
+
+def _result(config: dict, status: str, reason: str | None, timing: dict, sections: dict) -> dict[str, Any]:
     timing.setdefault("run_wall_s", time.time() - timing["spawned_at"])
     env = environment.capture()
     env.update(sections.pop("environment_extra", {}))

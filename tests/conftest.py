@@ -18,7 +18,24 @@ FAST = [
     "workload.min_iters=2",
     "workload.min_time_s=0.05",
     "repeats=2",
+    "quality.eval_tokens=1024",
 ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkpoint_cache(tmp_path_factory):
+    """One checkpoint cache for the whole session (never ~/.cache): model.weights=trained trains each preset
+    once per session, and every later run, in-process or through the CLI, reuses it."""
+    import os
+
+    root = tmp_path_factory.mktemp("harness-cache")
+    old = os.environ.get("HARNESS_CACHE")
+    os.environ["HARNESS_CACHE"] = str(root)
+    yield root
+    if old is None:
+        os.environ.pop("HARNESS_CACHE", None)
+    else:
+        os.environ["HARNESS_CACHE"] = old
 
 
 def run_cli(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:

@@ -77,3 +77,30 @@ def write(root: Path, sweep: str, records: list[dict[str, Any]]) -> Path:
     for i, record in enumerate(records):
         results.write_atomic(sweep_dir / f"{i:03d}-{results.run_slug(record['config'])}" / results.RESULT_FILE, record)
     return sweep_dir
+
+
+def held_out(loss: float, accuracy: float, ratio: float, half: float, verdict: str, tokens: int = 4096) -> dict:
+    """A quality section as harness.quality writes it (held-out metrics, intervals, verdict), made-up figures."""
+    q = {
+        "status": "ok",
+        "weights": "trained",
+        "quality_meaningful": True,
+        "floor": 0.99,
+        "eval_tokens": tokens,
+        "loss_nats": loss,
+        "loss_nats_lo": loss - 0.05,
+        "loss_nats_hi": loss + 0.05,
+        "accuracy": accuracy,
+        "accuracy_lo": accuracy - 0.01,
+        "accuracy_hi": accuracy + 0.01,
+        "next_token_agreement": 0.99,
+        "kl_divergence_nats_mean": 1e-3,
+        "relative_quality": ratio,
+        "verdict": verdict,
+        "passes_floor": verdict != "fail",
+    }
+    for name in ("accuracy_ratio", "perplexity_ratio"):
+        q.update({name: ratio, f"{name}_lo": ratio - half, f"{name}_hi": ratio + half})
+    if verdict == "inconclusive":
+        q["tokens_to_decide_estimate"] = 16384
+    return q

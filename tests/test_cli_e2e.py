@@ -8,7 +8,7 @@ import os
 import pytest
 from conftest import load_results, run_cli
 
-from harness import accounting, metrics, scenarios
+from harness import accounting, catalog, metrics, scenarios
 
 pytestmark = pytest.mark.e2e
 
@@ -21,8 +21,9 @@ def _dist_ok(d: dict, n_min: int) -> None:
     assert d["stdev"] >= 0 and d["min"] <= d["mean"] <= d["max"]
 
 
+@pytest.mark.timeout(900)  # the first run of a session trains tiny's checkpoint too
 def test_default_run_writes_one_complete_result(tmp_path):
-    proc = run_cli(cwd=tmp_path)  # no arguments at all: the embedded default
+    proc = run_cli(cwd=tmp_path, timeout=800)  # no arguments at all: the embedded default
     assert proc.returncode == 0, proc.stderr
     (result,) = load_results(tmp_path / "results")
     assert result["schema"] == "harness.result/1"
@@ -49,9 +50,29 @@ def test_default_run_writes_one_complete_result(tmp_path):
     assert all(c["method"] == "estimated" and "codecarbon" in c["estimator"] for c in e["components"])
     assert e["j_per_token"] == pytest.approx(e["total_j"] / (m["iterations"] * m["tokens_generated_per_request"]))
     assert e["pue"] == 1.56 and e["carbon_intensity_g_per_kwh"] == 436.0 and e["co2e_g"] > 0
-    # an unknown CPU and no price: no cost, and a warning naming the override
-    assert result["cost"] is None and any("hardware.usd_per_hour" in w for w in result["warnings"])
+    # a CPU not in the catalog: priced as the nearest entry of its vendor and generation, said so, with the
+    # override; where nothing fits, no cost and a warning naming the override
+    if catalog.nearest_cpu_entry() is not None:
+        assert result["cost"]["price"]["assumed"] is True and "nearest catalog entry" in result["cost"]["price"]["how"]
+        assert any("price assumed" in w and "hardware.usd_per_hour" in w for w in result["warnings"])
+        assert "USD/1M tok" in proc.stdout and "* price assumed: nearest catalog entry" in proc.stdout
+    else:
+        assert result["cost"] is None and any("hardware.usd_per_hour" in w for w in result["warnings"])
+    # trained weights by default: held-out quality with an interval and a verdict
+    q = result["quality"]
+    assert result["weights"]["kind"] == "trained" and q["verdict"] == "pass" and q["eval_tokens"] == 4096
     assert m["peak_flop_per_s"] > 0 and "measured on this machine" in m["peak_source"] and 0 < m["mfu_prefill"]
+    # the figures' arithmetic, from the recorded inputs (4 layers, d_model 128, prompt 128, 32 decode tokens)
+    assert m["flops_per_token_prefill"] == 2 * m["matmul_params"] + 2 * 4 * 128 * 128
+    assert m["flops_per_token_decode"] == 2 * m["matmul_params"] + 2 * 4 * (128 + 33 / 2) * 128
+    for phase in ("prefill", "decode"):
+        achieved = m[f"flops_per_token_{phase}"] * m[f"{phase}_tok_per_s"]
+        assert m[f"achieved_flop_per_s_{phase}"] == pytest.approx(achieved, rel=1e-12)
+        assert m[f"mfu_{phase}"] == pytest.approx(achieved / m["peak_flop_per_s"], rel=1e-12)
+    assert e["total_j"] == pytest.approx(sum(c["energy_j"] for c in e["components"]), rel=1e-12)
+    assert e["co2e_g"] == pytest.approx(e["total_j"] / 3.6e6 * 1.56 * 436.0, rel=1e-12)
+    # joules, not kWh: a CPU and its RAM draw watts to hundreds of watts (kWh read as J would be ~1e-5 W)
+    assert 0.1 < e["avg_power_w"] < 5000 and e["avg_power_w"] == pytest.approx(e["total_j"] / e["window_s"])
     assert 0 < result["timing"]["fixed_cost_s"] < result["timing"]["run_wall_s"]
     assert "tiny fp32" in proc.stdout and "decode tok/s" in proc.stdout  # the summary table
     # what the worker wrote is what the scenario and the worker declare, and all of it is registered
@@ -71,6 +92,7 @@ def test_precision_sweep_runs_each_in_its_own_process(harness):
     assert by["fp16"]["precision"]["weight_dtype"] == "float16"
     assert by["bf16"]["precision"]["weight_dtype"] == "bfloat16"
     assert by["int8"]["precision"]["weight_dtype"] == "int8" and "torchao" in by["int8"]["precision"]["method"]
+    assert {k["path"] for k in by["int8"]["precision"]["kernels"].values()} == {"int8 (torch._int_mm)"}  # observed
     # fresh processes: each run paid its own start-up, and every run counted the same model
     assert all(r["timing"]["startup_s"] > 0 for r in runs)
     assert {r["metrics"]["params"] for r in runs} == {TINY_PARAMS}
@@ -79,6 +101,7 @@ def test_precision_sweep_runs_each_in_its_own_process(harness):
     assert "4 results (4 ok)" in proc.stdout
 
 
+@pytest.mark.timeout(1200)  # small's trained checkpoint is made once per session, maybe here
 def test_grid_sweep_writes_every_combination(harness):
     proc, root = harness("-m", "sweep=grid", "model=tiny,small", "batch_size=1,2", "seq_len=16,32")
     assert proc.returncode == 0, proc.stderr

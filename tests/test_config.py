@@ -49,3 +49,149 @@ def test_validation_messages(overrides, message):
     with pytest.raises(ConfigError) as err:
         validate(_typed(*overrides))
     assert str(err.value) == message
+
+
+def _cfg(**dotted):
+    """A typed config built directly (no Hydra): the schema's defaults, a small valid model, `dotted` set by
+    path with `__` for the dot (energy__pue=1.2)."""
+    from harness.config import HarnessConfig, ModelConfig, PrecisionConfig
+
+    cfg = HarnessConfig(model=ModelConfig(name="t"), precision=PrecisionConfig(name="fp32"), sweep="s")
+    for key, value in dotted.items():
+        *path, leaf = key.split("__")
+        node = cfg
+        for part in path:
+            node = getattr(node, part)
+        setattr(node, leaf, value)
+    return cfg
+
+
+# (key, the last accepted value, the first refused one, the message's rule)
+EDGES = [
+    ("energy__pue", 1.0, 0.999, "must be >= 1.0 (total facility power / IT power)"),
+    ("energy__carbon_intensity_g_per_kwh", 0.0, -0.001, "must be >= 0"),
+    ("energy__sample_interval_s", 0.001, 0.0, "must be > 0"),
+    ("cost__usd_per_kwh", 0.0, -0.001, "must be >= 0"),
+    ("hardware__usd_per_hour", 0.0, -0.01, "must be >= 0 (USD per device-hour)"),
+    ("hardware__spot_usd_per_hour", 0.0, -0.01, "must be >= 0 (USD per device-hour)"),
+    ("quality__floor", 1.0, 1.001, "must be between 0 and 1 (a share of the fp32 reference)"),
+    ("quality__floor", 0.0, -0.001, "must be between 0 and 1 (a share of the fp32 reference)"),
+    ("quality__eval_tokens", 2, 1, "must be >= 2"),
+    ("repeats", 1, 0, "must be >= 1"),
+    ("gpus", 1, 0, "must be >= 1"),
+    ("seq_len", 1, 0, "must be >= 1"),
+    ("seed", 0, -1, "must be >= 0"),
+    ("threads", 1, 0, "must be >= 1"),
+    ("timeout_s", 0.001, 0.0, "must be > 0"),
+    ("memory_limit_bytes", 1, 0, "must be >= 1"),
+    ("workload__decode_tokens", 0, -1, "must be >= 0"),
+    ("workload__warmup_iters", 0, -1, "must be >= 0"),
+    ("workload__min_iters", 1, 0, "must be >= 1"),
+    ("workload__min_time_s", 0.0, -0.001, "must be >= 0"),
+    ("workload__max_iters", 5, 4, "must be >= 5"),  # min_iters is 5
+    ("dist__nnodes", 1, 0, "must be >= 1"),
+    ("model__vocab_size", 256, 255, "must be >= 256 (prompts are byte-level token ids)"),
+    ("model__num_attention_heads", 4, 3, "must be divisible by model.num_attention_heads=3"),
+    # seq_len 128 + decode_tokens 32 + 1 = 161 positions needed
+    ("model__max_position_embeddings", 161, 160, "exceeds model.max_position_embeddings=160"),
+]
+
+
+@pytest.mark.parametrize("key, accepted, refused, rule", EDGES, ids=[f"{e[0]}={e[2]}" for e in EDGES])
+def test_validation_ranges_at_their_edges(key, accepted, refused, rule):
+    validate(_cfg(**{key: accepted}))
+    with pytest.raises(ConfigError) as err:
+        validate(_cfg(**{key: refused}))
+    assert str(err.value).endswith(rule)
+    # the message names the key that breaks the rule (for the two model rules, the other side of it)
+    other = {"model__num_attention_heads": "model.hidden_size=128", "model__max_position_embeddings": "seq_len=128"}
+    assert str(err.value).startswith(other.get(key, f"{key.replace('__', '.')}={refused}") + " is not valid: ")
+
+
+TRAINING_EDGES = [
+    ("workload__warmup_steps", 99, 100, "must be < workload.max_steps=100"),
+    ("workload__lr", 1e-9, 0.0, "must be > 0"),
+    ("workload__target_eval_loss", 1e-9, 0.0, "must be > 0 (a cross-entropy in nats)"),
+    ("workload__max_steps", 4, 3, "must be < workload.max_steps=3"),  # warmup_steps is 3
+    ("workload__eval_interval", 1, 0, "must be >= 1"),
+    ("workload__eval_batches", 1, 0, "must be >= 1"),
+    ("workload__lr_warmup_steps", 0, -1, "must be >= 0"),
+    ("data__eval_fraction", 0.999, 1.0, "must be between 0 and 1"),
+    ("data__eval_fraction", 0.001, 0.0, "must be between 0 and 1"),
+]
+
+
+@pytest.mark.parametrize("key, accepted, refused, rule", TRAINING_EDGES, ids=[f"{e[0]}={e[2]}" for e in TRAINING_EDGES])
+def test_training_validation_ranges_at_their_edges(key, accepted, refused, rule):
+    validate(_cfg(workload__name="training", **{key: accepted}))
+    with pytest.raises(ConfigError) as err:
+        validate(_cfg(workload__name="training", **{key: refused}))
+    # max_steps too small is reported on warmup_steps, the other side of the rule
+    named = "workload.warmup_steps=3" if key == "workload__max_steps" else f"{key.replace('__', '.')}={refused}"
+    assert str(err.value) == f"{named} is not valid: {rule}"
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("precision__name", "fp8", "precision.name=fp8 is not valid: choose one of fp32, fp16, bf16, int8"),
+        ("workload__name", "serve", "workload.name=serve is not valid: choose one of inference, training"),
+        ("hardware__device", "tpu", "hardware.device=tpu is not valid: choose one of auto, cpu, cuda"),
+        ("hardware__price_unit", "gpu", "hardware.price_unit=gpu is not valid: choose one of device, vcpu"),
+        ("cost__mode", "spot", "cost.mode=spot is not valid: choose one of cloud, onprem"),
+        ("hardware__peak_tflops", {"fp64": 1.0}, "hardware.peak_tflops.fp64=1.0 is not valid"),
+        ("hardware__peak_tflops", {"bf16": 0.0}, "hardware.peak_tflops.bf16=0.0 is not valid"),
+        ("model__num_key_value_heads", 0, "model.num_key_value_heads=0 is not valid"),
+        ("dist__node_rank", 1, "dist.node_rank=1 is not valid: must be in 0..dist.nnodes-1=0"),
+        ("dist__node_rank", -1, "dist.node_rank=-1 is not valid"),
+    ],
+)
+def test_choices_are_named_in_the_message(key, value, message):
+    with pytest.raises(ConfigError) as err:
+        validate(_cfg(**{key: value}))
+    assert str(err.value).startswith(message)
+
+
+def test_choices_that_are_accepted():
+    validate(
+        _cfg(hardware__peak_tflops={"bf16": 0.001, "int8": 1.0}, model__num_key_value_heads=2, cost__mode="onprem")
+    )
+    validate(_cfg(dist__nnodes=2, dist__node_rank=1, dist__rdzv_endpoint="h:1"))
+    with pytest.raises(ConfigError, match="dist.rdzv_endpoint"):
+        validate(_cfg(dist__nnodes=2))
+    validate(_cfg(workload__name="training", data__source="hf", data__name="x"))
+    with pytest.raises(ConfigError) as err:
+        validate(_cfg(workload__name="training", data__source="hf"))
+    assert str(err.value) == (
+        "data.name=None is not valid: data.source=hf needs data.name=<dataset in the local datasets cache>"
+    )
+    with pytest.raises(ConfigError, match="^data.name= is not valid: data.source=hf needs"):
+        validate(_cfg(workload__name="training", data__source="hf", data__name=""))
+    with pytest.raises(ConfigError) as err:
+        validate(_cfg(workload__name="training", data__source="csv"))
+    assert str(err.value) == "data.source=csv is not valid: choose one of pydoc, text, json, parquet, hf, synthetic"
+    with pytest.raises(ConfigError, match="data.source=text needs an existing local file"):
+        validate(_cfg(workload__name="training", data__source="text", data__path="/no/such/file"))
+
+
+def test_model_path_and_key_value_heads_and_local_data_files(tmp_path):
+    with pytest.raises(ConfigError, match="model.path=.* must be a local directory holding config.json"):
+        validate(_cfg(model__path=str(tmp_path)))
+    (tmp_path / "config.json").write_text("{}")
+    validate(_cfg(model__path=str(tmp_path), model__vocab_size=10))  # the preset's numbers are unused then
+    validate(_cfg(model__num_key_value_heads=1))
+    data_file = tmp_path / "train.jsonl"
+    data_file.write_text("{}\n")
+    for source in ("text", "json", "parquet"):
+        validate(_cfg(workload__name="training", data__source=source, data__path=str(data_file)))
+        with pytest.raises(ConfigError) as err:
+            validate(_cfg(workload__name="training", data__source=source, data__path=str(tmp_path / "none")))
+        assert str(err.value) == (
+            f"data.path={tmp_path / 'none'} is not valid: data.source={source} needs an existing local file or folder"
+        )
+        with pytest.raises(ConfigError, match=f"data.path=None is not valid: data.source={source} needs"):
+            validate(_cfg(workload__name="training", data__source=source))
+    # inference reads data.* for its held-out quality text, so only with quality off is data.* unused
+    validate(_cfg(workload__name="inference", data__source="csv", quality__enabled=False))
+    with pytest.raises(ConfigError, match="data.source=csv is not valid"):
+        validate(_cfg(workload__name="inference", data__source="csv"))

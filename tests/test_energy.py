@@ -158,3 +158,104 @@ def test_no_per_repeat_energy_from_estimates_or_sampled_power():
         assert ProbeSet([sampled]).energy_now()() is None  # no counter on this board
     finally:
         sampled.close()
+
+
+class _FakeCodecarbon:
+    """OfflineEmissionsTracker's surface: stop() and final_emissions_data, figures in kWh as codecarbon gives."""
+
+    def __init__(self, cpu_kwh, ram_kwh, duration_s):
+        self.final_emissions_data = SimpleNamespace(
+            cpu_energy=cpu_kwh, ram_energy=ram_kwh, duration=duration_s, codecarbon_version="x", cpu_model="cpu"
+        )
+
+    def stop(self):
+        return 1e-6
+
+
+def test_codecarbon_kwh_become_joules_over_codecarbons_own_window():
+    tracker = trackers.CodecarbonEnergy(name_prefix="rank1:")
+    tracker._tracker = _FakeCodecarbon(cpu_kwh=0.002, ram_kwh=0.0005, duration_s=4.0)
+    tracker._t0 = time.perf_counter()
+    cpu, ram = tracker.end().components
+    assert (cpu["name"], ram["name"]) == ("rank1:cpu", "rank1:ram")
+    assert cpu["energy_j"] == pytest.approx(7200.0)  # 0.002 kWh x 3.6e6 J/kWh
+    assert ram["energy_j"] == pytest.approx(1800.0)
+    assert cpu["window_s"] == 4.0 and cpu["avg_power_w"] == pytest.approx(1800.0)
+    assert cpu["method"] == ram["method"] == "estimated"
+    e = energy.account([cpu, ram], 4.0, {"token": 900}, ENERGY_CFG)
+    assert e["total_j"] == pytest.approx(9000.0) and e["kwh"] == pytest.approx(0.0025)
+    assert e["j_per_token"] == pytest.approx(10.0) and e["co2e_g"] == pytest.approx(0.0025 * 1.5 * 400)
+
+
+def test_sampled_power_is_integrated_as_trapezoids_held_flat_to_the_edges(monkeypatch):
+    """Readings 100 W at t=1, 300 W at t=2, 100 W at t=4 in a window 0.5..5 s: trapezoids 200 + 400 J, edges
+    100 W x 0.5 s + 100 W x 1 s: 750 J (left rectangles would give 850, right ones 650)."""
+    tracker = trackers.NvmlEnergy(FakeGpu(counter=None), "gpu:0")
+    tracker._t0, tracker._e0 = 0.5, None
+    tracker._samples = [(1.0, 100.0), (2.0, 300.0), (4.0, 100.0)]
+    monkeypatch.setattr(trackers.time, "perf_counter", lambda: 5.0)
+    (c,) = tracker.end().components
+    assert c["method"] == "sampled-power" and c["samples"] == 3 and c["window_s"] == 4.5
+    assert c["energy_j"] == pytest.approx(750.0)
+    assert c["avg_power_w"] == pytest.approx(750.0 / 4.5)
+    assert not any(f.startswith("short-window") for f in c["flags"])
+
+
+def test_sampled_power_with_one_reading_or_all_zero_is_null(monkeypatch):
+    monkeypatch.setattr(trackers.time, "perf_counter", lambda: 3.0)
+    for samples, flag in (([(1.0, 50.0)], "too-few-samples"), ([(1.0, 0.0), (2.0, 0.0)], "zero-reading")):
+        tracker = trackers.NvmlEnergy(FakeGpu(counter=None), "gpu:0")
+        tracker._t0, tracker._e0, tracker._samples = 0.0, None, samples
+        (c,) = tracker.end().components
+        assert c["energy_j"] is None and c["avg_power_w"] is None and any(f.startswith(flag) for f in c["flags"])
+
+
+def test_nvml_counter_millijoules_and_the_short_window_edge(monkeypatch):
+    clock = iter([10.0, 11.0])  # begin at 10 s, end at 11 s: exactly SHORT_WINDOW_S, not flagged
+    monkeypatch.setattr(trackers.time, "perf_counter", lambda: next(clock))
+    tracker = trackers.NvmlEnergy(FakeGpu(counter=[2_000, 5_500]), "gpu:0")
+    tracker.begin()
+    (c,) = tracker.end().components
+    assert c["energy_j"] == pytest.approx(3.5) and c["avg_power_w"] == pytest.approx(3.5) and c["window_s"] == 1.0
+    assert c["flags"] == []
+
+
+def test_rapl_microjoules_per_zone(tmp_path, monkeypatch):
+    pkg = _zone(tmp_path, "intel-rapl:0", "package-0", 1_000_000, 10**12)
+    dram = _zone(tmp_path, "intel-rapl:0:0", "dram", 0, 10**12)
+    _zone(tmp_path, "intel-rapl:1", "psys", 0, 10**12)  # neither a package nor DRAM: left out
+    clock = iter([0.0, 2.0])
+    monkeypatch.setattr(trackers.time, "perf_counter", lambda: next(clock))
+    rapl = trackers.RaplEnergy(trackers.rapl_zones(tmp_path))
+    rapl.begin()
+    (pkg / "energy_uj").write_text("31000000\n")  # +30 J
+    (dram / "energy_uj").write_text("4000000\n")  # +4 J
+    p, d = rapl.end().components
+    assert (p["covers"], p["energy_j"], p["avg_power_w"]) == ("cpu-package", pytest.approx(30.0), pytest.approx(15.0))
+    assert (d["covers"], d["energy_j"]) == ("dram", pytest.approx(4.0))
+    assert p["name"] == "rapl:intel-rapl:0:package-0" and p["method"] == "rapl"
+
+
+def test_accounting_methods_units_and_zero_counts():
+    measured = energy.account(
+        [{"name": "g", "method": "sampled-power", "energy_j": 72.0}, {"name": "r", "method": "rapl", "energy_j": 8.0}],
+        window_s=4.0,
+        units={"token": 20, "sample": 0},
+        energy_cfg=ENERGY_CFG,
+    )
+    assert measured["total_method"] == "measured" and measured["total_j"] == 80.0
+    assert measured["measured_j"] == 80.0 and measured["estimated_j"] is None and measured["incomplete"] is None
+    assert measured["avg_power_w"] == 20.0 and measured["j_per_token"] == 4.0 and measured["j_per_sample"] is None
+    assert measured["scope"] == "timed_window" and measured["window_s"] == 4.0
+    estimated = energy.account([{"name": "c", "method": "estimated", "energy_j": 36.0}], 0.0, {}, ENERGY_CFG)
+    assert estimated["total_method"] == "estimated" and estimated["measured_j"] is None
+    assert estimated["estimated_j"] == 36.0 and estimated["avg_power_w"] is None  # no window: no power
+    assert estimated["kwh"] == pytest.approx(1e-5) and estimated["co2e_g"] == pytest.approx(1e-5 * 1.5 * 400)
+    assert estimated["pue_source"] == "t" and estimated["carbon_intensity_source"] == "t"
+
+
+def test_accounting_keeps_its_components_and_powers_a_sub_second_window():
+    comps = [{"name": "g", "method": "nvml-counter", "energy_j": 3.0}]
+    e = energy.account(comps, window_s=0.5, units={}, energy_cfg=ENERGY_CFG)
+    assert e["avg_power_w"] == 6.0  # 3 J over half a second
+    assert e["components"] == comps and e["components"][0] is not comps[0]  # a copy, not the caller's dict

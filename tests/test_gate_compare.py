@@ -295,3 +295,122 @@ def test_the_resample_setting_is_used_and_reported():
     assert rep["settings"]["resample"] == "repeats"
     assert "repeats within each run (runs kept)" in rep["settings"]["interval"]
     assert settings.load("noisy").resample == "repeats" and settings.load().resample == "processes"
+
+
+@pytest.mark.parametrize("base_n, cand_n", [(10, 2), (2, 10)])
+def test_min_repeats_takes_the_smaller_side(base_n, cand_n):
+    checks, outcome = run([make(repeats=base_n, seed=1)], [make(repeats=cand_n, seed=2)])
+    assert outcome == ("inconclusive", 3)
+    c = by_metric(checks)[("tiny fp32 bs=1 seq=128 gpus=1", "decode_tok_per_s")]
+    assert (c.n_baseline, c.n_candidate) == (base_n, cand_n)
+    assert c.verdict == "inconclusive" and c.note == "2 repeats on one side, fewer than min_repeats=3"
+    assert c.repeats_hint == 3 and c.ratio is None  # not judged on the figures
+
+
+def test_exactly_min_repeats_is_judged_on_the_figures():
+    checks, outcome = run([make(repeats=3, seed=1)], [make(repeats=3, seed=2, slowdown=1.5)])
+    c = by_metric(checks)[("tiny fp32 bs=1 seq=128 gpus=1", "request_latency_s_p50")]
+    assert c.verdict == "regression" and c.ratio == pytest.approx(1.5, rel=0.05) and outcome == ("regression", 1)
+
+
+def test_outcome_precedence_in_every_pair():
+    C = compare.Check
+    mk = lambda *vs: [C("k", "l", "m", "timed", v) for v in vs]
+    assert compare.outcome(mk("regression", "incomparable")) == ("regression", 1)
+    assert compare.outcome(mk("incomparable", "missing")) == ("incomparable", 4)
+    assert compare.outcome(mk("missing", "inconclusive")) == ("missing", 4)
+    assert compare.outcome(mk("missing")) == ("missing", 4)
+    assert compare.outcome(mk("inconclusive", "new", "pass")) == ("inconclusive", 3)
+    assert compare.outcome(mk("new")) == ("pass", 0)
+    # --allow-inconclusive forgives only inconclusive
+    assert compare.outcome(mk("inconclusive"), allow_inconclusive=True) == ("inconclusive", 0)
+    assert compare.outcome(mk("regression", "inconclusive"), allow_inconclusive=True) == ("regression", 1)
+    assert compare.outcome(mk("missing", "inconclusive"), allow_inconclusive=True) == ("missing", 4)
+    assert compare.outcome(mk("incomparable"), allow_inconclusive=True) == ("incomparable", 4)
+    assert compare.EXIT_CODES == {
+        "pass": 0,
+        "regression": 1,
+        "usage": 2,
+        "inconclusive": 3,
+        "incomparable": 4,
+        "missing": 4,
+    }
+
+
+def test_checks_are_sorted_most_severe_first():
+    checks, _ = run(
+        [make(seed=1), make("batch_size=4", seed=1)],
+        [make(seed=2, slowdown=1.3), make("seq_len=64", seed=2)],
+    )
+    order = [c.verdict for c in checks]
+    rank = {v: i for i, v in enumerate(compare.SEVERITY)}
+    assert order == sorted(order, key=rank.__getitem__) and order[0] == "regression"
+    assert {"regression", "missing", "new"} <= set(order)
+
+
+def test_the_repeats_hint_is_pinned_for_a_seeded_noisy_pair():
+    # the bootstrap is seeded per run and metric: the hint is a reproducible number, and the note says it
+    checks, _ = run([make(noise=0.08, repeats=5, seed=1)], [make(noise=0.08, repeats=5, slowdown=1.05, seed=2)])
+    c = by_metric(checks)[("tiny fp32 bs=1 seq=128 gpus=1", "request_latency_s_p50")]
+    assert (c.verdict, c.repeats_hint, c.note) == ("inconclusive", 29, "about repeats=29 per side would likely decide")
+    hints = {c.metric: c.repeats_hint for c in checks if c.verdict == "inconclusive"}
+    assert hints["samples_per_s"] == 36 and hints["decode_tok_per_s"] == 87
+
+
+def test_only_positive_finite_numbers_are_timed_samples():
+    runs = [
+        {"repeats": [{"m": 1.5}, {"m": 0}, {"m": -1.0}, {"m": float("nan")}, {"m": float("inf")}, {"m": True}]},
+        {"repeats": [{"m": "2"}, {}, {"m": 2}]},
+        {"repeats": []},
+        {"repeats": None},
+        {},
+    ]
+    assert compare.timed_samples(runs, "m") == [[1.5], [2.0]]
+    assert compare.timed_samples([{"repeats": [{"m": None}]}], "m") == []
+
+
+def test_a_counted_metric_is_the_median_of_the_pooled_runs():
+    runs = [{"metrics": {"p": 3}}, {"metrics": {"p": True}}, {"metrics": {"p": 1}}, {"metrics": None}, {}]
+    assert compare.counted_value(runs, "p") == 2.0
+    assert (
+        compare.counted_value([{"metrics": {"p": 4.0}}, {"metrics": {"p": 8.0}}, {"metrics": {"p": 5.0}}], "p") == 5.0
+    )
+    assert compare.counted_value(runs, "q") is None
+
+
+def test_the_notes_say_what_happened():
+    label = "tiny fp32 bs=1 seq=128 gpus=1"
+    checks, _ = run([make(seed=1)], [make(seed=2, drop=("peak_rss_bytes",))])
+    assert by_metric(checks)[(label, "peak_rss_bytes")].note == "measured in the baseline, not in the candidate"
+    checks, _ = run([make(seed=1, drop=("peak_rss_bytes",))], [make(seed=2)])
+    new = by_metric(checks)[(label, "peak_rss_bytes")]
+    assert (new.verdict, new.note) == ("new", "not in the baseline")
+    status = lambda b, c: by_metric(run([make(status=b)], [make(status=c)])[0])[(label, "status")].note
+    assert status("oom", "ok") == "baseline: injected oom"
+    assert status("oom", "error") == "both failed, differently: injected error"
+    assert status("oom", "oom") == "both oom: injected oom"
+    assert status("ok", "timeout") == "injected timeout"
+    checks, _ = run([make(seed=1), make("batch_size=4", seed=1)], [make(seed=2)])
+    (missing,) = [c for c in checks if c.metric == "run"]
+    assert missing.note == "in the baseline, not in the candidate" and missing.verdict == "missing"
+    checks, _ = run([make(seed=1)], [make(seed=2), make("batch_size=4", seed=2)])
+    (new_run,) = [c for c in checks if c.metric == "run"]
+    assert (new_run.note, new_run.reproduce) == ("not in the baseline", None)
+
+
+def test_a_counted_check_records_its_ratio_and_floor():
+    checks, _ = run([make(seed=1)], [make(seed=2, metrics={"peak_rss_bytes": 400 * 2**20})])
+    c = by_metric(checks)[("tiny fp32 bs=1 seq=128 gpus=1", "peak_rss_bytes")]
+    assert (c.baseline, c.candidate) == (380 * 2**20, 400 * 2**20)
+    assert c.ratio == pytest.approx(400 / 380, rel=1e-12) and c.floor == 64 * 2**20 and c.verdict == "pass"
+    assert c.kind == "counted" and c.better == "lower"
+
+
+def test_pooled_runs_say_more_runs_would_decide():
+    base = [make(noise=0.08, repeats=5, seed=s) for s in (1, 3)]
+    cand = [make(noise=0.08, repeats=5, slowdown=1.05, seed=s) for s in (2, 4)]
+    checks, _ = run(base, cand)
+    notes = {c.note for c in checks if c.verdict == "inconclusive" and c.repeats_hint}
+    assert notes and all(n.endswith("repeats per side in all (more runs) would likely decide") for n in notes)
+    hints = [c for c in checks if c.verdict == "inconclusive" and c.repeats_hint is None and c.kind == "timed"]
+    assert all(c.note == "the change is too close to the threshold for more repeats to decide" for c in hints)

@@ -184,3 +184,93 @@ def test_row_quantiles_with_uneven_rows_match_numpy(q):
     values[np.arange(12)[None, :] >= counts[:, None]] = np.nan
     values = rng.permuted(values, axis=1)  # NaN anywhere in a row
     assert np.allclose(stats._row_quantiles(values, q), np.nanquantile(values, q, axis=1), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize(
+    "low, high, better, verdict",
+    [
+        (1.0, 1.05, "lower", "pass"),  # the worse bound exactly on the +5 % limit: still within it
+        (1.05, 1.2, "lower", "inconclusive"),  # the lower bound on the limit: not wholly beyond it
+        (0.9, 0.95, "lower", "pass"),  # the better bound on the -5 % limit: not surely an improvement
+        (0.95, 1.0, "higher", "pass"),
+        (0.8, 0.95, "higher", "inconclusive"),
+        (1.05, 1.2, "higher", "pass"),
+    ],
+)
+def test_decision_rule_at_the_limits(low, high, better, verdict):
+    assert decide_timed(_est(low, high), 0.05, better) == verdict
+
+
+def test_decision_rule_with_a_10_percent_threshold():
+    assert decide_timed(_est(1.06, 1.09), 0.10, "lower") == "pass"  # a 5 % regression would flag it
+    assert decide_timed(_est(1.11, 1.2), 0.10, "lower") == "regression"
+    assert decide_timed(_est(0.8, 0.89), 0.10, "lower") == "improvement"
+    assert decide_timed(_est(0.8, 0.89), 0.10, "higher") == "regression"
+
+
+def test_repeats_hint_counts_the_larger_side_and_a_zero_width_interval():
+    r = 1.05 * math.exp(0.05)
+    est = RatioEstimate(r, r * math.exp(-0.1), r * math.exp(0.1), 0.95, 10, 20, 1.0, r)
+    assert repeats_to_decide(est, 0.05, "lower") == 80  # 20 x (0.1 / 0.05)^2
+    # for a higher-is-better metric the worse limit is 0.95
+    r = 0.95 * math.exp(-0.04)
+    est = RatioEstimate(r, r * math.exp(-0.1), r * math.exp(0.1), 0.95, 10, 10, 1.0, r)
+    assert repeats_to_decide(est, 0.05, "higher") == 63  # ceil(10 x (0.1 / 0.04)^2 = 62.5)
+    assert repeats_to_decide(_est(1.2, 1.2, n=7), 0.05, "lower") == 7
+    # beyond MAX_HINT_REPEATS: "more repeats will not decide"
+    r = 1.05 * math.exp(0.001)
+    est = RatioEstimate(r, r * math.exp(-0.1), r * math.exp(0.1), 0.95, 10, 10, 1.0, r)
+    assert repeats_to_decide(est, 0.05, "lower") is None
+
+
+def test_counted_tolerance_at_the_edge_and_for_higher_is_better():
+    assert decide_counted(1000.0, 1050.0, 0.05, 0.0, "lower") == "pass"  # exactly the allowance
+    assert decide_counted(1000.0, 1050.5, 0.05, 0.0, "lower") == "regression"
+    assert decide_counted(1000.0, 949.5, 0.05, 0.0, "lower") == "improvement"
+    assert decide_counted(1000.0, 949.5, 0.05, 0.0, "higher") == "regression"
+    assert decide_counted(1000.0, 1050.5, 0.05, 0.0, "higher") == "improvement"
+    assert decide_counted(-1000.0, -949.0, 0.05, 0.0, "lower") == "regression"  # |baseline| sets the allowance
+    assert (
+        decide_counted(0.0, 9.0, 0.05, 10.0, "lower") == "pass"
+        and decide_counted(0.0, 11.0, 0.05, 10.0, "lower") == "regression"
+    )
+
+
+def test_a_quantile_of_uneven_groups_known_answer():
+    # constant groups: every resample gives the pooled quantile exactly
+    est = bootstrap_ratio([[2.0, 2.0, 2.0], [2.0]], [[3.0], [3.0, 3.0]], quantile=0.25)
+    assert (est.ratio, est.low, est.high, est.n_baseline, est.n_candidate) == (1.5, 1.5, 1.5, 4, 3)
+    est = bootstrap_ratio([1.0, 2.0, 3.0, 4.0, 5.0], [2.0, 4.0, 6.0, 8.0, 10.0], quantile=0.25)
+    assert (est.baseline_value, est.candidate_value, est.ratio) == (2.0, 4.0, 2.0)
+    with pytest.raises(ValueError, match="confidence=1"):
+        bootstrap_ratio([1.0], [1.0], confidence=1)
+    with pytest.raises(ValueError, match="quantile=1.5"):
+        bootstrap_ratio([1.0], [1.0], quantile=1.5)
+    with pytest.raises(ValueError, match="resample='runs'"):
+        bootstrap_ratio([1.0], [1.0], resample="runs")
+
+
+PINNED_FLAT = (0.9943547699663746, 1.2064801556958555)
+PINNED_GROUPS = (0.9806298946711216, 1.204036546765802)
+
+
+def test_the_default_bootstrap_is_seeded_and_its_interval_pinned():
+    rng = np.random.default_rng(11)
+    a, b = rng.lognormal(0, 0.1, 12), rng.lognormal(0.1, 0.1, 9)
+    default = bootstrap_ratio(a, b)
+    explicit = bootstrap_ratio(
+        a, b, confidence=0.95, resamples=2000, rng=np.random.default_rng(0), quantile=0.5, resample="processes"
+    )
+    assert default == explicit and default.confidence == 0.95
+    # pinned: a change in the resampling, the interval's quantiles or the seed moves these
+    assert (default.low, default.high) == pytest.approx(PINNED_FLAT, rel=1e-12)
+    uneven = bootstrap_ratio([a[:5], a[5:]], [b[:2], b[2:]], rng=np.random.default_rng(0))
+    assert (uneven.low, uneven.high) == pytest.approx(PINNED_GROUPS, rel=1e-12)
+    narrow = bootstrap_ratio(a, b, confidence=0.5)
+    assert default.low < narrow.low < narrow.high < default.high
+
+
+def test_seed_for_depends_on_every_label_and_its_order():
+    draw = lambda *labels: stats.seed_for(0, *labels).random()
+    assert draw("a", "b") == draw("a", "b")
+    assert len({draw("a", "b"), draw("b", "a"), draw("ab"), draw("a", "c"), stats.seed_for(1, "a", "b").random()}) == 5

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synthetic import result, write
+from synthetic import held_out, result, write
 
 from harness.report import build
 
@@ -57,8 +57,14 @@ def report(tmp_path_factory) -> Path:
     records = [
         result("fp32", tok_s=100.0, p99_s=0.2, agreement=1.0, gpus=1),
         result("fp32", tok_s=190.0, p99_s=0.2, agreement=1.0, gpus=2),
-        result("bf16", tok_s=300.0, p99_s=0.1, peak_bytes=80 * 2**20, agreement=0.995),
-        result("int8", tok_s=900.0, p99_s=0.05, peak_bytes=60 * 2**20, agreement=0.9),
+        result(
+            "bf16",
+            tok_s=300.0,
+            p99_s=0.1,
+            peak_bytes=80 * 2**20,
+            quality=held_out(2.61, 0.31, 0.995, 0.01, "inconclusive"),
+        ),
+        result("int8", tok_s=900.0, p99_s=0.05, peak_bytes=60 * 2**20, quality=held_out(2.9, 0.2, 0.95, 0.01, "fail")),
         result("int8", batch_size=4, status="oom", reason="memory_limit_bytes exceeded"),
         result("fp16", model__name="<script>alert(1)</script>", agreement=1.0),
     ]
@@ -114,3 +120,19 @@ def test_clicking_a_header_sorts_the_runs_numerically(report, tmp_path):
     numbers = [float(v) for v in values if v]
     assert numbers == sorted(numbers, reverse=True) and len(numbers) == 5  # two clicks: descending
     assert values[-1] == ""  # the oom run has no value and sorts last
+
+
+def test_the_quality_table_shows_metrics_intervals_and_verdicts(report, tmp_path):
+    proc = chromium(report, tmp_path / "profile", "--dump-dom")
+    assert console_messages(proc.stderr) == []
+    section = re.search(r'<section id="quality">.*?</section>', proc.stdout, re.S).group(0)
+    text = re.sub(r"<[^>]+>", " ", section)
+    assert "held-out loss (nats/token)" in text and "next-token accuracy" in text
+    assert "2.61 (n=4,096 tokens)" in text and "[2.56, 2.66]" in text  # value and its 95 % interval
+    assert "0.9950 [0.9850, 1.0050]" in text  # relative to fp32, with its interval
+    assert "inconclusive (~16,384 tokens would decide, estimate)" in text and "FAIL" in text
+    # the failing int8 run is off the front; the inconclusive bf16 run is not held off it
+    runs = re.search(r'<table class="runs".*?</table>', proc.stdout, re.S).group(0)
+    rows = re.findall(r'<tr class="([^"]*)">(.*?)</tr>', runs, re.S)
+    int8 = [cls for cls, row in rows if ">int8<" in row and ">ok<" in row]
+    assert int8 == ["failing"]

@@ -1,5 +1,8 @@
+import copy
+import functools
 import json
 import os
+from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -9,10 +12,16 @@ from harness import app, results
 from harness.config import CONF_DIR
 
 
-def _config(*overrides):
+@functools.cache
+def _composed(overrides: tuple[str, ...]) -> dict:
     app.register()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return OmegaConf.to_container(compose("config", overrides=list(overrides)), resolve=True)
+
+
+def _config(*overrides):
+    """The resolved config of `overrides`, composed once per set of overrides (a fresh copy each call)."""
+    return copy.deepcopy(_composed(overrides))
 
 
 def test_key_ignores_how_a_run_is_measured_but_not_what_is_measured():
@@ -71,3 +80,87 @@ def test_load_ignores_foreign_and_broken_files(tmp_path):
     (tmp_path / "b" / "result.json").write_text('{"schema": "other/1"}')
     results.write_atomic(tmp_path / "c" / "result.json", {"schema": results.SCHEMA, "key": "k"})
     assert [p.parent.name for p, _ in results.iter_results(tmp_path)] == ["c"]
+
+
+def test_training_key_holds_the_training_fields_and_the_data_source():
+    cfg = _config("workload=training")
+    f = results.key_fields(cfg)
+    assert list(f) == [
+        "workload", "model", "precision", "batch_size", "seq_len", "max_steps", "target_eval_loss", "data",
+        "gpus", "seed", "device", "arch",
+    ]  # fmt: skip
+    assert (f["workload"], f["data"], f["max_steps"]) == ("training", "pydoc", cfg["workload"]["max_steps"])
+    assert "decode_tokens" not in f
+    base = results.canonical_key(cfg)
+    for override in ("data.source=synthetic", "workload.max_steps=7", "workload.target_eval_loss=2.5", "gpus=2"):
+        assert results.canonical_key(_config("workload=training", override)) != base, override
+    assert "data=synthetic" in results.canonical_key(_config("workload=training", "data.source=synthetic"))
+    assert results.run_slug(cfg).startswith("training-tiny-fp32-bs8-seq128-steps100-g1-s0-auto-")
+
+
+def test_inference_key_holds_every_measured_field():
+    base = results.canonical_key(_config())
+    for override in ("workload.decode_tokens=8", "seed=1", "hardware.device=cpu", "batch_size=2", "seq_len=64"):
+        assert results.canonical_key(_config(override)) != base, override
+    assert results.key_fields(_config("seed=3"))["seed"] == 3
+    assert results.key_fields(_config())["arch"] == results.key_fields(_config("sweep=x"))["arch"]
+    assert len(results.key_fields(_config())["arch"]) == 8
+
+
+def test_config_hash_ignores_only_the_volatile_settings():
+    base = results.config_hash(_config())
+    for override in ("resume=false", "timeout_s=5", "memory_limit_bytes=1000000", "results_dir=elsewhere", "sweep=x"):
+        assert results.config_hash(_config(override)) == base, override
+    for override in ("repeats=4", "quality.enabled=false", "energy.pue=1.2", "cost.usd_per_kwh=0.2", "threads=1"):
+        assert results.config_hash(_config(override)) != base, override
+    assert len(base) == 8 and int(base, 16) >= 0
+    assert results.STATUSES == ("ok", "oom", "unsupported", "timeout", "error")
+    assert results.COMPLETE_STATUSES == ("ok", "oom", "unsupported")
+
+
+def test_is_complete_needs_the_same_key_and_hash(tmp_path):
+    cfg = _config()
+    r = results.make_result(cfg, "ok", None, {})
+    assert results.is_complete(r, cfg)
+    assert not results.is_complete({**r, "key": "other"}, cfg)
+    assert not results.is_complete({**r, "config_hash": "00000000"}, cfg)
+    assert not results.is_complete({}, cfg)
+    r2 = results.make_result(cfg, "error", "boom", {"h": 1}, traceback=["x"], cost={"usd": 1})
+    assert (
+        r2["traceback"] == ["x"]
+        and r2["cost"] == {"usd": 1}
+        and r2["reason"] == "boom"
+        and r2["environment"] == {"h": 1}
+    )
+    assert r2["quality"] is None and r2["repeats"] == [] and r2["warnings"] == [] and r2["timing"] == {}
+
+
+def test_hydra_node_and_volatile_keys_stay_out_of_the_hash_and_the_slug_is_sanitized():
+    cfg = _config()
+    assert results.config_hash({**cfg, "hydra": {"run": {"dir": "x"}}}) == results.config_hash(cfg)
+    odd = _config("model.name='my model/v2'")
+    assert results.run_slug(odd).startswith("inference-my_model_v2-fp32-")
+    assert results.canonical_key(odd).startswith("workload=inference model=my model/v2 precision=fp32")
+
+
+def test_written_results_are_shared_readable_indented_json(tmp_path):
+    path = tmp_path / "result.json"
+    results.write_atomic(path, {"schema": results.SCHEMA, "a": [1]})
+    assert path.read_text() == '{\n  "schema": "harness.result/1",\n  "a": [\n    1\n  ]\n}\n'
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert results.load(path) == {"schema": results.SCHEMA, "a": [1]}
+    path.write_text("[1, 2]")
+    assert results.load(path) is None and results.load(tmp_path / "missing.json") is None
+
+
+def test_write_atomic_writes_a_hidden_temporary_beside_the_target_then_renames_it(tmp_path, monkeypatch):
+    path = tmp_path / "sweep" / "run" / "result.json"  # two missing folders: both are made
+    renames = []
+    real_replace = os.replace
+    monkeypatch.setattr(results.os, "replace", lambda src, dst: (renames.append((src, dst)), real_replace(src, dst)))
+    results.write_atomic(path, {"schema": results.SCHEMA})
+    ((src, dst),) = renames
+    # the same folder (so the rename is atomic: one filesystem), a hidden name that no reader globs for
+    assert Path(src).parent == path.parent and Path(dst) == path
+    assert Path(src).name.startswith(".result.json.") and Path(src).name.endswith(".tmp")
+    assert results.load(path) == {"schema": results.SCHEMA}

@@ -218,6 +218,7 @@ def outcome(checks: Sequence[Check], allow_inconclusive: bool = False) -> tuple[
     return "pass", 0
 
 
+# pragma: no mutate block  (the verdicts.json wording below: rendering, not verdicts; docs/testing.md)
 def _statistic(q: float) -> str:
     if q == 0.5:
         return "ratio of medians (candidate / baseline) of the per-repeat figures"

@@ -97,6 +97,8 @@ class NvmlEnergy:
             flags.append(f"short-window: {window_s:.2f} s is below ~{SHORT_WINDOW_S:g} s, the NVML reading is coarse")
         if others_on_gpu:
             flags.append(f"shared-gpu: {others_on_gpu} other process(es) used this GPU; the board figure includes them")
+        if getattr(self._gpu, "mig", False):
+            flags.append("board-wide: a MIG slice; the energy is the whole board's, shared with the other slices")
         if self._e0 is not None:
             if e1 is None or e1 < self._e0:
                 flags.append("counter-invalid: the energy counter could not be read again or went backwards")

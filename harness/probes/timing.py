@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+MS_PER_S = 1e3
+
 
 class CpuTimer:
     method = "perf_counter"
@@ -41,7 +43,7 @@ class CudaTimer:
         self._cuda.synchronize(self._device)
 
     def elapsed_s(self, start: Any, end: Any) -> float:
-        return start.elapsed_time(end) / 1e3  # CUDA reports milliseconds
+        return start.elapsed_time(end) / MS_PER_S  # CUDA reports milliseconds
 
 
 def timer_for(device_type: str, cuda: Any = None, device: Any = None) -> CpuTimer | CudaTimer:

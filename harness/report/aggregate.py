@@ -45,7 +45,7 @@ def flatten_result(record: Mapping[str, Any], sweep: str, path: Path | None = No
         row.setdefault(k, v)
     _flatten(record.get("precision") or {}, "precision", row)
     row["precision"] = (record.get("key_fields") or {}).get("precision")  # the name, not the section
-    for section in ("quality", "cost", "energy", "timing"):
+    for section in ("quality", "cost", "energy", "timing", "weights"):
         value = record.get(section)
         row[section] = None if value is None else "present"  # null section ⇒ "not measured" is visible
         _flatten(value or {}, section, row)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.report import aggregate, plots, sections, serving_plots
+from harness.report import aggregate, plots, quality_section, sections, serving_plots
 from harness.report.html import Section, page
 from harness.report.pareto import DEFAULT_OBJECTIVES, Objective, front
 
@@ -39,11 +39,8 @@ def quality_floor(frame: pd.DataFrame, floor: float | None) -> float:
 
 
 def annotate(frame: pd.DataFrame, floor: float) -> pd.DataFrame:
-    """Add `quality_ok` (False only when a measured relative quality is below the floor) and a model label."""
-    frame = frame.copy()
-    empty = pd.Series(index=frame.index, dtype=float)
-    rel = pd.to_numeric(frame.get("quality_relative_quality", empty), errors="coerce")
-    frame["quality_ok"] = ~(rel < floor)
+    """Add `quality_ok` (False only for a confident quality fail, see quality_section.annotate) and a model label."""
+    frame = quality_section.annotate(frame.copy(), floor)
     if "arch" in frame:
         several = frame.groupby("model")["arch"].transform("nunique") > 1
         name = frame["model"].astype(str)
@@ -61,6 +58,7 @@ def render(
     extra_sections: Iterable[Section] = (),
     files: Sequence[str] = (),
     title: str = "harness report",
+    served_tokens: float | None = None,
 ) -> tuple[str, pd.DataFrame]:
     """The HTML page and the annotated frame (with `quality_ok` and `on_front`)."""
     floor = quality_floor(frame, floor)
@@ -70,7 +68,7 @@ def render(
         objs = list(objectives) if objectives else list(DEFAULT_OBJECTIVES.get(str(workload), ()))
         fr = front(rows, objs, rows["quality_ok"])
         frame.loc[rows.index, "on_front"] = fr.on_front
-        extra_cols += [(c, c) for _, c in fr.active]
+        extra_cols += [(c, f"{o.label} ({o.unit})" if o.unit else o.label) for o, c in fr.active]
         svg = plots.pareto_figure(rows, fr, rows["quality_ok"], f"{workload} · {model}")
         groups.append(sections.Group(str(workload), str(model), frame.loc[rows.index], fr, svg))
     scaling = plots.scaling_table(frame, LINE_KEYS)
@@ -93,6 +91,8 @@ def render(
     )
     body = [
         sections.summary(groups, floor),
+        quality_section.quality(frame, floor, sections.config_label),
+        quality_section.projection(frame, served_tokens, sections.config_label),
         sections.plots(groups, scaling_svg, note),
         serving_plots.section(frame),  # empty without serving runs
         sections.runs_table(frame, extra_cols),
@@ -105,6 +105,8 @@ def render(
     nav = [
         ("summary", "Summary"),
         *[(s.anchor, s.title) for s in extra],
+        ("quality", "Quality"),
+        *([("projection", "Cost projection")] if served_tokens else []),
         ("plots", "Pareto plots"),
         *([("serving", "Serving")] if "serving" in set(frame.get("workload", ())) else []),
         ("runs", "All runs"),
@@ -134,6 +136,7 @@ def build(
     floor: float | None = None,
     extra_sections: Iterable[Section] = (),
     reports_dir: Path | str = "reports",
+    served_tokens: float | None = None,
 ) -> Path:
     """Read every result under `dirs`, write index.html, runs.csv (+ runs.parquet) and return index.html's path.
     Raises FileNotFoundError when there is no result file."""
@@ -147,7 +150,7 @@ def build(
     title = f"harness report: {', '.join(sweeps)}" if len(sweeps) <= 4 else f"harness report: {len(sweeps)} sweeps"
     files = ["runs.csv", "runs.parquet"] if aggregate.parquet_available() else ["runs.csv"]
     extra_sections = [*extra_sections, *gate_sections(dirs)]
-    html_text, annotated = render(frame, objectives, floor, extra_sections, files, title)
+    html_text, annotated = render(frame, objectives, floor, extra_sections, files, title, served_tokens)
     aggregate.save(annotated, out)
     index = out / "index.html"
     tmp = index.with_suffix(".html.tmp")

@@ -34,6 +34,13 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="relative quality below this is off the front (default: the runs' quality.floor, else 0.99)",
     )
+    p.add_argument(
+        "--served-tokens",
+        type=float,
+        default=None,
+        metavar="N",
+        help="project serving cost per 1 M tokens plus the weights' training cost amortised over N served tokens",
+    )
     return p
 
 
@@ -46,11 +53,20 @@ def main(argv: list[str]) -> int:
         parser.error(str(exc))
     if args.quality_floor is not None and not 0 <= args.quality_floor <= 1:
         parser.error(f"--quality-floor {args.quality_floor} is not valid: must be between 0 and 1")
+    if args.served_tokens is not None and not args.served_tokens > 0:
+        parser.error(f"--served-tokens {args.served_tokens:g} is not valid: must be > 0 (tokens served)")
     missing = [str(d) for d in args.dirs if not d.is_dir()]
     if missing:
         parser.error(f"no such folder: {', '.join(missing)}")
     try:
-        index = build(args.dirs, args.out, objectives, args.quality_floor, reports_dir=args.reports_dir)
+        index = build(
+            args.dirs,
+            args.out,
+            objectives,
+            args.quality_floor,
+            reports_dir=args.reports_dir,
+            served_tokens=args.served_tokens,
+        )
     except FileNotFoundError as exc:
         print(f"harness report: error: {exc}", file=sys.stderr)
         return 1

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from harness import metrics
+from harness.report import quality_section
 from harness.report.html import code_cell, esc, fmt, missing, svg_img, table
 from harness.report.pareto import Front
 from harness.report.plots import display_scale
@@ -27,7 +28,11 @@ class Group:
 
 def _config(row: pd.Series) -> str:
     r = row.get
-    return f"{r('model')} {r('precision')} bs={r('batch_size')} seq={r('seq_len')} gpus={r('gpus')}"
+    weights = "" if missing(r("weights_kind")) else f" ({r('weights_kind')} weights)"
+    return f"{r('model')} {r('precision')} bs={r('batch_size')} seq={r('seq_len')} gpus={r('gpus')}{weights}"
+
+
+config_label = _config  # the run's name in every table
 
 
 def _value(row: pd.Series, column: str, unit: str) -> str:
@@ -39,8 +44,9 @@ def _value(row: pd.Series, column: str, unit: str) -> str:
 def summary(groups: Sequence[Group], floor: float) -> str:
     parts = ['<section id="summary"><h2>Summary</h2>']
     parts.append(
-        f"<p>Quality floor: relative quality &ge; {esc(fmt(floor))} of the fp32 reference (MLPerf's rule); "
-        "runs below it stay in every table and plot, marked, and are left off the front.</p>"
+        f"<p>Quality floor: {esc(fmt(floor))} of the fp32 reference's held-out task metric (MLPerf's rule). A run "
+        "whose ratio interval lies wholly below it (verdict fail) stays in every table and plot, marked, and is "
+        "left off the front; inconclusive runs stay on it, marked as such; random weights get no verdict.</p>"
     )
     for g in groups:
         r, fr = g.rows, g.front
@@ -51,7 +57,7 @@ def summary(groups: Sequence[Group], floor: float) -> str:
             ("runs", len(r)),
             ("ok", int(ok.sum())),
             ("on the front", int(fr.on_front.sum())),
-            ("below quality floor", int(failing.sum())),
+            ("quality fail (off the front)", int(failing.sum())),
             ("failed / oom / unsupported", int((~ok).sum())),
         ):
             parts.append(f'<div class="card"><b>{n}</b>{esc(label)}</div>')
@@ -85,9 +91,29 @@ def summary(groups: Sequence[Group], floor: float) -> str:
             shown = "; ".join(_value(knee, c, o.unit) for o, c in fr.active)
             rows.append(["knee of the front (best compromise)", shown, _config(knee), code_cell(knee["command"])])
         headers = ["what", "value", "configuration", "command that reproduces it"]
+        parts.append(_in_words(r, fr))
         parts.append(f'<div class="wide">{table(headers, rows)}</div>')
     parts.append("</section>")
     return "".join(parts)
+
+
+def _in_words(r: pd.DataFrame, fr: Front) -> str:
+    """The answer in sentences: the recommended configuration per objective, and the knee with its command."""
+    lines = []
+    for obj, col in fr.active:
+        idx = fr.best.get(obj.label)
+        if idx is not None:
+            best = r.loc[idx]
+            lines.append(f"For {obj.label} ({obj.sense}), use {_config(best)}: {_value(best, col, obj.unit)}.")
+    if fr.knee is not None:
+        knee = r.loc[fr.knee]
+        shown = ", ".join(f"{o.label} {_value(knee, c, o.unit)}" for o, c in fr.active)
+        lines.append(
+            f"Best compromise (the knee of the front): {_config(knee)}, with {shown}. Run it again with: "
+            f"{knee['command']}"
+        )
+    items = "".join(f"<li>{esc(line)}</li>" for line in lines)
+    return f'<div class="answer"><p><b>Recommended</b></p><ul>{items}</ul></div>'
 
 
 def _anchor(g: Group) -> str:
@@ -126,6 +152,10 @@ RUN_COLUMNS = (
     ("status", "status"),
     *metrics.report_columns(in_metrics=True),  # latency, throughputs (harness.metrics, report=...)
     ("peak_memory_bytes", "peak MiB"),
+    ("weights_kind", "weights"),
+    ("quality_loss_nats_interval", "loss 95 % interval"),
+    ("quality_accuracy_interval", "accuracy 95 % interval"),
+    ("quality_eval_tokens", "eval tokens"),
     *metrics.report_columns(in_metrics=False),  # cost, energy, quality
 )
 
@@ -136,7 +166,7 @@ def runs_table(frame: pd.DataFrame, extra_columns: Sequence[tuple[str, str]]) ->
     for c, h in cols:
         unique.setdefault(c, h)  # no column twice; the first (friendlier) header wins
     cols = list(unique.items())
-    headers = [h if h != c else c for c, h in cols] + ["quality vs floor", "on front", "reason", "command"]
+    headers = [h if h != c else c for c, h in cols] + ["quality verdict", "on front", "reason", "command"]
     rows = []
     for _, r in frame.iterrows():
         cells: list[Any] = []
@@ -147,9 +177,8 @@ def runs_table(frame: pd.DataFrame, extra_columns: Sequence[tuple[str, str]]) ->
             num = pd.to_numeric(pd.Series([v]), errors="coerce").iloc[0]
             numeric = not missing(num) and not isinstance(v, str)
             cells.append((fmt(num * scale), num * scale) if numeric else (fmt(v), v))
-        ok, q = r["status"] == "ok", r.get("quality_relative_quality")
-        verdict = "pass" if r["quality_ok"] else "BELOW FLOOR"
-        verdict = "n/a" if not ok else ("not measured" if missing(q) else verdict)
+        ok = r["status"] == "ok"
+        verdict = r["quality_verdict_text"]
         cls = "front" if r["on_front"] else ""
         cls = "notok" if not ok else ("failing" if not r["quality_ok"] else cls)
         reason = "" if missing(r.get("reason")) else r["reason"]
@@ -236,7 +265,14 @@ def cost_energy(frame: pd.DataFrame) -> str:
     elif prices.empty:
         parts.append('<p class="note">Some results have a cost section but no price source or date in it.</p>')
     else:
-        parts.append(table(list(prices.columns), prices.itertuples(index=False)))
+        assumed = frame.get("cost_price_assumed", pd.Series(dtype=object)).astype(str).eq("True")
+        if assumed.any():
+            parts.append(
+                '<p class="note">Price assumed for some runs: the machine is not in the catalog, so it is priced '
+                "as the nearest entry of its CPU vendor and generation (see how). State yours with "
+                "<code>hardware=&lt;entry&gt;</code> or <code>hardware.usd_per_hour=&lt;USD per hour&gt;</code>.</p>"
+            )
+        parts.append(quality_section.human_table(prices, "cost_"))
     parts.append("<h3>Energy</h3>")
     has_energy = "energy" in frame and frame["energy"].notna().any()
     how = _distinct(frame, "energy_", ("method", "source", "covers", "scope", "estimated", "measured"))
@@ -252,7 +288,7 @@ def cost_energy(frame: pd.DataFrame) -> str:
         )
     else:
         parts.append("<p>How energy was obtained (measured counters vs estimates), per distinct setting:</p>")
-        parts.append(table(list(how.columns), how.itertuples(index=False)))
+        parts.append(quality_section.human_table(how, "energy_"))
     parts.append("</section>")
     return "".join(parts)
 
@@ -266,11 +302,14 @@ def methodology(frame: pd.DataFrame, floor: float, files: Sequence[str]) -> str:
         f"{', '.join(timing) or '–'}. Percentiles carry their sample count (n): a p99 from few samples is weak.",
         "Peak memory: the GPU allocator peak where there is a GPU, else the process's resident-set peak over "
         "the timed window.",
-        "Quality (after the timed window, outside it): the same prompt through the fp32 reference built from "
-        "the same weights and seed; next-token (argmax) agreement and mean KL(reference || run) in nats over every "
-        "prompt position; perplexity on held-out text (pydoc_data.topics) for local pretrained weights only. "
-        "fp32 runs are their own reference (agreement 1, KL 0). Relative quality = agreement (and the perplexity "
-        f"ratio where there is one, whichever is lower); the floor is {fmt(floor)} (MLPerf: 99 % of the reference).",
+        "Quality (after the timed window, outside it): held-out text never trained on and never a timed prompt "
+        "(the held-out documents of the fixed data split), scored as next-token cross-entropy (nats/token), "
+        "perplexity and top-1 accuracy, each with n and a seeded bootstrap 95 % interval over evaluation windows. "
+        "The same tokens go through the fp32 reference of the same weights; accuracy ratio = run / reference, "
+        "perplexity ratio = reference perplexity / run perplexity, resampled in pairs. Verdict per ratio: pass "
+        f"when the interval's lower bound is >= {fmt(floor)}, fail when its upper bound is below it, otherwise "
+        "inconclusive (with an estimate of the tokens that would decide); the run's verdict is the worse one. "
+        "Agreement and KL(reference || run) are diagnostics. fp32 runs are their own reference.",
         "Energy covers the timed window: NVML's energy counter per GPU (sampled power where it is missing), RAPL "
         "on CPUs where readable, otherwise codecarbon's offline estimate, labelled estimated; CO2e = kWh x PUE x "
         "grid intensity, both inputs shown in the results.",
@@ -279,8 +318,8 @@ def methodology(frame: pd.DataFrame, floor: float, files: Sequence[str]) -> str:
         "throughput. No price, no dollar figure.",
         "Training: AdamW from the seeded initialisation on a fixed train/held-out split; eval loss on fixed "
         "held-out batches; time-to-target counts wall time from the first step, evaluations included (MLPerf).",
-        "Random-weight presets give near-uniform next-token distributions, so tiny numeric differences flip the "
-        "argmax: agreement is a strict test for them, and their perplexity is not meaningful.",
+        "Random weights say nothing about quality: their figures are shown, labelled not meaningful, with no "
+        "verdict. model.weights=trained (tiny's and small's default) trains the preset once to a fixed budget.",
         "Pareto front: per workload and model, among ok runs at or above the quality floor with every active "
         "objective measured, the runs no other run beats on every objective at once (ties stay together). "
         "An objective with no data is skipped and said so, never filled in. The knee is the front point closest "

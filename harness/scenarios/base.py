@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 REPLICAS, DATA_PARALLEL = "replicas", "data_parallel"  # how ranks combine (Scenario.parallel)
@@ -27,7 +28,7 @@ class RunContext:
     probes: Any  # harness.probes.ProbeSet: begin/end it around the timed window
     runtime: Mapping[str, Any]  # from the transforms (e.g. autocast_dtype)
     energy_now: Callable[[], float | None] | None  # joules since probes.begin(), or None
-    run_dir: str | None = None  # the run's folder (where a scenario may leave logs: a started server's)
+    run_dir: Path | None = None  # the run's folder (where a scenario may leave logs: a started server's)
 
 
 @dataclass(frozen=True)

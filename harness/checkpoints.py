@@ -1,0 +1,251 @@
+"""Harness-trained weights: `model.weights=trained` trains the preset once with the training workload on the
+offline corpus, to a fixed token budget, and keeps the checkpoint in a cache keyed by everything that
+determines it.
+
+The training is a run of its own (fresh process, through harness.launch, measured like any training run),
+so what the weights cost to make is a measured result, kept beside them (`<cache>/<key>/training/result.json`)
+and carried into every inference run that uses them (the result's `weights` section).
+
+Layout: `$HARNESS_CACHE` (default ~/.cache/harness) / checkpoints / <key> / training / {result.json,
+checkpoint/{model.safetensors, config.json, tokenizer_spec.json}}. A file lock (<key>/.lock) makes a
+second process that needs the same checkpoint wait for the first instead of training it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from harness import results
+
+WEIGHTS = ("random", "trained")
+FORMAT = 1  # bump when the recipe's meaning changes: old checkpoints are then not reused
+# The fixed recipe (documented in README "Trained weights"): AdamW with warm-up + cosine, fp32, seed 0,
+# on the training side of the pydoc split. Tokens = model.train_steps x batch_size x seq_len.
+RECIPE: dict[str, Any] = {
+    "batch_size": 4,
+    "seq_len": 64,
+    "lr": 6.0e-3,
+    "lr_warmup_steps": 8,
+    "weight_decay": 0.1,
+    "grad_clip": 1.0,
+    "eval_batches": 2,
+    "seed": 0,
+}
+TOKENIZER_SPEC = {"type": "bytes", "encoding": "utf-8", "vocab": 256, "note": "token id = UTF-8 byte"}
+TRAIN_TIMEOUT_S = 1800.0  # at least this long for the training run (small: minutes on a loaded 2-core machine)
+CHECKPOINT_DIR = "checkpoint"  # inside a training run's folder (workload.save_checkpoint=true)
+_ARCH_SKIP = ("name", "weights", "path", "train_steps")
+
+
+class CheckpointError(RuntimeError):
+    """The training run that makes a checkpoint did not finish ok; `result` is that run's result."""
+
+    def __init__(self, message: str, result: Mapping[str, Any]):
+        super().__init__(message)
+        self.result = result
+
+
+def cache_root() -> Path:
+    """$HARNESS_CACHE, else ~/.cache/harness."""
+    return Path(os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "harness")
+
+
+def is_trained(config: Mapping[str, Any]) -> bool:
+    """An inference run on harness-trained weights (the training workload always starts from the seed)."""
+    return config["model"].get("weights") == "trained" and config["workload"]["name"] == "inference"
+
+
+def key(model_cfg: Mapping[str, Any]) -> str:
+    """16 hex digits over what determines the weights: architecture, recipe, budget, data split, versions."""
+    import torch
+    import transformers
+
+    arch = {k: v for k, v in model_cfg.items() if k not in _ARCH_SKIP}
+    what = {
+        "format": FORMAT,
+        "arch": arch,
+        "recipe": RECIPE,
+        "train_steps": model_cfg.get("train_steps"),
+        "data": {"source": "pydoc", "eval_fraction": 0.1, "split_seed": 1234},
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def folder(model_cfg: Mapping[str, Any]) -> Path:
+    return cache_root() / "checkpoints" / key(model_cfg)
+
+
+def checkpoint_path(model_cfg: Mapping[str, Any]) -> Path:
+    """Where the trained checkpoint of this model lies (once trained)."""
+    return folder(model_cfg) / "training" / CHECKPOINT_DIR
+
+
+def model_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The model node to build: a trained inference run loads its cached checkpoint (model.path)."""
+    model_cfg = dict(config["model"])
+    if is_trained(config):
+        model_cfg["path"] = str(checkpoint_path(model_cfg))
+    return model_cfg
+
+
+def training_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The training run that makes the checkpoint: the recipe on this run's hardware, cost and energy settings."""
+    from omegaconf import OmegaConf
+
+    from harness.config import CONF_DIR, DataConfig, WorkloadConfig
+
+    base = OmegaConf.load(CONF_DIR / "workload" / "training.yaml")["workload"]
+    workload = OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(WorkloadConfig), base), resolve=True)
+    steps = int(config["model"]["train_steps"])
+    workload.update(
+        max_steps=steps,
+        lr=RECIPE["lr"],
+        lr_warmup_steps=RECIPE["lr_warmup_steps"],
+        weight_decay=RECIPE["weight_decay"],
+        grad_clip=RECIPE["grad_clip"],
+        eval_interval=steps,  # one held-out evaluation at the start and one at the end
+        eval_batches=RECIPE["eval_batches"],
+        target_eval_loss=None,
+        save_checkpoint=True,
+    )
+    out = copy.deepcopy(dict(config))
+    out.update(
+        model={**config["model"], "weights": "random", "path": None},
+        precision={"name": "fp32"},
+        workload=workload,
+        data=OmegaConf.to_container(OmegaConf.structured(DataConfig)),
+        batch_size=RECIPE["batch_size"],
+        seq_len=RECIPE["seq_len"],
+        seed=RECIPE["seed"],
+        gpus=1,
+        repeats=3,
+        resume=False,
+        timeout_s=max(float(config["timeout_s"]), TRAIN_TIMEOUT_S),  # the inference run's limit is not training's
+    )
+    return out
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def training_result(model_cfg: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ok training result of a complete checkpoint, or None."""
+    run_dir = folder(model_cfg) / "training"
+    result = results.load(run_dir / results.RESULT_FILE)
+    if result and result.get("status") == "ok" and (run_dir / CHECKPOINT_DIR / "model.safetensors").is_file():
+        return result
+    return None
+
+
+def ensure(config: Mapping[str, Any], say: Any = print) -> dict[str, Any]:
+    """Train the checkpoint unless the cache has it; returns its training result. Raises CheckpointError when
+    the training run fails (its result, with the reason, stays in the cache folder)."""
+    from harness import launch
+
+    model_cfg = config["model"]
+    with _locked(folder(model_cfg) / ".lock"):
+        found = training_result(model_cfg)
+        if found is not None:
+            return found
+        say(f"    training {model_cfg['name']} once for model.weights=trained -> {folder(model_cfg)}", flush=True)
+        result = launch.run_isolated(training_config(config), folder(model_cfg) / "training")
+    if result["status"] != "ok":
+        raise CheckpointError(f"training the checkpoint failed ({result['status']}): {result.get('reason')}", result)
+    say(f"    trained in {result['timing']['run_wall_s']:.1f} s, {_loss_text(result)}", flush=True)
+    return result
+
+
+def _loss_text(result: Mapping[str, Any]) -> str:
+    m = result["metrics"]
+    return f"held-out loss {m['eval_loss_initial']:.3f} -> {m['eval_loss']:.3f} nats/token"
+
+
+def prepare(config: Mapping[str, Any], run_dir: Path) -> dict[str, Any] | None:
+    """Before an inference run on trained weights: make sure the checkpoint exists. Returns None when the run
+    can go ahead, else the run's own failed result (written to run_dir), so a sweep goes on."""
+    if not is_trained(config):
+        return None
+    try:
+        ensure(config)
+    except CheckpointError as exc:
+        from harness import environment
+
+        status = exc.result["status"] if exc.result["status"] in ("oom", "unsupported") else "error"
+        extra = {k: exc.result[k] for k in ("traceback", "log_tail") if exc.result.get(k)}
+        result = results.make_result(config, status, str(exc)[:2000], environment.capture(), **extra)
+        results.write_atomic(Path(run_dir) / results.RESULT_FILE, result)
+        return result
+    return None
+
+
+def save(model: Any, run_dir: Path) -> dict[str, Any]:
+    """Save a trained model as an HF checkpoint in run_dir/checkpoint (safetensors, config, tokenizer spec)."""
+    target = Path(run_dir) / CHECKPOINT_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    model = getattr(model, "module", model)  # DDP wraps the model
+    model.save_pretrained(target, safe_serialization=True)
+    (target / "tokenizer_spec.json").write_text(json.dumps(TOKENIZER_SPEC, indent=2) + "\n")
+    weights = target / "model.safetensors"
+    return {"path": str(target), "size_bytes": weights.stat().st_size, "sha256": file_sha256(weights)}
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def provenance(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The result's `weights` section: where the weights came from and, if the harness trained them, what that
+    training run cost (its dollars, energy and time, measured by that run)."""
+    model_cfg = config["model"]
+    if config["model"].get("path"):
+        return {"kind": "local", "path": model_cfg["path"], "quality_meaningful": True}
+    if not is_trained(config):
+        return {
+            "kind": "random",
+            "seed": config["seed"],
+            "quality_meaningful": False,
+            "note": "random weights: quality not meaningful (no pass/fail verdict)",
+        }
+    train = training_result(model_cfg) or {}
+    m, cost, energy = train.get("metrics") or {}, train.get("cost") or {}, train.get("energy") or {}
+    ckpt = train.get("checkpoint") or {}
+    return {
+        "kind": "trained",
+        "quality_meaningful": True,
+        "key": key(model_cfg),
+        "checkpoint": str(checkpoint_path(model_cfg)),
+        "checkpoint_bytes": ckpt.get("size_bytes"),
+        "checkpoint_sha256": ckpt.get("sha256"),
+        "recipe": {**RECIPE, "steps": model_cfg.get("train_steps"), "data": "pydoc (training split)"},
+        "training": {
+            "result": str(folder(model_cfg) / "training" / results.RESULT_FILE),
+            "tokens": m.get("tokens_trained"),
+            "eval_loss": m.get("eval_loss"),
+            "wall_s": (train.get("timing") or {}).get("run_wall_s"),
+            "usd": cost.get("run_usd"),
+            "energy_j": energy.get("total_j"),
+            "energy_method": energy.get("total_method"),
+        },
+    }

@@ -1,0 +1,190 @@
+"""Every route to a failure status: the worker's own (exceptions) and the launcher's (killed, timed out,
+crashed). Today's behaviour: there is no `killed` status yet, a SIGKILL reads as the kernel's OOM killer.
+
+Also the behaviour switches a user sets (resume, energy.enabled): each test fails when the switch is ignored.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.types import RunMode
+from omegaconf import OmegaConf
+from synthetic import config as synthetic_config
+
+from harness import app, launch, results, worker
+from harness.config import CONF_DIR
+from harness.errors import UnsupportedError
+
+CPU_ALLOCATOR = (
+    "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
+    "you tried to allocate 1099511627776 bytes. Error code 12 (Cannot allocate memory)"
+)
+
+
+@pytest.mark.parametrize(
+    "exc, oom",
+    [
+        (MemoryError(), True),
+        (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), True),
+        (RuntimeError(CPU_ALLOCATOR), True),
+        (RuntimeError("CUDA error: out of memory"), True),
+        (RuntimeError("mat1 and mat2 shapes cannot be multiplied"), False),
+        (ValueError("can't allocate memory"), False),  # only the allocator's RuntimeError says it
+        (KeyError("out of memory"), False),
+    ],
+)
+def test_is_oom_by_each_route(exc, oom):
+    assert worker._is_oom(exc) is oom
+
+
+@pytest.mark.parametrize(
+    "exc, status",
+    [
+        (MemoryError("big"), "oom"),
+        (torch.OutOfMemoryError("CUDA out of memory"), "oom"),
+        (RuntimeError(CPU_ALLOCATOR), "oom"),
+        (UnsupportedError("int8 is an inference precision"), "unsupported"),
+        (ValueError("bad"), "error"),
+        (KeyboardInterrupt(), "error"),
+    ],
+)
+def test_the_worker_records_each_failure_with_its_status(monkeypatch, exc, status):
+    def measure(config, timing, sections):
+        raise exc
+
+    monkeypatch.setattr(worker, "measure", measure)
+    monkeypatch.delenv("RANK", raising=False)
+    r = worker.execute({"config": synthetic_config(), "spawned_at": 0.0})
+    assert r["status"] == status and r["schema"] == results.SCHEMA
+    assert r["reason"] == (str(exc) if status == "unsupported" else f"{type(exc).__name__}: {exc}".strip())
+    assert ("traceback" in r) is (status != "unsupported")
+    assert r["metrics"] == {} and r["timing"]["run_wall_s"] > 0
+
+
+def test_only_rank_0_writes_a_failed_result(monkeypatch):
+    monkeypatch.setattr(worker, "measure", lambda c, t, s: (_ for _ in ()).throw(ValueError("x")))
+    monkeypatch.setenv("RANK", "1")
+    assert worker.execute({"config": synthetic_config(), "spawned_at": 0.0}) is None
+    monkeypatch.setenv("RANK", "0")
+    assert worker.execute({"config": synthetic_config(), "spawned_at": 0.0})["status"] == "error"
+
+
+CFG = {"timeout_s": 2.5, "memory_limit_bytes": 1000}
+
+
+@pytest.mark.parametrize(
+    "returncode, killed, status, reason",
+    [
+        (-signal.SIGKILL, "timeout", "timeout", "no result within timeout_s=2.5 s; the run was stopped"),
+        (-signal.SIGKILL, "memory", "oom", "resident memory reached 4096 bytes, above memory_limit_bytes=1000"),
+        (-signal.SIGKILL, None, "oom", "killed by SIGKILL (most likely the kernel's out-of-memory killer)"),
+        (-signal.SIGSEGV, None, "error", "the worker died from signal SIGSEGV"),
+        (-signal.SIGTERM, None, "error", "the worker died from signal SIGTERM"),
+        (3, None, "error", "the worker exited with code 3 without writing a result"),
+        (0, None, "error", "the worker exited with code 0 without writing a result"),
+    ],
+)
+def test_the_launcher_classifies_a_worker_that_wrote_nothing(returncode, killed, status, reason):
+    got_status, got_reason = launch._failure(returncode, killed, 4096, CFG)
+    assert got_status == status and reason in got_reason
+
+
+def test_a_real_worker_killed_by_sigkill_and_one_that_times_out(tmp_path, monkeypatch):
+    """Real processes: one SIGKILLs itself (as the OOM killer would), one sleeps past timeout_s."""
+    scripts = {
+        "killed": "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
+        "slow": "import time; time.sleep(60)",
+    }
+    expected = {"killed": ("oom", -signal.SIGKILL), "slow": ("timeout", None)}
+    for name, script in scripts.items():
+        monkeypatch.setattr(launch, "worker_command", lambda config, spec, s=script: [sys.executable, "-c", s])
+        cfg = synthetic_config(timeout_s=1.0)
+        r = launch.run_isolated(cfg, tmp_path / name)
+        status, code = expected[name]
+        assert r["status"] == status, r["reason"]
+        if code is not None:
+            assert r["launcher"]["returncode"] == code
+        assert results.load(tmp_path / name / results.RESULT_FILE)["status"] == status
+        assert r["launcher"]["wall_s"] < 30  # the slow one was stopped, not waited for
+
+
+# ---- switches ---------------------------------------------------------------------------------------------
+
+
+def _typed_cfg(tmp_path: Path, *overrides: str):
+    app.register()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=["sweep=s", f"results_dir={tmp_path}", *overrides])
+
+
+def _fake_hydra(monkeypatch, run_dir: Path) -> list:
+    hc = SimpleNamespace(
+        runtime=SimpleNamespace(output_dir=str(run_dir)),
+        mode=RunMode.RUN,
+        job=SimpleNamespace(num=0),
+        overrides=SimpleNamespace(task=[]),
+    )
+    monkeypatch.setattr(app.HydraConfig, "get", staticmethod(lambda: hc))
+    launched = []
+
+    def run_isolated(config, where, overrides=None):
+        launched.append(config)
+        return results.make_result(config, "ok", None, {})
+
+    monkeypatch.setattr(app.launch, "run_isolated", run_isolated)
+    monkeypatch.setattr(app.summary, "headline", lambda r: "")
+    monkeypatch.setattr(app.summary, "table", lambda rs: "")
+    return launched
+
+
+@pytest.mark.parametrize("resume, launches", [(True, 0), (False, 1)])
+def test_resume_switch(tmp_path, monkeypatch, resume, launches):
+    run_dir = tmp_path / "run"
+    launched = _fake_hydra(monkeypatch, run_dir)
+    cfg = _typed_cfg(tmp_path, f"resume={str(resume).lower()}")
+    previous = results.make_result(OmegaConf.to_container(cfg, resolve=True), "ok", None, {"previous": True})
+    results.write_atomic(run_dir / results.RESULT_FILE, previous)
+    out = app.run(cfg)
+    assert len(launched) == launches
+    assert (out["environment"] == {"previous": True}) is resume
+
+
+def test_resume_retries_an_incomplete_result(tmp_path, monkeypatch):
+    run_dir = tmp_path / "run"
+    launched = _fake_hydra(monkeypatch, run_dir)
+    cfg = _typed_cfg(tmp_path)
+    previous = results.make_result(OmegaConf.to_container(cfg, resolve=True), "timeout", "slow", {})
+    results.write_atomic(run_dir / results.RESULT_FILE, previous)
+    app.run(cfg)
+    assert len(launched) == 1
+
+
+def _place(world_size=1, rank=0, local_rank=0):
+    return SimpleNamespace(world_size=world_size, rank=rank, local_rank=local_rank)
+
+
+def test_energy_enabled_switch(monkeypatch):
+    from harness import probes
+    from harness.probes import energy as eprobes
+    from harness.probes.memory import CpuMemory
+
+    monkeypatch.setattr(eprobes, "rapl_zones", lambda: [])  # no RAPL here: codecarbon's estimate
+    cpu = SimpleNamespace(type="cpu")
+    on = {"energy": {"enabled": True, "sample_interval_s": 0.1}}
+    off = {"energy": {"enabled": False, "sample_interval_s": 0.1}}
+    kinds = lambda config, place: [type(p) for p in probes.for_device(config, cpu, place).probes]
+    assert kinds(off, _place()) == [CpuMemory]  # memory only
+    assert kinds(on, _place()) == [CpuMemory, eprobes.CodecarbonEnergy]
+    (_, ranked) = probes.for_device(on, cpu, _place(world_size=2, rank=1, local_rank=1)).probes
+    assert ranked._prefix == "rank1:"
+    # with RAPL, one probe per node (local rank 0), none on the others
+    monkeypatch.setattr(eprobes, "rapl_zones", lambda: [("package-0", Path("/nonexistent"))])
+    assert kinds(on, _place(2, 0, 0)) == [CpuMemory, eprobes.RaplEnergy]
+    assert kinds(on, _place(2, 1, 1)) == [CpuMemory]
