@@ -35,6 +35,7 @@ def main() -> None:
     argv = sys.argv[1:]
     if argv and argv[0] in COMMANDS:
         sys.exit(importlib.import_module(COMMANDS[argv[0]]).main(argv[1:]))
+    argv = sys.argv[1:] = cli.normalise_argv(argv)  # Hydra reads sys.argv itself
     app.register()
     guard.install_signal_handlers()
     try:
@@ -46,10 +47,8 @@ def main() -> None:
         name = signal.Signals(exc.signum).name
         print(f"harness: interrupted by {name}; run the same command again to resume", file=sys.stderr)
         sys.exit(128 + exc.signum)
-    except OSError as exc:
-        if exc.errno not in app.DISK_FULL:
-            raise
-        print(app.disk_full_message(exc, "Hydra's own files"), file=sys.stderr, flush=True)
+    except OSError as exc:  # a results folder that cannot be created or written, a full disk
+        print(app.disk_full_message(exc), file=sys.stderr, flush=True)
         sys.exit(1)
 
 

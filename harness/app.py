@@ -68,10 +68,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         raise SweepStopped(disk_full_message(exc, f"{position} {name}"), 1) from None
 
 
-def disk_full_message(exc: OSError, where: str) -> str:
+def disk_full_message(exc: OSError, where: str = "") -> str:
+    """The one line for a sweep stopped because its results could not be written."""
+    at = f" at {where}" if where else ""
     return (
-        f"harness: error: {exc.strerror} writing {exc.filename or 'the results'} at {where}; the sweep stopped, "
-        "complete runs are kept; free space and run the same command again to resume"
+        f"harness: error: could not write {exc.filename or 'the results'} ({exc.strerror or exc}){at}; "
+        "the sweep stopped, complete runs are kept; free space and run the same command again to resume"
     )
 
 

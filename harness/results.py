@@ -166,9 +166,7 @@ def is_complete(result: Mapping[str, Any] | None, config: Mapping[str, Any]) -> 
     )
 
 
-def iter_results(
-    root: Path, damaged: list[tuple[Path, str]] | None = None
-) -> Iterator[tuple[Path, dict[str, Any]]]:
+def iter_results(root: Path, damaged: list[tuple[Path, str]] | None = None) -> Iterator[tuple[Path, dict[str, Any]]]:
     """Every usable result file under `root`, in path order. Damaged ones are appended to `damaged`
     as (path, what is wrong) when a list is given, else each is named in one warning line."""
     for path in sorted(Path(root).rglob(RESULT_FILE)):
