@@ -30,7 +30,7 @@ def _file_problem(source: str, f: Path) -> str | None:
     if source == "parquet":
         return None if head.startswith(_PARQUET_MAGIC) else f"{f}: not a parquet file"
     if b"\0" in head:
-        return f"{f}: a binary file, not {source} text"
+        return f"{f}: a binary file, not {'JSON' if source == 'json' else 'text'}"
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -160,6 +160,7 @@ def is_complete(result: Mapping[str, Any] | None, config: Mapping[str, Any]) -> 
     """A result of this very configuration whose status would not change on a re-run."""
     return (
         bool(result)
+        and problem(result) is None  # `ok` without metrics, say, is damaged: measured again
         and result.get("key") == canonical_key(config)
         and result.get("config_hash") == config_hash(config)
         and result.get("status") in COMPLETE_STATUSES

@@ -39,11 +39,15 @@ def test_make_result_rejects_unknown_status_and_keeps_nulls():
 
 def test_is_complete_only_for_final_statuses_of_the_same_config():
     cfg = _config()
-    for status, complete in [("ok", True), ("oom", True), ("unsupported", True), ("timeout", False), ("error", False)]:
-        assert results.is_complete(results.make_result(cfg, status, None, {}), cfg) is complete
+    statuses = [("ok", True), ("oom", True), ("unsupported", True), ("timeout", False), ("error", False)]
+    for status, complete in [*statuses, ("killed", False)]:
+        r = results.make_result(cfg, status, None, {}, metrics={"decode_tok_per_s": 1.0})
+        assert results.is_complete(r, cfg) is complete
+    # `ok` without metrics is damaged, not complete
+    assert not results.is_complete(results.make_result(cfg, "ok", None, {}), cfg)
     other = _config("cost.mode=onprem")  # same key, another configuration
     assert results.canonical_key(other) == results.canonical_key(cfg)
-    assert not results.is_complete(results.make_result(cfg, "ok", None, {}), other)
+    assert not results.is_complete(results.make_result(cfg, "ok", None, {}, metrics={"x": 1}), other)
     assert not results.is_complete(None, cfg)
 
 
@@ -64,10 +68,44 @@ def test_write_atomic_replaces_whole_files_and_leaves_no_temporaries(tmp_path):
     assert json.loads(path.read_text())["a"] == 2 and os.listdir(path.parent) == ["result.json"]
 
 
-def test_load_ignores_foreign_and_broken_files(tmp_path):
-    (tmp_path / "a").mkdir()
-    (tmp_path / "a" / "result.json").write_text("{not json")
-    (tmp_path / "b").mkdir()
-    (tmp_path / "b" / "result.json").write_text('{"schema": "other/1"}')
-    results.write_atomic(tmp_path / "c" / "result.json", {"schema": results.SCHEMA, "key": "k"})
+def _damage(tmp_path):
+    """One good result (c) beside every kind of damaged one, each built from a real result record."""
+    good = results.make_result(_config(), "ok", None, {}, metrics={"decode_tok_per_s": 3.0})
+    text = json.dumps(good)
+    broken = {
+        "a": text[: len(text) // 2],  # truncated
+        "b": json.dumps({**good, "schema": "other/1"}),  # foreign
+        "d": json.dumps({k: v for k, v in good.items() if k != "key_fields"}),  # partial
+        "e": json.dumps({**good, "metrics": []}),  # a field of the wrong type
+        "f": json.dumps({**good, "metrics": {}}),  # ok without metrics
+        "g": "",  # empty
+        "h": "[1, 2]",  # JSON, not an object
+    }
+    for name, content in broken.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "result.json").write_text(content)
+    results.write_atomic(tmp_path / "c" / "result.json", good)
+
+
+def test_load_names_foreign_and_broken_files(tmp_path, capsys):
+    _damage(tmp_path)
     assert [p.parent.name for p, _ in results.iter_results(tmp_path)] == ["c"]
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 7 and all(line.startswith("harness: warning: ") for line in lines)
+    assert all(f"/{n}/result.json: damaged result (" in line for n, line in zip("abdefgh", lines))
+    for n, why in zip(
+        "abdefgh",
+        [
+            "truncated",
+            "schema 'other/1'",
+            "'key_fields' is missing",
+            "'metrics' is list",
+            "'ok' without metrics",
+            "empty",
+            "not a JSON object",
+        ],
+    ):
+        assert why in lines["abdefgh".index(n)]
+    damaged = []
+    assert len(list(results.iter_results(tmp_path, damaged))) == 1 and len(damaged) == 7
+    assert capsys.readouterr().err == ""  # collected, not printed
