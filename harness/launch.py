@@ -92,7 +92,7 @@ def oom_evidence(before: dict[str, int], after: dict[str, int]) -> str | None:
 
 
 def _failure(
-    returncode: int, stopped: str | None, peak_rss: int, config: dict[str, Any], evidence: str | None
+    returncode: int | None, stopped: str | None, peak_rss: int, config: dict[str, Any], evidence: str | None
 ) -> tuple[str, str]:
     """Status and reason for a worker that ended without writing its result."""
     if stopped == "timeout":
@@ -106,7 +106,7 @@ def _failure(
         return "killed", f"the sweep was interrupted by {stopped}; the worker was stopped (resume retries it)"
     if returncode == -signal.SIGKILL and evidence:
         return "oom", f"the kernel's out-of-memory killer stopped the worker (SIGKILL; {evidence})"
-    if returncode < 0:
+    if returncode is not None and returncode < 0:
         name = signal.Signals(-returncode).name
         if -returncode in KILL_SIGNALS:
             return "killed", (
@@ -165,25 +165,20 @@ def _spawn(config: dict[str, Any], spec_path: Path, log: Any) -> subprocess.Pope
 
 
 def _supervise(popen: subprocess.Popen, config: dict[str, Any], spawned_at: float) -> tuple[str | None, int]:
-    """Wait for the worker; (why it was stopped or None, peak resident bytes). Stops it on a limit, and on
-    SIGINT/SIGTERM (then re-raises, after the worker and its group are gone)."""
-    proc = psutil.Process(popen.pid)
+    """Wait for the worker; (why it was stopped or None, peak resident bytes). Stops it on a limit."""
     limit = config.get("memory_limit_bytes")
     peak_rss = 0
-    try:
-        while popen.poll() is None:
-            if time.time() - spawned_at > config["timeout_s"]:
+    proc = psutil.Process(popen.pid)
+    while popen.poll() is None:
+        if time.time() - spawned_at > config["timeout_s"]:
+            _kill_group(popen)
+            return "timeout", peak_rss
+        if limit:
+            peak_rss = max(peak_rss, _tree_rss_bytes(proc))
+            if peak_rss > limit:
                 _kill_group(popen)
-                return "timeout", peak_rss
-            if limit:
-                peak_rss = max(peak_rss, _tree_rss_bytes(proc))
-                if peak_rss > limit:
-                    _kill_group(popen)
-                    return "memory", peak_rss
-            time.sleep(POLL_S)
-    except (Interrupted, KeyboardInterrupt):
-        _kill_group(popen)
-        raise
+                return "memory", peak_rss
+        time.sleep(POLL_S)
     return None, peak_rss
 
 
@@ -210,28 +205,33 @@ def run_isolated(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     spec = {"config": config, "result_path": str(staged), "spawned_at": spawned_at, "launch_id": launch_id}
     results.write_atomic(run_dir / SPEC_FILE, spec)
     counters = oom_counters()
+    popen = None
     with open(run_dir / LOG_FILE, "w") as log:
-        popen = _spawn(config, run_dir / SPEC_FILE, log)
         try:
+            popen = _spawn(config, run_dir / SPEC_FILE, log)
             stopped, peak_rss = _supervise(popen, config, spawned_at)
-        except (Interrupted, KeyboardInterrupt) as exc:
+        except (Interrupted, KeyboardInterrupt) as exc:  # wherever it lands, the worker goes and it is recorded
+            if popen is not None:
+                _kill_group(popen)
             signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
-            _record_failure(config, run_dir, popen, signal.Signals(signum).name, 0, spawned_at, launch_id, None)
+            returncode = popen.returncode if popen is not None else None
+            name = signal.Signals(signum).name
+            _record_failure(config, run_dir, returncode, name, 0, spawned_at, launch_id, None)
             staged.unlink(missing_ok=True)
             raise
     evidence = oom_evidence(counters, oom_counters()) if popen.returncode == -signal.SIGKILL else None
     result = results.load(staged) if stopped is None else None
     staged.unlink(missing_ok=True)
     if result is None:
-        return _record_failure(config, run_dir, popen, stopped, peak_rss, spawned_at, launch_id, evidence)
-    result["launcher"] = _launcher_section(popen, run_dir, spawned_at, launch_id)
+        return _record_failure(config, run_dir, popen.returncode, stopped, peak_rss, spawned_at, launch_id, evidence)
+    result["launcher"] = _launcher_section(popen.returncode, run_dir, spawned_at, launch_id)
     results.write_atomic(result_path, result)
     return result
 
 
-def _launcher_section(popen: subprocess.Popen, run_dir: Path, spawned_at: float, launch_id: str) -> dict[str, Any]:
+def _launcher_section(returncode: int | None, run_dir: Path, spawned_at: float, launch_id: str) -> dict[str, Any]:
     return {
-        "returncode": popen.returncode,
+        "returncode": returncode,
         "wall_s": time.time() - spawned_at,
         "log": str(run_dir / LOG_FILE),
         "launch_id": launch_id,
@@ -241,7 +241,7 @@ def _launcher_section(popen: subprocess.Popen, run_dir: Path, spawned_at: float,
 def _record_failure(
     config: dict[str, Any],
     run_dir: Path,
-    popen: subprocess.Popen,
+    returncode: int | None,
     stopped: str | None,
     peak_rss: int,
     spawned_at: float,
@@ -249,9 +249,9 @@ def _record_failure(
     evidence: str | None,
 ) -> dict[str, Any]:
     """The result of a worker that ended without a usable result of its own, written by the launcher."""
-    status, reason = _failure(popen.returncode, stopped, peak_rss, config, evidence)
+    status, reason = _failure(returncode, stopped, peak_rss, config, evidence)
     log_tail = _log_tail(run_dir / LOG_FILE)
     result = results.make_result(config, status, reason, environment.capture(), log_tail=log_tail)
-    result["launcher"] = _launcher_section(popen, run_dir, spawned_at, launch_id)
+    result["launcher"] = _launcher_section(returncode, run_dir, spawned_at, launch_id)
     results.write_atomic(run_dir / results.RESULT_FILE, result)
     return result
