@@ -61,16 +61,22 @@ def _log_tail(path: Path) -> list[str]:
         return []
 
 
-def oom_counters() -> dict[str, int]:
-    """The kernel's OOM-kill counters this process can see: its cgroup's memory.events and /proc/vmstat."""
+def oom_counters(proc: Path = Path("/proc"), cgroup_fs: Path = Path("/sys/fs/cgroup")) -> dict[str, int]:
+    """The kernel's OOM-kill counters this process can see: its cgroup's memory.events (cgroup v2; the worker
+    inherits the launcher's cgroup) and the machine's /proc/vmstat."""
     counters: dict[str, int] = {}
     try:
-        cgroup = Path("/proc/self/cgroup").read_text().splitlines()
-        rel = next(line.split(":", 2)[2] for line in cgroup if line.startswith("0::"))
-        counters.update(_read_counter(Path("/sys/fs/cgroup") / rel.lstrip("/") / "memory.events", "cgroup"))
-    except (OSError, StopIteration, IndexError):
-        pass
-    counters.update(_read_counter(Path("/proc/vmstat"), "vmstat"))
+        lines = (proc / "self" / "cgroup").read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        _, controllers, rel = (line.split(":", 2) + ["", ""])[:3]
+        rel = rel.lstrip("/")
+        if controllers == "memory":  # cgroup v1: the memory controller's own hierarchy
+            counters.update(_read_counter(cgroup_fs / "memory" / rel / "memory.oom_control", "cgroup"))
+        elif controllers == "" and line.startswith("0::"):  # cgroup v2
+            counters.update(_read_counter(cgroup_fs / rel / "memory.events", "cgroup"))
+    counters.update(_read_counter(proc / "vmstat", "vmstat"))
     return counters
 
 
