@@ -69,7 +69,8 @@ def load_documents(data_cfg: dict) -> tuple[list[str], list[str], dict]:
     elif src in ("text", "json", "parquet"):
         files = [str(f) for f in datafiles.files_of(src, data_cfg["path"])]  # a folder: its matching files
         ds = load_dataset(src, data_files=files, split="train")
-        description = f"local {src} file {data_cfg['path']}"
+        kind = "folder" if len(files) > 1 or files[0] != data_cfg["path"] else "file"
+        description = f"local {src} {kind} {data_cfg['path']}"
     else:  # hf: only what the local datasets cache already holds (HF_DATASETS_OFFLINE=1 is set by the launcher)
         ds = load_dataset(data_cfg["name"], split=data_cfg["split"])
         description = f"datasets cache: {data_cfg['name']} [{data_cfg['split']}]"

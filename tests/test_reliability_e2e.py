@@ -271,7 +271,8 @@ def test_a_folder_of_text_files_trains(harness, tmp_path):
     assert proc.returncode == 0, proc.stderr
     (r,) = load_results(root)
     assert r["status"] == "ok", r["reason"]
-    assert r["data"]["train_documents"] + r["data"]["eval_documents"] == 60  # every .txt, nothing else
+    lines = sum(len(f.read_text().splitlines()) for f in data.glob("*.txt"))  # `text`: one document per line
+    assert r["data"]["train_documents"] + r["data"]["eval_documents"] == lines  # every .txt, nothing else
 
 
 def test_readme_and_results_doc_name_every_status_and_exit_code():

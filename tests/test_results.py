@@ -92,20 +92,10 @@ def test_load_names_foreign_and_broken_files(tmp_path, capsys):
     assert [p.parent.name for p, _ in results.iter_results(tmp_path)] == ["c"]
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 7 and all(line.startswith("harness: warning: ") for line in lines)
-    assert all(f"/{n}/result.json: damaged result (" in line for n, line in zip("abdefgh", lines))
-    for n, why in zip(
-        "abdefgh",
-        [
-            "truncated",
-            "schema 'other/1'",
-            "'key_fields' is missing",
-            "'metrics' is list",
-            "'ok' without metrics",
-            "empty",
-            "not a JSON object",
-        ],
-    ):
-        assert why in lines["abdefgh".index(n)]
+    whys = ["truncated", "schema 'other/1'", "'key_fields' is missing", "'metrics' is list"]
+    whys += ["'ok' without metrics", "empty", "not a JSON object"]
+    for n, why, line in zip("abdefgh", whys, lines, strict=True):
+        assert f"/{n}/result.json: damaged result (" in line and why in line, line
     damaged = []
     assert len(list(results.iter_results(tmp_path, damaged))) == 1 and len(damaged) == 7
     assert capsys.readouterr().err == ""  # collected, not printed
