@@ -154,6 +154,13 @@ def test_sigkill_of_a_worker_is_killed_then_ctrl_c_then_resume(tmp_path):
     assert _gone(worker)  # 1: no worker outlives the interrupted sweep
     (r,) = load_results(tmp_path / "results")
     assert r["status"] == "killed" and "interrupted by SIGINT" in r["reason"]
+    # SIGTERM (a scheduler's stop) is the same, with exit code 143
+    launcher = _popen(args, tmp_path)
+    worker = _wait_for_worker(launcher)
+    launcher.terminate()
+    out, err = launcher.communicate(timeout=60)
+    assert launcher.returncode == 143 and "Traceback" not in err, err
+    assert err.strip().startswith("harness: interrupted by SIGTERM at [1/1]") and _gone(worker)
     # the interrupted run is retried by the same command, and completes
     proc = run_cli(*args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
