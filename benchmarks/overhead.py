@@ -32,11 +32,13 @@ import torch
 from _output import emit  # benchmarks/_output.py (scripts run as python benchmarks/<name>.py)
 
 from harness import data, models
+from harness.backends.hf import HFEager
 from harness.gate import stats
-from harness.trackers.energy import CodecarbonEnergy, RaplEnergy, rapl_zones
-from harness.trackers.memory import CpuMemory
-from harness.trackers.timing import CpuTimer
-from harness.workloads import inference
+from harness.probes import ProbeSet
+from harness.probes.energy import CodecarbonEnergy, RaplEnergy, rapl_zones
+from harness.probes.memory import CpuMemory
+from harness.probes.timing import CpuTimer
+from harness.scenarios import inference
 
 TINY = models.preset("tiny")  # the shipped preset, conf/model/tiny.yaml
 
@@ -68,7 +70,9 @@ def throughput_ratio(rounds: int, seconds: float, seq_len: int, decode_tokens: i
         got = {}
         for which in order:
             if which == "harness":
-                got[which] = inference.run(model, ids, decode_tokens, policy, CpuTimer())["metrics"]["e2e_tok_per_s"]
+                got[which] = inference.run(HFEager.around(model).forward, ids, decode_tokens, policy, CpuTimer())[
+                    "metrics"
+                ]["e2e_tok_per_s"]
             else:
                 got[which] = bare_tok_per_s(model, ids, decode_tokens, seconds)
         harness_tps.append(got["harness"])
@@ -99,9 +103,9 @@ def tracker_overhead(rounds: int, seconds: float, seq_len: int, decode_tokens: i
     others_cpu: dict[str, list[float]] = {"on": [], "off": []}  # CPU s of other threads per window second
     for i in range(rounds):
         for which in ("on", "off") if i % 2 == 0 else ("off", "on"):
-            chosen = trackers() if which == "on" else []
+            chosen = ProbeSet(trackers() if which == "on" else [])
             p0, t0 = time.process_time(), time.thread_time()
-            out = inference.run(model, ids, decode_tokens, policy, CpuTimer(), chosen)
+            out = inference.run(HFEager.around(model).forward, ids, decode_tokens, policy, CpuTimer(), chosen)
             p1, t1 = time.process_time(), time.thread_time()
             window = out["timed_window_s"]  # begin()'s hardware probe (codecarbon, ~1-2 s) is outside it
             latencies[which].append([r["request_latency_s_p50"] for r in out["repeats"]])

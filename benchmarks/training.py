@@ -1,6 +1,6 @@
 """Training overhead and MFU, measured (run with `nox -s benchmarks`).
 
-1. Harness vs bare loop: tokens/s of harness.workloads.training.run against a plain PyTorch loop doing
+1. Harness vs bare loop: tokens/s of harness.scenarios.training.run against a plain PyTorch loop doing
    the same steps (same model, batch, precision, AdamW, clipping) in the same process, alternated round
    by round; median of the ratios. Target >= 0.95.
 2. MFU of the default training run and of model=base, from real `python -m harness` runs.
@@ -21,8 +21,8 @@ import torch
 from _output import emit  # benchmarks/_output.py (scripts run as python benchmarks/<name>.py)
 
 from harness import data, models
-from harness.trackers.timing import CpuTimer
-from harness.workloads import training
+from harness.probes.timing import CpuTimer
+from harness.scenarios import training
 
 TINY = models.preset("tiny")  # the shipped preset, conf/model/tiny.yaml
 PYDOC = {"source": "pydoc", "text_column": "text", "eval_fraction": 0.1, "split_seed": 1234}
@@ -44,7 +44,7 @@ def bare_tok_per_s(model, batches, steps: int) -> float:
 
 def harness_tok_per_s(model, batches, held_out, steps: int) -> float:
     schedule = training.Schedule(steps, 0, 1e-3, 0, 0.1, 1.0, 10**9, None, 1)
-    out = training.run(model, batches, held_out, schedule, "fp32", "cpu", CpuTimer())
+    out = training.run(model, batches, held_out, schedule, None, "cpu", CpuTimer())
     m = out["metrics"]
     return m["tokens_per_step"] / m["step_time_s"]["mean"]
 

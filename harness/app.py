@@ -54,7 +54,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     try:
         with guard.run_lock(run_dir, on_wait=waiting):
-            return _resume_or_launch(config, run_dir, position, name, multirun)
+            return _resume_or_launch(config, run_dir, position, name, multirun, list(hc.overrides.task))
     except (Interrupted, KeyboardInterrupt) as exc:
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
         raise SweepStopped(
@@ -77,7 +77,9 @@ def disk_full_message(exc: OSError, where: str = "") -> str:
     )
 
 
-def _resume_or_launch(config: dict[str, Any], run_dir: Path, position: str, name: str, multirun: bool) -> dict:
+def _resume_or_launch(
+    config: dict[str, Any], run_dir: Path, position: str, name: str, multirun: bool, overrides: list[str]
+) -> dict:
     previous, damaged = results.read(run_dir / results.RESULT_FILE)
     if damaged:
         results.warn_damaged(run_dir / results.RESULT_FILE, damaged, "measuring the run again")
@@ -86,7 +88,7 @@ def _resume_or_launch(config: dict[str, Any], run_dir: Path, position: str, name
         return previous
     print(f"{position} {name}: running ...", flush=True)
     t0 = time.time()
-    result = launch.run_isolated(config, run_dir)
+    result = launch.run_isolated(config, run_dir, overrides)
     extra = ""
     if result["status"] == "ok":
         extra = ", " + summary.headline(result)

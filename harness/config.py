@@ -19,7 +19,6 @@ from harness import datafiles
 from harness.errors import ConfigError
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
-WORKLOADS = ("inference", "training")
 DATA_SOURCES = ("pydoc", "text", "json", "parquet", "hf", "synthetic")
 DEVICES = ("auto", "cpu", "cuda")
 COST_MODES = ("cloud", "onprem")
@@ -245,8 +244,10 @@ def validate(cfg: HarnessConfig) -> None:
     _validate_paths(cfg)
     if cfg.precision.name not in PRECISIONS:
         raise ConfigError("precision.name", cfg.precision.name, f"choose one of {', '.join(PRECISIONS)}")
-    if cfg.workload.name not in WORKLOADS:
-        raise ConfigError("workload.name", cfg.workload.name, f"choose one of {', '.join(WORKLOADS)}")
+    from harness import scenarios  # the registry: built-in scenarios and HARNESS_PLUGINS ones
+
+    if cfg.workload.name not in scenarios.names():
+        raise ConfigError("workload.name", cfg.workload.name, f"choose one of {', '.join(scenarios.names())}")
     if cfg.hardware.device not in DEVICES:
         raise ConfigError("hardware.device", cfg.hardware.device, f"choose one of {', '.join(DEVICES)}")
     _validate_hardware_energy_cost(cfg)

@@ -20,7 +20,7 @@ import psutil
 
 from harness import distributed, environment, guard, results
 from harness.errors import Interrupted, UnsupportedError
-from harness.trackers import nvml
+from harness.probes import nvml
 
 POLL_S = 0.05
 GRACE_S = 3.0
@@ -188,8 +188,9 @@ def _supervise(popen: subprocess.Popen, config: dict[str, Any], spawned_at: floa
     return None, peak_rss
 
 
-def run_isolated(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+def run_isolated(config: dict[str, Any], run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
     """Measure `config` in a child process; return its result (also written to run_dir/result.json).
+    `overrides`: the run's own Hydra overrides, stored in the result (harness.reproduce uses them).
 
     The worker writes to a file named after this launch's token; only this launcher, once the worker has
     ended under its watch, promotes it to result.json. A worker that outlived its launcher therefore can
@@ -203,6 +204,7 @@ def run_isolated(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     if unplaceable:  # never start more ranks than the machine can hold
         result = results.make_result(config, "unsupported", unplaceable, environment.capture())
         result["launcher"] = {"returncode": None, "wall_s": 0.0, "log": None}
+        result["overrides"] = overrides
         results.write_atomic(result_path, result)
         return result
     launch_id = uuid.uuid4().hex[:12]
@@ -222,15 +224,18 @@ def run_isolated(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
             signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
             returncode = popen.returncode if popen is not None else None
             name = signal.Signals(signum).name
-            _record_failure(config, run_dir, returncode, name, 0, spawned_at, launch_id, None)
+            _record_failure(config, run_dir, returncode, name, 0, spawned_at, launch_id, None, overrides)
             staged.unlink(missing_ok=True)
             raise
     evidence = oom_evidence(counters, oom_counters()) if popen.returncode == -signal.SIGKILL else None
     result = results.load(staged) if stopped is None else None
     staged.unlink(missing_ok=True)
     if result is None:
-        return _record_failure(config, run_dir, popen.returncode, stopped, peak_rss, spawned_at, launch_id, evidence)
+        return _record_failure(
+            config, run_dir, popen.returncode, stopped, peak_rss, spawned_at, launch_id, evidence, overrides
+        )
     result["launcher"] = _launcher_section(popen.returncode, run_dir, spawned_at, launch_id)
+    result["overrides"] = overrides
     results.write_atomic(result_path, result)
     return result
 
@@ -253,11 +258,13 @@ def _record_failure(
     spawned_at: float,
     launch_id: str,
     evidence: str | None,
+    overrides: list[str] | None,
 ) -> dict[str, Any]:
     """The result of a worker that ended without a usable result of its own, written by the launcher."""
     status, reason = _failure(returncode, stopped, peak_rss, config, evidence)
     log_tail = _log_tail(run_dir / LOG_FILE)
     result = results.make_result(config, status, reason, environment.capture(), log_tail=log_tail)
     result["launcher"] = _launcher_section(returncode, run_dir, spawned_at, launch_id)
+    result["overrides"] = overrides
     results.write_atomic(run_dir / results.RESULT_FILE, result)
     return result

@@ -1,4 +1,5 @@
-"""The command line that measures a run again, rebuilt from the resolved config in its result.
+"""The command line that measures a run again: from the run's own Hydra overrides (result `overrides`,
+stored at launch), or, for result files written before that field, rebuilt from the resolved config.
 
 Shared by the report (a command beside every run) and the gate (a command beside every flagged run).
 """
@@ -86,4 +87,27 @@ def command(config: Mapping[str, Any], sweep: str | None = None) -> str:
             (first if k in ALWAYS else rest).append(f"{k}={_value(v)}")
     if sweep:
         rest.append(f"sweep={sweep}")
+    return "python -m harness " + " ".join(shlex.quote(a) for a in first + rest)
+
+
+def _override_key(arg: str) -> str:
+    return arg.lstrip("+~").split("=", 1)[0]
+
+
+def for_result(record: Mapping[str, Any], sweep: str | None = None) -> str:
+    """The command for a result record: its stored overrides (the model, precision, batch size and
+    sequence length spelled out first, as the run resolved them), else `command(config)` (older files)."""
+    config = record.get("config") or {}
+    overrides = record.get("overrides")
+    if overrides is None:
+        return command(config, sweep)
+    kept = [a for a in overrides if _override_key(a) not in NOT_REPRODUCED and not _override_key(a).startswith("hydra")]
+    given = {_override_key(a) for a in kept}
+    first = []
+    for k in ALWAYS:
+        if k in given or k not in config:
+            continue
+        node = config[k]
+        first.append(f"{k}={_value(node.get('name') if isinstance(node, Mapping) else node)}")
+    rest = [*kept, f"sweep={sweep}"] if sweep else kept
     return "python -m harness " + " ".join(shlex.quote(a) for a in first + rest)

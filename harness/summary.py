@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from harness import metrics
+
 
 def _ms(dist: Any) -> str:
     return f"{dist['p50'] * 1e3:.2f}" if isinstance(dist, dict) and dist.get("p50") is not None else "-"
@@ -22,7 +24,7 @@ def label(key_fields: dict[str, Any]) -> str:
 def headline(r: dict[str, Any]) -> str:
     """The one figure a progress line shows for an ok run."""
     m = r["metrics"]
-    if r["key_fields"]["workload"] == "training":
+    if "eval_loss" in m:  # a run that trains
         tok_per_s = _num(m.get("train_tok_per_s"), ".0f")
         return f"eval loss {m['eval_loss_initial']:.3f} -> {m['eval_loss']:.3f}, {tok_per_s} tok/s"
     return f"decode {_num(m.get('decode_tok_per_s'), '.1f')} tok/s"
@@ -37,46 +39,34 @@ def _reason(r: dict[str, Any]) -> str:
     return (r.get("reason") or "").splitlines()[0][:60] if r.get("reason") else ""
 
 
-def _inference_row(r: dict[str, Any]) -> tuple:
-    m = r.get("metrics") or {}
-    return (
-        _ms(m.get("prefill_latency_s")),
-        _ms(m.get("decode_latency_s")),
-        _num(m.get("decode_tok_per_s"), ".1f"),
-        _num(m.get("e2e_tok_per_s"), ".1f"),
-    )
-
-
-def _training_row(r: dict[str, Any]) -> tuple:
-    m = r.get("metrics") or {}
-    target = m.get("target") or {}
-    reached = "-" if target.get("target_eval_loss") is None else ("yes" if target.get("reached") else "no")
-    return (
-        _ms(m.get("step_time_s")),
-        _num(m.get("train_tok_per_s"), ".0f"),
-        _num(m.get("eval_loss_initial"), ".3f"),
-        _num(m.get("eval_loss"), ".3f"),
-        reached,
-    )
-
-
-_COLUMNS = {
-    "inference": (("prefill p50 ms", "decode p50 ms/tok", "decode tok/s", "e2e tok/s"), _inference_row),
-    "training": (("step p50 ms", "train tok/s", "eval loss start", "eval loss end", "target"), _training_row),
-}
+def _cell(metric: Any, m: dict[str, Any]) -> str:
+    """A registry metric as the terminal shows it: distributions as p50 in ms, rates and losses as numbers."""
+    value = m.get(metric.name)
+    if metric.distribution:
+        return _ms(value)
+    if metric.name == "target":
+        target = value or {}
+        return "-" if target.get("target_eval_loss") is None else ("yes" if target.get("reached") else "no")
+    return _num(value, ".3f" if metric.unit == "nats" else (".0f" if metric.name == "train_tok_per_s" else ".1f"))
 
 
 def table(records: Iterable[dict[str, Any]]) -> str:
-    """One row per result (one table per workload): status, medians, throughput, peak memory, reason."""
+    """One row per result (one table per scenario): status, the scenario's summary metrics (harness.metrics),
+    peak memory, reason."""
     records = list(records)
     out = []
-    for workload, (columns, row) in _COLUMNS.items():
+    for workload in dict.fromkeys(r["key_fields"]["workload"] for r in records):  # in order of appearance
         chosen = [r for r in records if r["key_fields"]["workload"] == workload]
-        if not chosen:
-            continue
-        header = ("run", "status", *columns, "peak MiB", "reason")
+        columns = metrics.summary_columns(workload)
+        header = ("run", "status", *(c.label for c in columns), "peak MiB", "reason")
         rows = [header] + [
-            (label(r["key_fields"]), r["status"], *row(r), _peak_mib(r.get("metrics") or {}), _reason(r))
+            (
+                label(r["key_fields"]),
+                r["status"],
+                *(_cell(c, r.get("metrics") or {}) for c in columns),
+                _peak_mib(r.get("metrics") or {}),
+                _reason(r),
+            )
             for r in chosen
         ]
         widths = [max(len(str(x[i])) for x in rows) for i in range(len(header))]

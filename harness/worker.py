@@ -1,4 +1,4 @@
-"""The measured run, inside its own fresh process: build → precision → workload → result.json.
+"""The measured run, inside its own fresh process: backend → transforms → scenario → accounting → result.json.
 
 Started by harness.launch as `python -m harness.worker <spec.json>`. Whatever happens, it tries to
 write a result with a status and a reason; the launcher covers the cases where it cannot (killed).
@@ -48,116 +48,10 @@ def _torch_environment(device: Any, torch: Any) -> dict[str, Any]:
     return env
 
 
-def _energy_trackers(config: dict[str, Any], device: Any, nvml: Any, place: Any) -> list[Any]:
-    """Energy trackers for this rank: its own GPU (NVML); the machine's RAPL counters once per node
-    (local rank 0); or, without RAPL, codecarbon's estimate of this rank's own process."""
-    from harness.trackers.energy import CodecarbonEnergy, NvmlEnergy, RaplEnergy, rapl_zones
+def _place(config: dict[str, Any], torch: Any, sections: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+    """This rank's place, device, torch.cuda (or None) and catalog facts; threads set; sections filled."""
+    from harness import catalog, distributed, hardware
 
-    if not config["energy"]["enabled"]:
-        return []
-    prefix = f"rank{place.rank}:" if place.world_size > 1 else ""
-    trackers: list[Any] = []
-    if device.type == "cuda" and nvml is not None and nvml.available:
-        trackers.append(
-            NvmlEnergy(nvml, f"{prefix}gpu:{device.index} {device.name}", config["energy"]["sample_interval_s"])
-        )
-    zones = rapl_zones()
-    if zones:
-        if place.local_rank == 0:
-            trackers.append(RaplEnergy(zones))
-    else:
-        trackers.append(CodecarbonEnergy(name_prefix=prefix))
-    return trackers
-
-
-def _energy_reader(trackers: list, place: Any) -> Any:
-    """Per-repeat energy for a single process only: with several ranks, rank 0's counters do not cover the run."""
-    from harness.trackers.energy import reader
-
-    return reader(trackers) if place.world_size == 1 else None
-
-
-def _inference(config: dict, model: Any, desc: dict, device: Any, timer: Any, trackers: list, place: Any) -> dict:
-    from harness import data, flops, quality
-    from harness.workloads import inference
-
-    w = config["workload"]
-    tokenizer = data.local_tokenizer(config["model"].get("path"))
-    # each replica (rank) serves its own prompts
-    ids = data.prompt_ids(config["batch_size"], config["seq_len"], config["seed"] + place.rank, tokenizer)
-    policy = inference.Policy(w["warmup_iters"], w["min_iters"], w["min_time_s"], w["max_iters"], config["repeats"])
-    energy_now = _energy_reader(trackers, place)
-    out = inference.run(model, ids.to(device.torch_device), w["decode_tokens"], policy, timer, trackers, energy_now)
-    # quality beside speed (MLPerf): the same prompt through the fp32 reference, after the timed window
-    t = time.perf_counter()
-    out["quality"] = quality.evaluate(model, config, ids.to(device.torch_device), tokenizer, device.torch_device)
-    out["quality_s"] = time.perf_counter() - t
-    m = out["metrics"]
-    m.update(flops.inference_flops(desc, config["seq_len"], w["decode_tokens"]))
-    out["phases"] = {"prefill": m["prefill_tok_per_s"], "decode": m["decode_tok_per_s"]}
-    out["units"] = {
-        "token": m["iterations"] * m["tokens_generated_per_request"],
-        "sample": m["iterations"] * config["batch_size"],
-    }
-    return out
-
-
-def _training(config: dict, model: Any, desc: dict, device: Any, timer: Any, trackers: list, place: Any) -> dict:
-    from harness import data, flops
-    from harness.workloads import training
-
-    w = config["workload"]
-    tokenizer = data.local_tokenizer(config["model"].get("path"))
-    train_stream, eval_stream, info = data.training_streams(config["data"], config["seed"], tokenizer)
-    # every precision of one seed sees the same batches; each rank draws its own
-    batches = data.TrainBatches(
-        train_stream, config["batch_size"], config["seq_len"], config["seed"] * 1000 + place.rank, device.torch_device
-    )
-    held_out = data.eval_batches(
-        eval_stream, w["eval_batches"], config["batch_size"], config["seq_len"], device.torch_device
-    )
-    schedule = training.Schedule(
-        w["max_steps"],
-        w["warmup_steps"],
-        w["lr"],
-        w["lr_warmup_steps"],
-        w["weight_decay"],
-        w["grad_clip"],
-        w["eval_interval"],
-        w["target_eval_loss"],
-        config["repeats"],
-    )
-    energy_now = _energy_reader(trackers, place)
-    prec = config["precision"]["name"]
-    out = training.run(model, batches, held_out, schedule, prec, device.type, timer, trackers, energy_now)
-    m = out["metrics"]
-    step_s = m["step_time_s"]["mean"]
-    world_tokens = m["tokens_per_step"] * place.world_size  # DDP steps are synchronous: one step, all ranks
-    m["train_tok_per_s"] = world_tokens / step_s if step_s else None
-    m["samples_per_s"] = config["batch_size"] * place.world_size / step_s if step_s else None
-    m["tokens_trained"] = world_tokens * m["steps"]
-    m["flops_per_token_train"] = flops.training_flops_per_token(desc, config["seq_len"])
-    out["phases"] = {"train": m["train_tok_per_s"]}
-    out["units"] = {
-        "token": world_tokens * m["steps"],
-        "sample": config["batch_size"] * place.world_size * m["steps"],
-        "step": m["steps"],
-    }
-    out["data"] = info
-    return out
-
-
-def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str, Any]) -> None:
-    """Run the configured workload, filling `timing` and the result `sections` as it goes. Raises on failure."""
-    import torch
-    import transformers  # noqa: F401 - imported here so that startup_s holds the whole import cost
-
-    from harness import calibrate, catalog, cost, distributed, energy, hardware, models, precision
-    from harness.trackers.memory import CpuMemory, CudaMemory
-    from harness.trackers.nvml import NvmlGpu
-    from harness.trackers.timing import timer_for
-
-    timing["startup_s"] = time.time() - timing["spawned_at"]
     place = distributed.place()
     cuda = torch.cuda if torch.cuda.is_available() else None
     if cuda is not None and place.world_size > 1:
@@ -169,160 +63,125 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
     elif place.local_world_size > 1 and device.type == "cpu":
         torch.set_num_threads(distributed.threads_per_rank(cores, place.local_world_size))
     sections["environment_extra"] = _torch_environment(device, torch)
-    workload = config["workload"]["name"]
-    prec = config["precision"]["name"]
-    if workload == "training" and prec == "int8":
-        raise UnsupportedError("int8 is an inference precision: training runs in fp32, bf16 or fp16")
     distributed.check_fits(config["gpus"], device.type, device.count if device.type == "cuda" else 0, cores)
-    precision.check_supported(prec, device.type, cuda)
-    backend = distributed.init(place, device.type)
-    sections["distributed"] = {
+    facts = catalog.resolve(config["hardware"], device.type, device.name)
+    sections["warnings"].extend(facts.warnings)
+    keys = ("family", "memory_gb", "memory_bandwidth_gb_per_s", "board_power_w", "peak_tflops", "peak_source")
+    sections["hardware"] = {"entry": facts.entry, "how": facts.how, "device_name": device.name}
+    sections["hardware"].update({k: facts.hardware.get(k) for k in keys})
+    return place, device, cuda, facts
+
+
+def _distributed(config: dict[str, Any], place: Any, device: Any, torch: Any) -> dict[str, Any]:
+    from harness import distributed
+
+    return {
         "world_size": place.world_size,
         "ranks_per_node": place.local_world_size,
-        "backend": backend,
+        "backend": distributed.init(place, device.type),
         "threads_per_rank": torch.get_num_threads(),
         "batch_semantics": "batch_size is per rank; the global batch is batch_size x world_size",
         "label": distributed.CPU_LABEL if device.type == "cpu" and place.world_size > 1 else None,
     }
-    facts = catalog.resolve(config["hardware"], device.type, device.name)
-    sections["warnings"].extend(facts.warnings)
-    sections["hardware"] = {
-        "entry": facts.entry,
-        "how": facts.how,
-        "device_name": device.name,
-        **{
-            k: facts.hardware.get(k)
-            for k in ("family", "memory_gb", "memory_bandwidth_gb_per_s", "board_power_w", "peak_tflops", "peak_source")
-        },
-    }
 
-    nvml = NvmlGpu(device.index) if device.type == "cuda" else None
+
+def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str, Any]) -> None:
+    """place and device → backend → transforms → scenario → merge ranks → accounting, into `sections`."""
+    import torch
+    import transformers  # noqa: F401 - imported here so that startup_s holds the whole import cost
+
+    from harness import backends, calibrate, probes, scenarios, transforms
+    from harness.probes.nvml import NvmlGpu
+    from harness.probes.timing import timer_for
+    from harness.scenarios.base import DATA_PARALLEL, RunContext
+
+    timing["startup_s"] = time.time() - timing["spawned_at"]
+    scenario = scenarios.get(config["workload"]["name"])
+    place, device, cuda, facts = _place(config, torch, sections)
+    backend = backends.create(backends.DEFAULT)
+    backends.check_capabilities(scenario.name, scenario.requires, backend)
+    chain = transforms.for_run(config, scenario.precision_mode, device.type, cuda)
+    for transform in chain:
+        transform.check()
+    sections["distributed"] = _distributed(config, place, device, torch)
+    gpu = NvmlGpu(device.index) if device.type == "cuda" else None
     try:
-        if nvml is not None:
-            sections["environment_extra"]["gpu"] = nvml.info()
+        if gpu is not None:
+            sections["environment_extra"]["gpu"] = gpu.info()
         t = time.perf_counter()
-        # training builds in fp32 and runs mixed precision through autocast; inference builds in its dtype
-        dtype = torch.float32 if workload == "training" else precision.build_dtype(prec, device.type)
-        model = models.build(config["model"], dtype, device.torch_device, config["seed"])
+        model = backend.load(config["model"], transforms.load_dtype(chain), device.torch_device, config["seed"])
         timing["model_build_s"] = time.perf_counter() - t
-        desc = models.describe(model)
-        t = time.perf_counter()
-        if workload == "training":
-            sections["precision"] = {
-                "name": prec,
-                "method": "autocast" if prec != "fp32" else "fp32",
-                "weight_dtype": "float32",
-                "grad_scaler": prec == "fp16",
-            }
-            if place.world_size > 1:
-                model = torch.nn.parallel.DistributedDataParallel(
-                    model, device_ids=[device.index] if device.type == "cuda" else None
-                )
-        else:
-            sections["precision"] = precision.apply(model, prec)
+        facts_model = backend.describe()  # before quantization changes the layers
+        t, runtime = time.perf_counter(), {}
+        for transform in chain:
+            applied = transform.apply(model)
+            sections[applied.section], runtime = dict(applied.how), {**runtime, **applied.runtime}
+        if scenario.parallel == DATA_PARALLEL and place.world_size > 1:
+            ids = [device.index] if device.type == "cuda" else None
+            backend.model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
         timing["precision_apply_s"] = time.perf_counter() - t
         timing["fixed_cost_s"] = time.time() - timing["spawned_at"]
-
-        t = time.perf_counter()
+        t, prec = time.perf_counter(), config["precision"]["name"]
         if device.type == "cuda":
             peak = {"peak_flop_per_s": facts.peak_flop_per_s(prec), "peak_source": facts.hardware.get("peak_source")}
         else:
             peak = calibrate.cpu_peak_for(prec)
         timing["calibration_s"] = time.perf_counter() - t
-
         timer = timer_for(device.type, cuda, device.torch_device)
-        memory = CudaMemory(cuda, device.torch_device) if device.type == "cuda" else CpuMemory()
-        energy_trackers = _energy_trackers(config, device, nvml, place)
-        run = _training if workload == "training" else _inference
-        out = run(config, model, desc, device, timer, [memory, *energy_trackers], place)
-        if nvml is not None:
-            out["metrics"].update(nvml.memory_used())
+        watch = probes.for_device(config, device, place, gpu, cuda)
+        # per-repeat energy for a single process only: with several ranks, rank 0's counters do not cover the run
+        energy_now = watch.energy_now() if place.world_size == 1 else None
+        ctx = RunContext(config, backend, facts_model, device, place, timer, watch, runtime, energy_now)
+        measured = scenario.run(ctx)
     finally:
-        if nvml is not None:
-            nvml.close()
-    timing["timed_window_s"] = out["timed_window_s"]
-    if "warmup_s" in out:
-        timing["warmup_s"] = out["warmup_s"]
+        if gpu is not None:
+            gpu.close()
+    _account(ctx, scenario, measured, peak, facts, timing, sections)
 
-    if "quality" in out:
-        sections["quality"], timing["quality_s"] = out["quality"], out["quality_s"]
 
-    metrics = out["metrics"]
-    metrics.update(out["tracked"][0])
+def _account(
+    ctx: Any, scenario: Any, measured: Any, peak: dict, facts: Any, timing: dict[str, float], sections: dict
+) -> None:
+    """After the window: the measured record and the probes' readings → metrics; ranks merged on rank 0;
+    energy, cost and per-repeat prices (harness.accounting) → the result's sections."""
+    import torch
+
+    from harness import accounting, cost, distributed
+
+    config, place, device, facts_model, watch = ctx.config, ctx.place, ctx.device, ctx.model_facts, ctx.probes
+
+    timing["timed_window_s"] = measured.timed_window_s
+    if measured.warmup_s is not None:
+        timing["warmup_s"] = measured.warmup_s
+    timing.update(measured.timing)
+    sections.update(measured.sections)
+    metrics = measured.metrics
+    metrics.update(watch.values())
     metrics.update(peak)
-    per_token = {
-        "prefill": "flops_per_token_prefill",
-        "decode": "flops_per_token_decode",
-        "train": "flops_per_token_train",
-    }
-    for phase, rate in out["phases"].items():
-        flop = metrics.get(per_token[phase])
-        achieved = flop * rate if flop and rate else None
-        metrics[f"achieved_flop_per_s_{phase}"] = achieved
-        # MFU = achieved / peak for this dtype (PaLM, appendix B), per device; null when either is unknown
-        devices_used = place.world_size if phase == "train" else 1
-        metrics[f"mfu_{phase}"] = (
-            achieved / (peak["peak_flop_per_s"] * devices_used) if achieved and peak["peak_flop_per_s"] else None
-        )
-    metrics.update({k: desc[k] for k in ("params", "params_embedding", "params_non_embedding", "matmul_params")})
+    metrics.update(accounting.mfu(measured.phases, peak["peak_flop_per_s"]))
+    metrics.update({k: facts_model[k] for k in ("params", "params_embedding", "params_non_embedding", "matmul_params")})
     metrics["threads"] = torch.get_num_threads()
-    metrics["timing_method"] = timer.method
-    sections["model"] = {k: desc[k] for k in ("model_type", "n_layers", "d_model", "vocab_size")}
-    sections["repeats"] = out["repeats"]
-    if "data" in out:
-        sections["data"] = out["data"]
+    metrics["timing_method"] = ctx.timer.method
+    sections["model"] = {k: facts_model[k] for k in ("model_type", "n_layers", "d_model", "vocab_size")}
+    sections["repeats"] = measured.repeats
 
-    components = [c for tracked in out["tracked"][1:] for c in tracked]
-    ranks = distributed.gather({"rank": place.rank, "metrics": _rank_summary(metrics), "components": components}, place)
+    mine = {"rank": place.rank, "metrics": accounting.rank_summary(metrics), "components": watch.components()}
+    ranks = distributed.gather(mine, place)
     distributed.shutdown(place)
     if not place.is_main:
         sections["_not_main"] = True
         return
-    if place.world_size > 1:
-        metrics["ranks"] = [r["metrics"] | {"rank": r["rank"]} for r in ranks]
-        if workload == "inference":  # replicas: throughput adds up over ranks
-            for k in ("prefill_tok_per_s", "decode_tok_per_s", "e2e_tok_per_s", "samples_per_s"):
-                values = [r["metrics"].get(k) for r in ranks]
-                metrics[k] = sum(values) if all(v is not None for v in values) else None
-            out["units"] = {k: v * place.world_size for k, v in out["units"].items()}
-        components = [c for r in ranks for c in r["components"]]
+    units = accounting.merge_ranks(metrics, measured.units, ranks, scenario.parallel, scenario.summed_over_ranks)
     sections["metrics"] = metrics
-    if config["energy"]["enabled"]:
-        sections["energy"] = energy.account(components, out["timed_window_s"], out["units"], config["energy"])
+    components = [c for r in ranks for c in r["components"]]
+    sections["energy"] = accounting.energy_section(components, measured.timed_window_s, units, config["energy"])
     vcpus = sections["environment_extra"].get("cpu_affinity_cores") or (os.cpu_count() or 1)
     devices = cost.device_count(facts.hardware.get("price_unit") or "device", device.type, config["gpus"], vcpus)
     timing["run_wall_s"] = time.time() - timing["spawned_at"]
-    sections["cost"] = cost.compute(facts.price(), devices, timing, metrics, sections.get("energy"), config["cost"])
-    if workload == "training" and sections["cost"] is not None:
-        sections["cost"].update(cost.training(sections["cost"]["usd_per_s"], metrics, timing))
-    # each repeat priced on its own (the gate's cost samples), as the run is priced
-    rate_key, cost_key = (
-        ("train_tok_per_s", "usd_per_1m_tokens_train")
-        if workload == "training"
-        else ("e2e_tok_per_s", "usd_per_1m_tokens_generated")
+    sections["cost"] = accounting.cost_section(
+        facts.price(), devices, timing, metrics, sections["energy"], config["cost"], scenario
     )
-    pue = config["energy"]["pue"]
-    for rep in sections["repeats"]:
-        rep[cost_key] = cost.per_repeat(sections["cost"], rep, rate_key, pue, place.world_size)
-
-
-def _rank_summary(metrics: dict[str, Any]) -> dict[str, Any]:
-    keep = (
-        "prefill_tok_per_s",
-        "decode_tok_per_s",
-        "e2e_tok_per_s",
-        "samples_per_s",
-        "train_tok_per_s",
-        "peak_rss_bytes",
-        "cuda_max_allocated_bytes",
-        "cuda_max_reserved_bytes",
-        "threads",
-    )
-    out = {k: metrics[k] for k in keep if k in metrics}
-    for k in ("step_time_s", "decode_latency_s", "prefill_latency_s"):
-        if k in metrics:
-            out[f"{k}_p50"] = metrics[k]["p50"]
-    return out
+    accounting.price_repeats(sections["repeats"], sections["cost"], scenario, config["energy"]["pue"], place.world_size)
 
 
 def execute(spec: dict[str, Any]) -> dict[str, Any] | None:

@@ -8,6 +8,8 @@ import os
 import pytest
 from conftest import load_results, run_cli
 
+from harness import accounting, metrics, scenarios
+
 pytestmark = pytest.mark.e2e
 
 TINY_PARAMS = 1_115_264  # conf/model/tiny.yaml: 2*256*128 (embed, lm_head) + 4 layers * 262,400 + 128
@@ -52,6 +54,11 @@ def test_default_run_writes_one_complete_result(tmp_path):
     assert m["peak_flop_per_s"] > 0 and "measured on this machine" in m["peak_source"] and 0 < m["mfu_prefill"]
     assert 0 < result["timing"]["fixed_cost_s"] < result["timing"]["run_wall_s"]
     assert "tiny fp32" in proc.stdout and "decode tok/s" in proc.stdout  # the summary table
+    # what the worker wrote is what the scenario and the worker declare, and all of it is registered
+    written = set(m) | {k for rep in result["repeats"] for k in rep}
+    assert written <= set(metrics.names()), sorted(written - set(metrics.names()))
+    assert written <= set(scenarios.get("inference").writes) | set(accounting.COMMON_METRICS)
+    assert result["overrides"] == [] and result["metrics"]["logits_last_position_only"] is True
 
 
 def test_precision_sweep_runs_each_in_its_own_process(harness):

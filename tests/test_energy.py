@@ -6,7 +6,9 @@ from types import SimpleNamespace
 import pytest
 
 from harness import energy
-from harness.trackers import energy as trackers
+from harness.probes import ProbeSet
+from harness.probes import energy as trackers
+from harness.probes.memory import CpuMemory
 
 ENERGY_CFG = {"pue": 1.5, "pue_source": "t", "carbon_intensity_g_per_kwh": 400.0, "carbon_intensity_source": "t"}
 
@@ -30,7 +32,7 @@ class FakeGpu:
 def _run(tracker, seconds):
     tracker.begin()
     time.sleep(seconds)
-    return tracker.end()
+    return list(tracker.end().components)
 
 
 def test_nvml_counter_delta_in_joules():
@@ -88,7 +90,7 @@ def test_rapl_deltas_with_wraparound(tmp_path):
     tracker.begin()
     (pkg / "energy_uj").write_text("300\n")  # wrapped: 900 -> 1000 -> 300 = 400 uJ
     (dram / "energy_uj").write_text("2100\n")
-    comps = tracker.end()
+    comps = list(tracker.end().components)
     assert [(c["covers"], c["method"]) for c in comps] == [("cpu-package", "rapl"), ("dram", "rapl")]
     assert comps[0]["energy_j"] == pytest.approx(400e-6) and comps[1]["energy_j"] == pytest.approx(2000e-6)
 
@@ -105,7 +107,7 @@ def test_codecarbon_returning_none_is_recorded_not_zero(monkeypatch):
     tracker = trackers.CodecarbonEnergy()
     tracker._tracker = SimpleNamespace(stop=lambda: None, final_emissions_data=None)
     tracker._t0 = time.perf_counter()
-    (c,) = tracker.end()
+    (c,) = tracker.end().components
     assert c["energy_j"] is None and "no data" in c["flags"][0]
 
 
@@ -140,7 +142,7 @@ def test_counters_read_mid_window_give_per_repeat_joules(tmp_path):
     rapl.begin()
     (pkg / "energy_uj").write_text("100\n")  # wrapped: 200 uJ
     assert rapl.read_j() == pytest.approx(200e-6)
-    read = trackers.reader([object(), gpu, rapl])  # trackers without kind="energy" (memory) are left out
+    read = ProbeSet([CpuMemory(), gpu, rapl]).energy_now()  # probes that measure no energy are left out
     gpu._gpu.counter = [11_000]
     assert read() == pytest.approx(10.0 + 200e-6)
     assert trackers.between(1.0, 3.5) == 2.5
@@ -148,11 +150,11 @@ def test_counters_read_mid_window_give_per_repeat_joules(tmp_path):
 
 
 def test_no_per_repeat_energy_from_estimates_or_sampled_power():
-    assert trackers.reader([trackers.CodecarbonEnergy()]) is None
-    assert trackers.reader([]) is None
+    assert ProbeSet([trackers.CodecarbonEnergy()]).energy_now() is None
+    assert ProbeSet([]).energy_now() is None
     sampled = trackers.NvmlEnergy(FakeGpu(counter=None, power=1000), "gpu:0", sample_interval_s=0.01)
     sampled.begin()
     try:
-        assert trackers.reader([sampled])() is None  # no counter on this board
+        assert ProbeSet([sampled]).energy_now()() is None  # no counter on this board
     finally:
         sampled.close()

@@ -52,7 +52,9 @@ def test_exit_1_regression_summary_is_sorted_and_says_how_to_reproduce(tmp_path)
     first = rows[0].split(" | ")
     assert first[1] == LABEL and first[5].count("[") == 1 and "ratio" in first[6]  # ratio [CI], threshold
     assert "### Reproduce the flagged runs" in md
-    assert f"- {LABEL}: `python -m harness model=tiny precision=fp32 batch_size=1 seq_len=128" in md
+    # one command per canonical key, with the label and the key beside it
+    line = next(x for x in md.splitlines() if x.startswith(f"- {LABEL} (`workload=inference model=tiny"))
+    assert "`): `python -m harness model=tiny precision=fp32 batch_size=1 seq_len=128" in line
     assert "batch_size=4" in md  # the missing run's command
     checks = read_json(out / "verdicts.json")["checks"]
     assert checks[0]["verdict"] == "regression" and checks[0]["ci_low"] > 1.05 or checks[0]["ci_high"] < 0.95

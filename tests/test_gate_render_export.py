@@ -130,3 +130,27 @@ def test_bad_gate_config_file(tmp_path):
     f.write_text("metrics:\n  decode_tok_per_s: {kind: sampled}\n")
     with pytest.raises(ConfigError, match="metrics.decode_tok_per_s.kind=sampled is not valid: choose one of"):
         settings.load(str(f))
+
+
+def test_reproduce_commands_are_keyed_by_the_canonical_key_not_the_label():
+    # two runs that differ only in seed share a display label: each still gets its own command
+    base = [make(seed=1), make("seed=1", seed=1)]
+    cand = [make(slowdown=1.3, seed=2), make("seed=1", slowdown=1.3, seed=3)]
+    rep = _report(base, cand)
+    labels = {c["label"] for c in rep["checks"] if c["verdict"] == "regression"}
+    assert len(labels) == 1
+    section = render.markdown(rep).split("### Reproduce the flagged runs")[1].split("<details>")[0]
+    commands = [line for line in section.splitlines() if line.startswith("- ")]
+    keys = [c.split("(`")[1].split("`)")[0] for c in commands]
+    assert len(commands) == 2 and sorted(k.split(" seed=")[1][0] for k in keys) == ["0", "1"]
+    assert all(k in {c["key"] for c in rep["checks"]} for k in keys)
+    frag = render.html_fragment(rep)
+    assert frag.count("<li>") == 2
+
+
+def test_reproduce_uses_the_runs_own_overrides_when_stored():
+    record = make("precision=bf16", "batch_size=4")
+    assert reproduce.for_result(record).startswith("python -m harness model=tiny precision=bf16")  # older file
+    record["overrides"] = ["precision=bf16", "batch_size=4", "sweep=nightly", "hydra.job.chdir=false"]
+    cmd = reproduce.for_result(record, sweep="gate-repro")
+    assert cmd == "python -m harness model=tiny seq_len=128 precision=bf16 batch_size=4 sweep=gate-repro"

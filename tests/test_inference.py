@@ -4,13 +4,32 @@ import pytest
 import torch
 
 from harness import data, flops, models, precision
-from harness.trackers.timing import CpuTimer
-from harness.workloads import inference
+from harness.backends.hf import HFEager
+from harness.probes import ProbeSet, Reading
+from harness.probes.timing import CpuTimer
+from harness.scenarios import inference
 
 # the shipped tiny preset, shrunk so that in-process tests take milliseconds
 TINY = models.preset(
     "tiny", hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2
 )
+
+
+class _Probe:
+    name, measures_energy, reads_mid_window = "test", False, False
+
+    def begin(self):
+        pass
+
+    def read(self):
+        return None
+
+    def close(self):
+        pass
+
+
+def _fw(model):
+    return HFEager.around(model).forward
 
 
 @pytest.fixture(scope="module")
@@ -21,12 +40,13 @@ def model():
 def test_sample_counts_follow_the_policy(model):
     ids = data.prompt_ids(2, 8, seed=0)
     policy = inference.Policy(warmup_iters=1, min_iters=3, min_time_s=0.0, max_iters=100, repeats=2)
-    out = inference.run(model, ids, decode_tokens=5, policy=policy, timer=CpuTimer())
+    backend = HFEager.around(model)
+    out = inference.run(backend.forward, ids, decode_tokens=5, policy=policy, timer=CpuTimer())
     m = out["metrics"]
     assert m["iterations"] == 6 and [r["iterations"] for r in out["repeats"]] == [3, 3]
     assert m["prefill_latency_s"]["n"] == 6 and m["decode_latency_s"]["n"] == 30
     assert m["tokens_prompt"] == 16 and m["tokens_generated_per_request"] == 12
-    assert m["logits_last_position_only"] is True
+    assert backend.last_position_only is True  # the scenario records it as logits_last_position_only
     # throughput is tokens over the time spent on them
     total_request_s = m["request_latency_s"]["mean"] * 6
     assert m["e2e_tok_per_s"] == pytest.approx(12 * 6 / total_request_s)
@@ -34,50 +54,49 @@ def test_sample_counts_follow_the_policy(model):
 
 def test_min_time_extends_and_max_iters_caps(model):
     ids = data.prompt_ids(1, 8, seed=0)
-    long = inference.run(model, ids, 2, inference.Policy(0, 1, 0.2, 10_000, 1), CpuTimer())
+    long = inference.run(_fw(model), ids, 2, inference.Policy(0, 1, 0.2, 10_000, 1), CpuTimer())
     r = long["repeats"][0]
     assert r["wall_s"] >= 0.2
     # it stopped only once 0.2 s had passed: either several requests, or one that alone took that long
     assert r["iterations"] > 1 or r["request_latency_s_p50"] >= 0.2
-    capped = inference.run(model, ids, 2, inference.Policy(0, 1, 60.0, 4, 1), CpuTimer())
+    capped = inference.run(_fw(model), ids, 2, inference.Policy(0, 1, 60.0, 4, 1), CpuTimer())
     assert capped["metrics"]["iterations"] == 4
 
 
 def test_zero_decode_tokens_gives_no_decode_throughput(model):
-    out = inference.run(model, data.prompt_ids(1, 8, 0), 0, inference.Policy(0, 2, 0.0, 10, 1), CpuTimer())
+    out = inference.run(_fw(model), data.prompt_ids(1, 8, 0), 0, inference.Policy(0, 2, 0.0, 10, 1), CpuTimer())
     assert out["metrics"]["decode_latency_s"]["n"] == 0 and out["metrics"]["decode_tok_per_s"] is None
 
 
 def test_trackers_bracket_the_timed_window(model):
     calls = []
 
-    class Tracker:
+    class Tracker(_Probe):
         def begin(self):
             calls.append("begin")
 
         def end(self):
             calls.append("end")
-            return {"x_bytes": 1}
+            return Reading("x", {"x_bytes": 1})
 
-    out = inference.run(model, data.prompt_ids(1, 8, 0), 1, inference.Policy(1, 1, 0.0, 1, 1), CpuTimer(), [Tracker()])
-    assert calls == ["begin", "end"] and out["tracked"] == [{"x_bytes": 1}]
+    probes = ProbeSet([Tracker()])
+    inference.run(_fw(model), data.prompt_ids(1, 8, 0), 1, inference.Policy(1, 1, 0.0, 1, 1), CpuTimer(), probes)
+    assert calls == ["begin", "end"] and probes.values() == {"x_bytes": 1}
 
 
 def test_trackers_are_closed_when_the_run_fails(model):
     closed = []
 
-    class Tracker:
-        def begin(self):
-            pass
-
+    class Tracker(_Probe):
         def end(self):
             raise RuntimeError("boom")
 
         def close(self):
             closed.append(True)
 
+    probes = ProbeSet([Tracker()])
     with pytest.raises(RuntimeError, match="boom"):
-        inference.run(model, data.prompt_ids(1, 8, 0), 1, inference.Policy(0, 1, 0.0, 1, 1), CpuTimer(), [Tracker()])
+        inference.run(_fw(model), data.prompt_ids(1, 8, 0), 1, inference.Policy(0, 1, 0.0, 1, 1), CpuTimer(), probes)
     assert closed == [True]
 
 
@@ -125,9 +144,9 @@ def test_int8_quantizes_linear_layers():
 def test_each_repeat_reads_its_own_energy(model):
     readings = iter([0.0, 2.0, 2.0, 2.0])  # joules since begin(): repeat 1 used 2 J, repeat 2 none (unknown)
     policy = inference.Policy(warmup_iters=0, min_iters=2, min_time_s=0.0, max_iters=2, repeats=2)
-    out = inference.run(model, data.prompt_ids(1, 8, 0), 3, policy, CpuTimer(), energy_now=lambda: next(readings))
+    out = inference.run(_fw(model), data.prompt_ids(1, 8, 0), 3, policy, CpuTimer(), energy_now=lambda: next(readings))
     first, second = out["repeats"]
     assert first["energy_j"] == 2.0 and first["j_per_token"] == pytest.approx(2.0 / (2 * 4))  # 2 requests x 4 tokens
     assert second["energy_j"] is None and second["j_per_token"] is None  # a counter that did not move is no zero
-    plain = inference.run(model, data.prompt_ids(1, 8, 0), 1, inference.Policy(0, 1, 0.0, 1, 1), CpuTimer())
+    plain = inference.run(_fw(model), data.prompt_ids(1, 8, 0), 1, inference.Policy(0, 1, 0.0, 1, 1), CpuTimer())
     assert plain["repeats"][0]["energy_j"] is None

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from synthetic import result, write
 
+from harness import cost, energy
 from harness.report import Section, aggregate, build, cli
 
 
@@ -95,26 +96,41 @@ def test_aggregation_across_sweeps(tmp_path):
     assert len(aggregate.load_frame([tmp_path / "results"])) == 4
 
 
+def _priced(tok_s: float, joules: float | None = None) -> tuple[dict, dict | None]:
+    """The cost and energy sections the worker writes (harness.cost, harness.energy), for made-up figures."""
+    price = {"usd_per_hour": 2.5, "unit": "device", "provider": "test-cloud", "as_of": "2026-11-01",
+             "source": "price list", "how": "user (hardware.usd_per_hour)"}  # fmt: skip
+    energy_cfg = {"enabled": True, "pue": 1.0, "pue_source": "test", "carbon_intensity_g_per_kwh": 400.0,
+                  "carbon_intensity_source": "test"}  # fmt: skip
+    timing = {"timed_window_s": 2.0, "run_wall_s": 5.0}
+    rates = {"prefill_tok_per_s": 10 * tok_s, "decode_tok_per_s": tok_s, "e2e_tok_per_s": tok_s}
+    energy_sec = None
+    if joules is not None:
+        components = [{"name": "cpu", "covers": "cpu-package", "method": "estimated", "energy_j": joules,
+                       "avg_power_w": joules / 2.0, "window_s": 2.0, "flags": []}]  # fmt: skip
+        energy_sec = energy.account(components, 2.0, {"token": 2.0 * tok_s}, energy_cfg)
+    return cost.compute(price, 1, timing, rates, energy_sec, {"mode": "cloud"}), energy_sec
+
+
 def test_cost_and_energy_flow_through_when_present(tmp_path):
-    price = {"usd_per_device_hour": 2.5, "provider": "test-cloud", "as_of": "2026-11-01", "source": "price list"}
+    fp32, bf16, int8 = _priced(100.0), _priced(200.0), _priced(50.0, joules=12.0)
     records = [
-        result("fp32", tok_s=100.0, cost={"usd_per_1m_tokens_decode": 6.9, "price": price}),
-        result("bf16", tok_s=200.0, cost={"usd_per_1m_tokens_decode": 9.0, "price": price}),
-        result(
-            "int8",
-            tok_s=50.0,
-            cost={"usd_per_1m_tokens_decode": 4.0, "price": price},
-            energy={"energy_j": 12.0, "method": "estimated", "covers": "CPU package"},
-        ),
+        result("fp32", tok_s=100.0, cost=fp32[0]),
+        result("bf16", tok_s=200.0, cost=bf16[0]),
+        result("int8", tok_s=50.0, cost=int8[0], energy=int8[1]),
     ]
     index = build([write(tmp_path / "results", "costs", records)], out_dir=tmp_path / "r", floor=0.5)
     frame = pd.read_csv(index.parent / "runs.csv")
-    assert frame["cost_usd_per_1m_tokens_decode"].tolist() == [9.0, 6.9, 4.0]
+    usd_per_1m = 2.5 / 3600 / 1e-6  # USD per second over 1 M tokens per second
+    expected = [usd_per_1m / 200, usd_per_1m / 100, usd_per_1m / 50]  # bf16, fp32, int8 (sorted by precision)
+    assert frame["cost_usd_per_1m_tokens_decode"].tolist() == pytest.approx(expected)
+    assert frame["energy_total_j"].tolist()[2] == 12.0 and frame["energy_total_j"].isna().tolist()[:2] == [True, True]
     html = index.read_text()
     assert "cost_usd_per_1m_tokens_decode" in html and "Cost not measured" not in html
     assert "2026-11-01" in html and "test-cloud" in html and "estimated" in html
-    # cheapest run (int8) and fastest (bf16) are both on the front now: cost is an active objective
-    assert frame.loc[frame["precision"] == "int8", "on_front"].item()
+    assert "energy J" in html  # the runs table's energy column now has a writer: energy.total_j
+    # with the same price the fastest run is also the cheapest: bf16 is on the front, int8 (slow, dear) is not
+    assert frame.loc[frame["precision"] == "bf16", "on_front"].item()
 
 
 def test_scaling_plot_appears_only_with_two_gpu_counts(tmp_path):
@@ -127,7 +143,7 @@ def test_scaling_plot_appears_only_with_two_gpu_counts(tmp_path):
     assert "No scaling plot" not in html and 'alt="scaling efficiency against gpus"' in html
     from harness.report import plots
 
-    table = plots.scaling_table(aggregate.load_frame([two]), ["model", "precision"])
+    table = plots.scaling_table(aggregate.load_frame([two]), ["model", "precision"])  # + workload, gpus
     assert table["efficiency"].round(3).tolist() == [1.0, 0.9, 0.75]
 
 

@@ -10,9 +10,10 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from harness import app, data, models
+from harness.backends.hf import HFEager
 from harness.config import CONF_DIR, group_choices
-from harness.trackers.timing import CpuTimer
-from harness.workloads import inference
+from harness.probes.timing import CpuTimer
+from harness.scenarios import inference
 
 
 @pytest.mark.parametrize("preset", [m for m in group_choices("model") if m != "local"])
@@ -33,5 +34,7 @@ def test_preset_builds_and_runs_shrunk(preset):
     model = models.build(m, torch.float32, "cpu", seed=0)
     assert model.config.vocab_size == m["vocab_size"]
     assert model.config.tie_word_embeddings == m["tie_word_embeddings"]
-    out = inference.run(model, data.prompt_ids(1, 8, 0), 2, inference.Policy(0, 1, 0.0, 1, 1), CpuTimer())
+    out = inference.run(
+        HFEager.around(model).forward, data.prompt_ids(1, 8, 0), 2, inference.Policy(0, 1, 0.0, 1, 1), CpuTimer()
+    )
     assert out["metrics"]["iterations"] == 1

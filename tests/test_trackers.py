@@ -5,9 +5,9 @@ from unittest import mock
 
 import pytest
 
-from harness.trackers.memory import CpuMemory, CudaMemory
-from harness.trackers.nvml import NvmlGpu, nvml_index
-from harness.trackers.timing import CpuTimer, CudaTimer, timer_for
+from harness.probes.memory import CpuMemory, CudaMemory
+from harness.probes.nvml import NvmlGpu, nvml_index
+from harness.probes.timing import CpuTimer, CudaTimer, timer_for
 
 
 class FakeEvent:
@@ -67,14 +67,14 @@ def test_cuda_memory_resets_then_reads_peaks():
     mem = CudaMemory(cuda, "cuda:1")
     mem.begin()
     assert cuda.peaks_reset == ["cuda:1"]
-    assert mem.end() == {"cuda_max_allocated_bytes": 3 * 2**30, "cuda_max_reserved_bytes": 4 * 2**30}
+    assert mem.end().values == {"cuda_max_allocated_bytes": 3 * 2**30, "cuda_max_reserved_bytes": 4 * 2**30}
 
 
 def test_cpu_memory_peak_of_window_sees_an_allocation():
     mem = CpuMemory()
     mem.begin()
     block = bytearray(64 * 2**20)  # touched: 64 MiB resident
-    out = mem.end()
+    out = mem.end().values
     del block
     assert out["peak_rss_bytes"] >= 64 * 2**20
     assert out["process_peak_rss_bytes"] >= out["peak_rss_bytes"]
@@ -146,7 +146,7 @@ def test_nvml_index_follows_cuda_visible_devices():
 
 
 def test_nvml_device_count_respects_visible_devices(monkeypatch):
-    from harness.trackers.nvml import device_count
+    from harness.probes.nvml import device_count
 
     fake = _fake_nvml()
     fake.nvmlDeviceGetCount.return_value = 8

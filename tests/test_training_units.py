@@ -7,7 +7,7 @@ import torch
 
 from harness import data, distributed, scaling
 from harness.errors import UnsupportedError
-from harness.workloads import training
+from harness.scenarios import training
 
 PYDOC = {"source": "pydoc", "text_column": "text", "eval_fraction": 0.1, "split_seed": 1234}
 
@@ -79,8 +79,8 @@ def test_evaluation_is_deterministic_and_finite():
     batches = data.eval_batches(
         torch.randint(0, 256, (2000,), generator=torch.Generator().manual_seed(0)), 2, 2, 16, "cpu"
     )
-    first = training.evaluate(model, batches, "fp32", "cpu")
-    assert first == training.evaluate(model, batches, "fp32", "cpu")
+    first = training.evaluate(model, batches, None, "cpu")
+    assert first == training.evaluate(model, batches, None, "cpu")
     assert abs(first - math.log(256)) < 0.5  # random init: about uniform over 256 bytes
 
 

@@ -2,5 +2,6 @@
 
 Modules: `stats` (bootstrap ratio of medians, decision rules), `settings` (conf/gate/*.yaml schema),
 `baseline` (reading result sets, the committed baseline file), `compare` (matching, verdicts, exit code),
-`render` (Markdown summary, HTML fragment), `export` (pytest-benchmark JSON), `reproduce`, `cli`.
+`render` (Markdown summary, HTML fragment), `export` (pytest-benchmark JSON), `cli`. Reproduce commands
+come from harness.reproduce (shared with the report); default metrics from harness.metrics.
 """

@@ -190,9 +190,7 @@ def compare(baseline: Side, candidate: Side, settings: GateSettings) -> list[Che
         base_runs, cand_runs = baseline.by_key.get(key), candidate.by_key.get(key)
         if not cand_runs:
             label = summary.label(base_runs[0]["key_fields"])
-            command = (
-                reproduce.command(base_runs[0]["config"], sweep="gate-repro") if base_runs[0].get("config") else None
-            )
+            command = reproduce.for_result(base_runs[0], sweep="gate-repro") if base_runs[0].get("config") else None
             note = "in the baseline, not in the candidate"
             checks.append(Check(key, label, "run", "run", "missing", note=note, reproduce=command))
             continue
@@ -203,7 +201,7 @@ def compare(baseline: Side, candidate: Side, settings: GateSettings) -> list[Che
         pair = _pair(key, base_runs, cand_runs, settings)
         flagged = [c for c in pair if c.verdict in FLAGGED]
         if flagged and cand_runs[0].get("config"):
-            command = reproduce.command(cand_runs[0]["config"], sweep="gate-repro")
+            command = reproduce.for_result(cand_runs[0], sweep="gate-repro")
             for c in flagged:
                 c.reproduce = command
         checks.extend(pair)

@@ -15,21 +15,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from harness import results
+from harness import metrics, results
 
-LATENCIES = ("prefill_latency_s_p50", "ttft_s_p50", "decode_latency_s_p50", "request_latency_s_p50")
-EXTRA = (
-    "prefill_tok_per_s",
-    "decode_tok_per_s",
-    "e2e_tok_per_s",
-    "samples_per_s",
-    "params",
-    "flops_per_token_prefill",
-    "flops_per_token_decode",
-    "peak_rss_bytes",
-    "cuda_max_allocated_bytes",
-    "threads",
-)
+# from the metric registry (harness.metrics, export=...)
+LATENCIES = metrics.export_names("latency")
+EXTRA = metrics.export_names("extra")
 FORMAT_VERSION = "5.1.0"  # the pytest-benchmark file format these files follow (fields as of 5.x)
 
 

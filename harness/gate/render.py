@@ -92,6 +92,11 @@ def md_code(text: Any) -> str:
     return f"{fence}{pad}{s}{pad}{fence}"
 
 
+def _commands(checks: list[Mapping[str, Any]]) -> dict[str, tuple[str, str]]:
+    """One reproduce command per canonical key (the label drops workload, seed, device ...): key → (label, cmd)."""
+    return {c["key"]: (c["label"], c["reproduce"]) for c in checks if c.get("reproduce")}
+
+
 def _md_table(rows: list[tuple[str, ...]]) -> list[str]:
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(md(x) for x in r) + " |" for r in rows]
@@ -128,10 +133,10 @@ def markdown(report: Mapping[str, Any]) -> str:
     if noted:
         lines += ["Environment differences noted (not blocking):", ""]
         lines += [f"- {md(c['label'])}: {md(c['note'].removeprefix('noted: '))}" for c in noted] + [""]
-    commands = {c["label"]: c["reproduce"] for c in shown if c.get("reproduce")}
+    commands = _commands(shown)
     if commands:
         lines += ["### Reproduce the flagged runs", ""]
-        lines += [f"- {md(label)}: {md_code(cmd)}" for label, cmd in commands.items()] + [""]
+        lines += [f"- {md(label)} ({md_code(key)}): {md_code(cmd)}" for key, (label, cmd) in commands.items()] + [""]
     if passing:
         lines += [f"<details><summary>{len(passing)} passing checks</summary>", ""]
         lines += _md_table([_row(c) for c in passing]) + ["", "</details>", ""]
@@ -165,10 +170,13 @@ def html_fragment(report: Mapping[str, Any]) -> str:
         cells = "".join(f"<td>{e(x)}</td>" for x in _row(c))
         out.append(f'<tr class="{e(c["verdict"])}">{cells}</tr>')
     out.append("</tbody></table>")
-    commands = {c["label"]: c["reproduce"] for c in report["checks"] if c.get("reproduce")}
+    commands = _commands(report["checks"])
     if commands:
         out.append("<h3>Reproduce the flagged runs</h3><ul>")
-        out += [f"<li>{e(label)}: <code>{e(cmd)}</code></li>" for label, cmd in commands.items()]
+        out += [
+            f"<li>{e(label)} (<code>{e(key)}</code>): <code>{e(cmd)}</code></li>"
+            for key, (label, cmd) in commands.items()
+        ]
         out.append("</ul>")
     out.append("</section>")
     return "\n".join(out) + "\n"

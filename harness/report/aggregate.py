@@ -1,10 +1,11 @@
 """Every result file → one flat pandas DataFrame (one row per run, units in the column names).
 
 Columns (docs/results.md, "Report columns"): the key fields (`workload`, `model`, `precision`, ...), `status`,
-`reason`, `sweep`, `command`; every inference metric under its own name (distributions flattened as
+`reason`, `sweep`, `command`; every metric under its own name (distributions flattened as
 `<name>_p50`, `<name>_p99`, `<name>_n`, ...); `peak_memory_bytes` (the GPU allocator peak where there is one,
 else the RSS peak); and the sections `quality_*`, `cost_*`, `energy_*`, `timing_*`, `env_*` flattened with
-`_` (so `cost.usd_per_1m_tokens_decode` becomes `cost_usd_per_1m_tokens_decode` the day cost lands).
+`_` (so `cost.usd_per_1m_tokens_decode` becomes `cost_usd_per_1m_tokens_decode`). Which of these the
+report shows, and the default objectives, come from the metric registry (harness.metrics).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def flatten_result(record: Mapping[str, Any], sweep: str, path: Path | None = No
         _flatten(value or {}, section, row)
     _flatten(record.get("environment") or {}, "env", row)
     row["repeats_n"] = len(record.get("repeats") or [])
-    row["command"] = reproduce_command(record.get("config") or {})
+    row["command"] = reproduce.for_result(record) if record.get("config") else ""
     row["result_path"] = str(path) if path is not None else None
     return row
 
@@ -95,8 +96,3 @@ def save(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     safe.to_parquet(out_dir / "runs.parquet", index=False)
     written.append(out_dir / "runs.parquet")
     return written
-
-
-def reproduce_command(config: Mapping[str, Any]) -> str:
-    """The command that measures this run again (harness.reproduce)."""
-    return reproduce.command(config)

@@ -16,7 +16,11 @@ from harness.report.pareto import DEFAULT_OBJECTIVES, Objective, front
 
 __all__ = ["Section", "build", "default_out_dir", "render"]
 DEFAULT_FLOOR = 0.99  # MLPerf: >= 99 % of the fp32 reference
-LINE_KEYS = ("workload", "model", "precision", "batch_size", "seq_len", "decode_tokens", "device", "arch")
+# the key fields (harness.results.key_fields) as report columns: what makes one scaling line
+LINE_KEYS = (
+    *("workload", "model", "precision", "batch_size", "seq_len", "decode_tokens", "max_steps"),
+    *("target_eval_loss", "data", "gpus", "seed", "device", "arch"),
+)
 
 
 def default_out_dir(frame: pd.DataFrame, dirs: Sequence[Path], reports_dir: Path) -> Path:
@@ -74,14 +78,14 @@ def render(
     if scaling is not None:
         scaling_svg = plots.scaling_figure(scaling, "scaling with the device count")
         note = (
-            f"Efficiency = (throughput per device) ÷ (that of the same configuration on its fewest devices), "
-            f"from {scaling['column'].iloc[0]} of ok runs."
+            f"Efficiency = throughput at N ÷ (N × that of the same configuration at gpus=1), "
+            f"from {scaling['column'].iloc[0]} of ok runs (as in scaling.json)."
         )
     else:
         scaling_svg = None
         note = (
-            "No scaling plot: it needs ok results of the same configuration at two or more distinct gpus "
-            "values (e.g. python -m harness -m gpus=1,2)."
+            "No scaling plot: it needs ok results of the same configuration at gpus=1 and at more gpus "
+            "(e.g. python -m harness -m gpus=1,2)."
         )
     sweeps = sorted(set(frame["sweep"])) if "sweep" in frame else []
     subtitle = (

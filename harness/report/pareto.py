@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from harness import metrics
+
 SENSES = ("min", "max")
 
 
@@ -30,27 +32,11 @@ class Objective:
             raise ValueError(f"objective {self.label}: sense={self.sense!r} is not valid: choose one of min, max")
 
 
-# Defaults per workload (the choice), as columns of the aggregated frame (docs/results.md).
-# Override with `python -m harness report --objective COL:min|max`.
+# Defaults per scenario, from the metric registry (harness.metrics.OBJECTIVES), as columns of the
+# aggregated frame (docs/results.md). Override with `python -m harness report --objective COL:min|max`.
 DEFAULT_OBJECTIVES: dict[str, tuple[Objective, ...]] = {
-    "inference": (
-        Objective("decode throughput", ("decode_tok_per_s", "e2e_tok_per_s"), "max", "tokens/s"),
-        Objective(
-            "cost per 1 M tokens",
-            ("cost_usd_per_1m_tokens_decode", "cost_usd_per_1m_tokens", "cost_usd_per_1m_tokens_e2e"),
-            "min",
-            "USD",
-        ),
-        Objective("p99 request latency", ("request_latency_s_p99",), "min", "s"),
-        Objective("peak memory", ("peak_memory_bytes",), "min", "bytes"),
-    ),
-    "training": (
-        # with workload.target_eval_loss: cost and time to reach it (a run that did not reach it is off the
-        # front); without: the training loop's cost and time
-        Objective("cost to target", ("cost_usd_to_target", "cost_training_usd"), "min", "USD"),
-        Objective("final eval loss", ("eval_loss",), "min", "nats"),
-        Objective("wall time", ("target_time_s", "train_window_s"), "min", "s"),
-    ),
+    scenario: tuple(Objective(label, columns, sense, unit) for label, columns, sense, unit in specs)
+    for scenario, specs in metrics.OBJECTIVES.items()
 }
 
 

@@ -14,10 +14,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
+from harness import scaling
 from harness.report.pareto import Front, Objective
 
 FRONT, DOMINATED, FAILING = "#1f6fd1", "#9aa0a6", "#d93025"
-THROUGHPUT_COLUMNS = ("decode_tok_per_s", "train_tok_per_s", "tok_per_s", "e2e_tok_per_s", "samples_per_s")
 SHOWN = ("model", "precision", "batch_size", "seq_len")
 MAX_LABELS = 24  # beyond this many points only the front is labelled
 
@@ -120,37 +120,36 @@ def _plain_log_ticks(axis) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-def throughput_column(frame: pd.DataFrame) -> str | None:
-    for col in THROUGHPUT_COLUMNS:
-        if col in frame and pd.to_numeric(frame[col], errors="coerce").notna().any():
-            return col
-    return None
-
-
-def scaling_table(frame: pd.DataFrame, line_keys: Sequence[str]) -> pd.DataFrame | None:
-    """Per configuration and gpus: mean throughput and scaling efficiency, (throughput/gpus) ÷ (that of
-    the fewest-gpus run of the same configuration). None unless the ok runs have >= 2 distinct `gpus`."""
+def scaling_table(frame: pd.DataFrame, key_columns: Sequence[str]) -> pd.DataFrame | None:
+    """Per configuration and gpus: throughput and scaling efficiency (harness.scaling, the same figures as
+    scaling.json). `key_columns`: the frame's key-field columns. None without a configuration at two gpus."""
     if "gpus" not in frame or "status" not in frame:
         return None
-    ok = frame[frame["status"].eq("ok")]
-    col = throughput_column(ok)
-    if col is None or ok["gpus"].nunique() < 2:
+    keys = [k for k in dict.fromkeys(("workload", *key_columns, "gpus")) if k in frame]
+    points = []
+    for _, row in frame.iterrows():
+        fields = {k: row[k] for k in keys if not pd.isna(row[k])}
+        if "gpus" in fields:
+            points.append(scaling.point(fields, row["status"], row, False))
+    rows = [r for r in scaling.table(p for p in points if p is not None)]
+    if not any(r["gpus"] != 1 for r in rows):
         return None
-    ok = ok.assign(throughput=pd.to_numeric(ok[col], errors="coerce")).dropna(subset=["throughput"])
-    keys = [k for k in line_keys if k in ok and k != "gpus"]
-    rows = []
-    for key, line in ok.groupby(keys, dropna=False, sort=True):
-        per_gpus = line.groupby("gpus")["throughput"].mean().sort_index()
-        if len(per_gpus) < 2:
-            continue
-        base_gpus, base = per_gpus.index[0], per_gpus.iloc[0]
-        values = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+    varying = [k for k in keys if k != "gpus" and frame[k].nunique(dropna=False) > 1]
+    out = []
+    for r in rows:
+        values = dict(pair.split("=", 1) for pair in r["config"].split(" "))
         # name a line by what tells the lines apart, plus the usual four
-        name = " ".join(f"{k}={v}" for k, v in values.items() if k in SHOWN or ok[k].nunique() > 1)
-        for gpus, tput in per_gpus.items():
-            eff = (tput / gpus) / (base / base_gpus)
-            rows.append({"line": name, "gpus": int(gpus), "throughput": tput, "efficiency": eff, "column": col})
-    return pd.DataFrame(rows) if rows else None
+        name = " ".join(f"{k}={v}" for k, v in values.items() if k in SHOWN or k in varying)
+        out.append(
+            {
+                "line": name,
+                "gpus": r["gpus"],
+                "throughput": r["throughput_n"],
+                "efficiency": r["efficiency"],
+                "column": r["metric"],
+            }  # fmt: skip
+        )
+    return pd.DataFrame(out)
 
 
 def scaling_figure(table: pd.DataFrame, title: str) -> str:

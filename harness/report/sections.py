@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness import metrics
 from harness.report.html import code_cell, esc, fmt, missing, svg_img, table
 from harness.report.pareto import Front
 from harness.report.plots import display_scale
@@ -123,17 +124,9 @@ RUN_COLUMNS = (
     ("seq_len", "seq"),
     ("gpus", "gpus"),
     ("status", "status"),
-    ("decode_tok_per_s", "decode tok/s"),
-    ("e2e_tok_per_s", "e2e tok/s"),
-    ("request_latency_s_p99", "p99 request ms"),
-    ("request_latency_s_n", "n"),
+    *metrics.report_columns(in_metrics=True),  # latency, throughputs (harness.metrics, report=...)
     ("peak_memory_bytes", "peak MiB"),
-    ("cost_usd_per_1m_tokens_decode", "USD / 1M tok"),
-    ("energy_j", "energy J"),
-    ("quality_next_token_agreement", "next-token agreement"),
-    ("quality_kl_divergence_nats_mean", "KL mean (nats)"),
-    ("quality_perplexity", "perplexity"),
-    ("quality_relative_quality", "relative quality"),
+    *metrics.report_columns(in_metrics=False),  # cost, energy, quality
 )
 
 

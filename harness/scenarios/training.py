@@ -2,23 +2,29 @@
 
 Time-to-quality as in MLPerf Training: with a target eval loss the run stops at the first evaluation
 that reaches it, and the wall time to get there (evaluations included) is recorded.
-Mixed precision through autocast (bf16; fp16 with a gradient scaler); fp32 runs plain.
+Mixed precision through autocast (bf16; fp16 with a gradient scaler), as the precision transform
+(harness.transforms.precision) sets it; fp32 runs plain.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from harness import cost, data, flops
+from harness.backends.base import TRAIN_STEP
+from harness.probes.base import ProbeSet
+from harness.scenarios import register
+from harness.scenarios.base import DATA_PARALLEL, Measured, Phase, RunContext, Scenario
 from harness.stats import summarize
+from harness.transforms.precision import AUTOCAST
 
 MAX_CURVE_POINTS = 500
-_AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -51,11 +57,17 @@ def _optimizer(model: torch.nn.Module, s: Schedule) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=s.lr, betas=(0.9, 0.95))
 
 
-def evaluate(model: torch.nn.Module, batches: Sequence[torch.Tensor], precision: str, device_type: str) -> float:
-    """Mean next-token cross-entropy (nats) over the fixed held-out batches."""
+def _autocast(device_type: str, dtype: torch.dtype | None) -> torch.autocast:
+    return torch.autocast(device_type, dtype or torch.float32, enabled=dtype is not None)
+
+
+def evaluate(
+    model: torch.nn.Module, batches: Sequence[torch.Tensor], autocast_dtype: torch.dtype | None, device_type: str
+) -> float:
+    """Mean next-token cross-entropy (nats) over the fixed held-out batches, under the run's autocast."""
     model.eval()
     total = 0.0
-    with torch.no_grad(), torch.autocast(device_type, _AUTOCAST.get(precision, torch.float32), precision in _AUTOCAST):
+    with torch.no_grad(), _autocast(device_type, autocast_dtype):
         for x in batches:
             total += float(model(input_ids=x, labels=x).loss)
     model.train()
@@ -73,20 +85,21 @@ def run(
     train: Any,
     held_out: Sequence[torch.Tensor],
     schedule: Schedule,
-    precision: str,
+    autocast_dtype: torch.dtype | None,
     device_type: str,
     timer: Any,
-    trackers: Sequence[Any] = (),
+    probes: ProbeSet | None = None,
     energy_now: Callable[[], float | None] | None = None,
 ) -> dict[str, Any]:
-    """Train for the schedule (or to the target); returns metrics, per-chunk figures, tracked, timings.
+    """Train for the schedule (or to the target); returns metrics, per-chunk figures and timings (the
+    probes' readings stay in `probes.readings`). fp16 autocast runs with a gradient scaler.
 
-    `energy_now` (joules since the trackers began, from trackers.energy.reader) is read around each step,
-    outside its timed span, to give each chunk its energy.
+    `energy_now` (joules since the probes began, ProbeSet.energy_now) is read around each step, outside
+    its timed span, to give each chunk its energy.
     """
+    probes = probes if probes is not None else ProbeSet([])
     optimizer = _optimizer(model, schedule)
-    scaler = torch.amp.GradScaler(device_type) if precision == "fp16" else None
-    autocast_dtype = _AUTOCAST.get(precision)
+    scaler = torch.amp.GradScaler(device_type) if autocast_dtype == torch.float16 else None
     model.train()
     step_times: list[float] = []
     step_joules: list[float | None] = []  # per timed step, beside step_times
@@ -96,10 +109,9 @@ def run(
     tokens_per_step = 0
     eval_s = 0.0
     try:
-        initial = evaluate(model, held_out, precision, device_type)
+        initial = evaluate(model, held_out, autocast_dtype, device_type)
         evals.append((0, initial, math.exp(initial)))
-        for tracker in trackers:
-            tracker.begin()
+        probes.begin()
         start = time.perf_counter()
         for step in range(1, schedule.max_steps + 1):
             x = train.next()
@@ -108,7 +120,7 @@ def run(
                 group["lr"] = lr_at(step, schedule)
             joules_before = energy_now() if energy_now is not None else None
             m0 = timer.mark()
-            with torch.autocast(device_type, autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+            with _autocast(device_type, autocast_dtype):
                 loss = model(input_ids=x, labels=x).loss
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -135,19 +147,16 @@ def run(
             losses.append((step, float(loss.detach())))
             if step % schedule.eval_interval == 0 or step == schedule.max_steps:
                 e0 = time.perf_counter()
-                value = evaluate(model, held_out, precision, device_type)
+                value = evaluate(model, held_out, autocast_dtype, device_type)
                 eval_s += time.perf_counter() - e0
                 evals.append((step, value, math.exp(value)))
                 if schedule.target_eval_loss is not None and value <= schedule.target_eval_loss:
                     target.update(reached=True, step=step, time_s=time.perf_counter() - start)
                     break
         window_s = time.perf_counter() - start
-        tracked = [tracker.end() for tracker in trackers]
-    finally:  # a failed run still stops every tracker
-        for tracker in trackers:
-            close = getattr(tracker, "close", None)
-            if close is not None:
-                close()
+        probes.end()
+    finally:  # a failed run still stops every probe
+        probes.close()
 
     steps = losses[-1][0]
     if schedule.target_eval_loss is not None and not target["reached"]:
@@ -169,7 +178,7 @@ def run(
         "loss_scale_final": float(scaler.get_scale()) if scaler is not None else None,
     }
     per_chunk = _chunks(step_times, step_joules, schedule.chunks, tokens_per_step)
-    return {"metrics": metrics, "repeats": per_chunk, "tracked": tracked, "timed_window_s": window_s}
+    return {"metrics": metrics, "repeats": per_chunk, "timed_window_s": window_s}
 
 
 def _chunks(times: list[float], joules: list[float | None], count: int, tokens_per_step: int) -> list[dict]:
@@ -195,3 +204,55 @@ def _chunks(times: list[float], joules: list[float | None], count: int, tokens_p
             }
         )
     return out
+
+
+@register
+class Training(Scenario):
+    """AdamW on real text; DDP over ranks (synchronous steps: one step covers every rank's batch)."""
+
+    name = "training"
+    requires = frozenset({TRAIN_STEP})
+    precision_mode = AUTOCAST
+    parallel = DATA_PARALLEL
+    writes = (
+        *("step_time_s", "steps", "tokens_per_step", "train_loss_first", "train_loss_last"),
+        *("eval_loss_initial", "eval_loss", "eval_perplexity", "loss_curve", "eval_curve", "eval_s"),
+        *("train_window_s", "target", "loss_scale_final", "train_tok_per_s", "samples_per_s"),
+        *("tokens_trained", "flops_per_token_train", "achieved_flop_per_s_train", "mfu_train"),
+        *("step_time_s_p50", "step_time_s_mean", "wall_s", "energy_j", "j_per_token", "usd_per_1m_tokens_train"),
+    )
+    repeat_cost = ("train_tok_per_s", "usd_per_1m_tokens_train")
+
+    def run(self, ctx: RunContext) -> Measured:
+        config, w, place, device = ctx.config, ctx.config["workload"], ctx.place, ctx.device.torch_device
+        tokenizer = data.local_tokenizer(config["model"].get("path"))
+        train_stream, eval_stream, info = data.training_streams(config["data"], config["seed"], tokenizer)
+        # every precision of one seed sees the same batches; each rank draws its own
+        batches = data.TrainBatches(
+            train_stream, config["batch_size"], config["seq_len"], config["seed"] * 1000 + place.rank, device
+        )
+        held_out = data.eval_batches(eval_stream, w["eval_batches"], config["batch_size"], config["seq_len"], device)
+        keys = ("max_steps", "warmup_steps", "lr", "lr_warmup_steps", "weight_decay", "grad_clip", "eval_interval")
+        schedule = Schedule(*(w[k] for k in keys), w["target_eval_loss"], config["repeats"])
+        autocast_dtype = ctx.runtime.get("autocast_dtype")
+        model = ctx.backend.model
+        out = run(
+            model, batches, held_out, schedule, autocast_dtype, ctx.device.type, ctx.timer, ctx.probes, ctx.energy_now
+        )
+        m = out["metrics"]
+        step_s = m["step_time_s"]["mean"]
+        world_tokens = m["tokens_per_step"] * place.world_size  # DDP steps are synchronous: one step, all ranks
+        m["train_tok_per_s"] = world_tokens / step_s if step_s else None
+        m["samples_per_s"] = config["batch_size"] * place.world_size / step_s if step_s else None
+        m["tokens_trained"] = world_tokens * m["steps"]
+        m["flops_per_token_train"] = flops.training_flops_per_token(ctx.model_facts, config["seq_len"])
+        units = {
+            "token": world_tokens * m["steps"],
+            "sample": config["batch_size"] * place.world_size * m["steps"],
+            "step": m["steps"],
+        }
+        phases = [Phase("train", m["train_tok_per_s"], m["flops_per_token_train"], place.world_size)]
+        return Measured(m, out["repeats"], out["timed_window_s"], phases, units, sections={"data": info})
+
+    def price(self, cost_section: Mapping[str, Any], metrics: Mapping[str, Any], timing: Mapping[str, float]) -> dict:
+        return cost.training(cost_section["usd_per_s"], metrics, timing)

@@ -8,14 +8,22 @@ figures are stable on a fast model and bounded on a slow one.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from harness import data, flops, quality
+from harness.backends.base import DECODE, LOGITS, PREFILL
+from harness.probes.base import ProbeSet
+from harness.probes.energy import between
+from harness.scenarios import register
+from harness.scenarios.base import Measured, Phase, RunContext, Scenario
 from harness.stats import summarize
-from harness.trackers.energy import between
+from harness.transforms.precision import WEIGHTS
+
+Forward = Callable[..., Any]  # backend.forward(ids, cache=None) -> an output with .logits, .past_key_values
 
 
 @dataclass(frozen=True)
@@ -27,29 +35,7 @@ class Policy:
     repeats: int
 
 
-class _Forward:
-    """model(...) asking for the last position's logits only where the model supports it, as serving
-    engines do; otherwise the full logits (the same work a plain HF forward does)."""
-
-    def __init__(self, model: torch.nn.Module):
-        self.model = model
-        self.kwargs: dict[str, Any] = {"logits_to_keep": 1}
-        self.last_position_only: bool | None = None
-
-    def __call__(self, ids: torch.Tensor, cache: Any = None) -> Any:
-        try:
-            out = self.model(input_ids=ids, past_key_values=cache, use_cache=True, **self.kwargs)
-        except TypeError:
-            if not self.kwargs:
-                raise
-            self.kwargs = {}
-            out = self.model(input_ids=ids, past_key_values=cache, use_cache=True)
-        if cache is None:
-            self.last_position_only = out.logits.shape[1] == 1 < ids.shape[1]
-        return out
-
-
-def request(forward: _Forward, input_ids: torch.Tensor, decode_tokens: int, timer: Any) -> list:
+def request(forward: Forward, input_ids: torch.Tensor, decode_tokens: int, timer: Any) -> list:
     """Run one request; return timer marks: [start, prefill done, first token, step 1, ..., step n]."""
     marks = [timer.mark()]
     out = forward(input_ids)
@@ -83,20 +69,18 @@ def _figures(batch: int, seq_len: int, decode_tokens: int, samples: dict[str, li
 
 
 def run(
-    model: torch.nn.Module,
+    forward: Forward,
     input_ids: torch.Tensor,
     decode_tokens: int,
     policy: Policy,
     timer: Any,
-    trackers: Sequence[Any] = (),
+    probes: ProbeSet | None = None,
     energy_now: Callable[[], float | None] | None = None,
 ) -> dict[str, Any]:
-    """Warm up, then time `policy.repeats` repeats with the trackers around them.
-
-    Returns metrics, per-repeat figures, each tracker's end() value (`tracked`, in order) and timings.
-    `energy_now` (joules since the trackers began, from trackers.energy.reader) gives each repeat its energy.
-    """
-    forward = _Forward(model)
+    """Warm up, then time `policy.repeats` repeats with the probes around them (their readings stay in
+    `probes.readings`). Returns metrics, per-repeat figures and timings. `energy_now` (joules since the
+    probes began, ProbeSet.energy_now) gives each repeat its energy."""
+    probes = probes if probes is not None else ProbeSet([])
     batch, seq_len = input_ids.shape
     try:
         with torch.inference_mode():
@@ -105,8 +89,7 @@ def run(
                 request(forward, input_ids, decode_tokens, timer)
             warmup_s = time.perf_counter() - t0
 
-            for tracker in trackers:
-                tracker.begin()
+            probes.begin()
             window_start = time.perf_counter()
             all_samples: dict[str, list[float]] = {"prefill": [], "ttft": [], "decode": [], "request": []}
             repeats = [
@@ -114,12 +97,9 @@ def run(
                 for _ in range(policy.repeats)
             ]
             window_s = time.perf_counter() - window_start
-            tracked = [tracker.end() for tracker in trackers]
-    finally:  # a failed run still stops every tracker (threads included)
-        for tracker in trackers:
-            close = getattr(tracker, "close", None)
-            if close is not None:
-                close()
+            probes.end()
+    finally:  # a failed run still stops every probe (threads included)
+        probes.close()
 
     metrics = {
         "prefill_latency_s": summarize(all_samples["prefill"]),
@@ -130,19 +110,17 @@ def run(
         "iterations": len(all_samples["request"]),
         "tokens_prompt": batch * seq_len,
         "tokens_generated_per_request": batch * (decode_tokens + 1),
-        "logits_last_position_only": forward.last_position_only,
     }
     return {
         "metrics": metrics,
         "repeats": repeats,
-        "tracked": tracked,
         "warmup_s": warmup_s,
         "timed_window_s": window_s,
     }
 
 
 def _repeat(
-    forward: _Forward,
+    forward: Forward,
     input_ids: torch.Tensor,
     decode_tokens: int,
     policy: Policy,
@@ -183,3 +161,54 @@ def _repeat(
         "request_latency_s_p50": summarize(samples["request"])["p50"],
         **_figures(batch, seq_len, decode_tokens, samples),
     }
+
+
+@register
+class Inference(Scenario):
+    """Offline batches: each rank (a replica) serves its own prompts; quality against fp32 after timing."""
+
+    name = "inference"
+    requires = frozenset({PREFILL, DECODE, LOGITS})
+    precision_mode = WEIGHTS
+    writes = (
+        *("prefill_latency_s", "ttft_s", "decode_latency_s", "request_latency_s"),
+        *("prefill_tok_per_s", "decode_tok_per_s", "e2e_tok_per_s", "samples_per_s"),
+        *("iterations", "tokens_prompt", "tokens_generated_per_request", "logits_last_position_only"),
+        *("flops_per_token_prefill", "flops_per_token_decode"),
+        *("prefill_latency_s_p50", "ttft_s_p50", "decode_latency_s_p50", "request_latency_s_p50"),
+        *("wall_s", "energy_j", "j_per_token", "usd_per_1m_tokens_generated"),
+        *("achieved_flop_per_s_prefill", "achieved_flop_per_s_decode", "mfu_prefill", "mfu_decode"),
+    )
+    summed_over_ranks = ("prefill_tok_per_s", "decode_tok_per_s", "e2e_tok_per_s", "samples_per_s")
+    repeat_cost = ("e2e_tok_per_s", "usd_per_1m_tokens_generated")
+
+    def run(self, ctx: RunContext) -> Measured:
+        config, w, device = ctx.config, ctx.config["workload"], ctx.device.torch_device
+        tokenizer = data.local_tokenizer(config["model"].get("path"))
+        # each replica (rank) serves its own prompts
+        ids = data.prompt_ids(config["batch_size"], config["seq_len"], config["seed"] + ctx.place.rank, tokenizer)
+        ids = ids.to(device)
+        policy = Policy(w["warmup_iters"], w["min_iters"], w["min_time_s"], w["max_iters"], config["repeats"])
+        out = run(ctx.backend.forward, ids, w["decode_tokens"], policy, ctx.timer, ctx.probes, ctx.energy_now)
+        # quality beside speed (MLPerf): the same prompt through the fp32 reference, after the timed window
+        t = time.perf_counter()
+        scored = quality.evaluate(ctx.backend.model, config, ids, tokenizer, device)
+        quality_s = time.perf_counter() - t
+        m = out["metrics"]
+        m["logits_last_position_only"] = getattr(ctx.backend, "last_position_only", None)
+        m.update(flops.inference_flops(ctx.model_facts, config["seq_len"], w["decode_tokens"]))
+        phases = [
+            Phase("prefill", m["prefill_tok_per_s"], m["flops_per_token_prefill"], 1),
+            Phase("decode", m["decode_tok_per_s"], m["flops_per_token_decode"], 1),
+        ]
+        units = {"token": m["iterations"] * m["tokens_generated_per_request"], "sample": m["iterations"] * ids.shape[0]}
+        return Measured(
+            metrics=m,
+            repeats=out["repeats"],
+            timed_window_s=out["timed_window_s"],
+            phases=phases,
+            units=units,
+            warmup_s=out["warmup_s"],
+            sections={"quality": scored},
+            timing={"quality_s": quality_s},
+        )

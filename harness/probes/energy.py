@@ -5,26 +5,34 @@
 - Otherwise CPU and RAM: codecarbon's offline estimate, labelled `estimated`.
 Units are converted once, here: mJ and uJ become J.
 
-Every tracker follows begin() / end() -> list of components / close(); close() is safe to call twice
-and stops any thread, so a failed run ends cleanly. Trackers with a cumulative counter (NVML's energy
-counter, RAPL) also answer read_j(): joules since begin(), cheap enough to read around each repeat, which
-gives the gate per-repeat energy samples. Sampled power answers None; codecarbon's estimate has no read_j
-(it integrates over the whole window), so `reader()` is None with it.
+Every probe follows harness.probes.base: begin() / read() / end() -> Reading (its components) / close();
+close() is safe to call twice and stops any thread, so a failed run ends cleanly. Probes with a cumulative
+counter (NVML's energy counter, RAPL) answer read() mid-window: joules since begin(), cheap enough to read
+around each repeat, which gives the gate per-repeat energy samples. Sampled power reads None; codecarbon's
+estimate cannot be read mid-window (it integrates over the whole window), so ProbeSet.energy_now is None
+with it.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from harness.probes.base import Reading
 
 MJ_TO_J = 1e-3
 UJ_TO_J = 1e-6
 KWH_TO_J = 3.6e6
 # NVML's energy counter updates about every 100 ms; windows under ~1-2 s are unreliable (team reference).
 SHORT_WINDOW_S = 1.0
+
+
+def _reading(probe: str, components: list[dict]) -> Reading:
+    known = [c["energy_j"] for c in components]
+    total = sum(known) if components and all(e is not None for e in known) else None
+    return Reading(probe, energy_j=total, components=tuple(components))
 
 
 def _component(name: str, covers: str, method: str, energy_j: float | None, window_s: float, **extra: Any) -> dict:
@@ -42,7 +50,9 @@ def _component(name: str, covers: str, method: str, energy_j: float | None, wind
 class NvmlEnergy:
     """One GPU: the total-energy counter, or sampled power where the counter is missing."""
 
-    kind = "energy"
+    name = "nvml-energy"
+    measures_energy = True
+    reads_mid_window = True
 
     def __init__(self, gpu: Any, name: str, sample_interval_s: float = 0.1):
         self._gpu, self._name, self._interval = gpu, name, sample_interval_s
@@ -71,7 +81,13 @@ class NvmlEnergy:
         e1 = self._gpu.energy_mj()
         return (e1 - self._e0) * MJ_TO_J if e1 is not None and e1 > self._e0 else None
 
-    def end(self) -> list[dict]:
+    def read(self) -> Reading:
+        return Reading(self.name, energy_j=self.read_j())
+
+    def end(self) -> Reading:
+        return _reading(self.name, self._end())
+
+    def _end(self) -> list[dict]:
         e1 = self._gpu.energy_mj() if self._e0 is not None else None
         others_on_gpu = self._gpu.memory_used().get("nvml_other_processes")
         window_s = time.perf_counter() - self._t0
@@ -131,7 +147,9 @@ def rapl_zones(root: Path = Path("/sys/class/powercap")) -> list[tuple[str, Path
 class RaplEnergy:
     """CPU package and DRAM energy from the RAPL counters (wrap-around handled)."""
 
-    kind = "energy"
+    name = "rapl"
+    measures_energy = True
+    reads_mid_window = True
 
     def __init__(self, zones: list[tuple[str, Path]]):
         self._zones = zones
@@ -161,7 +179,13 @@ class RaplEnergy:
             total += self._delta(e0, e1, wrap)
         return total * UJ_TO_J
 
-    def end(self) -> list[dict]:
+    def read(self) -> Reading:
+        return Reading(self.name, energy_j=self.read_j())
+
+    def end(self) -> Reading:
+        return _reading(self.name, self._end())
+
+    def _end(self) -> list[dict]:
         window_s = time.perf_counter() - self._t0
         out = []
         for (label, folder), e0 in zip(self._zones, self._start, strict=True):
@@ -178,7 +202,9 @@ class RaplEnergy:
 class CodecarbonEnergy:
     """codecarbon's offline estimate for CPU and RAM (no network, no files). Labelled `estimated`."""
 
-    kind = "energy"
+    name = "codecarbon"
+    measures_energy = True
+    reads_mid_window = False
 
     # codecarbon (3.x) samples CPU load every second in its own thread whatever this is, and at stop() it
     # integrates those samples, time-weighted, over the whole window: its periodic measurement adds nothing
@@ -210,7 +236,13 @@ class CodecarbonEnergy:
             self._tracker = None
         self._t0 = time.perf_counter()
 
-    def end(self) -> list[dict]:
+    def read(self) -> Reading | None:
+        return None  # the estimate exists only once codecarbon stops
+
+    def end(self) -> Reading:
+        return _reading(self.name, self._end())
+
+    def _end(self) -> list[dict]:
         window_s = time.perf_counter() - self._t0
         data = None
         if self._tracker is not None:
@@ -260,20 +292,6 @@ class CodecarbonEnergy:
             self._tracker = None
 
 
-def reader(trackers: Sequence[Any]) -> Callable[[], float | None] | None:
-    """A function giving joules since begin() summed over the energy trackers (None when any cannot say at
-    that moment), or None when there is no energy tracker or one of them can never be read mid-window."""
-    energy = [t for t in trackers if getattr(t, "kind", None) == "energy"]
-    if not energy or not all(hasattr(t, "read_j") for t in energy):  # codecarbon's estimate has no read_j
-        return None
-
-    def joules() -> float | None:
-        values = [t.read_j() for t in energy]
-        return None if any(v is None for v in values) else sum(values)
-
-    return joules
-
-
 def between(before: float | None, after: float | None) -> float | None:
-    """Joules between two reader() values; None when either is unknown or the counter did not advance."""
+    """Joules between two ProbeSet.energy_now() values; None when either is unknown or the counter did not advance."""
     return after - before if before is not None and after is not None and after > before else None

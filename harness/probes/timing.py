@@ -1,4 +1,4 @@
-"""Timers for the timed window: perf_counter on CPU, CUDA events on GPU.
+"""Timers of timed steps (the clock probe): perf_counter on CPU, CUDA events on GPU.
 
 Both share one small protocol: `mark()` records a point in time, `sync()` waits for the device, and
 `elapsed_s(a, b)` gives the seconds between two marks (valid after `sync()`).

@@ -1,0 +1,40 @@
+"""The backend interface: what executes the model, and what it can do (its declared capabilities).
+
+A scenario lists the capabilities it needs (`Scenario.requires`); the worker checks them against the
+backend's before anything is built, and a missing one is status `unsupported` with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from harness.errors import UnsupportedError
+
+# The capabilities a backend may declare (docs/results.md, "Seams").
+PREFILL = "prefill"  # a forward over a prompt that returns a KV cache
+DECODE = "decode"  # one-token forward steps on that cache
+LOGITS = "logits"  # next-token logits out of a forward (quality against the fp32 reference)
+GENERATE = "generate"  # a whole generation in one call (an engine's own loop)
+TRAIN_STEP = "train_step"  # forward with labels → loss, backward, optimizer step on its parameters
+CAPABILITIES = (PREFILL, DECODE, LOGITS, GENERATE, TRAIN_STEP)
+
+
+class Backend(Protocol):
+    name: str
+    capabilities: frozenset[str]
+    model: Any  # the loaded module (after load), which transforms change in place
+
+    def load(self, model_cfg: Mapping[str, Any], dtype: Any, device: str, seed: int) -> Any: ...
+    def describe(self) -> dict[str, Any]: ...
+    def forward(self, ids: Any, cache: Any = None) -> Any: ...
+
+
+def check_capabilities(scenario_name: str, requires: frozenset[str], backend: Backend) -> None:
+    """Raise UnsupportedError naming what the scenario needs and the backend lacks."""
+    missing = sorted(requires - backend.capabilities)
+    if missing:
+        raise UnsupportedError(
+            f"scenario {scenario_name} needs {', '.join(missing)}, which backend {backend.name} does not provide "
+            f"(it provides {', '.join(sorted(backend.capabilities)) or 'nothing'})"
+        )

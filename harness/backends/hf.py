@@ -1,0 +1,52 @@
+"""Hugging Face eager: a transformers causal LM (harness.models) called as a plain PyTorch module."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from harness import models
+from harness.backends.base import DECODE, GENERATE, LOGITS, PREFILL, TRAIN_STEP
+
+
+class HFEager:
+    name = "hf"
+    capabilities = frozenset({PREFILL, DECODE, LOGITS, GENERATE, TRAIN_STEP})
+
+    def __init__(self) -> None:
+        self.model: torch.nn.Module | None = None
+        # forward() asks for the last position's logits only where the model supports it, as serving
+        # engines do; otherwise the full logits (the same work a plain HF forward does)
+        self._kwargs: dict[str, Any] = {"logits_to_keep": 1}
+        self.last_position_only: bool | None = None
+
+    @classmethod
+    def around(cls, model: torch.nn.Module) -> HFEager:
+        """A backend for an already built model (tests, benchmarks)."""
+        backend = cls()
+        backend.model = model
+        return backend
+
+    def load(self, model_cfg: Mapping[str, Any], dtype: torch.dtype, device: str, seed: int) -> torch.nn.Module:
+        """Build (or load from a local path) the model in `dtype` on `device`, seeded."""
+        self.model = models.build(model_cfg, dtype, device, seed)
+        return self.model
+
+    def describe(self) -> dict[str, Any]:
+        """Parameter counts and shape numbers (harness.models.describe), before any quantization."""
+        return models.describe(self.model)
+
+    def forward(self, ids: torch.Tensor, cache: Any = None) -> Any:
+        """One prefill (cache None) or decode step with the KV cache; returns the HF output."""
+        try:
+            out = self.model(input_ids=ids, past_key_values=cache, use_cache=True, **self._kwargs)
+        except TypeError:
+            if not self._kwargs:
+                raise
+            self._kwargs = {}
+            out = self.model(input_ids=ids, past_key_values=cache, use_cache=True)
+        if cache is None:
+            self.last_position_only = out.logits.shape[1] == 1 < ids.shape[1]
+        return out

@@ -1,0 +1,290 @@
+"""The metric registry: every figure a run writes, its unit, which way is better, and where it is shown.
+
+The single list the terminal summary, the report (columns, default objectives), the gate's default
+metrics, the pytest-benchmark export and docs/results.md ("Metric registry") read. A scenario's
+`writes` must name only metrics listed here, and every reader must name only metrics some writer
+produces (tests/test_metrics.py checks both).
+
+- kind: `timed` (a per-repeat sample exists in result.repeats: the gate bootstraps it), `counted` (one
+  figure per run in result.metrics), `info` (a fact about the run, not compared).
+- section: where it lives: `metrics` (and `repeats` for per-repeat figures), or the `cost`, `energy`,
+  `quality` section (its report column is `<section>_<name>`).
+- distribution: a {n, p50, p90, p99, mean, stdev, min, max} object in seconds; report columns are
+  `<name>_<stat>`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SUMMARY_ALL = ("inference", "training")
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    unit: str  # "s", "tokens/s", "1/s", "bytes", "FLOP", "FLOP/s", "J", "USD", "nats", "ratio", "count", ""
+    better: str | None  # "higher" | "lower" | None (not a figure of merit)
+    kind: str  # "timed" | "counted" | "info"
+    label: str = ""
+    section: str = "metrics"
+    distribution: bool = False
+    summary: tuple[str, ...] = ()  # scenarios whose terminal table shows it (in registry order)
+    report: tuple[str, ...] = ()  # report-table columns it appears as (`request_latency_s_p99`)
+    gate: tuple[float, float | None] | None = None  # default (threshold, floor) in conf/gate/default.yaml
+    export: str | None = None  # pytest-benchmark: "latency" (a benchmark per repeat) or "extra" (extra_info)
+
+    @property
+    def column(self) -> str:
+        """Its column in the report's frame (harness.report.aggregate)."""
+        return self.name if self.section == "metrics" else f"{self.section}_{self.name}"
+
+
+def _d(name: str, label: str, **kw) -> Metric:
+    return Metric(name, "s", "lower", "counted", label, distribution=True, **kw)
+
+
+def _t(name: str, unit: str, better: str, label: str, **kw) -> Metric:
+    return Metric(name, unit, better, "timed", label, **kw)
+
+
+def _c(name: str, unit: str, better: str | None, label: str = "", **kw) -> Metric:
+    return Metric(name, unit, better, "counted", label, **kw)
+
+
+def _i(name: str, unit: str = "", label: str = "", **kw) -> Metric:
+    return Metric(name, unit, None, "info", label, **kw)
+
+
+_GATE5, _GATE10, _GATE_COUNT = (0.05, None), (0.10, None), (0.005, None)
+_GATE_MEM = (0.02, 67108864.0)  # max(2 %, 64 MiB)
+INF, TRAIN = ("inference",), ("training",)
+
+METRICS: tuple[Metric, ...] = (
+    # inference distributions (result.metrics) and their per-repeat medians (result.repeats)
+    _d("prefill_latency_s", "prefill p50 ms", summary=INF),
+    _d("ttft_s", "time to first token"),
+    _d("decode_latency_s", "decode p50 ms/tok", summary=INF),
+    _d("request_latency_s", "request latency", report=("request_latency_s_p99", "request_latency_s_n")),
+    _t("prefill_latency_s_p50", "s", "lower", "prefill p50 (repeat)", gate=_GATE5, export="latency"),
+    _t("ttft_s_p50", "s", "lower", "ttft p50 (repeat)", gate=_GATE5, export="latency"),
+    _t("decode_latency_s_p50", "s", "lower", "decode p50 (repeat)", gate=_GATE5, export="latency"),
+    _t("request_latency_s_p50", "s", "lower", "request p50 (repeat)", gate=_GATE5, export="latency"),
+    _t("prefill_tok_per_s", "tokens/s", "higher", "prefill tok/s", gate=_GATE5, export="extra"),
+    _t(
+        "decode_tok_per_s",
+        "tokens/s",
+        "higher",
+        "decode tok/s",
+        summary=INF,
+        report=("decode_tok_per_s",),
+        gate=_GATE5,
+        export="extra",
+    ),  # fmt: skip
+    _t(
+        "e2e_tok_per_s",
+        "tokens/s",
+        "higher",
+        "e2e tok/s",
+        summary=INF,
+        report=("e2e_tok_per_s",),
+        gate=_GATE5,
+        export="extra",
+    ),  # fmt: skip
+    _t("samples_per_s", "1/s", "higher", "samples/s", gate=_GATE5, export="extra"),
+    _i("iterations", "count", "timed requests"),
+    _i("tokens_prompt", "count"),
+    _i("tokens_generated_per_request", "count"),
+    _i("logits_last_position_only"),
+    # training
+    _d("step_time_s", "step p50 ms", summary=TRAIN),
+    _t("train_tok_per_s", "tokens/s", "higher", "train tok/s", summary=TRAIN, gate=_GATE5),
+    _c("eval_loss_initial", "nats", "lower", "eval loss start", summary=TRAIN),
+    _c("eval_loss", "nats", "lower", "eval loss end", summary=TRAIN, report=("eval_loss",)),
+    _i("target", "", "target", summary=TRAIN),
+    _t("step_time_s_p50", "s", "lower", "step p50 (chunk)", gate=_GATE5),
+    _i("step_time_s_mean", "s"),
+    _i("steps", "count"),
+    _i("tokens_per_step", "count"),
+    _i("tokens_trained", "count"),
+    _c("train_loss_first", "nats", "lower"),
+    _c("train_loss_last", "nats", "lower"),
+    _c("eval_perplexity", "ratio", "lower"),
+    _i("loss_curve"),
+    _i("eval_curve"),
+    _i("eval_s", "s"),
+    _c("train_window_s", "s", "lower", "training loop wall time"),
+    _i("loss_scale_final"),
+    # per repeat: energy and cost samples
+    _i("wall_s", "s"),
+    _i("energy_j", "J"),
+    _t("j_per_token", "J", "lower", "J per token (repeat)", gate=_GATE10),
+    _t("usd_per_1m_tokens_generated", "USD", "lower", "USD / 1M generated (repeat)", gate=_GATE5),
+    _t("usd_per_1m_tokens_train", "USD", "lower", "USD / 1M trained (repeat)", gate=_GATE5),
+    # the model and the device (worker and probes)
+    _c("params", "count", "lower", "parameters", gate=_GATE_COUNT, export="extra"),
+    _i("params_embedding", "count"),
+    _i("params_non_embedding", "count"),
+    _c("matmul_params", "count", "lower", gate=_GATE_COUNT),
+    _c("flops_per_token_prefill", "FLOP", "lower", gate=_GATE_COUNT, export="extra"),
+    _c("flops_per_token_decode", "FLOP", "lower", gate=_GATE_COUNT, export="extra"),
+    _c("flops_per_token_train", "FLOP", "lower", gate=_GATE_COUNT),
+    _c("achieved_flop_per_s_prefill", "FLOP/s", "higher"),
+    _c("achieved_flop_per_s_decode", "FLOP/s", "higher"),
+    _c("achieved_flop_per_s_train", "FLOP/s", "higher"),
+    _c("mfu_prefill", "ratio", "higher"),
+    _c("mfu_decode", "ratio", "higher"),
+    _c("mfu_train", "ratio", "higher"),
+    _i("peak_flop_per_s", "FLOP/s"),
+    _i("peak_source"),
+    _i("calibration_flop_per_s", "FLOP/s"),
+    _c("peak_rss_bytes", "bytes", "lower", gate=_GATE_MEM, export="extra"),
+    _i("peak_rss_scope"),
+    _i("process_peak_rss_bytes", "bytes"),
+    _c("cuda_max_allocated_bytes", "bytes", "lower", gate=_GATE_MEM, export="extra"),
+    _c("cuda_max_reserved_bytes", "bytes", "lower"),
+    _i("nvml_used_bytes", "bytes"),
+    _i("nvml_process_used_bytes", "bytes"),
+    _i("nvml_other_processes", "count"),
+    _i("threads", "count", export="extra"),
+    _i("timing_method"),
+    _i("ranks"),
+    # figures of other sections that readers name (report columns, objectives)
+    _c(
+        "usd_per_1m_tokens_decode",
+        "USD",
+        "lower",
+        "USD / 1M tok",
+        section="cost",
+        report=("cost_usd_per_1m_tokens_decode",),
+    ),  # fmt: skip
+    _c("usd_per_1m_tokens_generated", "USD", "lower", "USD / 1M generated", section="cost"),
+    _c("usd_to_target", "USD", "lower", "cost to target", section="cost"),
+    _c("training_usd", "USD", "lower", "training cost", section="cost"),
+    _c("total_j", "J", "lower", "energy J", section="energy", report=("energy_total_j",)),
+    _c(
+        "next_token_agreement",
+        "ratio",
+        "higher",
+        "next-token agreement",
+        section="quality",
+        report=("quality_next_token_agreement",),
+    ),  # fmt: skip
+    _c(
+        "kl_divergence_nats_mean",
+        "nats",
+        "lower",
+        "KL mean (nats)",
+        section="quality",
+        report=("quality_kl_divergence_nats_mean",),
+    ),  # fmt: skip
+    _c("perplexity", "ratio", "lower", "perplexity", section="quality", report=("quality_perplexity",)),
+    _c(
+        "relative_quality",
+        "ratio",
+        "higher",
+        "relative quality",
+        section="quality",
+        report=("quality_relative_quality",),
+    ),  # fmt: skip
+)
+
+# Columns the report derives from several metrics (harness.report.aggregate), with their source metrics.
+DERIVED_COLUMNS = {"peak_memory_bytes": ("cuda_max_allocated_bytes", "peak_rss_bytes")}
+
+# Default Pareto objectives per scenario: (label, columns tried in order, sense, unit). Columns are
+# report columns of registry metrics (Metric.column, distribution stats, DERIVED_COLUMNS).
+# with workload.target_eval_loss, training's cost and time are to reach it (a run that did not is off
+# the front); without, the training loop's
+OBJECTIVES: dict[str, tuple[tuple[str, tuple[str, ...], str, str], ...]] = {
+    "inference": (
+        ("decode throughput", ("decode_tok_per_s", "e2e_tok_per_s"), "max", "tokens/s"),
+        ("cost per 1 M tokens", ("cost_usd_per_1m_tokens_decode", "cost_usd_per_1m_tokens_generated"), "min", "USD"),
+        ("p99 request latency", ("request_latency_s_p99",), "min", "s"),
+        ("peak memory", ("peak_memory_bytes",), "min", "bytes"),
+    ),
+    "training": (
+        ("cost to target", ("cost_usd_to_target", "cost_training_usd"), "min", "USD"),
+        ("final eval loss", ("eval_loss",), "min", "nats"),
+        ("wall time", ("target_time_s", "train_window_s"), "min", "s"),
+    ),
+}
+# Scaling efficiency's throughput per scenario (harness.scaling): the whole run's rate
+SCALING_THROUGHPUT = {"training": "train_tok_per_s", "inference": "e2e_tok_per_s"}
+
+BY_NAME: dict[tuple[str, str], Metric] = {(m.section, m.name): m for m in METRICS}
+DISTRIBUTION_STATS = ("n", "p50", "p90", "p99", "mean", "stdev", "min", "max")
+
+
+def get(name: str, section: str = "metrics") -> Metric:
+    return BY_NAME[(section, name)]
+
+
+def names(section: str = "metrics") -> tuple[str, ...]:
+    return tuple(m.name for m in METRICS if m.section == section)
+
+
+def summary_columns(scenario: str) -> tuple[Metric, ...]:
+    return tuple(m for m in METRICS if scenario in m.summary)
+
+
+def gate_defaults() -> dict[str, dict]:
+    """The gate's default metric settings (what conf/gate/default.yaml spells out)."""
+    out = {}
+    for m in METRICS:
+        if m.gate is not None and m.section == "metrics":
+            threshold, floor = m.gate
+            entry = {"kind": m.kind, "better": m.better, "threshold": threshold}
+            out[m.name] = entry | ({"floor": floor} if floor is not None else {})
+    return out
+
+
+def export_names(role: str) -> tuple[str, ...]:
+    return tuple(m.name for m in METRICS if m.export == role)
+
+
+def report_columns(in_metrics: bool = True) -> tuple[tuple[str, str], ...]:
+    """(column, header) of the report's run table, in registry order: figures of result.metrics, or
+    (in_metrics=False) those of the other sections (cost, energy, quality)."""
+    out = []
+    for m in METRICS:
+        if (m.section == "metrics") != in_metrics:
+            continue
+        for col in m.report:
+            header = m.label or col
+            if col.endswith("_p99"):
+                header = "p99 request ms" if m.name == "request_latency_s" else f"{m.name} p99"
+            elif col.endswith("_n"):
+                header = "n"
+            out.append((col, header))
+    return tuple(out)
+
+
+def known_columns() -> set[str]:
+    """Every report column a registry metric gives (for checking readers)."""
+    cols = set(DERIVED_COLUMNS)
+    for m in METRICS:
+        cols.add(m.column)
+        if m.distribution:
+            cols.update(f"{m.column}_{s}" for s in DISTRIBUTION_STATS)
+    cols.update({"target_time_s", "target_reached", "target_step"})  # metrics.target flattened
+    return cols
+
+
+def markdown_table() -> str:
+    """The table in docs/results.md, "Metric registry"."""
+    lines = [
+        "| metric | section | unit | better | kind | summary | report | gate (threshold, floor) | export |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m in METRICS:
+        gate = "" if m.gate is None else f"{m.gate[0]:g}" + (f", {m.gate[1]:.0f}" if m.gate[1] else "")
+        dist = " (distribution)" if m.distribution else ""
+        cells = (f"`{m.name}`{dist}", m.section, m.unit, m.better or "", m.kind, ", ".join(m.summary),
+                 ", ".join(f"`{c}`" for c in m.report), gate, m.export or "")  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m harness.metrics: the table for docs/results.md
+    print(markdown_table())

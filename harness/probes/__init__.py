@@ -1,0 +1,42 @@
+"""Probes around the timed window (protocol and Reading: `base`): memory (`memory`), energy (`energy`:
+NVML, RAPL, codecarbon), GPU facts through NVML (`nvml`), and the timers of timed steps (`timing`).
+
+`for_device` is the one place that decides which probes watch a run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.probes.base import Probe, ProbeSet, Reading
+
+__all__ = ["Probe", "ProbeSet", "Reading", "for_device"]
+
+
+def for_device(config: dict[str, Any], device: Any, place: Any, gpu: Any = None, cuda: Any = None) -> ProbeSet:
+    """This rank's probes: memory first (CUDA allocator or RSS; NVML's view of the GPU), then energy —
+    its own GPU (NVML), the machine's RAPL counters once per node (local rank 0), or, without RAPL,
+    codecarbon's estimate of this rank's own process. `gpu` is an open NvmlGpu or None."""
+    from harness.probes.energy import CodecarbonEnergy, NvmlEnergy, RaplEnergy, rapl_zones
+    from harness.probes.memory import CpuMemory, CudaMemory, NvmlMemory
+
+    probes: list[Probe] = []
+    if device.type == "cuda":
+        probes.append(CudaMemory(cuda, device.torch_device))
+        if gpu is not None:
+            probes.append(NvmlMemory(gpu))
+    else:
+        probes.append(CpuMemory())
+    if not config["energy"]["enabled"]:
+        return ProbeSet(probes)
+    prefix = f"rank{place.rank}:" if place.world_size > 1 else ""
+    if device.type == "cuda" and gpu is not None and gpu.available:
+        interval = config["energy"]["sample_interval_s"]
+        probes.append(NvmlEnergy(gpu, f"{prefix}gpu:{device.index} {device.name}", interval))
+    zones = rapl_zones()
+    if zones:
+        if place.local_rank == 0:
+            probes.append(RaplEnergy(zones))
+    else:
+        probes.append(CodecarbonEnergy(name_prefix=prefix))
+    return ProbeSet(probes)

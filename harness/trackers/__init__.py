@@ -1,1 +1,0 @@
-"""Measurement around the timed window: time (timing), memory (memory), GPU facts via NVML (nvml)."""
