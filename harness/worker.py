@@ -271,5 +271,8 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    from harness.guard import die_with_parent
+
+    die_with_parent()  # torchrun's ranks too: none outlives the process that started it
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     sys.exit(main(sys.argv[1:]))
