@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -12,10 +14,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from harness import checkpoints, launch, results, summary
+from harness import checkpoints, guard, launch, results, summary
 from harness import config as config_mod
+from harness.errors import Interrupted, SweepStopped
 
 SWEEP_TOTAL_ENV = "HARNESS_SWEEP_TOTAL"
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def _slug_resolver(*, _root_: DictConfig) -> str:
@@ -45,24 +49,65 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     position = f"[{hc.job.num + 1}/{os.environ.get(SWEEP_TOTAL_ENV, '?')}]" if multirun else "[1/1]"
     name = summary.label(results.key_fields(config))
 
-    previous = results.load(run_dir / results.RESULT_FILE)
+    def waiting(pid: str) -> None:
+        print(f"{position} {name}: {run_dir} is in use by pid {pid} (another sweep); waiting for it", flush=True)
+
+    try:
+        with guard.run_lock(run_dir, on_wait=waiting):
+            return _resume_or_launch(config, run_dir, position, name, multirun, list(hc.overrides.task))
+    except (Interrupted, KeyboardInterrupt) as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        raise SweepStopped(
+            f"harness: interrupted by {signal.Signals(signum).name} at {position} {name} ({run_dir}); "
+            f"complete runs are kept; run the same command again to resume",
+            128 + signum,
+        ) from None
+    except OSError as exc:
+        if exc.errno not in DISK_FULL:
+            raise
+        raise SweepStopped(disk_full_message(exc, f"{position} {name}"), 1) from None
+
+
+def disk_full_message(exc: OSError, where: str = "") -> str:
+    """The one line for a sweep stopped because its results could not be written."""
+    at = f" at {where}" if where else ""
+    return (
+        f"harness: error: could not write {exc.filename or 'the results'} ({exc.strerror or exc}){at}; "
+        "the sweep stopped, complete runs are kept; free space and run the same command again to resume"
+    )
+
+
+def _resume_or_launch(
+    config: dict[str, Any], run_dir: Path, position: str, name: str, multirun: bool, overrides: list[str]
+) -> dict:
+    previous, damaged = results.read(run_dir / results.RESULT_FILE)
+    if damaged:
+        results.warn_damaged(run_dir / results.RESULT_FILE, damaged, "measuring the run again")
     if config["resume"] and results.is_complete(previous, config):
         print(f"{position} {name}: {previous['status']} (already complete, skipped) {run_dir}", flush=True)
         return previous
     print(f"{position} {name}: running ...", flush=True)
     t0 = time.time()
     # model.weights=trained: its checkpoint is trained first (once, cached) as a measured run of its own
-    result = checkpoints.prepare(config, run_dir) or launch.run_isolated(config, run_dir, list(hc.overrides.task))
+    result = checkpoints.prepare(config, run_dir) or launch.run_isolated(config, run_dir, overrides)
     extra = ""
     if result["status"] == "ok":
         extra = ", " + summary.headline(result)
     elif result.get("reason"):
         extra = f": {result['reason'].splitlines()[0][:160]}"
     print(f"{position} {name}: {result['status']} in {time.time() - t0:.1f} s{extra}", flush=True)
+    if _worker_disk_full(result):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(run_dir))
     if not multirun:
         print("\n" + summary.table([result]))
         print(f"\nresult: {run_dir / results.RESULT_FILE}", flush=True)
     return result
+
+
+def _worker_disk_full(result: dict[str, Any]) -> bool:
+    """The worker could not write for lack of space: its traceback (in its log) ends on ENOSPC."""
+    marks = tuple(f"[Errno {e}]" for e in DISK_FULL)
+    return result["status"] == "error" and any(m in line for line in result.get("log_tail") or [] for m in marks)
 
 
 @hydra.main(version_base="1.3", config_path=str(config_mod.CONF_DIR), config_name="config")

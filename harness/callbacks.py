@@ -17,7 +17,10 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        records = [r for _, r in results.iter_results(sweep_dir)]
+        damaged: list = []  # named once, by the report; counted here
+        records = [r for _, r in results.iter_results(sweep_dir, damaged)]
+        if damaged:
+            print(f"\n{len(damaged)} damaged result file(s) left out, e.g. {damaged[0][0]}: {damaged[0][1]}")
         if not records:
             print(f"\nno results in {sweep_dir}")
             return
@@ -37,7 +40,7 @@ class SweepReport(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        if not any(True for _ in results.iter_results(sweep_dir)):
+        if not any(True for _ in results.iter_results(sweep_dir, [])):  # build() names damaged files
             return
         try:
             from harness.report import build

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import re
 from typing import Any
 
 from hydra import compose, initialize_config_dir
@@ -78,8 +79,12 @@ def _leaf_keys(node: Any, prefix: str = "") -> list[str]:
 def _check_keys(parsed: list, known: list[str]) -> None:
     for o in parsed:
         key = o.key_or_group
-        if key.startswith("hydra") or o.is_delete() or o.is_add() or o.is_force_add():
+        if key.startswith("hydra") or o.is_delete():
             continue
+        if (o.is_add() or o.is_force_add()) and key not in known:
+            near = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {near[0]}?" if near else ""
+            raise ConfigError(o.input_line.split("=", 1)[0], o.input_line.split("=", 1)[1], f"no such key{hint}")
         values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
         if key in GROUPS:
             choices = config_mod.group_choices(key)
@@ -100,10 +105,22 @@ def _omegaconf_cause(exc: BaseException) -> OmegaConfBaseException | None:
     return None
 
 
+def _check_used(overrides: list[str], workload: str) -> None:
+    """A key the run's workload never reads would be silently ignored: refuse it."""
+    for o in overrides:
+        key, _, value = o.lstrip("+~").partition("=")
+        owner = next((w for w, keys in config_mod.WORKLOAD_ONLY.items() if key in keys), None)
+        if owner is None and key.startswith("data.") and workload != "training":
+            owner = "training"
+        if owner is not None and owner != workload:
+            raise ConfigError(key, value, f"is used only by workload={owner}; this run is workload={workload}")
+
+
 def _compose_and_validate(overrides: list[str]) -> None:
     try:
         cfg = compose(config_name="config", overrides=overrides)
         config_mod.validate(OmegaConf.to_object(cfg))
+        _check_used(overrides, cfg.workload.name)
     except ConfigError:
         raise
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
@@ -112,6 +129,26 @@ def _compose_and_validate(overrides: list[str]) -> None:
         value = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] == key), "?")
         msg = (getattr(cause, "msg", None) or str(exc)).strip().splitlines()[0]
         raise ConfigError(key, value, msg) from exc
+
+
+# integer keys where 2e8 is the natural way to write a value: given so, they are rewritten as integers
+_E_NOTATION_INT_KEYS = ("memory_limit_bytes",)
+_E_NUMBER = re.compile(r"\d+(\.\d*)?[eE]\+?\d+")
+
+
+def normalise_argv(argv: list[str]) -> list[str]:
+    """`memory_limit_bytes=2e8,4e9` → `memory_limit_bytes=200000000,4000000000` (Hydra wants an int)."""
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key.lstrip("+") in _E_NOTATION_INT_KEYS:
+            parts = value.split(",")
+            if all(_E_NUMBER.fullmatch(p) or p.isdigit() for p in parts):
+                nums = [float(p) for p in parts]
+                if all(n.is_integer() for n in nums):
+                    value = ",".join(str(int(n)) for n in nums)
+        out.append(f"{key}{sep}{value}")
+    return out
 
 
 def prevalidate(argv: list[str]) -> int:

@@ -6,13 +6,17 @@ registered in Hydra's ConfigStore, so a typo or a wrong type fails at compositio
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+import os
+import re
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from harness import datafiles
 from harness.errors import ConfigError
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
@@ -73,6 +77,26 @@ class WorkloadConfig:
     eval_batches: int = 4  # fixed held-out batches per evaluation
     target_eval_loss: float | None = None  # stop when the eval loss reaches this (time-to-quality)
     save_checkpoint: bool = False  # save the final weights in the run folder (checkpoint/, an HF checkpoint)
+
+
+# the workload fields only one workload reads (WorkloadConfig holds both): setting one for the other is refused
+WORKLOAD_ONLY = {
+    "inference": tuple(f"workload.{k}" for k in ("warmup_iters", "min_iters", "min_time_s", "max_iters")),
+    "training": tuple(
+        f"workload.{k}"
+        for k in (
+            "max_steps",
+            "warmup_steps",
+            "lr",
+            "lr_warmup_steps",
+            "weight_decay",
+            "grad_clip",
+            "eval_interval",
+            "eval_batches",
+            "target_eval_loss",
+        )
+    ),
+}
 
 
 @dataclass
@@ -246,8 +270,42 @@ def _at_least(key: str, value, low) -> None:
         raise ConfigError(key, value, f"must be >= {low}")
 
 
+def _check_finite(node: object, prefix: str = "") -> None:
+    """nan and ±inf pass every `<`/`>` check (nan compares false): refuse them in every float field."""
+    for f in fields(node):
+        value = getattr(node, f.name)
+        key = f"{prefix}{f.name}"
+        if is_dataclass(value):
+            _check_finite(value, key + ".")
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(v, float) and not math.isfinite(v):
+                    raise ConfigError(f"{key}.{k}", v, "must be a finite number")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(key, value, "must be a finite number")
+
+
+# the characters a sweep folder name may hold: one path component, safe in a URL and in HTML
+SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
+
+
+def _validate_paths(cfg: HarnessConfig) -> None:
+    if not SWEEP_NAME.fullmatch(str(cfg.sweep)) or ".." in str(cfg.sweep):
+        raise ConfigError(
+            "sweep", repr(cfg.sweep), "must be one folder name of letters, digits and . _ + = - (no /, no ..)"
+        )
+    root = Path(cfg.results_dir)
+    if root.exists() and not root.is_dir():
+        raise ConfigError("results_dir", cfg.results_dir, "is a file, not a folder")
+    existing = next(p for p in [root, *root.absolute().parents] if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError("results_dir", cfg.results_dir, f"cannot be written ({existing} is not a writable folder)")
+
+
 def validate(cfg: HarnessConfig) -> None:
     """Raise ConfigError naming the first bad key; runs before any process is started."""
+    _check_finite(cfg)
+    _validate_paths(cfg)
     if cfg.precision.name not in PRECISIONS:
         raise ConfigError("precision.name", cfg.precision.name, f"choose one of {', '.join(PRECISIONS)}")
     from harness import scenarios  # the registry: built-in scenarios and HARNESS_PLUGINS ones
@@ -314,8 +372,9 @@ def _validate_data(d: DataConfig) -> None:
     if d.source not in DATA_SOURCES:
         raise ConfigError("data.source", d.source, f"choose one of {', '.join(DATA_SOURCES)}")
     if d.source in ("text", "json", "parquet"):
-        if not d.path or not Path(d.path).exists():
-            raise ConfigError("data.path", d.path, f"data.source={d.source} needs an existing local file or folder")
+        why = datafiles.problem(d.source, d.path)
+        if why:
+            raise ConfigError("data.path", d.path, why)
     if d.source == "hf" and not d.name:
         raise ConfigError("data.name", d.name, "data.source=hf needs data.name=<dataset in the local datasets cache>")
     if not 0 < d.eval_fraction < 1:

@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from harness import datafiles
+
 
 @functools.lru_cache(maxsize=1)
 def corpus_text() -> str:
@@ -78,8 +80,10 @@ def _documents(spec: str) -> tuple[tuple[str, ...], tuple[str, ...], dict]:
         ds = Dataset.from_dict({"text": [topics[k] for k in sorted(topics)]})
         description = "pydoc_data.topics: the Python documentation topics that ship with CPython"
     elif src in ("text", "json", "parquet"):
-        ds = load_dataset(src, data_files=data_cfg["path"], split="train")
-        description = f"local {src} file {data_cfg['path']}"
+        files = [str(f) for f in datafiles.files_of(src, data_cfg["path"])]  # a folder: its matching files
+        ds = load_dataset(src, data_files=files, split="train")
+        kind = "folder" if len(files) > 1 or files[0] != data_cfg["path"] else "file"
+        description = f"local {src} {kind} {data_cfg['path']}"
     else:  # hf: only what the local datasets cache already holds (HF_DATASETS_OFFLINE=1 is set by the launcher)
         ds = load_dataset(data_cfg["name"], split=data_cfg["split"])
         description = f"datasets cache: {data_cfg['name']} [{data_cfg['split']}]"

@@ -71,9 +71,13 @@ def init(p: Place, device_type: str) -> str | None:
 
 
 class WindowBarrier:
-    """A tracker that holds every rank at the start and at the end of the timed window, so that the
-    replicas of gpus=N inference run at the same time and their summed throughput is concurrent. Put
-    it last among the trackers: it begins just before the window opens, and records nothing."""
+    """A probe that holds every rank at the start and at the end of the timed window, so that the
+    replicas of gpus=N inference run at the same time and their summed throughput is concurrent. It is
+    the last probe (it begins just before the window opens) and records nothing."""
+
+    name = "window-barrier"
+    measures_energy = False
+    reads_mid_window = False
 
     def __init__(self, p: Place):
         self._p = p
@@ -86,15 +90,23 @@ class WindowBarrier:
     def begin(self) -> None:
         self._wait()
 
-    def end(self) -> list:
+    def read(self) -> None:
+        return None
+
+    def end(self) -> Any:
+        from harness.probes.base import Reading
+
         self._wait()
-        return []
+        return Reading(self.name)
+
+    def close(self) -> None:
+        pass
 
 
-def window_barrier(p: Place, workload: str) -> list[WindowBarrier]:
-    """[a WindowBarrier] for replicated inference over several ranks; [] otherwise (DDP training steps
-    are already synchronous)."""
-    return [WindowBarrier(p)] if p.world_size > 1 and workload == "inference" else []
+def window_barrier(p: Place, replicas: bool) -> list[WindowBarrier]:
+    """[a WindowBarrier] for replicas (each rank its own load) over several ranks; [] otherwise (DDP
+    training steps are already synchronous)."""
+    return [WindowBarrier(p)] if p.world_size > 1 and replicas else []
 
 
 def claim_failure(result_path: Path, attempt_id: str) -> bool:

@@ -1,7 +1,8 @@
 """Run one measured configuration in a fresh process, with a timeout and a memory limit.
 
-The worker writes its own result; this module covers what the worker cannot report itself (it was
-killed, timed out, or crashed before writing), so every run ends with a result file.
+The worker writes its own result, which this launcher promotes to result.json; this module covers what
+the worker cannot report itself (it was killed, timed out, or crashed before writing), so every run ends
+with a result file.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from harness import distributed, environment, results
-from harness.errors import UnsupportedError
+from harness import distributed, environment, guard, results
+from harness.errors import Interrupted, UnsupportedError
 from harness.probes import nvml
 
 POLL_S = 0.05
@@ -25,6 +27,9 @@ GRACE_S = 3.0
 LOG_FILE = "worker.log"
 SPEC_FILE = "run_spec.json"
 LOG_TAIL_LINES = 15
+# A worker that died from one of these was stopped from outside (a user, a scheduler, the OOM killer):
+# `killed`, retried on resume, unless the kernel's OOM counters moved (then `oom`).
+KILL_SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 
 
 def _tree_rss_bytes(proc: psutil.Process) -> int:
@@ -56,19 +61,65 @@ def _log_tail(path: Path) -> list[str]:
         return []
 
 
-def _failure(returncode: int, killed: str | None, peak_rss: int, config: dict[str, Any]) -> tuple[str, str]:
+def oom_counters(proc: Path = Path("/proc"), cgroup_fs: Path = Path("/sys/fs/cgroup")) -> dict[str, int]:
+    """The kernel's OOM-kill counters this process can see: its cgroup's memory.events (cgroup v2; the worker
+    inherits the launcher's cgroup) and the machine's /proc/vmstat."""
+    counters: dict[str, int] = {}
+    try:
+        lines = (proc / "self" / "cgroup").read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        _, controllers, rel = (line.split(":", 2) + ["", ""])[:3]
+        rel = rel.lstrip("/")
+        if controllers == "memory":  # cgroup v1: the memory controller's own hierarchy
+            counters.update(_read_counter(cgroup_fs / "memory" / rel / "memory.oom_control", "cgroup"))
+        elif controllers == "" and line.startswith("0::"):  # cgroup v2
+            counters.update(_read_counter(cgroup_fs / rel / "memory.events", "cgroup"))
+    counters.update(_read_counter(proc / "vmstat", "vmstat"))
+    return counters
+
+
+def _read_counter(path: Path, source: str) -> dict[str, int]:
+    try:
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == "oom_kill":
+                return {f"{source} oom_kill ({path})": int(value)}
+    except (OSError, ValueError):
+        pass
+    return {}
+
+
+def oom_evidence(before: dict[str, int], after: dict[str, int]) -> str | None:
+    """Which kernel counter moved while the worker ran, or None when none did."""
+    moved = [f"{name} {before[name]}->{after[name]}" for name in before if after.get(name, 0) > before[name]]
+    return "; ".join(moved) or None
+
+
+def _failure(
+    returncode: int | None, stopped: str | None, peak_rss: int, config: dict[str, Any], evidence: str | None
+) -> tuple[str, str]:
     """Status and reason for a worker that ended without writing its result."""
-    if killed == "timeout":
+    if stopped == "timeout":
         return "timeout", f"no result within timeout_s={config['timeout_s']:g} s; the run was stopped"
-    if killed == "memory":
+    if stopped == "memory":
         return "oom", (
             f"resident memory reached {peak_rss} bytes, above memory_limit_bytes={config['memory_limit_bytes']}; "
             "the run was stopped"
         )
-    if returncode == -signal.SIGKILL:
-        return "oom", "the worker was killed by SIGKILL (most likely the kernel's out-of-memory killer)"
-    if returncode < 0:
-        return "error", f"the worker died from signal {signal.Signals(-returncode).name}"
+    if stopped is not None:  # the sweep itself was interrupted
+        return "killed", f"the sweep was interrupted by {stopped}; the worker was stopped (resume retries it)"
+    if returncode == -signal.SIGKILL and evidence:
+        return "oom", f"the kernel's out-of-memory killer stopped the worker (SIGKILL; {evidence})"
+    if returncode is not None and returncode < 0:
+        name = signal.Signals(-returncode).name
+        if -returncode in KILL_SIGNALS:
+            return "killed", (
+                f"the worker was killed by {name}, with no out-of-memory evidence from the kernel "
+                "(cgroup memory.events and /proc/vmstat oom_kill unchanged); resume retries it"
+            )
+        return "error", f"the worker died from signal {name}"
     return "error", f"the worker exited with code {returncode} without writing a result"
 
 
@@ -104,9 +155,47 @@ def worker_command(config: dict[str, Any], spec_path: Path) -> list[str]:
     ]
 
 
+def _spawn(config: dict[str, Any], spec_path: Path, log: Any) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    launcher_pid = os.getpid()
+    return subprocess.Popen(
+        worker_command(config, spec_path),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,  # its own process group: a timeout kills everything it started
+        # and it dies with this launcher, however the launcher dies (kill -9 included)
+        preexec_fn=lambda: guard.die_with_parent(launcher_pid),
+    )
+
+
+def _supervise(popen: subprocess.Popen, config: dict[str, Any], spawned_at: float) -> tuple[str | None, int]:
+    """Wait for the worker; (why it was stopped or None, peak resident bytes). Stops it on a limit."""
+    limit = config.get("memory_limit_bytes")
+    peak_rss = 0
+    proc = psutil.Process(popen.pid)
+    while popen.poll() is None:
+        if time.time() - spawned_at > config["timeout_s"]:
+            _kill_group(popen)
+            return "timeout", peak_rss
+        if limit:
+            peak_rss = max(peak_rss, _tree_rss_bytes(proc))
+            if peak_rss > limit:
+                _kill_group(popen)
+                return "memory", peak_rss
+        time.sleep(POLL_S)
+    return None, peak_rss
+
+
 def run_isolated(config: dict[str, Any], run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
     """Measure `config` in a child process; return its result (also written to run_dir/result.json).
-    `overrides`: the run's own Hydra overrides, stored in the result (harness.reproduce uses them)."""
+    `overrides`: the run's own Hydra overrides, stored in the result (harness.reproduce uses them).
+
+    The worker writes to a file named after this launch's token; only this launcher, once the worker has
+    ended under its watch, promotes it to result.json. A worker that outlived its launcher therefore can
+    never leave a result that resume takes as complete.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     result_path = run_dir / results.RESULT_FILE
     if result_path.exists():  # an earlier, incomplete attempt: keep it beside, do not lose it
@@ -118,42 +207,64 @@ def run_isolated(config: dict[str, Any], run_dir: Path, overrides: list[str] | N
         result["overrides"] = overrides
         results.write_atomic(result_path, result)
         return result
+    launch_id = uuid.uuid4().hex[:12]
+    staged = run_dir / f"result.{launch_id}.json"
     spawned_at = time.time()
-    spec = {"config": config, "result_path": str(result_path), "spawned_at": spawned_at}
+    spec = {"config": config, "result_path": str(staged), "spawned_at": spawned_at, "launch_id": launch_id}
     results.write_atomic(run_dir / SPEC_FILE, spec)
-    env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1")
-    env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    limit = config.get("memory_limit_bytes")
-    killed, peak_rss = None, 0
+    counters = oom_counters()
+    popen = None
     with open(run_dir / LOG_FILE, "w") as log:
-        popen = subprocess.Popen(
-            worker_command(config, run_dir / SPEC_FILE),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,  # its own process group: a timeout kills everything it started
-        )
-        proc = psutil.Process(popen.pid)
-        while popen.poll() is None:
-            if time.time() - spawned_at > config["timeout_s"]:
-                killed = "timeout"
-            elif limit:
-                peak_rss = max(peak_rss, _tree_rss_bytes(proc))
-                if peak_rss > limit:
-                    killed = "memory"
-            if killed:
+        try:
+            popen = _spawn(config, run_dir / SPEC_FILE, log)
+            stopped, peak_rss = _supervise(popen, config, spawned_at)
+        except (Interrupted, KeyboardInterrupt) as exc:  # wherever it lands, the worker goes and it is recorded
+            if popen is not None:
                 _kill_group(popen)
-                break
-            time.sleep(POLL_S)
-    wall_s = time.time() - spawned_at
-    result = results.load(result_path) if killed is None else None
-    launcher = {"returncode": popen.returncode, "wall_s": wall_s, "log": str(run_dir / LOG_FILE)}
+            signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+            returncode = popen.returncode if popen is not None else None
+            name = signal.Signals(signum).name
+            _record_failure(config, run_dir, returncode, name, 0, spawned_at, launch_id, None, overrides)
+            staged.unlink(missing_ok=True)
+            raise
+    evidence = oom_evidence(counters, oom_counters()) if popen.returncode == -signal.SIGKILL else None
+    result = results.load(staged) if stopped is None else None
+    staged.unlink(missing_ok=True)
     if result is None:
-        status, reason = _failure(popen.returncode, killed, peak_rss, config)
-        result = results.make_result(
-            config, status, reason, environment.capture(), log_tail=_log_tail(run_dir / LOG_FILE)
+        return _record_failure(
+            config, run_dir, popen.returncode, stopped, peak_rss, spawned_at, launch_id, evidence, overrides
         )
-    result["launcher"] = launcher
+    result["launcher"] = _launcher_section(popen.returncode, run_dir, spawned_at, launch_id)
     result["overrides"] = overrides
     results.write_atomic(result_path, result)
+    return result
+
+
+def _launcher_section(returncode: int | None, run_dir: Path, spawned_at: float, launch_id: str) -> dict[str, Any]:
+    return {
+        "returncode": returncode,
+        "wall_s": time.time() - spawned_at,
+        "log": str(run_dir / LOG_FILE),
+        "launch_id": launch_id,
+    }
+
+
+def _record_failure(
+    config: dict[str, Any],
+    run_dir: Path,
+    returncode: int | None,
+    stopped: str | None,
+    peak_rss: int,
+    spawned_at: float,
+    launch_id: str,
+    evidence: str | None,
+    overrides: list[str] | None,
+) -> dict[str, Any]:
+    """The result of a worker that ended without a usable result of its own, written by the launcher."""
+    status, reason = _failure(returncode, stopped, peak_rss, config, evidence)
+    log_tail = _log_tail(run_dir / LOG_FILE)
+    result = results.make_result(config, status, reason, environment.capture(), log_tail=log_tail)
+    result["launcher"] = _launcher_section(returncode, run_dir, spawned_at, launch_id)
+    result["overrides"] = overrides
+    results.write_atomic(run_dir / results.RESULT_FILE, result)
     return result

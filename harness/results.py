@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
@@ -17,10 +18,20 @@ from typing import Any
 
 SCHEMA = "harness.result/1"
 RESULT_FILE = "result.json"
-STATUSES = ("ok", "oom", "unsupported", "timeout", "error")
+STATUSES = ("ok", "oom", "unsupported", "timeout", "error", "killed")
 # A run with one of these statuses will give the same answer again: resume skips it.
-# `timeout` and `error` may be passing faults, so a re-run tries them again.
+# `timeout`, `error` and `killed` (a signal without kernel evidence of OOM) may be passing faults, so a
+# re-run tries them again.
 COMPLETE_STATUSES = ("ok", "oom", "unsupported")
+# Top-level fields every result must have, with their JSON types: a file without them is damaged.
+REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "key": str,
+    "key_fields": dict,
+    "config_hash": str,
+    "status": str,
+    "config": dict,
+    "metrics": dict,
+}
 
 
 def key_fields(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -53,6 +64,10 @@ def key_fields(config: Mapping[str, Any]) -> dict[str, Any]:
         # the model's numbers, hashed: an override such as model.hidden_size=256 is another run
         arch=hashlib.sha256(arch.encode()).hexdigest()[:8],
     )
+    if config.get("memory_limit_bytes") is not None:
+        # the limit decides whether a run can succeed (oom is final): only set limits join the key, so the
+        # keys of runs without one stay as they were
+        fields["memory_limit_bytes"] = config["memory_limit_bytes"]
     return fields
 
 
@@ -62,7 +77,9 @@ def canonical_key(config: Mapping[str, Any]) -> str:
 
 
 # Settings that change how a run is supervised or where it is stored, not what it measures or reports.
-VOLATILE = ("sweep", "results_dir", "resume", "timeout_s", "memory_limit_bytes")
+# memory_limit_bytes is not here: an `oom` under one limit says nothing about a higher one.
+# timeout_s is: a timeout is never final (resume retries it), so it cannot stand in for another limit's run.
+VOLATILE = ("sweep", "results_dir", "resume", "timeout_s")
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
@@ -105,33 +122,74 @@ def write_atomic(path: Path, obj: Mapping[str, Any]) -> None:
         raise
 
 
-def load(path: Path) -> dict[str, Any] | None:
-    """The result at `path`, or None if it is missing, unreadable or not a harness result."""
+def problem(data: Any) -> str | None:
+    """What is wrong with a parsed result file, or None when it is a usable harness result."""
+    if not isinstance(data, dict):
+        return f"not a JSON object ({type(data).__name__})"
+    if data.get("schema") != SCHEMA:
+        return f"schema {data.get('schema')!r} is not {SCHEMA}"
+    for name, kind in REQUIRED_FIELDS.items():
+        if name not in data:
+            return f"field {name!r} is missing"
+        if not isinstance(data[name], kind):
+            return f"field {name!r} is {type(data[name]).__name__}, not {kind.__name__}"
+    if data["status"] not in STATUSES:
+        return f"status {data['status']!r} is not one of {', '.join(STATUSES)}"
+    if data["status"] == "ok" and not data["metrics"]:
+        return "status 'ok' without metrics"
+    return None
+
+
+def read(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(result, None) for a usable result file; (None, what is wrong) otherwise; (None, None) when absent."""
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        return None
-    return data
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return None, None
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, f"unreadable ({exc})"
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        what = "empty" if not text.strip() else "truncated or not JSON"
+        return None, f"{what} ({exc})"
+    why = problem(data)
+    return (None, why) if why else (data, None)
+
+
+def warn_damaged(path: Path, why: str, action: str) -> None:
+    """The one warning line for a damaged result file: its path, what is wrong, what happens to it."""
+    print(f"harness: warning: {path}: damaged result ({why}); {action}", file=sys.stderr, flush=True)
+
+
+def load(path: Path) -> dict[str, Any] | None:
+    """The result at `path`, or None if it is missing, unreadable or not a usable harness result."""
+    return read(path)[0]
 
 
 def is_complete(result: Mapping[str, Any] | None, config: Mapping[str, Any]) -> bool:
     """A result of this very configuration whose status would not change on a re-run."""
     return (
         bool(result)
+        and problem(result) is None  # `ok` without metrics, say, is damaged: measured again
         and result.get("key") == canonical_key(config)
         and result.get("config_hash") == config_hash(config)
         and result.get("status") in COMPLETE_STATUSES
     )
 
 
-def iter_results(root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Every readable result file under `root`, in path order."""
+def iter_results(root: Path, damaged: list[tuple[Path, str]] | None = None) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every usable result file under `root`, in path order. Damaged ones are appended to `damaged`
+    as (path, what is wrong) when a list is given, else each is named in one warning line."""
     for path in sorted(Path(root).rglob(RESULT_FILE)):
-        data = load(path)
+        data, why = read(path)
         if data is not None:
             yield path, data
+        elif why is not None:
+            if damaged is None:
+                warn_damaged(path, why, "left out")
+            else:
+                damaged.append((path, why))
 
 
 def make_result(

@@ -145,7 +145,8 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
             peak = calibrate.cpu_peak_for(prec)
         timing["calibration_s"] = time.perf_counter() - t
         timer = timer_for(device.type, cuda, device.torch_device)
-        watch = probes.for_device(config, device, place, gpu, cuda)
+        replicas = scenario.parallel != DATA_PARALLEL
+        watch = probes.for_device(config, device, place, gpu, cuda, replicas=replicas)
         # per-repeat energy for a single process only: with several ranks, rank 0's counters do not cover the run
         energy_now = watch.energy_now() if place.world_size == 1 else None
         ctx = RunContext(config, backend, facts_model, device, place, timer, watch, runtime, energy_now, run_dir)
@@ -272,5 +273,8 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    from harness.guard import die_with_parent
+
+    die_with_parent()  # torchrun's ranks too: none outlives the process that started it
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     sys.exit(main(sys.argv[1:]))

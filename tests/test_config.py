@@ -181,9 +181,12 @@ def test_model_path_and_key_value_heads_and_local_data_files(tmp_path):
     validate(_cfg(model__path=str(tmp_path), model__vocab_size=10))  # the preset's numbers are unused then
     validate(_cfg(model__num_key_value_heads=1))
     data_file = tmp_path / "train.jsonl"
-    data_file.write_text("{}\n")
-    for source in ("text", "json", "parquet"):
+    data_file.write_text('{"text": "some words"}\n')
+    for source in ("text", "json"):
         validate(_cfg(workload__name="training", data__source=source, data__path=str(data_file)))
+    with pytest.raises(ConfigError, match="not a parquet file"):  # the content is checked, not only the name
+        validate(_cfg(workload__name="training", data__source="parquet", data__path=str(data_file)))
+    for source in ("text", "json", "parquet"):
         with pytest.raises(ConfigError) as err:
             validate(_cfg(workload__name="training", data__source=source, data__path=str(tmp_path / "none")))
         assert str(err.value) == (

@@ -48,11 +48,15 @@ def test_make_result_rejects_unknown_status_and_keeps_nulls():
 
 def test_is_complete_only_for_final_statuses_of_the_same_config():
     cfg = _config()
-    for status, complete in [("ok", True), ("oom", True), ("unsupported", True), ("timeout", False), ("error", False)]:
-        assert results.is_complete(results.make_result(cfg, status, None, {}), cfg) is complete
+    statuses = [("ok", True), ("oom", True), ("unsupported", True), ("timeout", False), ("error", False)]
+    for status, complete in [*statuses, ("killed", False)]:
+        r = results.make_result(cfg, status, None, {}, metrics={"decode_tok_per_s": 1.0})
+        assert results.is_complete(r, cfg) is complete
+    # `ok` without metrics is damaged, not complete
+    assert not results.is_complete(results.make_result(cfg, "ok", None, {}), cfg)
     other = _config("cost.mode=onprem")  # same key, another configuration
     assert results.canonical_key(other) == results.canonical_key(cfg)
-    assert not results.is_complete(results.make_result(cfg, "ok", None, {}), other)
+    assert not results.is_complete(results.make_result(cfg, "ok", None, {}, metrics={"x": 1}), other)
     assert not results.is_complete(None, cfg)
 
 
@@ -73,13 +77,37 @@ def test_write_atomic_replaces_whole_files_and_leaves_no_temporaries(tmp_path):
     assert json.loads(path.read_text())["a"] == 2 and os.listdir(path.parent) == ["result.json"]
 
 
-def test_load_ignores_foreign_and_broken_files(tmp_path):
-    (tmp_path / "a").mkdir()
-    (tmp_path / "a" / "result.json").write_text("{not json")
-    (tmp_path / "b").mkdir()
-    (tmp_path / "b" / "result.json").write_text('{"schema": "other/1"}')
-    results.write_atomic(tmp_path / "c" / "result.json", {"schema": results.SCHEMA, "key": "k"})
+def _damage(tmp_path):
+    """One good result (c) beside every kind of damaged one, each built from a real result record."""
+    good = results.make_result(_config(), "ok", None, {}, metrics={"decode_tok_per_s": 3.0})
+    text = json.dumps(good)
+    broken = {
+        "a": text[: len(text) // 2],  # truncated
+        "b": json.dumps({**good, "schema": "other/1"}),  # foreign
+        "d": json.dumps({k: v for k, v in good.items() if k != "key_fields"}),  # partial
+        "e": json.dumps({**good, "metrics": []}),  # a field of the wrong type
+        "f": json.dumps({**good, "metrics": {}}),  # ok without metrics
+        "g": "",  # empty
+        "h": "[1, 2]",  # JSON, not an object
+    }
+    for name, content in broken.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "result.json").write_text(content)
+    results.write_atomic(tmp_path / "c" / "result.json", good)
+
+
+def test_load_names_foreign_and_broken_files(tmp_path, capsys):
+    _damage(tmp_path)
     assert [p.parent.name for p, _ in results.iter_results(tmp_path)] == ["c"]
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 7 and all(line.startswith("harness: warning: ") for line in lines)
+    whys = ["truncated", "schema 'other/1'", "'key_fields' is missing", "'metrics' is list"]
+    whys += ["'ok' without metrics", "empty", "not a JSON object"]
+    for n, why, line in zip("abdefgh", whys, lines, strict=True):
+        assert f"/{n}/result.json: damaged result (" in line and why in line, line
+    damaged = []
+    assert len(list(results.iter_results(tmp_path, damaged))) == 1 and len(damaged) == 7
+    assert capsys.readouterr().err == ""  # collected, not printed
 
 
 def test_training_key_holds_the_training_fields_and_the_data_source():
@@ -109,19 +137,21 @@ def test_inference_key_holds_every_measured_field():
 
 def test_config_hash_ignores_only_the_volatile_settings():
     base = results.config_hash(_config())
-    for override in ("resume=false", "timeout_s=5", "memory_limit_bytes=1000000", "results_dir=elsewhere", "sweep=x"):
+    for override in ("resume=false", "timeout_s=5", "results_dir=elsewhere", "sweep=x"):
         assert results.config_hash(_config(override)) == base, override
-    for override in ("repeats=4", "quality.enabled=false", "energy.pue=1.2", "cost.usd_per_kwh=0.2", "threads=1"):
+    # a memory limit decides whether a run can succeed: part of what the run is (issue 11)
+    for override in ("repeats=4", "quality.enabled=false", "energy.pue=1.2", "memory_limit_bytes=1000000"):
         assert results.config_hash(_config(override)) != base, override
     assert len(base) == 8 and int(base, 16) >= 0
-    assert results.STATUSES == ("ok", "oom", "unsupported", "timeout", "error")
+    assert results.STATUSES == ("ok", "oom", "unsupported", "timeout", "error", "killed")
     assert results.COMPLETE_STATUSES == ("ok", "oom", "unsupported")
 
 
 def test_is_complete_needs_the_same_key_and_hash(tmp_path):
     cfg = _config()
-    r = results.make_result(cfg, "ok", None, {})
+    r = results.make_result(cfg, "ok", None, {}, metrics={"decode_tok_per_s": 1.0})
     assert results.is_complete(r, cfg)
+    assert not results.is_complete(results.make_result(cfg, "ok", None, {}), cfg)  # ok without metrics: damaged
     assert not results.is_complete({**r, "key": "other"}, cfg)
     assert not results.is_complete({**r, "config_hash": "00000000"}, cfg)
     assert not results.is_complete({}, cfg)
@@ -148,7 +178,7 @@ def test_written_results_are_shared_readable_indented_json(tmp_path):
     results.write_atomic(path, {"schema": results.SCHEMA, "a": [1]})
     assert path.read_text() == '{\n  "schema": "harness.result/1",\n  "a": [\n    1\n  ]\n}\n'
     assert path.stat().st_mode & 0o777 == 0o644
-    assert results.load(path) == {"schema": results.SCHEMA, "a": [1]}
+    assert json.loads(path.read_text()) == {"schema": results.SCHEMA, "a": [1]}
     path.write_text("[1, 2]")
     assert results.load(path) is None and results.load(tmp_path / "missing.json") is None
 
@@ -163,4 +193,4 @@ def test_write_atomic_writes_a_hidden_temporary_beside_the_target_then_renames_i
     # the same folder (so the rename is atomic: one filesystem), a hidden name that no reader globs for
     assert Path(src).parent == path.parent and Path(dst) == path
     assert Path(src).name.startswith(".result.json.") and Path(src).name.endswith(".tmp")
-    assert results.load(path) == {"schema": results.SCHEMA}
+    assert json.loads(path.read_text()) == {"schema": results.SCHEMA}

@@ -54,12 +54,35 @@ def fingerprint(environment: Mapping[str, Any] | None, names: Iterable[str]) -> 
     return {name: lookup(environment, name) for name in names}
 
 
+def _read_folder(path: Path, flag: str) -> list[dict[str, Any]]:
+    damaged: list[tuple[Path, str]] = []
+    found = [r for _, r in results.iter_results(path, damaged)]
+    if damaged:  # a damaged file could be the very run that regressed: never judge without it
+        bad, why = damaged[0]
+        more = f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
+        raise GateInputError(f"{flag} {bad}: damaged result ({why}){more}; re-run it or remove it")
+    if not found:
+        raise GateInputError(f"{flag} {path}: no result.json files (schema {results.SCHEMA}) under it")
+    return found
+
+
+def _baseline_results(data: dict[str, Any], path: Path, flag: str) -> list[dict[str, Any]]:
+    entries = data.get("results")
+    if not isinstance(entries, list):
+        what = "missing" if entries is None else f"a {type(entries).__name__}, not a list"
+        raise GateInputError(f"{flag} {path}: its 'results' is {what}: not a usable {BASELINE_SCHEMA} file")
+    if not entries:
+        raise GateInputError(f"{flag} {path}: 'results' is empty: a baseline without runs cannot pass anything")
+    for i, entry in enumerate(entries):
+        why = results.problem(entry)
+        if why:
+            raise GateInputError(f"{flag} {path}: results[{i}] is damaged ({why})")
+    return entries
+
+
 def _read(path: Path, flag: str) -> list[dict[str, Any]]:
     if path.is_dir():
-        found = [r for _, r in results.iter_results(path)]
-        if not found:
-            raise GateInputError(f"{flag} {path}: no result.json files (schema {results.SCHEMA}) under it")
-        return found
+        return _read_folder(path, flag)
     if not path.is_file():
         raise GateInputError(f"{flag} {path}: no such file or directory")
     try:
@@ -68,8 +91,11 @@ def _read(path: Path, flag: str) -> list[dict[str, Any]]:
         raise GateInputError(f"{flag} {path}: not readable JSON ({exc})") from exc
     schema = data.get("schema") if isinstance(data, dict) else None
     if schema == BASELINE_SCHEMA:
-        return list(data["results"])
+        return _baseline_results(data, path, flag)
     if schema == results.SCHEMA:
+        why = results.problem(data)
+        if why:
+            raise GateInputError(f"{flag} {path}: damaged result ({why})")
         return [data]
     raise GateInputError(
         f"{flag} {path}: schema {schema!r} is not valid: choose a {results.SCHEMA} result, "
@@ -111,6 +137,12 @@ def make_baseline(side: Side, strict_fields: Sequence[str]) -> dict[str, Any]:
 
 
 def save_baseline(side: Side, path: Path, strict_fields: Sequence[str]) -> dict[str, Any]:
+    if Path(path).is_dir():
+        example = Path(path) / "baseline.json"
+        raise GateInputError(f"--save-baseline {path}: is a folder; give a file name, e.g. {example}")
     record = make_baseline(side, strict_fields)
-    results.write_atomic(Path(path), record)
+    try:
+        results.write_atomic(Path(path), record)
+    except OSError as exc:
+        raise GateInputError(f"--save-baseline {path}: cannot be written ({exc.strerror or exc})") from exc
     return record

@@ -11,6 +11,7 @@ Exit codes: 0 pass, 1 regression, 2 usage error, 3 inconclusive (0 with --allow-
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -70,9 +71,37 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text)
 
 
+def _check_writable(flag: str, path: Path | None, folder: bool = False) -> None:
+    """Refuse an output that cannot be written before anything is compared (exit 2, not a traceback)."""
+    if path is None:
+        return
+    if not folder and path.is_dir():
+        raise ConfigError(flag, path, "is a folder; give a file name")
+    if folder and path.exists() and not path.is_dir():
+        raise ConfigError(flag, path, "is a file; give a folder")
+    target = path if folder else path.parent
+    existing = next(p for p in [target, *target.absolute().parents] if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(flag, path, f"cannot be written ({existing} is not a writable folder)")
+
+
 def main(argv: list[str]) -> int:
+    """The gate's exit code; 1 means a regression and nothing else (any other failure is 2)."""
     args = parser().parse_args(argv)
     try:
+        return _main(args)
+    except (ConfigError, GateInputError) as exc:
+        print(f"harness gate: error: {exc}", file=sys.stderr)
+    except OSError as exc:  # an output that failed while being written (a full disk, say)
+        print(f"harness gate: error: cannot write {exc.filename or ''} ({exc.strerror or exc})", file=sys.stderr)
+    return compare.EXIT_CODES["usage"]
+
+
+def _main(args: argparse.Namespace) -> int:
+    try:
+        _check_writable("--out", args.out, folder=True)
+        _check_writable("--save-baseline", args.save_baseline)
+        _check_writable("--export-pytest-benchmark", args.export_pytest_benchmark)
         gate_settings = settings.load(args.config, args.overrides)
         if not args.candidate:
             raise ConfigError("--candidate", None, "required: a results folder, result.json or baseline file")

@@ -151,7 +151,9 @@ def _pair(key: str, base_runs: list, cand_runs: list, s: GateSettings) -> list[C
     b_status, b_reason = _side_status(base_runs)
     c_status, c_reason = _side_status(cand_runs)
     status = Check(key, label, "status", "status", "pass", baseline=b_status, candidate=c_status)
-    if b_status == "ok" and c_status != "ok":
+    if b_status == "ok" and c_status == "killed":  # stopped from outside, not by the code: measure it again
+        status.verdict, status.note = "inconclusive", f"the candidate run was killed, re-run it: {c_reason}"
+    elif b_status == "ok" and c_status != "ok":
         status.verdict, status.note = "regression", c_reason
     elif b_status != "ok" and c_status == "ok":
         status.verdict, status.note = "improvement", f"baseline: {b_reason}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -74,22 +75,39 @@ def _row(c: Mapping[str, Any]) -> tuple[str, ...]:
     )
 
 
+_MD_SPECIAL = re.compile(r"([\\`*\[\]|~])|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+
+
+def md(text: Any) -> str:
+    """Text from a result (a model name, a reason) as inert Markdown: HTML and Markdown markup escaped."""
+    s = html.escape(str(text), quote=False).replace("\r", " ").replace("\n", " ")
+    return _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), s)
+
+
+def md_code(text: Any) -> str:
+    """A Markdown code span that no backtick inside `text` can close early (CommonMark: a longer fence)."""
+    s = str(text).replace("\n", " ")
+    fence = "`" * (max((len(r) for r in re.findall("`+", s)), default=0) + 1)
+    pad = " " if s.startswith("`") or s.endswith("`") or fence != "`" else ""
+    return f"{fence}{pad}{s}{pad}{fence}"
+
+
 def _commands(checks: list[Mapping[str, Any]]) -> dict[str, tuple[str, str]]:
     """One reproduce command per canonical key (the label drops workload, seed, device ...): key → (label, cmd)."""
     return {c["key"]: (c["label"], c["reproduce"]) for c in checks if c.get("reproduce")}
 
 
 def _md_table(rows: list[tuple[str, ...]]) -> list[str]:
-    cell = lambda s: str(s).replace("|", "\\|").replace("\n", " ")
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(cell(x) for x in r) + " |" for r in rows]
+    lines += ["| " + " | ".join(md(x) for x in r) + " |" for r in rows]
     return lines
 
 
-def _side(info: Mapping[str, Any]) -> str:
+def _side(info: Mapping[str, Any], markdown: bool = False) -> str:
     git = info.get("git") or {}
     commit = f", commit `{git['commit'][:10]}`{' (dirty)' if git.get('dirty') else ''}" if git.get("commit") else ""
-    return f"`{' '.join(info['sources'])}` ({info['runs']} runs{commit})"
+    sources = " ".join(info["sources"])
+    return f"{md_code(sources) if markdown else f'`{sources}`'} ({info['runs']} runs{commit})"
 
 
 def headline(report: Mapping[str, Any]) -> str:
@@ -106,7 +124,7 @@ def markdown(report: Mapping[str, Any]) -> str:
     lines = [
         f"## Regression gate: {headline(report)}",
         "",
-        f"Candidate {_side(report['candidate'])} against baseline {_side(report['baseline'])}.",
+        f"Candidate {_side(report['candidate'], True)} against baseline {_side(report['baseline'], True)}.",
         "",
     ]
     if shown:
@@ -114,11 +132,11 @@ def markdown(report: Mapping[str, Any]) -> str:
     noted = [c for c in passing if c["metric"] == "environment"]
     if noted:
         lines += ["Environment differences noted (not blocking):", ""]
-        lines += [f"- {c['label']}: {c['note'].removeprefix('noted: ')}" for c in noted] + [""]
+        lines += [f"- {md(c['label'])}: {md(c['note'].removeprefix('noted: '))}" for c in noted] + [""]
     commands = _commands(shown)
     if commands:
         lines += ["### Reproduce the flagged runs", ""]
-        lines += [f"- {label} (`{key}`): `{cmd}`" for key, (label, cmd) in commands.items()] + [""]
+        lines += [f"- {md(label)} ({md_code(key)}): {md_code(cmd)}" for key, (label, cmd) in commands.items()] + [""]
     if passing:
         lines += [f"<details><summary>{len(passing)} passing checks</summary>", ""]
         lines += _md_table([_row(c) for c in passing]) + ["", "</details>", ""]

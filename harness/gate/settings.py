@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -133,19 +134,54 @@ def _config_path(name: str) -> Path:
     return GATE_CONF_DIR / f"{name}.yaml"
 
 
+def _no_interpolation(node: Any, where: str, value: str) -> None:
+    """Gate settings are plain values: an interpolation (${...}) would pull in the environment or fail late."""
+    if isinstance(node, Mapping):
+        for v in node.values():
+            _no_interpolation(v, where, value)
+    elif isinstance(node, list):
+        for v in node:
+            _no_interpolation(v, where, value)
+    elif isinstance(node, str) and "${" in node:
+        raise ConfigError(where, value, f"holds an interpolation ({node}); gate settings take plain values only")
+
+
+def _load_layer(path: Path, name: str) -> Any:
+    try:
+        layer = OmegaConf.load(path)
+    except (OSError, yaml.YAMLError, OmegaConfBaseException) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError("--config", name, f"not readable YAML ({first})") from exc
+    if not OmegaConf.is_dict(layer):
+        raise ConfigError("--config", name, "must be a YAML mapping of gate settings (see conf/gate/default.yaml)")
+    _no_interpolation(OmegaConf.to_container(layer, resolve=False), "--config", name)
+    return layer
+
+
+def _check_metric_names(overrides: Sequence[str], known: Sequence[str]) -> None:
+    """An override of a metric the gate does not know would add a new, never-matched metric: refuse it."""
+    for o in overrides:
+        key, value = o.split("=", 1)
+        parts = key.split(".")
+        if parts[0] == "metrics" and len(parts) >= 2 and parts[1] not in known:
+            raise ConfigError(key, value, _unknown(parts[1], list(known)).replace("no such key", "no such metric"))
+
+
 def load(config: str = "default", overrides: Sequence[str] = ()) -> GateSettings:
     """conf/gate/default.yaml, then `config` (a name in conf/gate/ or a YAML file), then `key=value` overrides."""
     schema = OmegaConf.structured(GateSettings)
     layers = [OmegaConf.load(GATE_CONF_DIR / "default.yaml")]
     if config != "default":
-        layers.append(OmegaConf.load(_config_path(config)))
+        layers.append(_load_layer(_config_path(config), config))
     for o in overrides:
         if "=" not in o:
             raise ConfigError("override", o, "expected key=value, e.g. metrics.decode_tok_per_s.threshold=0.1")
+        _no_interpolation(o.split("=", 1)[1], o.split("=", 1)[0], o.split("=", 1)[1])
     try:
         cfg = OmegaConf.merge(schema, *layers)
     except OmegaConfBaseException as exc:
         raise ConfigError(exc.full_key or "--config", config, str(exc.msg).splitlines()[0]) from exc
+    _check_metric_names(overrides, list(cfg.metrics))
     for o in overrides:
         key, value = o.split("=", 1)
         try:

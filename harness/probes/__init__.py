@@ -13,10 +13,14 @@ from harness.probes.base import Probe, ProbeSet, Reading
 __all__ = ["Probe", "ProbeSet", "Reading", "for_device"]
 
 
-def for_device(config: dict[str, Any], device: Any, place: Any, gpu: Any = None, cuda: Any = None) -> ProbeSet:
+def for_device(
+    config: dict[str, Any], device: Any, place: Any, gpu: Any = None, cuda: Any = None, replicas: bool = False
+) -> ProbeSet:
     """This rank's probes: memory first (CUDA allocator or RSS; NVML's view of the GPU), then energy —
     its own GPU (NVML), the machine's RAPL counters once per node (local rank 0), or, without RAPL,
-    codecarbon's estimate of this rank's own process. `gpu` is an open NvmlGpu or None."""
+    codecarbon's estimate of this rank's own process — and last, for `replicas` over several ranks, a
+    barrier that opens and closes every rank's window together. `gpu` is an open NvmlGpu or None."""
+    from harness.distributed import window_barrier
     from harness.probes.energy import CodecarbonEnergy, NvmlEnergy, RaplEnergy, rapl_zones
     from harness.probes.memory import CpuMemory, CudaMemory, NvmlMemory
 
@@ -27,8 +31,9 @@ def for_device(config: dict[str, Any], device: Any, place: Any, gpu: Any = None,
             probes.append(NvmlMemory(gpu))
     else:
         probes.append(CpuMemory())
+    barrier = window_barrier(place, replicas)
     if not config["energy"]["enabled"]:
-        return ProbeSet(probes)
+        return ProbeSet([*probes, *barrier])
     prefix = f"rank{place.rank}:" if place.world_size > 1 else ""
     if device.type == "cuda" and gpu is not None and gpu.available:
         interval = config["energy"]["sample_interval_s"]
@@ -39,4 +44,4 @@ def for_device(config: dict[str, Any], device: Any, place: Any, gpu: Any = None,
             probes.append(RaplEnergy(zones))
     else:
         probes.append(CodecarbonEnergy(name_prefix=prefix))
-    return ProbeSet(probes)
+    return ProbeSet([*probes, *barrier])

@@ -56,12 +56,13 @@ def flatten_result(record: Mapping[str, Any], sweep: str, path: Path | None = No
     return row
 
 
-def load_frame(dirs: Iterable[Path | str]) -> pd.DataFrame:
-    """All readable result files under `dirs` as one DataFrame; `sweep` is each run's sweep folder name."""
+def load_frame(dirs: Iterable[Path | str], damaged: list[tuple[Path, str]] | None = None) -> pd.DataFrame:
+    """All usable result files under `dirs` as one DataFrame; `sweep` is each run's sweep folder name.
+    Damaged files are left out: appended to `damaged` as (path, what is wrong), else named in a warning."""
     rows = []
     for d in dirs:
         d = Path(d)
-        for path, record in results.iter_results(d):
+        for path, record in results.iter_results(d, damaged):
             # results/<sweep>/<run>/result.json: the sweep is the run folder's parent, wherever `d` points
             sweep = path.parent.parent.name if path.parent != d else d.parent.name
             rows.append(flatten_result(record, sweep, path))

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness import results
 from harness.report import aggregate, plots, quality_section, sections, serving_plots
-from harness.report.html import Section, page
+from harness.report.html import Section, page, table
 from harness.report.pareto import DEFAULT_OBJECTIVES, Objective, front
 
 __all__ = ["Section", "build", "default_out_dir", "render"]
@@ -118,6 +119,15 @@ def render(
     return page(title, subtitle, nav, body, extra), frame
 
 
+def damaged_section(damaged: Sequence[tuple[Path, str]]) -> list[Section]:
+    """The result files left out of this report, each with what is wrong with it."""
+    if not damaged:
+        return []
+    rows = [(str(path), why) for path, why in damaged]
+    note = f"<p>{len(rows)} result file(s) could not be read and are left out of every table and plot.</p>"
+    return [Section("Damaged result files (left out)", note + table(["file", "what is wrong"], rows), anchor="damaged")]
+
+
 def gate_sections(dirs: Sequence[Path]) -> list[Section]:
     """The regression gate's verdict for each results folder the gate wrote one into (verdicts.json)."""
     from harness.gate.render import html_fragment, read_verdicts
@@ -141,7 +151,10 @@ def build(
     """Read every result under `dirs`, write index.html, runs.csv (+ runs.parquet) and return index.html's path.
     Raises FileNotFoundError when there is no result file."""
     dirs = [Path(d) for d in dirs]
-    frame = aggregate.load_frame(dirs)
+    damaged: list[tuple[Path, str]] = []
+    frame = aggregate.load_frame(dirs, damaged)
+    for path, why in damaged:
+        results.warn_damaged(path, why, "left out of the report")
     if frame.empty:
         raise FileNotFoundError(f"no result files (result.json) under {', '.join(map(str, dirs))}")
     out = Path(out_dir) if out_dir is not None else default_out_dir(frame, dirs, Path(reports_dir))
@@ -149,7 +162,7 @@ def build(
     sweeps = sorted(set(frame["sweep"]))
     title = f"harness report: {', '.join(sweeps)}" if len(sweeps) <= 4 else f"harness report: {len(sweeps)} sweeps"
     files = ["runs.csv", "runs.parquet"] if aggregate.parquet_available() else ["runs.csv"]
-    extra_sections = [*extra_sections, *gate_sections(dirs)]
+    extra_sections = [*extra_sections, *gate_sections(dirs), *damaged_section(damaged)]
     html_text, annotated = render(frame, objectives, floor, extra_sections, files, title, served_tokens)
     aggregate.save(annotated, out)
     index = out / "index.html"
