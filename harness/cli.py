@@ -105,12 +105,16 @@ def _omegaconf_cause(exc: BaseException) -> OmegaConfBaseException | None:
     return None
 
 
-def _check_used(overrides: list[str], workload: str) -> None:
-    """A key the run's workload never reads would be silently ignored: refuse it."""
+def _check_used(overrides: list[str], workload: str, quality_on: bool) -> None:
+    """A key the run's workload never reads would be silently ignored: refuse it. Only the shipped
+    workloads' keys are known (config.WORKLOAD_ONLY); a plugin scenario reads what it likes."""
+    if workload not in config_mod.WORKLOAD_ONLY and workload != "serving":
+        return
     for o in overrides:
         key, _, value = o.lstrip("+~").partition("=")
         owner = next((w for w, keys in config_mod.WORKLOAD_ONLY.items() if key in keys), None)
-        if owner is None and key.startswith("data.") and workload != "training":
+        # data.* is training's text and every other run's held-out quality text: unused only with quality off
+        if owner is None and key.startswith("data.") and workload != "training" and not quality_on:
             owner = "training"
         if owner is not None and owner != workload:
             raise ConfigError(key, value, f"is used only by workload={owner}; this run is workload={workload}")
@@ -120,7 +124,7 @@ def _compose_and_validate(overrides: list[str]) -> None:
     try:
         cfg = compose(config_name="config", overrides=overrides)
         config_mod.validate(OmegaConf.to_object(cfg))
-        _check_used(overrides, cfg.workload.name)
+        _check_used(overrides, cfg.workload.name, bool(cfg.quality.enabled))
     except ConfigError:
         raise
     except (HydraException, OmegaConfBaseException, ValueError) as exc:

@@ -103,7 +103,10 @@ def test_precision_sweep_runs_each_in_its_own_process(harness):
 
 @pytest.mark.timeout(1200)  # small's trained checkpoint is made once per session, maybe here
 def test_grid_sweep_writes_every_combination(harness):
-    proc, root = harness("-m", "sweep=grid", "model=tiny,small", "batch_size=1,2", "seq_len=16,32")
+    # random weights: this test is about the grid, and training small's checkpoint is test_quality_e2e's cost
+    proc, root = harness(
+        "-m", "sweep=grid", "model=tiny,small", "model.weights=random", "batch_size=1,2", "seq_len=16,32"
+    )
     assert proc.returncode == 0, proc.stderr
     runs = load_results(root / "grid")
     combos = {(r["key_fields"]["model"], r["key_fields"]["batch_size"], r["key_fields"]["seq_len"]) for r in runs}

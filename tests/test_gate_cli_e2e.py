@@ -212,7 +212,11 @@ def test_two_real_sweeps(harness, tmp_path):
     assert fp32["params"]["baseline"] == fp32["params"]["candidate"] == 1_115_264
     # FAST sweeps keep 2 repeats: below min_repeats, so the timed figures are honestly inconclusive
     timed = [c for c in checks if c["kind"] == "timed"]
-    assert len(timed) == 8 and {c["verdict"] for c in timed} == {"inconclusive"}
+    # a machine with a price (catalog entry or the nearest one assumed) also gates each repeat's cost
+    (fp32_file,) = [p for p in (root / "cand").rglob("result.json")]
+    priced = read_json(fp32_file)["cost"] is not None
+    assert ("usd_per_1m_tokens_generated" in {c["metric"] for c in timed}) is priced
+    assert len(timed) == 8 + priced and {c["verdict"] for c in timed} == {"inconclusive"}
     assert all(c["n_baseline"] == 2 and c["baseline"] > 0 for c in timed)
     missing = [c for c in checks if c["verdict"] == "missing"]
     assert [c["label"] for c in missing] == ["tiny bf16 bs=1 seq=16 gpus=1"]

@@ -242,6 +242,8 @@ def _bad_inputs(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["workload.min_time_s=nan"], "workload.min_time_s=nan is not valid"),
         (["+foo=1"], "+foo=1 is not valid: no such key"),
         (["workload.target_eval_loss=-1"], "is used only by workload=training; this run is workload=inference"),
+        # data.* is inference's held-out quality text, so it is unused only with quality off
+        (["quality.enabled=false", "data.source=synthetic"], "data.source=synthetic is not valid: is used only by"),
         (["sweep=../../x"], "sweep='../../x' is not valid: must be one folder name"),
         (["sweep="], "sweep='' is not valid"),
         (["sweep=a/b"], "sweep='a/b' is not valid"),
