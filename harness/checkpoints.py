@@ -131,6 +131,8 @@ def training_config(config: Mapping[str, Any]) -> dict[str, Any]:
         repeats=3,
         resume=False,
         timeout_s=max(float(config["timeout_s"]), TRAIN_TIMEOUT_S),  # the inference run's limit is not training's
+        # nor is its memory limit: an oom of the training would stand for the inference run, never retried
+        memory_limit_bytes=None,
     )
     return out
 

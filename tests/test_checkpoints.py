@@ -109,3 +109,15 @@ def test_training_from_trained_weights_is_refused_in_one_line(tmp_path):
     assert proc.returncode == 2
     assert "model.weights=trained is not valid: training starts from the seeded initialisation" in proc.stderr
     assert REPO.is_dir()
+
+
+def test_the_training_run_keeps_neither_the_inference_runs_memory_limit_nor_its_timeout():
+    # an oom of the checkpoint's training under the inference run's limit would stand as that run's
+    # complete `oom` result, never retried (seen in test_reliability_e2e's shared sweep)
+    from synthetic import config as synthetic_config
+
+    config = synthetic_config(memory_limit_bytes=200_000_000, timeout_s=5.0)
+    config["model"] = {**models.preset("tiny"), "weights": "trained"}
+    train = checkpoints.training_config(config)
+    assert train["memory_limit_bytes"] is None and config["memory_limit_bytes"] == 200_000_000
+    assert train["timeout_s"] == checkpoints.TRAIN_TIMEOUT_S and train["workload"]["save_checkpoint"] is True
