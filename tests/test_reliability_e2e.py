@@ -191,7 +191,7 @@ def _mount_tmpfs(path: Path, size: str) -> bool:
 
 def _fill(path: Path) -> Path:
     filler = path / "filler"
-    with open(filler, "wb") as f:
+    with open(filler, "wb", buffering=0) as f:  # unbuffered: nothing left to flush (and fail) at close
         try:
             while True:
                 f.write(b"\0" * 65536)
