@@ -178,8 +178,7 @@ def _account(
     metrics = measured.metrics
     metrics.update(watch.values())
     metrics.update(peak)
-    metrics.update(accounting.mfu(measured.phases, peak["peak_flop_per_s"]))
-    metrics.update(_fallback_mfu(measured.phases, peak, sections.get("precision") or {}, ctx.device, facts))
+    metrics.update(_mfu(measured.phases, peak, sections.get("precision") or {}, ctx.device, facts))
     metrics.update({k: facts_model[k] for k in ("params", "params_embedding", "params_non_embedding", "matmul_params")})
     metrics["threads"] = torch.get_num_threads()
     metrics["timing_method"] = ctx.timer.method
@@ -211,9 +210,10 @@ def _account(
     scenario.finish(sections, config)  # may raise: the run's status and reason, its figures kept
 
 
-def _fallback_mfu(phases: Any, peak: dict, prec: dict, device: Any, facts: Any) -> dict[str, Any]:
-    """An int8 phase whose matmuls fell back to a float matmul (precision.kernels) is never divided by the
-    int8 peak: its MFU again, on the fp32/tf32 peak or none, with mfu_peak_dtype_<phase> saying which."""
+def _mfu(phases: Any, peak: dict, prec: dict, device: Any, facts: Any) -> dict[str, Any]:
+    """MFU per phase, each on the peak of what ran in it: an int8 phase whose matmuls fell back to a float
+    matmul (precision.kernels) is divided by the fp32/tf32 peak or none, with mfu_peak_dtype_<phase> saying
+    which; every other phase by the run's peak."""
     from harness import accounting, precision
 
     out: dict[str, Any] = {}
@@ -221,8 +221,8 @@ def _fallback_mfu(phases: Any, peak: dict, prec: dict, device: Any, facts: Any) 
     for p in phases:
         args = (prec, p.name, peak["peak_flop_per_s"], peak_for, prec.get("tf32_matmul", False))
         phase_peak, dtype = precision.phase_peak(*args)
-        if phase_peak != peak["peak_flop_per_s"] or dtype is not None:
-            out.update(accounting.mfu([p], phase_peak))
+        out.update(accounting.mfu([p], phase_peak))
+        if dtype is not None or phase_peak != peak["peak_flop_per_s"]:
             out[f"mfu_peak_dtype_{p.name}"] = dtype
     return out
 

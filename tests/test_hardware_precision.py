@@ -169,7 +169,7 @@ def test_build_dtypes():
     assert precision.build_dtype("int8", "cuda") is torch.bfloat16
 
 
-def test_the_worker_recomputes_a_fallback_phases_mfu_on_the_fp32_peak():
+def test_each_phase_is_divided_by_the_peak_of_what_ran_in_it():
     from types import SimpleNamespace
 
     from harness import worker
@@ -180,8 +180,10 @@ def test_the_worker_recomputes_a_fallback_phases_mfu_on_the_fp32_peak():
     kernels = {"path": precision.FLOAT_FALLBACK, "reasons": [reason]}
     prec = {"name": "int8", "kernels": {"prefill": {**kernels, "path": precision.INT8_PATH}, "decode": kernels}}
     facts = SimpleNamespace(peak_flop_per_s={"fp32": 67e12, "int8": 1979e12}.get)
-    out = worker._fallback_mfu(phases, {"peak_flop_per_s": 1979e12}, prec, SimpleNamespace(type="cuda"), facts)
+    out = worker._mfu(phases, {"peak_flop_per_s": 1979e12}, prec, SimpleNamespace(type="cuda"), facts)
     assert out == {
+        "achieved_flop_per_s_prefill": 2e12,  # int8 kernels ran: the int8 peak
+        "mfu_prefill": pytest.approx(2e12 / 1979e12),
         "achieved_flop_per_s_decode": 2e11,
         "mfu_decode": pytest.approx(2e11 / 67e12),
         "mfu_peak_dtype_decode": "fp32",
