@@ -108,7 +108,7 @@ def _omegaconf_cause(exc: BaseException) -> OmegaConfBaseException | None:
 def _check_used(overrides: list[str], workload: str, quality_on: bool) -> None:
     """A key the run's workload never reads would be silently ignored: refuse it. Only the shipped
     workloads' keys are known (config.WORKLOAD_ONLY); a plugin scenario reads what it likes."""
-    if workload not in config_mod.WORKLOAD_ONLY and workload != "serving":
+    if workload not in config_mod.WORKLOAD_ONLY:
         return
     for o in overrides:
         key, _, value = o.lstrip("+~").partition("=")

@@ -79,8 +79,11 @@ class WorkloadConfig:
     save_checkpoint: bool = False  # save the final weights in the run folder (checkpoint/, an HF checkpoint)
 
 
-# the workload fields only one workload reads (WorkloadConfig holds both): setting one for the other is refused
+# the workload fields only one shipped workload reads (WorkloadConfig holds them all): setting one for another
+# shipped workload is refused; serving reads none of them (its settings are serving.*); a plugin scenario,
+# absent here, is not checked
 WORKLOAD_ONLY = {
+    "serving": (),
     "inference": tuple(f"workload.{k}" for k in ("warmup_iters", "min_iters", "min_time_s", "max_iters")),
     "training": tuple(
         f"workload.{k}"

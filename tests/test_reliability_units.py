@@ -168,3 +168,19 @@ def test_pickled_code_and_remote_code_are_refused(tmp_path):
     with pytest.raises(Exception):  # noqa: B017
         models.build({"path": str(tmp_path / "r")}, torch.float32, "cpu", 0)
     assert not marker.exists()
+
+
+def test_unused_workload_keys_are_refused_for_every_shipped_workload_and_not_for_plugins():
+    import pytest as _pytest
+
+    from harness import cli
+    from harness.errors import ConfigError
+
+    for workload, key in (("serving", "workload.warmup_iters=1"), ("inference", "workload.lr=0.1")):
+        with _pytest.raises(ConfigError, match=f"is used only by workload=.*; this run is workload={workload}"):
+            cli._check_used([key], workload, quality_on=True)
+    cli._check_used(["workload.lr=0.1"], "training", quality_on=True)  # its own key
+    cli._check_used(["workload.warmup_iters=1"], "prefill_only", quality_on=True)  # a plugin: not known here
+    cli._check_used(["data.source=text"], "inference", quality_on=True)  # quality's held-out text
+    with _pytest.raises(ConfigError, match="is used only by workload=training"):
+        cli._check_used(["data.source=text"], "inference", quality_on=False)
