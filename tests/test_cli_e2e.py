@@ -101,7 +101,6 @@ def test_precision_sweep_runs_each_in_its_own_process(harness):
     assert "4 results (4 ok)" in proc.stdout
 
 
-@pytest.mark.timeout(1200)  # small's trained checkpoint is made once per session, maybe here
 def test_grid_sweep_writes_every_combination(harness):
     # random weights: this test is about the grid, and training small's checkpoint is test_quality_e2e's cost
     proc, root = harness(
