@@ -166,7 +166,7 @@ def _account(
     energy, cost and per-repeat prices (harness.accounting) → the result's sections."""
     import torch
 
-    from harness import accounting, cost, distributed
+    from harness import accounting, checkpoints, cost, distributed
 
     config, place, device, facts_model, watch = ctx.config, ctx.place, ctx.device, ctx.model_facts, ctx.probes
 
@@ -183,8 +183,6 @@ def _account(
     metrics["threads"] = torch.get_num_threads()
     metrics["timing_method"] = ctx.timer.method
     sections["model"] = {k: facts_model[k] for k in ("model_type", "n_layers", "d_model", "vocab_size")}
-    from harness import checkpoints
-
     sections["weights"] = checkpoints.provenance(config)  # random / local / trained (+ what training cost)
     sections["repeats"] = measured.repeats
 
