@@ -7,11 +7,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from composed import typed as _typed
 
-from harness import app, data, models, precision, quality
-from harness.config import CONF_DIR, validate
+from harness import data, models, precision, quality
+from harness.config import validate
 from harness.errors import ConfigError
 
 MODEL = models.preset(
@@ -170,12 +169,6 @@ def test_a_failing_check_is_recorded_not_raised(ids):
 def test_disabled():
     q = quality.evaluate(torch.nn.Identity(), _config("int8", quality={"enabled": False}), None, None, "cpu")
     assert q["status"] == "skipped" and q["reason"] == "quality.enabled=false"
-
-
-def _typed(*overrides):
-    app.register()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return OmegaConf.to_object(compose("config", overrides=list(overrides)))
 
 
 def test_quality_floor_config():

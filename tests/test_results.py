@@ -1,27 +1,19 @@
-import copy
-import functools
 import json
 import os
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from composed import resolved, warm
 
-from harness import app, results
-from harness.config import CONF_DIR
-
-
-@functools.cache
-def _composed(overrides: tuple[str, ...]) -> dict:
-    app.register()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return OmegaConf.to_container(compose("config", overrides=list(overrides)), resolve=True)
+from harness import results
 
 
 def _config(*overrides):
     """The resolved config of `overrides`, composed once per set of overrides (a fresh copy each call)."""
-    return copy.deepcopy(_composed(overrides))
+    return resolved(*overrides)
+
+
+warm([(), ("workload=training",)])
 
 
 def test_key_ignores_how_a_run_is_measured_but_not_what_is_measured():

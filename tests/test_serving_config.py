@@ -1,7 +1,8 @@
 """The serving settings compose from conf/workload/serving.yaml and bad values fail naming the key."""
 
 import pytest
-from test_config import _typed
+from composed import typed as _typed
+from composed import warm
 
 from harness.config import validate
 from harness.errors import ConfigError
@@ -13,38 +14,39 @@ def test_serving_workload_composes_and_validates():
     assert cfg.workload.name == "serving" and cfg.serving.engine == "transformers" and cfg.serving.rate == 4.0
 
 
-@pytest.mark.parametrize(
-    "overrides, message",
-    [
-        (["serving.rate=0"], "serving.rate=0.0 is not valid: must be > 0"),
-        (
-            ["gpus=2"],
-            "gpus=2 is not valid: workload=serving runs one engine: gpus=1 "
-            "(a server's own parallelism goes in its command)",
-        ),
-        (["serving.engine=tgi"], "serving.engine=tgi is not valid: choose one of transformers, openai"),
-        (
-            ["serving.arrival=bursty"],
-            "serving.arrival=bursty is not valid: choose one of poisson, gamma, constant, closed",
-        ),
-        (["serving.burstiness=0"], "serving.burstiness=0.0 is not valid: must be > 0"),
-        (["serving.slo.ttft_ms=-5"], "serving.slo.ttft_ms=-5.0 is not valid: must be > 0"),
-        (
-            ["serving.search=max_rate"],
-            "serving.slo=None is not valid: serving.search=max_rate needs at least one of ttft_ms, tpot_ms, e2el_ms",
-        ),
-        (
-            ["serving.engine=openai"],
-            "serving.url=None is not valid: serving.engine=openai needs serving.url=http://host:port/v1 "
-            "or serving.server.command",
-        ),
-        (
-            ["serving.input_len=2000", "serving.output_len=100"],
-            "serving.input_len=2000 is not valid: the longest request (2101 tokens) exceeds "
-            "model.max_position_embeddings=2048",
-        ),
-    ],
-)
+MESSAGES = [
+    (["serving.rate=0"], "serving.rate=0.0 is not valid: must be > 0"),
+    (
+        ["gpus=2"],
+        "gpus=2 is not valid: workload=serving runs one engine: gpus=1 "
+        "(a server's own parallelism goes in its command)",
+    ),
+    (["serving.engine=tgi"], "serving.engine=tgi is not valid: choose one of transformers, openai"),
+    (
+        ["serving.arrival=bursty"],
+        "serving.arrival=bursty is not valid: choose one of poisson, gamma, constant, closed",
+    ),
+    (["serving.burstiness=0"], "serving.burstiness=0.0 is not valid: must be > 0"),
+    (["serving.slo.ttft_ms=-5"], "serving.slo.ttft_ms=-5.0 is not valid: must be > 0"),
+    (
+        ["serving.search=max_rate"],
+        "serving.slo=None is not valid: serving.search=max_rate needs at least one of ttft_ms, tpot_ms, e2el_ms",
+    ),
+    (
+        ["serving.engine=openai"],
+        "serving.url=None is not valid: serving.engine=openai needs serving.url=http://host:port/v1 "
+        "or serving.server.command",
+    ),
+    (
+        ["serving.input_len=2000", "serving.output_len=100"],
+        "serving.input_len=2000 is not valid: the longest request (2101 tokens) exceeds "
+        "model.max_position_embeddings=2048",
+    ),
+]
+warm([["workload=serving"], *(["workload=serving", *overrides] for overrides, _ in MESSAGES)])
+
+
+@pytest.mark.parametrize("overrides, message", MESSAGES)
 def test_serving_validation_messages(overrides, message):
     with pytest.raises(ConfigError) as err:
         validate(_typed("workload=serving", *overrides))
