@@ -39,3 +39,88 @@ def test_mfu_is_null_without_a_peak_a_rate_or_flops():
         "achieved_flop_per_s_train": None,
         "mfu_train": None,
     }
+
+
+def test_rank_summary_keeps_the_listed_figures_and_the_medians_p50():
+    metrics = {
+        "decode_tok_per_s": 12.5,
+        "peak_rss_bytes": 4096,
+        "threads": 2,
+        "step_time_s": {"p50": 0.25, "p90": 0.4},
+        "decode_latency_s": {"p50": 0.08, "p90": 0.1},
+        "achieved_flop_per_s_decode": 9.0,  # not a per-rank figure: rank 0 keeps only the run's
+    }
+    assert accounting.rank_summary(metrics) == {
+        "decode_tok_per_s": 12.5,
+        "peak_rss_bytes": 4096,
+        "threads": 2,
+        "step_time_s_p50": 0.25,
+        "decode_latency_s_p50": 0.08,
+    }
+
+
+ENERGY_ON = {
+    "enabled": True,
+    "pue": 1.5,
+    "pue_source": "t",
+    "carbon_intensity_g_per_kwh": 400.0,
+    "carbon_intensity_source": "t",
+}
+
+
+def test_energy_section_accounts_the_window_or_is_null_when_energy_is_off():
+    cpu = {"name": "cpu", "method": "rapl", "energy_j": 720.0}
+    e = accounting.energy_section([cpu], 4.0, {"token": 90}, ENERGY_ON)
+    assert e["total_j"] == 720.0 and e["window_s"] == 4.0 and e["avg_power_w"] == 180.0
+    assert e["j_per_token"] == 8.0 and e["co2e_g"] == pytest.approx(720.0 / 3.6e6 * 1.5 * 400.0, rel=1e-12)
+    assert accounting.energy_section([cpu], 4.0, {"token": 90}, ENERGY_ON | {"enabled": False}) is None
+
+
+class _Scenario:
+    """A scenario's pricing surface: its own cost figures and the repeat rate it prices."""
+
+    repeat_cost = ("e2e_tok_per_s", "usd_per_1m_tokens_generated")
+
+    def __init__(self):
+        self.seen = None
+
+    def price(self, cost, metrics, timing):
+        self.seen = (dict(cost), metrics, timing)
+        return {"usd_to_target": 7.0}
+
+
+def test_cost_section_adds_the_scenario_s_own_figures_to_harness_cost():
+    price = {"usd_per_hour": 3.6, "source": "t"}
+    timing = {"timed_window_s": 10.0, "run_wall_s": 20.0}
+    metrics = {"e2e_tok_per_s": 100.0}
+    cost_cfg = {"mode": "cloud", "usd_per_kwh": 0.1, "pricing": "on_demand"}
+    scenario = _Scenario()
+    out = accounting.cost_section(price, 2, timing, metrics, None, cost_cfg, scenario)
+    # 3.6 USD/h x 2 devices = 0.002 USD/s: 0.02 USD in the window, 0.04 for the run, 20 USD per 1M tokens
+    assert out["usd_per_s"] == pytest.approx(0.002, rel=1e-12) and out["devices"] == 2
+    assert out["timed_window_usd"] == pytest.approx(0.02, rel=1e-12)
+    assert out["run_usd"] == pytest.approx(0.04, rel=1e-12)
+    assert out["usd_per_1m_tokens_generated"] == pytest.approx(20.0, rel=1e-12)
+    assert out["usd_to_target"] == 7.0
+    assert scenario.seen[1] is metrics and scenario.seen[2] is timing and "usd_to_target" not in scenario.seen[0]
+    unpriced = _Scenario()
+    assert accounting.cost_section(None, 2, timing, metrics, None, cost_cfg, unpriced) is None
+    assert unpriced.seen is None  # nothing to add to a run that has no price
+
+
+def test_each_repeat_is_priced_as_the_run_with_rank_0_s_share_and_the_pue():
+    # 0.002 USD/s for 2 devices: rank 0's share 0.001 USD/s; onprem adds 3.6 MJ over 1000 s = 0.001 kWh/s
+    # at 0.1 USD/kWh and PUE 1.5 = 0.00015 USD/s
+    cloud = {"mode": "cloud", "device_usd_per_s": 0.002}
+    repeats = [{"e2e_tok_per_s": 500.0}, {"e2e_tok_per_s": 250.0}]
+    accounting.price_repeats(repeats, cloud, _Scenario(), 1.5, 2)
+    assert [r["usd_per_1m_tokens_generated"] for r in repeats] == pytest.approx([2.0, 4.0], rel=1e-12)
+    onprem = {"mode": "onprem", "device_usd_per_s": 0.002, "usd_per_kwh": 0.1}
+    repeats = [{"e2e_tok_per_s": 500.0, "energy_j": 3.6e6, "wall_s": 1000.0}]
+    accounting.price_repeats(repeats, onprem, _Scenario(), 1.5, 2)
+    assert repeats[0]["usd_per_1m_tokens_generated"] == pytest.approx(0.00115 / 500.0 * 1e6, rel=1e-12)
+    unpriced = _Scenario()
+    unpriced.repeat_cost = None
+    repeats = [{"e2e_tok_per_s": 500.0}]
+    accounting.price_repeats(repeats, cloud, unpriced, 1.5, 2)
+    assert repeats == [{"e2e_tok_per_s": 500.0}]
