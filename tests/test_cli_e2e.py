@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 from conftest import load_results, run_cli
@@ -82,8 +83,21 @@ def test_default_run_writes_one_complete_result(tmp_path):
     assert result["overrides"] == [] and result["metrics"]["logits_last_position_only"] is True
 
 
-def test_precision_sweep_runs_each_in_its_own_process(harness):
-    proc, root = harness("-m", "sweep=prec", "precision=fp32,fp16,bf16,int8")
+@pytest.fixture(scope="module")
+def precision_sweep(tmp_path_factory):
+    """The four precisions of tiny, one process each; read by the precision test, resumed by the resume test."""
+    from conftest import FAST
+
+    tmp = tmp_path_factory.mktemp("precision-sweep")
+    # a generous limit: run alone (-k), the first run of the session trains tiny's checkpoint too
+    args = ["-m", *FAST, "sweep=prec", "precision=fp32,fp16,bf16,int8", f"results_dir={tmp}"]
+    proc = run_cli(*args, cwd=tmp, timeout=800)
+    return proc, tmp
+
+
+@pytest.mark.timeout(900)
+def test_precision_sweep_runs_each_in_its_own_process(precision_sweep):
+    proc, root = precision_sweep
     assert proc.returncode == 0, proc.stderr
     runs = load_results(root / "prec")
     assert sorted(r["key_fields"]["precision"] for r in runs) == ["bf16", "fp16", "fp32", "int8"]
@@ -102,14 +116,13 @@ def test_precision_sweep_runs_each_in_its_own_process(harness):
 
 
 def test_grid_sweep_writes_every_combination(harness):
-    # random weights: this test is about the grid, and training small's checkpoint is test_quality_e2e's cost
-    proc, root = harness(
-        "-m", "sweep=grid", "model=tiny,small", "model.weights=random", "batch_size=1,2", "seq_len=16,32"
-    )
+    # random weights: this test is about the grid (two axes make one; each run is a process, seconds each),
+    # and the sweep over models is test_quality_e2e's
+    proc, root = harness("-m", "sweep=grid", "model.weights=random", "batch_size=1,2", "seq_len=16,32")
     assert proc.returncode == 0, proc.stderr
     runs = load_results(root / "grid")
-    combos = {(r["key_fields"]["model"], r["key_fields"]["batch_size"], r["key_fields"]["seq_len"]) for r in runs}
-    assert combos == {(m, b, s) for m in ("tiny", "small") for b in (1, 2) for s in (16, 32)}
+    combos = {(r["key_fields"]["batch_size"], r["key_fields"]["seq_len"]) for r in runs}
+    assert len(runs) == 4 and combos == {(b, s) for b in (1, 2) for s in (16, 32)}
     for r in runs:
         assert r["status"] == "ok"
         assert r["metrics"]["tokens_prompt"] == r["key_fields"]["batch_size"] * r["key_fields"]["seq_len"]
@@ -178,20 +191,24 @@ def test_unsupported_is_recorded_with_its_reason(harness, arg, reason):
     assert r["metrics"] == {}
 
 
-def test_resume_skips_complete_runs_and_retries_failed_ones(harness):
-    proc, root = harness("-m", "sweep=res", "precision=fp32,bf16")
-    assert proc.returncode == 0, proc.stderr
-    paths = sorted((root / "res").rglob("result.json"))
+@pytest.mark.timeout(900)
+def test_resume_skips_complete_runs_and_retries_failed_ones(precision_sweep, harness, tmp_path):
+    # the precision sweep's four results, copied (that test reads the originals); results_dir is not in the key
+    sweep_proc, sweep_root = precision_sweep
+    assert sweep_proc.returncode == 0, sweep_proc.stderr
+    shutil.copytree(sweep_root / "prec", tmp_path / "results" / "prec")
+    paths = sorted((tmp_path / "results" / "prec").rglob("result.json"))
+    assert len(paths) == 4
     before = {p: p.read_text() for p in paths}
     # make one of them a failed run: a re-run must measure it again and keep the old file beside
     failed = json.loads(paths[0].read_text())
     failed["status"], failed["reason"] = "error", "injected by the test"
     paths[0].write_text(json.dumps(failed))
 
-    proc, _ = harness("-m", "sweep=res", "precision=fp32,bf16")
+    proc, _ = harness("-m", "sweep=prec", "precision=fp32,fp16,bf16,int8")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.count("already complete, skipped") == 1
-    assert paths[1].read_text() == before[paths[1]]  # untouched
+    assert proc.stdout.count("already complete, skipped") == 3
+    assert all(p.read_text() == before[p] for p in paths[1:])  # untouched
     rerun = json.loads(paths[0].read_text())
     assert rerun["status"] == "ok" and rerun["created_at"] >= failed["created_at"]
     assert json.loads((paths[0].parent / "result.previous.json").read_text())["reason"] == "injected by the test"

@@ -196,3 +196,12 @@ def test_model_path_and_key_value_heads_and_local_data_files(tmp_path):
     validate(_cfg(workload__name="inference", data__source="csv", quality__enabled=False))
     with pytest.raises(ConfigError, match="data.source=csv is not valid"):
         validate(_cfg(workload__name="inference", data__source="csv"))
+
+
+def test_training_refuses_trained_weights_naming_the_setting_to_use():
+    with pytest.raises(ConfigError) as err:
+        validate(_typed("workload=training", "model.weights=trained"))
+    assert str(err.value) == (
+        "model.weights=trained is not valid: training starts from the seeded initialisation: use model.weights=random"
+    )
+    validate(_typed("workload=training", "model.weights=random"))
