@@ -4,7 +4,7 @@ that a phase priced with another phase's FLOPs, or a rank count left out, change
 import pytest
 
 from harness import accounting
-from harness.scenarios.base import Phase
+from harness.scenarios.base import REPLICAS, Phase
 
 # 4560 FLOP/token prefill, 5200 decode (tests/test_flops.py's model), 13680 training
 PREFILL, DECODE, TRAIN = 4560.0, 5200.0, 13680.0
@@ -124,3 +124,21 @@ def test_each_repeat_is_priced_as_the_run_with_rank_0_s_share_and_the_pue():
     repeats = [{"e2e_tok_per_s": 500.0}]
     accounting.price_repeats(repeats, cloud, unpriced, 1.5, 2)
     assert repeats == [{"e2e_tok_per_s": 500.0}]
+
+
+def test_replicas_sum_only_when_every_rank_measured_the_figure():
+    ranks = [{"rank": 0, "metrics": {"e2e_tok_per_s": 10.0}}, {"rank": 1, "metrics": {"e2e_tok_per_s": None}}]
+    m = {"e2e_tok_per_s": 10.0}
+    units = accounting.merge_ranks(m, {"token": 100.0}, ranks, REPLICAS, ("e2e_tok_per_s",))
+    assert m["e2e_tok_per_s"] is None and units == {"token": 200.0}  # a partial sum would pass for the run's
+
+
+def test_cost_section_prices_the_energy_it_is_given_in_onprem_mode():
+    price = {"usd_per_hour": 3.6, "source": "t"}
+    timing = {"timed_window_s": 10.0, "run_wall_s": 20.0}
+    cost_cfg = {"mode": "onprem", "usd_per_kwh": 0.1, "usd_per_kwh_source": "t", "pricing": "on_demand"}
+    energy_sec = {"avg_power_w": 3600.0, "pue": 1.5, "total_method": "measured"}
+    out = accounting.cost_section(price, 2, timing, {"e2e_tok_per_s": 100.0}, energy_sec, cost_cfg, _Scenario())
+    # 3600 W = 0.001 kWh/s x 0.1 USD/kWh x PUE 1.5 = 0.00015 USD/s on top of the devices' 0.002
+    assert out["energy_usd_per_s"] == pytest.approx(0.00015, rel=1e-12)
+    assert out["usd_per_s"] == pytest.approx(0.00215, rel=1e-12) and out["energy_method"] == "measured"

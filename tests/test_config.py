@@ -205,3 +205,20 @@ def test_training_refuses_trained_weights_naming_the_setting_to_use():
         "model.weights=trained is not valid: training starts from the seeded initialisation: use model.weights=random"
     )
     validate(_typed("workload=training", "model.weights=random"))
+
+
+def test_several_nodes_need_a_rendezvous_endpoint():
+    with pytest.raises(ConfigError) as err:
+        validate(_cfg(dist__nnodes=2))
+    assert str(err.value) == (
+        "dist.rdzv_endpoint=None is not valid: dist.nnodes > 1 needs dist.rdzv_endpoint=<host:port>"
+    )
+    validate(_cfg(dist__nnodes=2, dist__rdzv_endpoint="10.0.0.1:29500"))
+
+
+def test_a_model_path_without_config_json_is_named_in_the_message(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        validate(_cfg(model__path=str(tmp_path)))
+    assert str(err.value) == (
+        f"model.path={tmp_path} is not valid: must be a local directory holding config.json and weights"
+    )

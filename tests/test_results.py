@@ -186,3 +186,14 @@ def test_write_atomic_writes_a_hidden_temporary_beside_the_target_then_renames_i
     assert Path(src).parent == path.parent and Path(dst) == path
     assert Path(src).name.startswith(".result.json.") and Path(src).name.endswith(".tmp")
     assert json.loads(path.read_text()) == {"schema": results.SCHEMA}
+
+
+def test_what_is_wrong_with_a_damaged_result_is_said_exactly():
+    cfg = _config()
+    good = results.make_result(cfg, "ok", None, {}, metrics={"decode_tok_per_s": 1.0})
+    assert results.problem(good) is None
+    assert results.problem([good]) == "not a JSON object (list)"
+    assert results.problem(good | {"status": "crashed"}) == (
+        "status 'crashed' is not one of ok, oom, unsupported, timeout, error, killed"
+    )
+    assert results.problem(good | {"metrics": {}}) == "status 'ok' without metrics"
