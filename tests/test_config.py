@@ -222,3 +222,51 @@ def test_a_model_path_without_config_json_is_named_in_the_message(tmp_path):
     assert str(err.value) == (
         f"model.path={tmp_path} is not valid: must be a local directory holding config.json and weights"
     )
+
+
+@pytest.mark.parametrize(
+    "dotted, message",
+    [
+        # nan passes every < / > check: the finite check must come first, in nested and dict fields too
+        ({"energy__pue": float("nan")}, "energy.pue=nan is not valid: must be a finite number"),
+        (
+            {"hardware__peak_tflops": {"fp32": float("inf")}},
+            "hardware.peak_tflops.fp32=inf is not valid: must be a finite number",
+        ),
+        (
+            {"hardware__peak_tflops": {"fp99": 1.0}},
+            "hardware.peak_tflops.fp99=1.0 is not valid: dtype in fp32, tf32, fp16, bf16, int8, fp8, value > 0",
+        ),
+        ({"model__weights": "pretrained"}, "model.weights=pretrained is not valid: choose one of random, trained"),
+        ({"model__weights": "trained", "model__train_steps": 3}, "model.train_steps=3 is not valid: must be >= 4"),
+        ({"model__intermediate_size": 0}, "model.intermediate_size=0 is not valid: must be >= 1"),
+        ({"model__num_hidden_layers": 0}, "model.num_hidden_layers=0 is not valid: must be >= 1"),
+        (
+            {"sweep": "a/b"},
+            "sweep='a/b' is not valid: must be one folder name of letters, digits and . _ + = - (no /, no ..)",
+        ),
+        (
+            {"sweep": "a..b"},  # every character is allowed, the pair is not
+            "sweep='a..b' is not valid: must be one folder name of letters, digits and . _ + = - (no /, no ..)",
+        ),
+    ],
+)
+def test_more_validation_messages(dotted, message):
+    with pytest.raises(ConfigError) as err:
+        validate(_cfg(**dotted))
+    assert str(err.value) == message
+
+
+def test_the_edges_of_the_model_rules_are_accepted(tmp_path):
+    validate(_cfg(model__weights="trained", model__train_steps=4))
+    validate(_cfg(model__intermediate_size=1, model__num_hidden_layers=1, sweep="a.b_c+d=e-f"))
+    validate(_cfg(hardware__peak_tflops={"bf16": 1.0}))
+
+
+def test_results_dir_must_be_a_folder(tmp_path):
+    file = tmp_path / "f"
+    file.write_text("")
+    with pytest.raises(ConfigError) as err:
+        validate(_cfg(results_dir=str(file)))
+    assert str(err.value) == f"results_dir={file} is not valid: is a file, not a folder"
+    validate(_cfg(results_dir=str(tmp_path / "new" / "deeper")))  # made on demand below a writable folder
