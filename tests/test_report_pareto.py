@@ -262,3 +262,8 @@ def test_front_keeps_the_group_s_own_index_and_reads_integer_and_text_columns():
     assert fr.knee == 5 and fr.best == {"throughput": 9, "memory": 5}
     no_status = front(frame.drop(columns="status").iloc[:2], OBJS[:2])
     assert no_status.eligible.tolist() == [True, True] and no_status.on_front.tolist() == [True, True]
+
+
+def test_a_missing_figure_given_as_none_leaves_its_row_off_the_front():
+    # plain lists from a caller: None is a missing figure, as NaN is (not a TypeError from None * sign)
+    assert pareto_mask([[1.0, None], [2.0, 3.0], [3.0, 4.0]], ["min", "min"]).tolist() == [False, True, False]
