@@ -3,6 +3,7 @@
 
 import json
 import os
+import resource
 import time
 from pathlib import Path
 
@@ -51,6 +52,12 @@ def microbench(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", "benchmarks/test_gate_bootstrap.py", "--benchmark-only", *session.posargs)
 
 
+def _children_cpu_s() -> float:
+    """User + system CPU seconds of this process's finished children (and theirs, once each was waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 @nox.session
 def mutation(session: nox.Session) -> None:
     """mutmut over the pure modules, judged by the fast unit tests ([tool.mutmut] in pyproject.toml); not in CI.
@@ -60,19 +67,24 @@ def mutation(session: nox.Session) -> None:
     session.install("mutmut>=3.8,<4")  # [tool.mutmut] uses 3.8's keys (source_paths, only_mutate, ...)
     session.run("rm", "-rf", "mutants", external=True)  # a fresh run: mutmut would resume an old one
     jobs = str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-    started = time.time()
+    started, cpu_before = time.time(), _children_cpu_s()
     session.run("mutmut", "run", "--max-children", jobs, *session.posargs)
     minutes = (time.time() - started) / 60
+    # CPU seconds of mutmut and every test process it forked: what the run costs whatever the load
+    # (on an idle machine the wall time is at least cpu_s / children)
+    cpu_s = _children_cpu_s() - cpu_before
     session.run("mutmut", "export-cicd-stats")
     stats = json.loads(Path("mutants/mutmut-cicd-stats.json").read_text())
     # mutants that ran (a run by name leaves the others unchecked, still counted in "total")
-    judged = sum(stats[k] for k in ("killed", "survived", "timeout", "suspicious", "segfault"))
+    # a mutant no selected test reaches is not killed: it counts against the score
+    judged = sum(stats[k] for k in ("killed", "survived", "timeout", "suspicious", "segfault", "no_tests"))
     score = {
         **stats,
         # a mutant that made the tests time out was detected too (as Stryker counts it); suspicious ones were not
         "killed_share": (stats["killed"] + stats["timeout"]) / judged if judged else None,
         "checked": judged,
         "minutes": round(minutes, 1),
+        "cpu_s": round(cpu_s),
         "children": int(jobs),
     }
     Path("mutants/score.json").write_text(json.dumps(score, indent=2) + "\n")
