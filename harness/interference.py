@@ -214,3 +214,24 @@ def disturbed(result: Mapping[str, Any]) -> str | None:
     if isinstance(sec, Mapping) and sec.get("disturbed"):
         return str(sec.get("reason") or "disturbed")
     return None
+
+
+def columns(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The report's flat columns (docs/results.md, report columns): the flag, its reason, and the worst
+    figure over nodes and GPUs; None where the run has no interference section (older files)."""
+    sec = result.get("interference")
+    if not isinstance(sec, Mapping):
+        return {"disturbed": None, "disturbed_reason": None}
+    nodes, gpus = sec.get("nodes") or [], sec.get("gpus") or []
+
+    def worst(items: Sequence[Mapping[str, Any]], name: str) -> Any:
+        values = [i[name] for i in items if i.get(name) is not None]
+        return max(values) if values else None
+
+    return {
+        "disturbed": sec.get("disturbed"),
+        "disturbed_reason": sec.get("reason"),
+        "interference_other_cpu_share": worst(nodes, "other_cpu_share"),
+        "interference_steal_share": worst(nodes, "steal_share"),
+        "interference_gpu_other_processes": worst(gpus, "other_processes"),
+    }
