@@ -4,8 +4,9 @@
     python -m harness gate --candidate results/main --save-baseline results/baseline.json
     python -m harness gate --candidate results/ci --export-pytest-benchmark bench.json
 
-Exit codes: 0 pass, 1 regression, 2 usage error, 3 inconclusive (0 with --allow-inconclusive),
-4 incomparable environment or missing run/metric. Details: README.md ("Regression gate"), docs/gate.md.
+Exit codes: 0 pass, 1 regression, 2 usage error (or disturbed runs with --refuse-disturbed), 3 inconclusive
+(0 with --allow-inconclusive), 4 incomparable environment or missing run/metric.
+Details: README.md ("Regression gate"), docs/gate.md.
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="folder for verdicts.json and summary.md (default: the candidate's)")
     p.add_argument(
         "--allow-inconclusive", action="store_true", help="inconclusive verdicts warn (exit 0) instead of exit 3"
+    )
+    p.add_argument(
+        "--refuse-disturbed",
+        action="store_true",
+        help="refuse (exit 2) when a run of either side was measured beside other load (interference.disturbed)",
     )
     p.add_argument("--save-baseline", type=Path, metavar="FILE", help="store the candidate results as a baseline")
     p.add_argument(
@@ -130,8 +136,16 @@ def _main(args: argparse.Namespace) -> int:
     if base is None:
         return 0
 
+    found = {"baseline": baseline_mod.disturbed(base), "candidate": baseline_mod.disturbed(candidate)}
+    if any(found.values()):
+        line = baseline_mod.disturbed_line(found)
+        if args.refuse_disturbed:  # the inputs are unusable, as a damaged result is: exit 2
+            print(f"harness gate: error: --refuse-disturbed: {line}", file=sys.stderr)
+            return compare.EXIT_CODES["usage"]
+        print(f"harness gate: warning: {line}; --refuse-disturbed refuses such inputs", file=sys.stderr)
     checks = compare.compare(base, candidate, gate_settings)
     rep = compare.report(checks, base, candidate, gate_settings, args.allow_inconclusive)
+    rep["disturbed"] = found
     out = args.out or _default_out(args.candidate)
     results.write_atomic(out / VERDICTS_FILE, rep)
     text = render.markdown(rep)
