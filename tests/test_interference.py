@@ -368,10 +368,8 @@ def test_thresholds_do_not_change_the_config_hash():
 def _disturbed(*overrides, share=0.6):
     part = {"cpu": {"n_cores": 2, "other_cpu_share": share, "steal_share": 0.0}}
     sec = interference.section([part], Thresholds())
-    r = make(*overrides)
-    r["interference"] = sec
-    r["warnings"].append(interference.warning(sec))
-    return r
+    warning = interference.warning(sec)
+    return make(*overrides, sections={"interference": sec, "warnings": [warning] if warning else []})
 
 
 def test_summary_marks_disturbed_runs_and_lists_them():
