@@ -347,6 +347,11 @@ def methodology(frame: pd.DataFrame, floor: float, files: Sequence[str]) -> str:
         "held-out batches; time-to-target counts wall time from the first step, evaluations included (MLPerf).",
         "Random weights say nothing about quality: their figures are shown, labelled not meaningful, with no "
         "verdict. model.weights=trained (tiny's and small's default) trains the preset once to a fixed budget.",
+        "Interference: each run records the CPU time other processes used on its cores over the timed window "
+        "(/proc/stat busy time minus the run's own processes, as a share of its cores' time), steal time, load "
+        "average, CPU frequency and other processes on its GPU (NVML). Above the interference.* thresholds the "
+        "run is marked disturbed (orange): its figures are kept and shown, but are not comparable with a quiet "
+        "machine's.",
         "Pareto front: per workload and model, among ok runs at or above the quality floor with every active "
         "objective measured, the runs no other run beats on every objective at once (ties stay together). "
         "An objective with no data is skipped and said so, never filled in. The knee is the front point closest "
