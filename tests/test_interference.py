@@ -395,8 +395,13 @@ def test_report_marks_rows_and_points_and_lists_disturbed_runs_at_the_top(tmp_pa
     note = html[html.index('<div class="note" id="disturbed">') : html.index('<section id="summary">')]
     assert "<b>1 disturbed run(s)</b>" in note and "s: tiny fp32 bs=4 seq=128 gpus=1: other processes used 60%" in note
     runs = html[html.index('<section id="runs">') :]
+    runs = runs[: runs.index("</section>")]
     classes = re.findall(r'<tr class="([^"]*)"><td data-v="s">', runs)
     assert sum("disturbed" in c for c in classes) == 1 and len(classes) == 3
+    headers = re.findall(r"<th>([^<]*)</th>", runs[: runs.index("</thead>")])
+    col = headers.index("disturbed")
+    cells = [re.findall(r"<td[^>]*>([^<]*)</td>", row)[col] for row in re.findall(r"<tr class=[^>]*>(.*?)</tr>", runs)]
+    assert sorted(cells) == ["no", "yes", "–"]  # flagged, measured and calm, not measured (no section)
     svgs = [base64.b64decode(s).decode() for s in re.findall(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", html)]
     assert any("disturbed (other load)" in s for s in svgs)
     import pandas as pd

@@ -178,7 +178,7 @@ def runs_table(frame: pd.DataFrame, extra_columns: Sequence[tuple[str, str]]) ->
             unit = "bytes" if c.endswith("_bytes") else ("s" if c.endswith("_s") or "_s_p" in c else "")
             scale, _ = display_scale(c, unit)
             num = pd.to_numeric(pd.Series([v]), errors="coerce").iloc[0]
-            numeric = not missing(num) and not isinstance(v, str)
+            numeric = not missing(num) and not isinstance(v, str) and not pd.api.types.is_bool(v)  # yes/no
             cells.append((fmt(num * scale), num * scale) if numeric else (fmt(v), v))
         ok = r["status"] == "ok"
         verdict = r["quality_verdict_text"]
