@@ -89,8 +89,17 @@ class Interference:
     measures_energy = False
     reads_mid_window = False
 
-    def __init__(self, measure_cpu: bool, ranks_on_node: int = 1, gpu: Any = None, gpu_label: str | None = None,
-                 node: int = 0, rank: int = 0, proc: Path = PROC, sys_cpu: Path = SYS_CPU):  # fmt: skip
+    def __init__(
+        self,
+        measure_cpu: bool,
+        ranks_on_node: int = 1,
+        gpu: Any = None,
+        gpu_label: str | None = None,
+        node: int = 0,
+        rank: int = 0,
+        proc: Path = PROC,
+        sys_cpu: Path = SYS_CPU,
+    ):
         self.measure_cpu, self.ranks_on_node, self._gpu, self._gpu_label = measure_cpu, ranks_on_node, gpu, gpu_label
         self.node, self.rank, self._proc, self._sys_cpu = node, rank, proc, sys_cpu
         self._begin: interference.CpuSnapshot | None = None
