@@ -71,6 +71,12 @@ def test_gate_refuses_disturbed_runs_on_either_side_with_exit_2(tmp_path):
         "(threshold interference.max_other_cpu_share=0.1))"
     )
     assert not (cand / "verdicts.json").exists()
+    # a baseline is not stored from disturbed runs either: a warning without the flag, a refusal with it
+    kept, refused = tmp_path / "kept.json", tmp_path / "refused.json"
+    proc = gate("--candidate", base, "--save-baseline", refused, "--refuse-disturbed", cwd=tmp_path)
+    assert proc.returncode == 2 and "--refuse-disturbed: 1 disturbed run(s)" in proc.stderr and not refused.exists()
+    proc = gate("--candidate", base, "--save-baseline", kept, cwd=tmp_path)
+    assert proc.returncode == 0 and kept.exists() and "harness gate: warning: 1 disturbed run(s)" in proc.stderr
     # undisturbed on both sides (the baseline stored in a file keeps its section): the flag changes nothing
     calm = write(tmp_path / "calm", result(share=0.1, seed=1))  # at the threshold: not above it
     stored = tmp_path / "baseline.json"

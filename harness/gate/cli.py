@@ -21,7 +21,7 @@ from harness import results
 from harness.errors import ConfigError
 from harness.gate import baseline as baseline_mod
 from harness.gate import compare, export, render, settings
-from harness.gate.baseline import GateInputError
+from harness.gate.baseline import GateInputError, Side
 
 PROG = "python -m harness gate"
 VERDICTS_FILE, SUMMARY_FILE = "verdicts.json", "summary.md"
@@ -91,6 +91,18 @@ def _check_writable(flag: str, path: Path | None, folder: bool = False) -> None:
         raise ConfigError(flag, path, f"cannot be written ({existing} is not a writable folder)")
 
 
+def _disturbed(base: Side | None, candidate: Side, refuse: bool) -> dict[str, list]:
+    """The disturbed runs of each side (verdicts.json `disturbed`), named in a warning; with --refuse-disturbed
+    they make the inputs unusable, as a damaged result does (exit 2, before anything is compared or saved)."""
+    found = {"baseline": baseline_mod.disturbed(base) if base else [], "candidate": baseline_mod.disturbed(candidate)}
+    if any(found.values()):
+        line = baseline_mod.disturbed_line(found)
+        if refuse:
+            raise GateInputError(f"--refuse-disturbed: {line}")
+        print(f"harness gate: warning: {line}; --refuse-disturbed refuses such inputs", file=sys.stderr)
+    return found
+
+
 def main(argv: list[str]) -> int:
     """The gate's exit code; 1 means a regression and nothing else (any other failure is 2)."""
     args = parser().parse_args(argv)
@@ -115,6 +127,7 @@ def _main(args: argparse.Namespace) -> int:
             raise ConfigError("--baseline", None, "required (or --save-baseline FILE / --export-pytest-benchmark FILE)")
         candidate = baseline_mod.load_side(args.candidate, "--candidate")
         base = baseline_mod.load_side(args.baseline, "--baseline") if args.baseline else None
+        found = _disturbed(base, candidate, args.refuse_disturbed)
         if args.save_baseline:
             record = baseline_mod.save_baseline(candidate, args.save_baseline, gate_settings.environment.strict)
     except (ConfigError, GateInputError) as exc:
@@ -136,13 +149,6 @@ def _main(args: argparse.Namespace) -> int:
     if base is None:
         return 0
 
-    found = {"baseline": baseline_mod.disturbed(base), "candidate": baseline_mod.disturbed(candidate)}
-    if any(found.values()):
-        line = baseline_mod.disturbed_line(found)
-        if args.refuse_disturbed:  # the inputs are unusable, as a damaged result is: exit 2
-            print(f"harness gate: error: --refuse-disturbed: {line}", file=sys.stderr)
-            return compare.EXIT_CODES["usage"]
-        print(f"harness gate: warning: {line}; --refuse-disturbed refuses such inputs", file=sys.stderr)
     checks = compare.compare(base, candidate, gate_settings)
     rep = compare.report(checks, base, candidate, gate_settings, args.allow_inconclusive)
     rep["disturbed"] = found
