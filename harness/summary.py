@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from harness import metrics
+from harness import interference, metrics
 
 
 def _ms(dist: Any, stat: str = "p50", fmt: str = ".2f") -> str:
@@ -16,16 +16,31 @@ def _num(value: Any, fmt: str) -> str:
     return format(value, fmt) if isinstance(value, (int, float)) else "-"
 
 
+def number_text(value: Any) -> str:
+    """A count as written in a label: 8 whether it came as 8 or, from a report's table, 8.0."""
+    return format(value, "g") if isinstance(value, (int, float)) else str(value)
+
+
+def load_label(key_fields: dict[str, Any]) -> str | None:
+    """A serving run's load ("poisson rate=8", "closed c=4", "max_rate search"); None for other runs.
+    Accepts a report row's fields too (numbers as floats, absent ones None)."""
+    f = key_fields
+    if f.get("engine") is None:
+        return None
+    if f["search"] != "none":
+        return "max_rate search"
+    if f["arrival"] == "closed":
+        return f"closed c={number_text(f['concurrency'])}"
+    return f"{f['arrival']} rate={number_text(f['rate'])}"
+
+
 def label(key_fields: dict[str, Any]) -> str:
     f = key_fields
-    if "engine" in f:  # a serving run: its load, not a batch, is what it is
-        load = (
-            "max_rate search"
-            if f["search"] != "none"
-            else f"{f['arrival']} " + (f"c={f['concurrency']}" if f["arrival"] == "closed" else f"rate={f['rate']:g}")
-        )
-        return f"{f['model']} {f['precision']} {f['engine']} {load} gpus={f['gpus']}"
-    return f"{f['model']} {f['precision']} bs={f['batch_size']} seq={f['seq_len']} gpus={f['gpus']}"
+    load = load_label(f)
+    if load is not None:  # a serving run: its load, not a batch, is what it is
+        return f"{f['model']} {f['precision']} {f['engine']} {load} gpus={number_text(f['gpus'])}"
+    n = number_text
+    return f"{f['model']} {f['precision']} bs={n(f['batch_size'])} seq={n(f['seq_len'])} gpus={n(f['gpus'])}"
 
 
 def headline(r: dict[str, Any]) -> str:
@@ -40,6 +55,16 @@ def headline(r: dict[str, Any]) -> str:
         req_per_s = _num(m.get("request_throughput_req_per_s"), ".2f")
         return f"{head}{req_per_s} req/s, TTFT p99 {_ms(m.get('ttft_s'), 'p99', '.1f')} ms"
     return f"decode {_num(m.get('decode_tok_per_s'), '.1f')} tok/s"
+
+
+def headline_line(r: dict[str, Any]) -> str:
+    """headline(), plus the mark of a run measured while other load disturbed it."""
+    return headline(r) + (" (DISTURBED: see its warnings)" if interference.disturbed(r) else "")
+
+
+def _status(r: dict[str, Any]) -> str:
+    """The status cell: `ok (disturbed)` for a run measured beside other load (harness.interference)."""
+    return f"{r['status']} (disturbed)" if interference.disturbed(r) else r["status"]
 
 
 def _peak_mib(m: dict[str, Any]) -> str:
@@ -84,17 +109,14 @@ def _quality_cells(r: dict[str, Any]) -> tuple:
 
 
 def _extra(workload: str, r: dict[str, Any] | None) -> tuple:
-    """Cost (and, for inference, held-out quality) columns beside the registry's: headers when r is None."""
-    if workload == "inference":
-        return (
-            ("USD/1M tok", "held-out loss [95% CI]", "accuracy", "quality")
-            if r is None
-            else (
-                _cost_cell(r),
-                *_quality_cells(r),
-            )
-        )
-    return ("USD",) if r is None else (_cost_cell(r),)
+    """Cost (and, where the weights run in this process, held-out quality) columns beside the registry's:
+    headers when r is None. Training's dollars are the run's total; the others' are per 1 M tokens."""
+    if workload == "training":
+        return ("USD",) if r is None else (_cost_cell(r),)
+    if r is None:
+        per = "USD/1M out tok" if workload == "serving" else "USD/1M tok"
+        return (per, "held-out loss [95% CI]", "accuracy", "quality")
+    return (_cost_cell(r), *_quality_cells(r))
 
 
 def _notes(records: list[dict[str, Any]]) -> list[str]:
@@ -103,6 +125,10 @@ def _notes(records: list[dict[str, Any]]) -> list[str]:
     notes = [f"* price {how}; set hardware=<entry> or hardware.usd_per_hour=<USD/h> to state yours" for how in assumed]
     if any((r.get("cost") is None and r["status"] == "ok") for r in records):
         notes.append("USD '-': no price known for this hardware; set hardware.usd_per_hour=<USD per device-hour>")
+    disturbed = [(label(r["key_fields"]), interference.disturbed(r)) for r in records if interference.disturbed(r)]
+    if disturbed:
+        lines = "".join(f"\n  {name}: {why}" for name, why in disturbed)
+        notes.append(f"disturbed: {len(disturbed)} run(s) measured while other load ran beside them:{lines}")
     return notes
 
 
@@ -122,7 +148,7 @@ def table(records: Iterable[dict[str, Any]]) -> str:
         rows = [header] + [
             (
                 label(r["key_fields"]),
-                r["status"],
+                _status(r),
                 *(_cell(c, r.get("metrics") or {}) for c in columns),
                 *_extra(workload, r),
                 _peak_mib(r.get("metrics") or {}),
