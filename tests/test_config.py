@@ -270,3 +270,24 @@ def test_results_dir_must_be_a_folder(tmp_path):
         validate(_cfg(results_dir=str(file)))
     assert str(err.value) == f"results_dir={file} is not valid: is a file, not a folder"
     validate(_cfg(results_dir=str(tmp_path / "new" / "deeper")))  # made on demand below a writable folder
+
+
+def test_results_dir_that_cannot_be_written_names_the_folder(tmp_path, monkeypatch):
+    import os
+
+    # root may write anywhere whatever the mode bits: stand in for a read-only folder
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(ConfigError) as err:
+        validate(_cfg(results_dir=str(tmp_path / "new")))
+    assert str(err.value) == (
+        f"results_dir={tmp_path / 'new'} is not valid: cannot be written ({tmp_path} is not a writable folder)"
+    )
+
+
+def test_serving_lengths_are_not_judged_by_the_inference_prompt_rule():
+    # seq_len + decode_tokens + 1 > max_position_embeddings refuses an inference run, not a serving one
+    # (serving.input_len and output_len are checked by harness.serving.validate)
+    long = ("seq_len=4096", "model.max_position_embeddings=256")
+    validate(_typed("workload=serving", *long))
+    with pytest.raises(ConfigError, match="exceeds model.max_position_embeddings=256"):
+        validate(_typed(*long))
