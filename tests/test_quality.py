@@ -119,6 +119,9 @@ def test_compare_by_hand():
 def test_relative_quality_takes_the_lower_ratio():
     assert quality.relative_quality({"accuracy_ratio": 0.995, "perplexity_ratio": 0.97}) == 0.97
     assert quality.relative_quality({"next_token_agreement": 0.98, "perplexity_ratio": 1.01}) == 0.98  # old results
+    # the accuracy ratio, where there is one, is the figure (not the old agreement beside it)
+    section = {"accuracy_ratio": 0.9, "perplexity_ratio": 0.97, "next_token_agreement": 0.99}
+    assert quality.relative_quality(section) == 0.9
     assert quality.relative_quality({}) is None
 
 
