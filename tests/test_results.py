@@ -197,3 +197,12 @@ def test_what_is_wrong_with_a_damaged_result_is_said_exactly():
         "status 'crashed' is not one of ok, oom, unsupported, timeout, error, killed"
     )
     assert results.problem(good | {"metrics": {}}) == "status 'ok' without metrics"
+
+
+def test_a_serving_slug_names_the_engine_the_arrival_and_the_load():
+    open_loop = results.run_slug(_config("workload=serving"))
+    closed = results.run_slug(_config("workload=serving", "serving.arrival=closed", "serving.concurrency=3"))
+    assert open_loop.startswith("serving-tiny-fp32-bs1-seq128-transformers-poisson-r4.0-g1-s0-auto-")
+    assert closed.startswith("serving-tiny-fp32-bs1-seq128-transformers-closed-c3-g1-s0-auto-")
+    search = results.run_slug(_config("workload=serving", "serving.search=max_rate"))
+    assert search.startswith("serving-tiny-fp32-bs1-seq128-transformers-maxrate-g1-s0-auto-"), search
