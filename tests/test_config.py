@@ -75,6 +75,8 @@ EDGES = [
     ("quality__floor", 1.0, 1.001, "must be between 0 and 1 (a share of the fp32 reference)"),
     ("quality__floor", 0.0, -0.001, "must be between 0 and 1 (a share of the fp32 reference)"),
     ("quality__eval_tokens", 2, 1, "must be >= 2"),
+    ("quality__window_tokens", 2, 1, "must be >= 2"),
+    ("quality__bootstrap", 100, 99, "must be >= 100"),
     ("repeats", 1, 0, "must be >= 1"),
     ("gpus", 1, 0, "must be >= 1"),
     ("seq_len", 1, 0, "must be >= 1"),
