@@ -235,6 +235,15 @@ class ServingConfig:
 
 
 @dataclass
+class LauncherConfig:
+    """How each run's fresh process starts (harness.launch, docs/launch.md); gpus>1 always goes through torchrun."""
+
+    # true: forked from a server that imported torch, transformers and torchao once (per-run fixed cost
+    # ~0.1 s); false: a fresh interpreter per run (`python -m harness.worker`, ~4 s of imports each)
+    preload: bool = True
+
+
+@dataclass
 class HarnessConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)
@@ -246,6 +255,7 @@ class HarnessConfig:
     dist: DistConfig = field(default_factory=DistConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)
     batch_size: int = 1  # per device (per rank): the global batch is batch_size x gpus
     seq_len: int = 128  # prompt length in tokens
     gpus: int = 1

@@ -79,7 +79,8 @@ def canonical_key(config: Mapping[str, Any]) -> str:
 # Settings that change how a run is supervised or where it is stored, not what it measures or reports.
 # memory_limit_bytes is not here: an `oom` under one limit says nothing about a higher one.
 # timeout_s is: a timeout is never final (resume retries it), so it cannot stand in for another limit's run.
-VOLATILE = ("sweep", "results_dir", "resume", "timeout_s")
+# launcher is: preload or spawn start the same measured run (docs/launch.md), so switching re-measures nothing.
+VOLATILE = ("sweep", "results_dir", "resume", "timeout_s", "launcher")
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
