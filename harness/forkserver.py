@@ -42,9 +42,10 @@ _server_env: dict[str, str] | None = None  # the environment the running server 
 class ForkedRun:
     """A forked run, with the part of subprocess.Popen's interface the launcher uses."""
 
-    def __init__(self, process: Any) -> None:
+    def __init__(self, process: Any, server_pid: int) -> None:
         self._process = process
         self.pid: int = process.pid
+        self.server_pid = server_pid
 
     @property
     def returncode(self) -> int | None:
@@ -94,7 +95,7 @@ def start(spec_path: str, log_path: str, env: Mapping[str, str]) -> ForkedRun:
         target=_child, args=(spec_path, log_path, dict(env), pid), name="harness.worker", daemon=False
     )
     process.start()
-    return ForkedRun(process)
+    return ForkedRun(process, pid)
 
 
 def _close_alive_pipe() -> None:

@@ -271,6 +271,8 @@ def run_isolated(config: dict[str, Any], run_dir: Path, overrides: list[str] | N
             config, run_dir, popen.returncode, stopped, peak_rss, spawned_at, launch_id, evidence, overrides, mode
         )
     result["launcher"] = _launcher_section(popen.returncode, run_dir, spawned_at, launch_id, mode)
+    if mode == "preload":  # the same server for every run of one launcher process
+        result["launcher"]["server_pid"] = popen.server_pid
     result["warnings"] = [*result.get("warnings", []), *warnings]
     result["overrides"] = overrides
     results.write_atomic(result_path, result)
