@@ -1,4 +1,4 @@
-"""Contributor sessions: `nox -s tests`, `nox -s lint`, `nox -s benchmarks`, `nox -s gate_noise`,
+"""Contributor sessions: `nox -s tests`, `nox -s lint`, `nox -s benchmarks`, `nox -s fixed_cost`, `nox -s gate_noise`,
 `nox -s microbench`, `nox -s mutation`."""
 
 import json
@@ -33,6 +33,14 @@ def benchmarks(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     session.run("python", "benchmarks/overhead.py", *session.posargs)
     session.run("python", "benchmarks/training.py")
+
+
+@nox.session
+def fixed_cost(session: nox.Session) -> None:
+    """Per-run fixed cost, preload vs spawn, alternated in one run; and their throughput, memory and quality."""
+    session.install(TORCH)
+    session.install("-e", ".")
+    session.run("python", "benchmarks/fixed_cost.py", *session.posargs)
 
 
 @nox.session
