@@ -14,6 +14,7 @@ number for a signal, as a spawned worker's return code). What the stdlib does no
 - stdout and stderr go to run_dir/worker.log, after what the server's imports printed;
 - the environment is the one a spawned worker gets, set afresh in each child; a server started under another
   environment is replaced (its modules read some variables at import);
+- torch's and numpy's global random states are drawn afresh (a fork copies the server's);
 - atexit handlers run at the end, as at a spawned interpreter's exit.
 
 The launcher (harness.launch) supervises the child like a spawned worker: timeout, memory limit, return code.
@@ -134,6 +135,12 @@ def _child(spec_path: str, log_path: str, env: dict[str, str], parent_pid: int) 
 
     if torch.cuda.is_initialized():  # cannot happen unless harness.preload changes; a forked CUDA context is broken
         raise RuntimeError("the fork server initialised CUDA before forking; run with launcher.preload=false")
+    # a fresh process's random states, as a spawned worker starts with: a fork copies the server's (Python's
+    # `random` reseeds itself at fork); the run seeds torch itself (model build, data) either way
+    torch.seed()
+    import numpy
+
+    numpy.random.seed()
     from harness import worker
 
     sys.argv = [worker.__file__, spec_path]
