@@ -80,7 +80,10 @@ def server_pid(env: Mapping[str, str]) -> int:
     global _server_env
     server = mp_forkserver._forkserver
     if _server_env is not None and _server_env != dict(env):
-        server._stop()  # its modules were imported under another environment
+        try:
+            server._stop()  # its modules were imported under another environment
+        except ChildProcessError:  # it had died and was reaped already
+            server._forkserver_pid = None
     with _environ({**env, LAUNCHER_PID_ENV: str(os.getpid())}):
         mp_forkserver.set_forkserver_preload([PRELOAD])
         server.ensure_running()  # a no-op while it runs; starts it again if it died

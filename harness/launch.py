@@ -32,10 +32,14 @@ LOG_TAIL_LINES = 15
 KILL_SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 
 
-def _tree_rss_bytes(proc: psutil.Process) -> int:
-    """Resident memory of the worker and any processes it started."""
+def _tree_rss_bytes(proc: psutil.Process | None) -> int:
+    """Resident memory of the worker and any processes it started (0 once it is gone)."""
+    try:
+        tree = [proc, *proc.children(recursive=True)] if proc is not None else []
+    except psutil.NoSuchProcess:  # a forked worker is reaped by the fork server, not by us: it can vanish any time
+        return 0
     total = 0
-    for p in [proc, *proc.children(recursive=True)]:
+    for p in tree:
         try:
             total += p.memory_info().rss
         except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -210,7 +214,10 @@ def _supervise(popen: Any, config: dict[str, Any], spawned_at: float) -> tuple[s
     """Wait for the worker; (why it was stopped or None, peak resident bytes). Stops it on a limit."""
     limit = config.get("memory_limit_bytes")
     peak_rss = 0
-    proc = psutil.Process(popen.pid)
+    try:
+        proc = psutil.Process(popen.pid)
+    except psutil.NoSuchProcess:  # a forked worker that already ended (and was reaped by the server)
+        proc = None
     while popen.poll() is None:
         if time.time() - spawned_at > config["timeout_s"]:
             _kill_group(popen)
