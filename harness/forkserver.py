@@ -29,15 +29,24 @@ import multiprocessing.forkserver as mp_forkserver
 import os
 import subprocess
 import sys
+import tempfile
+import time
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+
+import psutil
 
 from harness import guard
 
 PRELOAD = "harness.preload"
 LAUNCHER_PID_ENV = "HARNESS_LAUNCHER_PID"  # tells the server whose death it must not outlive
+READY_ENV = "HARNESS_PRELOAD_READY"  # a file the server creates once its imports are done
+POLL_S = 0.05
 _server_env: dict[str, str] | None = None  # the environment the running server was started with
+_ready_files: dict[int, Path] = {}  # server pid -> the file it creates when ready (gone once seen)
 
 
 class ForkedRun:
@@ -84,17 +93,42 @@ def server_pid(env: Mapping[str, str]) -> int:
             server._stop()  # its modules were imported under another environment
         except ChildProcessError:  # it had died and was reaped already
             server._forkserver_pid = None
-    with _environ({**env, LAUNCHER_PID_ENV: str(os.getpid())}):
+    ready = Path(tempfile.gettempdir()) / f"harness-preload-{os.getpid()}-{uuid.uuid4().hex[:8]}.ready"
+    before = server._forkserver_pid
+    with _environ({**env, LAUNCHER_PID_ENV: str(os.getpid()), READY_ENV: str(ready)}):
         mp_forkserver.set_forkserver_preload([PRELOAD])
         server.ensure_running()  # a no-op while it runs; starts it again if it died
+    if server._forkserver_pid != before:
+        _ready_files[server._forkserver_pid] = ready
     _server_env = dict(env)
     return server._forkserver_pid
 
 
-def start(spec_path: str, log_path: str, env: Mapping[str, str]) -> ForkedRun:
-    """Fork one run (`python -m harness.worker spec_path`, in effect) from the server; returns at once with
-    its pid (the first call waits for the server's imports)."""
+def _wait_ready(pid: int, deadline: float) -> bool:
+    """Wait until server `pid` has done its imports (True), or until `deadline` (Unix time; False)."""
+    ready = _ready_files.get(pid)
+    while ready is not None and not ready.exists():
+        if time.time() > deadline:
+            return False
+        try:
+            dead = psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            dead = True
+        if dead:
+            raise EOFError("the fork server exited during its imports")
+        time.sleep(POLL_S)
+    if ready is not None:
+        ready.unlink(missing_ok=True)
+        del _ready_files[pid]
+    return True
+
+
+def start(spec_path: str, log_path: str, env: Mapping[str, str], deadline: float) -> ForkedRun | None:
+    """Fork one run (`python -m harness.worker spec_path`, in effect) from the server, with its pid; None when
+    `deadline` (Unix time: the run's timeout) passed while a new server was still importing."""
     pid = server_pid(env)
+    if not _wait_ready(pid, deadline):
+        return None
     process = multiprocessing.get_context("forkserver").Process(
         target=_child, args=(spec_path, log_path, dict(env), pid), name="harness.worker", daemon=False
     )

@@ -185,12 +185,15 @@ def launch_mode(config: dict[str, Any]) -> str:
     return "preload" if config.get("launcher", {}).get("preload", True) else "spawn"
 
 
-def _start(config: dict[str, Any], spec_path: Path, log: Any, warnings: list[str]) -> tuple[Any, str]:
-    """The worker's process and its launch mode; a fork server that cannot start falls back to a spawn."""
+def _start(
+    config: dict[str, Any], spec_path: Path, log: Any, warnings: list[str], deadline: float
+) -> tuple[Any | None, str]:
+    """The worker's process (None: the run's timeout passed while the fork server was still importing) and
+    its launch mode; a fork server that cannot start falls back to a spawn."""
     mode = launch_mode(config)
     if mode == "preload":
         try:
-            return forkserver.start(str(spec_path), log.name, _worker_env()), mode
+            return forkserver.start(str(spec_path), log.name, _worker_env(), deadline), mode
         except (OSError, EOFError) as exc:  # the server died before forking (a broken install, no /dev/shm ...)
             warnings.append(f"launcher: the fork server failed ({type(exc).__name__}: {exc}); the worker was spawned")
             mode = "spawn"
@@ -259,8 +262,8 @@ def run_isolated(config: dict[str, Any], run_dir: Path, overrides: list[str] | N
     popen, mode, warnings = None, launch_mode(config), []
     with open(run_dir / LOG_FILE, "w") as log:
         try:
-            popen, mode = _start(config, run_dir / SPEC_FILE, log, warnings)
-            stopped, peak_rss = _supervise(popen, config, spawned_at)
+            popen, mode = _start(config, run_dir / SPEC_FILE, log, warnings, spawned_at + config["timeout_s"])
+            stopped, peak_rss = _supervise(popen, config, spawned_at) if popen is not None else ("timeout", 0)
         except (Interrupted, KeyboardInterrupt) as exc:  # wherever it lands, the worker goes and it is recorded
             if popen is not None:
                 _kill_group(popen)
@@ -270,14 +273,15 @@ def run_isolated(config: dict[str, Any], run_dir: Path, overrides: list[str] | N
             _record_failure(config, run_dir, returncode, name, 0, spawned_at, launch_id, None, overrides, mode)
             staged.unlink(missing_ok=True)
             raise
-    evidence = oom_evidence(counters, oom_counters()) if popen.returncode == -signal.SIGKILL else None
+    returncode = popen.returncode if popen is not None else None
+    evidence = oom_evidence(counters, oom_counters()) if returncode == -signal.SIGKILL else None
     result = results.load(staged) if stopped is None else None
     staged.unlink(missing_ok=True)
     if result is None:
         return _record_failure(
-            config, run_dir, popen.returncode, stopped, peak_rss, spawned_at, launch_id, evidence, overrides, mode
+            config, run_dir, returncode, stopped, peak_rss, spawned_at, launch_id, evidence, overrides, mode
         )
-    result["launcher"] = _launcher_section(popen.returncode, run_dir, spawned_at, launch_id, mode)
+    result["launcher"] = _launcher_section(returncode, run_dir, spawned_at, launch_id, mode)
     if mode == "preload":  # the same server for every run of one launcher process
         result["launcher"]["server_pid"] = popen.server_pid
     result["warnings"] = [*result.get("warnings", []), *warnings]

@@ -15,7 +15,7 @@ import os
 import tempfile
 
 from harness import guard
-from harness.forkserver import LAUNCHER_PID_ENV
+from harness.forkserver import LAUNCHER_PID_ENV, READY_ENV
 
 # the server dies with the launcher that started it (kill -9 included); its children die with it (harness.forkserver)
 guard.die_with_parent(int(os.environ[LAUNCHER_PID_ENV]) if os.environ.get(LAUNCHER_PID_ENV) else None)
@@ -77,3 +77,6 @@ def _captured(fn) -> str:
 
 
 IMPORT_OUTPUT = _captured(_import_all)
+if os.environ.get(READY_ENV):  # the launcher waits for this (within the run's timeout) before it asks for a fork
+    with open(os.environ[READY_ENV], "w") as ready:
+        ready.write(f"{os.getpid()}\n")
