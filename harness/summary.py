@@ -16,16 +16,31 @@ def _num(value: Any, fmt: str) -> str:
     return format(value, fmt) if isinstance(value, (int, float)) else "-"
 
 
+def number_text(value: Any) -> str:
+    """A count as written in a label: 8 whether it came as 8 or, from a report's table, 8.0."""
+    return format(value, "g") if isinstance(value, (int, float)) else str(value)
+
+
+def load_label(key_fields: dict[str, Any]) -> str | None:
+    """A serving run's load ("poisson rate=8", "closed c=4", "max_rate search"); None for other runs.
+    Accepts a report row's fields too (numbers as floats, absent ones None)."""
+    f = key_fields
+    if f.get("engine") is None:
+        return None
+    if f["search"] != "none":
+        return "max_rate search"
+    if f["arrival"] == "closed":
+        return f"closed c={number_text(f['concurrency'])}"
+    return f"{f['arrival']} rate={number_text(f['rate'])}"
+
+
 def label(key_fields: dict[str, Any]) -> str:
     f = key_fields
-    if "engine" in f:  # a serving run: its load, not a batch, is what it is
-        load = (
-            "max_rate search"
-            if f["search"] != "none"
-            else f"{f['arrival']} " + (f"c={f['concurrency']}" if f["arrival"] == "closed" else f"rate={f['rate']:g}")
-        )
-        return f"{f['model']} {f['precision']} {f['engine']} {load} gpus={f['gpus']}"
-    return f"{f['model']} {f['precision']} bs={f['batch_size']} seq={f['seq_len']} gpus={f['gpus']}"
+    load = load_label(f)
+    if load is not None:  # a serving run: its load, not a batch, is what it is
+        return f"{f['model']} {f['precision']} {f['engine']} {load} gpus={number_text(f['gpus'])}"
+    n = number_text
+    return f"{f['model']} {f['precision']} bs={n(f['batch_size'])} seq={n(f['seq_len'])} gpus={n(f['gpus'])}"
 
 
 def headline(r: dict[str, Any]) -> str:
@@ -84,17 +99,14 @@ def _quality_cells(r: dict[str, Any]) -> tuple:
 
 
 def _extra(workload: str, r: dict[str, Any] | None) -> tuple:
-    """Cost (and, for inference, held-out quality) columns beside the registry's: headers when r is None."""
-    if workload == "inference":
-        return (
-            ("USD/1M tok", "held-out loss [95% CI]", "accuracy", "quality")
-            if r is None
-            else (
-                _cost_cell(r),
-                *_quality_cells(r),
-            )
-        )
-    return ("USD",) if r is None else (_cost_cell(r),)
+    """Cost (and, where the weights run in this process, held-out quality) columns beside the registry's:
+    headers when r is None. Training's dollars are the run's total; the others' are per 1 M tokens."""
+    if workload == "training":
+        return ("USD",) if r is None else (_cost_cell(r),)
+    if r is None:
+        per = "USD/1M out tok" if workload == "serving" else "USD/1M tok"
+        return (per, "held-out loss [95% CI]", "accuracy", "quality")
+    return (_cost_cell(r), *_quality_cells(r))
 
 
 def _notes(records: list[dict[str, Any]]) -> list[str]:
