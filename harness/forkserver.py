@@ -14,6 +14,8 @@ number for a signal, as a spawned worker's return code). What the stdlib does no
 - stdout and stderr go to run_dir/worker.log, after what the server's imports printed;
 - the environment is the one a spawned worker gets, set afresh in each child; a server started under another
   environment is replaced (its modules read some variables at import);
+- the server's resident library pages are mapped into the child (a fork leaves file mappings to be faulted in
+  later), so its resident set, and peak_rss_bytes, start where a spawned worker's do;
 - torch's and numpy's global random states are drawn afresh (a fork copies the server's);
 - atexit handlers run at the end, as at a spawned interpreter's exit.
 
@@ -158,6 +160,18 @@ def _redirect_output(log_path: str) -> None:
         setattr(sys, name, stream)
 
 
+def _touch(runs: list[tuple[int, int]]) -> None:
+    """Read one byte of each page in `runs` ((address, pages)): the kernel maps them into this process's page
+    tables from the page cache (minor faults), as they were in the server's (harness.preload.resident_file_pages)."""
+    import ctypes
+
+    import numpy
+
+    page = os.sysconf("SC_PAGE_SIZE")
+    for address, pages in runs:
+        numpy.frombuffer((ctypes.c_char * (pages * page)).from_address(address), dtype=numpy.uint8)[::page].max()
+
+
 def _child(spec_path: str, log_path: str, env: dict[str, str], parent_pid: int) -> None:
     """The forked run: own session, dies with the server, own environment and log; then the worker's main."""
     os.setsid()  # its own process group, as start_new_session=True gives a spawned worker
@@ -168,6 +182,7 @@ def _child(spec_path: str, log_path: str, env: dict[str, str], parent_pid: int) 
     _redirect_output(log_path)
     preload = sys.modules.get(PRELOAD)
     sys.stdout.write(getattr(preload, "IMPORT_OUTPUT", ""))
+    _touch(getattr(preload, "RESIDENT_FILE_PAGES", []))  # the resident set a spawned worker starts with
     import torch
 
     if torch.cuda.is_initialized():  # cannot happen unless harness.preload changes; a forked CUDA context is broken
