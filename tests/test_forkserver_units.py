@@ -32,15 +32,29 @@ def test_a_worker_not_yet_in_a_session_of_its_own_is_signalled_alone():
     launch._signal_group(child.pid, signal.SIGTERM)  # already gone: nothing raised
 
 
-def test_the_server_imports_start_no_torch_thread_and_no_cuda():
+def test_the_server_imports_start_no_torch_thread_and_no_cuda_and_a_child_gets_its_resident_pages():
     # numpy (OpenBLAS) and pyarrow (jemalloc) start a thread each at import; torch's first parallel op would
     # start its OpenMP pool on top (seen: one more thread on 2 cores). After the server's imports: none more.
+    # A forked child then maps the library pages resident in the server (a fork leaves them unmapped).
     script = (
         "import os, numpy, pyarrow\n"
         "before = len(os.listdir('/proc/self/task'))\n"
-        "import harness.preload, torch\n"
-        "print(before, len(os.listdir('/proc/self/task')), torch.cuda.is_initialized())\n"
+        "import harness.preload as p, torch\n"
+        "from harness import forkserver\n"
+        "print(before, len(os.listdir('/proc/self/task')), torch.cuda.is_initialized(), flush=True)\n"
+        "def rss_file():\n"
+        "    return next(x for x in open('/proc/self/status') if x.startswith('RssFile:')).split()[1]\n"
+        "server = rss_file()\n"
+        "if os.fork() == 0:\n"
+        "    untouched = rss_file()\n"
+        "    forkserver._touch(p.RESIDENT_FILE_PAGES)\n"
+        "    print(server, untouched, rss_file(), flush=True)\n"
+        "    os._exit(0)\n"
+        "os.wait()\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
-    before, after, cuda = out.stdout.split()
+    threads, pages = out.stdout.splitlines()
+    before, after, cuda = threads.split()
     assert after == before and cuda == "False", out.stdout
+    server, untouched, touched = (int(x) for x in pages.split())  # RssFile, kB
+    assert untouched < server / 2 and touched >= server * 0.95, (server, untouched, touched)
