@@ -79,8 +79,9 @@ def canonical_key(config: Mapping[str, Any]) -> str:
 # Settings that change how a run is supervised or where it is stored, not what it measures or reports.
 # memory_limit_bytes is not here: an `oom` under one limit says nothing about a higher one.
 # timeout_s is: a timeout is never final (resume retries it), so it cannot stand in for another limit's run.
+# interference holds the thresholds that judge a run disturbed, not what it measures (the figures are kept).
 # launcher is: preload or spawn start the same measured run (docs/launch.md), so switching re-measures nothing.
-VOLATILE = ("sweep", "results_dir", "resume", "timeout_s", "launcher")
+VOLATILE = ("sweep", "results_dir", "resume", "timeout_s", "interference", "launcher")
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
