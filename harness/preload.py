@@ -43,8 +43,9 @@ MODULES = (
     "harness.scenarios.inference",
     "harness.scenarios.training",
     *(f"harness.{m}" for m in ("accounting", "calibrate", "catalog", "checkpoints", "cost", "data", "distributed")),
-    *(f"harness.{m}" for m in ("hardware", "models", "precision", "quality", "quality_eval", "transforms")),
-    *(f"harness.probes.{m}" for m in ("energy", "memory", "nvml", "timing")),
+    *(f"harness.{m}" for m in ("hardware", "interference", "models", "precision", "quality", "quality_eval")),
+    "harness.transforms",
+    *(f"harness.probes.{m}" for m in ("energy", "interference", "memory", "nvml", "timing")),
 )
 
 
