@@ -251,7 +251,7 @@ class LauncherConfig:
     """How each run's fresh process starts (harness.launch, docs/launch.md); gpus>1 always goes through torchrun."""
 
     # true: forked from a server that imported torch, transformers and torchao once (per-run fixed cost
-    # ~0.1 s); false: a fresh interpreter per run (`python -m harness.worker`, ~4 s of imports each)
+    # well under 1 s); false: a fresh interpreter per run (`python -m harness.worker`, ~4 s of imports each)
     preload: bool = True
 
 
