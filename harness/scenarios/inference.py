@@ -8,13 +8,13 @@ figures are stable on a fast model and bounded on a slow one.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from harness import data, flops, quality
+from harness import adaptive, data, flops, quality
 from harness.backends.base import DECODE, LOGITS, PREFILL
 from harness.probes.base import ProbeSet
 from harness.probes.energy import between
@@ -32,7 +32,9 @@ class Policy:
     min_iters: int
     min_time_s: float
     max_iters: int
-    repeats: int
+    repeats: int | str  # a count, or "auto" (harness.adaptive: until `rule` stops on `figure`)
+    rule: adaptive.Rule | None = None
+    figure: str = "decode_tok_per_s"
 
 
 def request(forward: Forward, input_ids: torch.Tensor, decode_tokens: int, timer: Any) -> list:
@@ -77,9 +79,10 @@ def run(
     probes: ProbeSet | None = None,
     energy_now: Callable[[], float | None] | None = None,
 ) -> dict[str, Any]:
-    """Warm up, then time `policy.repeats` repeats with the probes around them (their readings stay in
-    `probes.readings`). Returns metrics, per-repeat figures and timings. `energy_now` (joules since the
-    probes began, ProbeSet.energy_now) gives each repeat its energy."""
+    """Warm up, then time `policy.repeats` repeats (or, with "auto", until policy.rule stops) with the probes
+    around them (their readings stay in `probes.readings`). Returns metrics, per-repeat figures, timings and,
+    for auto, how it stopped. `energy_now` (joules since the probes began, ProbeSet.energy_now) gives each
+    repeat its energy."""
     probes = probes if probes is not None else ProbeSet([])
     batch, seq_len = input_ids.shape
     try:
@@ -92,10 +95,12 @@ def run(
             probes.begin()
             window_start = time.perf_counter()
             all_samples: dict[str, list[float]] = {"prefill": [], "ttft": [], "decode": [], "request": []}
-            repeats = [
-                _repeat(forward, input_ids, decode_tokens, policy, timer, all_samples, energy_now)
-                for _ in range(policy.repeats)
-            ]
+            repeats, stopped = adaptive.run_repeats(
+                lambda: _repeat(forward, input_ids, decode_tokens, policy, timer, all_samples, energy_now),
+                policy.repeats,
+                policy.rule,
+                policy.figure,
+            )
             window_s = time.perf_counter() - window_start
             probes.end()
     finally:  # a failed run still stops every probe (threads included)
@@ -116,6 +121,7 @@ def run(
         "repeats": repeats,
         "warmup_s": warmup_s,
         "timed_window_s": window_s,
+        "adaptive_repeats": stopped,
     }
 
 
@@ -182,13 +188,22 @@ class Inference(Scenario):
     summed_over_ranks = ("prefill_tok_per_s", "decode_tok_per_s", "e2e_tok_per_s", "samples_per_s")
     repeat_cost = ("e2e_tok_per_s", "usd_per_1m_tokens_generated")
 
+    def repeats_figure(self, config: Mapping[str, Any]) -> str:
+        """The main figure (the summary's headline): decode tokens/s, or e2e tokens/s without decode steps."""
+        return "decode_tok_per_s" if config["workload"]["decode_tokens"] > 0 else "e2e_tok_per_s"
+
     def run(self, ctx: RunContext) -> Measured:
         config, w, device = ctx.config, ctx.config["workload"], ctx.device.torch_device
         tokenizer = data.local_tokenizer(config["model"].get("path"))
         # each replica (rank) serves its own prompts
         ids = data.prompt_ids(config["batch_size"], config["seq_len"], config["seed"] + ctx.place.rank, tokenizer)
         ids = ids.to(device)
-        policy = Policy(w["warmup_iters"], w["min_iters"], w["min_time_s"], w["max_iters"], config["repeats"])
+        policy = Policy(
+            *(w[k] for k in ("warmup_iters", "min_iters", "min_time_s", "max_iters")),
+            config["repeats"],
+            adaptive.rule_from(config),
+            self.repeats_figure(config),
+        )
         out = run(ctx.backend.forward, ids, w["decode_tokens"], policy, ctx.timer, ctx.probes, ctx.energy_now)
         # quality beside speed (MLPerf): the same prompt through the fp32 reference, after the timed window
         t = time.perf_counter()
@@ -209,6 +224,7 @@ class Inference(Scenario):
             phases=phases,
             units=units,
             warmup_s=out["warmup_s"],
-            sections={"quality": scored},
+            sections={"quality": scored}
+            | ({"adaptive_repeats": out["adaptive_repeats"]} if out["adaptive_repeats"] else {}),
             timing={"quality_s": quality_s},
         )
