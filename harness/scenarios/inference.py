@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from harness import adaptive, data, flops, quality
+from harness import adaptive, data, flops, quality, traffic
 from harness.backends.base import DECODE, LOGITS, PREFILL
 from harness.probes.base import ProbeSet
 from harness.probes.energy import between
@@ -184,6 +184,8 @@ class Inference(Scenario):
         *("prefill_latency_s_p50", "ttft_s_p50", "decode_latency_s_p50", "request_latency_s_p50"),
         *("wall_s", "energy_j", "j_per_token", "usd_per_1m_tokens_generated"),
         *("achieved_flop_per_s_prefill", "achieved_flop_per_s_decode", "mfu_prefill", "mfu_decode"),
+        *("weight_bytes_per_decode_step", "kv_cache_bytes_per_decode_step", "kv_cache_element_bytes"),
+        *("bytes_per_decode_step", "decode_steps_per_s", "achieved_bytes_per_s_decode", "mbu_decode"),
     )
     summed_over_ranks = ("prefill_tok_per_s", "decode_tok_per_s", "e2e_tok_per_s", "samples_per_s")
     repeat_cost = ("e2e_tok_per_s", "usd_per_1m_tokens_generated")
@@ -212,6 +214,9 @@ class Inference(Scenario):
         m = out["metrics"]
         m["logits_last_position_only"] = getattr(ctx.backend, "last_position_only", None)
         m.update(flops.inference_flops(ctx.model_facts, config["seq_len"], w["decode_tokens"]))
+        # MBU's numerator (the worker divides by the peak bandwidth): the model as run, transforms applied
+        m.update(traffic.decode_bytes(ctx.backend.model, ids.shape[0], config["seq_len"], w["decode_tokens"]))
+        m["decode_steps_per_s"] = m["decode_tok_per_s"] / ids.shape[0] if m["decode_tok_per_s"] else None
         phases = [
             Phase("prefill", m["prefill_tok_per_s"], m["flops_per_token_prefill"], 1),
             Phase("decode", m["decode_tok_per_s"], m["flops_per_token_decode"], 1),
