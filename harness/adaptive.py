@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 AUTO = "auto"
+KEYS = ("repeats_target", "repeats_min", "repeats_max", "repeats_max_s")  # the rule's config keys
 TARGET, TIME_CAP, MAX_REPEATS = "target reached", "time cap", "max repeats"
 CONFIDENCE = 0.95
 RESAMPLES = 2000

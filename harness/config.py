@@ -16,7 +16,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from harness import datafiles
+from harness import adaptive, datafiles
 from harness.errors import ConfigError
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
@@ -364,7 +364,7 @@ AUTO_REPEATS_REFUSED = {
     "training": "training times its whole step budget (workload.max_steps), cut into `repeats` chunks",
     "serving": "serving's windows are its load (serving.num_requests, serving.duration_s)",
 }
-AUTO_REPEATS_KEYS = ("repeats_target", "repeats_min", "repeats_max", "repeats_max_s")
+AUTO_REPEATS_KEYS = adaptive.KEYS
 
 
 def _validate_repeats(cfg: HarnessConfig) -> None:

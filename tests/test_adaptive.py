@@ -187,3 +187,14 @@ def test_the_report_row_carries_how_it_stopped():
     row = flatten_result(record, "s")
     assert row["adaptive_repeats_repeats"] == 7 and row["adaptive_repeats_reason"] == "target reached"
     assert row["adaptive_repeats_half_width"] == 0.01
+
+
+def test_a_fixed_count_hashes_as_before_the_rule_existed():
+    from harness import results
+    from tests.synthetic import config
+
+    cfg = config(repeats=3)
+    before = {k: v for k, v in cfg.items() if k not in adaptive.KEYS}  # a config from before repeats=auto
+    assert results.config_hash(cfg | {"repeats_target": 0.05}) == results.config_hash(before)
+    auto = cfg | {"repeats": "auto", "repeats_target": 0.02}
+    assert results.config_hash(auto) != results.config_hash(auto | {"repeats_target": 0.05})
