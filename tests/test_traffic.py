@@ -125,3 +125,12 @@ def test_gpu_peak_bandwidth_is_the_catalog_figure():
     assert out["peak_bandwidth_bytes_per_s"] == 4.8e12 and "hardware=h200" in out["bandwidth_source"]
     unknown = worker._bandwidth_peak("cuda", SimpleNamespace(entry=None, hardware={}))
     assert unknown == {"peak_bandwidth_bytes_per_s": None, "bandwidth_source": None}
+
+
+def test_summary_and_report_show_prefill_mfu_beside_decode_mbu():
+    from harness import metrics
+
+    cols = [c for c, _ in metrics.report_columns()]
+    assert cols.index("mbu_decode") == cols.index("mfu_prefill") + 1
+    labels = [m.label for m in metrics.summary_columns("inference")]
+    assert labels.index("MBU decode") == labels.index("MFU prefill") + 1
