@@ -16,16 +16,31 @@ def _num(value: Any, fmt: str) -> str:
     return format(value, fmt) if isinstance(value, (int, float)) else "-"
 
 
+def number_text(value: Any) -> str:
+    """A count as written in a label: 8 whether it came as 8 or, from a report's table, 8.0."""
+    return format(value, "g") if isinstance(value, (int, float)) else str(value)
+
+
+def load_label(key_fields: dict[str, Any]) -> str | None:
+    """A serving run's load ("poisson rate=8", "closed c=4", "max_rate search"); None for other runs.
+    Accepts a report row's fields too (numbers as floats, absent ones None)."""
+    f = key_fields
+    if f.get("engine") is None:
+        return None
+    if f["search"] != "none":
+        return "max_rate search"
+    if f["arrival"] == "closed":
+        return f"closed c={number_text(f['concurrency'])}"
+    return f"{f['arrival']} rate={number_text(f['rate'])}"
+
+
 def label(key_fields: dict[str, Any]) -> str:
     f = key_fields
-    if "engine" in f:  # a serving run: its load, not a batch, is what it is
-        load = (
-            "max_rate search"
-            if f["search"] != "none"
-            else f"{f['arrival']} " + (f"c={f['concurrency']}" if f["arrival"] == "closed" else f"rate={f['rate']:g}")
-        )
-        return f"{f['model']} {f['precision']} {f['engine']} {load} gpus={f['gpus']}"
-    return f"{f['model']} {f['precision']} bs={f['batch_size']} seq={f['seq_len']} gpus={f['gpus']}"
+    load = load_label(f)
+    if load is not None:  # a serving run: its load, not a batch, is what it is
+        return f"{f['model']} {f['precision']} {f['engine']} {load} gpus={number_text(f['gpus'])}"
+    n = number_text
+    return f"{f['model']} {f['precision']} bs={n(f['batch_size'])} seq={n(f['seq_len'])} gpus={n(f['gpus'])}"
 
 
 def headline(r: dict[str, Any]) -> str:

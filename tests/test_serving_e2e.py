@@ -109,7 +109,8 @@ def test_unreachable_url_is_an_error_result(harness):
     proc, root = _serving_run(harness, "sweep=unreach", "serving.engine=openai", f"serving.url={url}")
     assert proc.returncode == 0, proc.stderr
     (r,) = load_results(root / "unreach")
-    assert r["status"] == "error" and "ConnectionRefusedError" in r["reason"]
+    assert r["status"] == "error", r["reason"]
+    assert f"ConnectionError: cannot reach {url}/models" in r["reason"], r["reason"]
 
 
 def test_openai_engine_against_transformers_serve_then_killed_mid_run(harness, tmp_path):

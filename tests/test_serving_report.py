@@ -7,7 +7,7 @@ import copy
 from synthetic import ENV, config, dist
 
 from harness import results
-from harness.report import aggregate, serving_plots
+from harness.report import aggregate, sections, serving_plots
 from harness.report.build import build
 
 
@@ -41,6 +41,11 @@ def test_latency_vs_throughput_with_slo_and_capacity(tmp_path):
     page = index.read_text()
     assert "Serving: latency vs throughput" in page and "capacity 4 req/s" in page
     assert "goodput" in page and "p99 TTFT" in page  # the serving objectives are on the front's axes
+    # each run is named by its load, so the three rates of one configuration are three distinct rows
+    names = {sections.config_label(row) for _, row in frame.iterrows()}
+    loads = ("poisson rate=1", "poisson rate=4", "poisson rate=16", "max_rate search")
+    assert names == {f"tiny fp32 transformers {load} gpus=1" for load in loads}
+    assert "tiny fp32 transformers poisson rate=16 gpus=1" in page and "tiny fp32 bs=1" not in page
 
 
 def test_no_serving_runs_no_section(tmp_path):

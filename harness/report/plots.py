@@ -14,7 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
-from harness import scaling
+from harness import scaling, summary
 from harness.report.pareto import Front, Objective
 
 FRONT, DOMINATED, FAILING = "#1f6fd1", "#9aa0a6", "#d93025"
@@ -51,8 +51,12 @@ def _svg(fig: Figure) -> str:
 
 def point_label(row: pd.Series) -> str:
     gpus = row.get("gpus")
-    more = f" gpus={gpus}" if gpus not in (None, 1) and not pd.isna(gpus) else ""
-    return f"{row.get('precision')} bs={row.get('batch_size')} seq={row.get('seq_len')}{more}"
+    more = f" gpus={gpus:g}" if gpus not in (None, 1) and not pd.isna(gpus) else ""
+    load = summary.load_label({k: (None if pd.isna(v) else v) for k, v in row.items() if pd.api.types.is_scalar(v)})
+    if load is not None:  # a serving point: its load, not a batch
+        return f"{row.get('precision')} {load}{more}"
+    n = summary.number_text
+    return f"{row.get('precision')} bs={n(row.get('batch_size'))} seq={n(row.get('seq_len'))}{more}"
 
 
 def pareto_figure(

@@ -13,6 +13,7 @@ from harness.report import quality_section
 from harness.report.html import code_cell, esc, fmt, missing, svg_img, table
 from harness.report.pareto import Front
 from harness.report.plots import display_scale
+from harness.summary import label as run_label
 
 
 @dataclass
@@ -29,7 +30,7 @@ class Group:
 def _config(row: pd.Series) -> str:
     r = row.get
     weights = "" if missing(r("weights_kind")) else f" ({r('weights_kind')} weights)"
-    return f"{r('model')} {r('precision')} bs={r('batch_size')} seq={r('seq_len')} gpus={r('gpus')}{weights}"
+    return run_label({k: (None if missing(v) else v) for k, v in row.items()}) + weights
 
 
 config_label = _config  # the run's name in every table

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from harness.serving.engines.http import get_json, post_sse
+from harness.serving.engines import http
 from harness.serving.engines.server import Server
 from harness.serving.prompts import Request
 
@@ -33,6 +33,7 @@ class OpenAIEngine:
         self.url = (serving_cfg["url"] or "").rstrip("/")
         self.model: str | None = serving_cfg.get("served_model")
         self._info: dict[str, Any] = {"name": self.name, "in_process": False}
+        self.http = http.client(serving_cfg.get("max_concurrency"))
 
     async def __aenter__(self) -> OpenAIEngine:
         if self.server is not None:
@@ -44,18 +45,20 @@ class OpenAIEngine:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
+        await self.http.aclose()
         if self.server is not None:
             self._info["server_exit_code"] = self.server.stop()
 
     async def _identify(self) -> None:
         """The served model and the engine's name and version, from what the server says about itself."""
-        models, headers = await get_json(self.url + "/models", timeout_s=10)  # also: is it reachable at all
+        # also: is it reachable at all
+        models, headers = await http.get_json(self.http, self.url + "/models", timeout_s=10)
         ids = [m.get("id") for m in (models or {}).get("data", [])]
         self.model = self.model or (ids[0] if ids else None)
         self._info.update(served_models=ids, served_model=self.model, server_header=headers.get("server"))
         origin = "{0.scheme}://{0.netloc}".format(urlparse(self.url))
         try:  # vLLM and SGLang answer GET /version
-            version, _ = await get_json(origin + "/version", timeout_s=5)
+            version, _ = await http.get_json(self.http, origin + "/version", timeout_s=5)
             self._info["version"] = (version or {}).get("version")
             self._info["engine"] = "vllm" if "vllm" in str(headers).lower() else None
         except (OSError, RuntimeError, ValueError, TimeoutError):
@@ -76,7 +79,7 @@ class OpenAIEngine:
             body["prompt"] = request.prompt_text
         body.update(self.cfg.get("request_extra") or {})
         usage_tokens = None
-        async for event in post_sse(self.url + ("/chat/completions" if chat else "/completions"), body):
+        async for event in http.post_sse(self.http, self.url + ("/chat/completions" if chat else "/completions"), body):
             now = time.perf_counter()
             if event.get("error"):
                 raise RuntimeError(f"engine error: {event['error']}")

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.serving.engines.http import get_json
+from harness.serving.engines import http
 
 
 class ServerError(RuntimeError):
@@ -51,14 +51,15 @@ class Server:
                 self.argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
             )
         deadline = t0 + self.cfg["startup_timeout_s"]
-        while time.perf_counter() < deadline:
-            if self.proc.poll() is not None:
-                raise ServerError(f"server exited with code {self.proc.returncode}: {_tail(self.log_path)}")
-            try:
-                await get_json(self.origin + self.cfg["health_path"], timeout_s=2)
-                return time.perf_counter() - t0
-            except (OSError, ValueError, RuntimeError, asyncio.TimeoutError):
-                await asyncio.sleep(0.25)
+        async with http.client(1) as probe:
+            while time.perf_counter() < deadline:
+                if self.proc.poll() is not None:
+                    raise ServerError(f"server exited with code {self.proc.returncode}: {_tail(self.log_path)}")
+                try:
+                    await http.get_json(probe, self.origin + self.cfg["health_path"], timeout_s=2)
+                    return time.perf_counter() - t0
+                except (OSError, ValueError, RuntimeError):  # not up yet (TimeoutError is an OSError)
+                    await asyncio.sleep(0.25)
         self.stop()
         raise ServerError(
             f"server not healthy at {self.origin}{self.cfg['health_path']} within "
