@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness import adaptive
+from harness import accounting, adaptive, metrics, scenarios
 from tests.conftest import load_results
 
 
@@ -24,4 +24,8 @@ def test_auto_repeats_and_mbu_are_in_the_result(harness):
         m["bytes_per_decode_step"] * m["decode_steps_per_s"] / m["peak_bandwidth_bytes_per_s"]
     )
     assert m["bandwidth_source"].startswith("measured on this machine") and m["calibration_bandwidth_bytes_per_s"] > 0
+    written = set(m) | {k for rep in reps for k in rep}  # all declared and registered
+    assert written <= set(metrics.names()) and written <= set(scenarios.get("inference").writes) | set(
+        accounting.COMMON_METRICS
+    )
     assert "MFU prefill" in proc.stdout and "MBU decode" in proc.stdout  # the summary shows both limits
