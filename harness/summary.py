@@ -99,17 +99,14 @@ def _quality_cells(r: dict[str, Any]) -> tuple:
 
 
 def _extra(workload: str, r: dict[str, Any] | None) -> tuple:
-    """Cost (and, for inference, held-out quality) columns beside the registry's: headers when r is None."""
-    if workload == "inference":
-        return (
-            ("USD/1M tok", "held-out loss [95% CI]", "accuracy", "quality")
-            if r is None
-            else (
-                _cost_cell(r),
-                *_quality_cells(r),
-            )
-        )
-    return ("USD",) if r is None else (_cost_cell(r),)
+    """Cost (and, where the weights run in this process, held-out quality) columns beside the registry's:
+    headers when r is None. Training's dollars are the run's total; the others' are per 1 M tokens."""
+    if workload == "training":
+        return ("USD",) if r is None else (_cost_cell(r),)
+    if r is None:
+        per = "USD/1M out tok" if workload == "serving" else "USD/1M tok"
+        return (per, "held-out loss [95% CI]", "accuracy", "quality")
+    return (_cost_cell(r), *_quality_cells(r))
 
 
 def _notes(records: list[dict[str, Any]]) -> list[str]:

@@ -53,6 +53,7 @@ def test_transformers_engine_two_rates_throughput_grows(harness):
     )
     assert r["repeats"][0]["ttft_s_n"] == 8 and "tiny fp32 transformers constant rate=40" in proc.stdout
     assert "TTFT p99 ms" in proc.stdout and "goodput req/s" in proc.stdout  # the summary, from the registry
+    assert "USD/1M out tok" in proc.stdout and "held-out loss [95% CI]" in proc.stdout  # cost and quality too
     # what the worker wrote is what the scenario and the worker declare, and all of it is registered
     written = set(r["metrics"]) | {k for rep in r["repeats"] for k in rep}
     assert written <= set(metrics.names()), sorted(written - set(metrics.names()))
