@@ -113,7 +113,7 @@ def test_copy_measurement_counts_read_and_write(monkeypatch):
     clock = iter([0.0, 1.0, 1.0, 1.0, 2.0, 2.0])
 
     monkeypatch.setattr(calibrate, "CHUNKS", 2)
-    monkeypatch.setattr(calibrate, "CHUNK_S", 0.5)
+    monkeypatch.setattr(calibrate, "COPY_CHUNK_S", 0.5)
     monkeypatch.setattr(calibrate.time, "perf_counter", lambda: next(clock, 3.0))
     # 1 MiB copied: 1 MiB read + 1 MiB written per copy, one copy per second
     assert calibrate.measure_copy(2**20) == pytest.approx(2 * 2**20)
