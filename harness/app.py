@@ -92,7 +92,7 @@ def _resume_or_launch(
     result = checkpoints.prepare(config, run_dir) or launch.run_isolated(config, run_dir, overrides)
     extra = ""
     if result["status"] == "ok":
-        extra = ", " + summary.headline(result)
+        extra = ", " + summary.headline_line(result)
     elif result.get("reason"):
         extra = f": {result['reason'].splitlines()[0][:160]}"
     print(f"{position} {name}: {result['status']} in {time.time() - t0:.1f} s{extra}", flush=True)

@@ -181,6 +181,18 @@ class QualityConfig:
 
 
 @dataclass
+class InterferenceConfig:
+    """When a run counts as `disturbed` (harness/interference.py, docs/results.md `interference`): other
+    processes' CPU time above this share of the run's cores' time over the timed window, steal time above
+    this share, or more other processes than this on its GPU. These judge the figures, they do not change
+    what is measured: not part of config_hash (harness.results.VOLATILE)."""
+
+    max_other_cpu_share: float = 0.10
+    max_steal_share: float = 0.05
+    max_other_gpu_processes: int = 0
+
+
+@dataclass
 class SloConfig:
     """Per-request latency bounds (milliseconds); a request meets the SLO when it meets every bound set."""
 
@@ -246,6 +258,7 @@ class HarnessConfig:
     dist: DistConfig = field(default_factory=DistConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
+    interference: InterferenceConfig = field(default_factory=InterferenceConfig)
     batch_size: int = 1  # per device (per rank): the global batch is batch_size x gpus
     seq_len: int = 128  # prompt length in tokens
     gpus: int = 1
@@ -356,6 +369,15 @@ def validate(cfg: HarnessConfig) -> None:
 
         validate_serving(cfg.serving, cfg.model, cfg.gpus)
     _validate_dist(cfg)
+    _validate_interference(cfg.interference)
+
+
+def _validate_interference(i: InterferenceConfig) -> None:
+    for key in ("max_other_cpu_share", "max_steal_share"):
+        value = getattr(i, key)
+        if not 0 <= value <= 1:
+            raise ConfigError(f"interference.{key}", value, "must be between 0 and 1 (a share of the cores' time)")
+    _at_least("interference.max_other_gpu_processes", i.max_other_gpu_processes, 0)
 
 
 # the shipped scenarios whose repeats cannot be adaptive, and why (their Scenario.repeats_figure is None;

@@ -254,6 +254,9 @@ DERIVED_COLUMNS = {
     "heldout_loss_nats": ("loss_nats",),
     "quality_loss_nats_interval": ("loss_nats",),  # "[lo, hi]" text of the 95 % interval
     "quality_accuracy_interval": ("accuracy",),
+    # the result's `interference` section (not metrics): harness.interference.columns
+    "disturbed": (),
+    "interference_other_cpu_share": (),
 }
 
 # Default Pareto objectives per scenario: (label, columns tried in order, sense, unit). Columns are

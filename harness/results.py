@@ -81,7 +81,8 @@ def canonical_key(config: Mapping[str, Any]) -> str:
 # Settings that change how a run is supervised or where it is stored, not what it measures or reports.
 # memory_limit_bytes is not here: an `oom` under one limit says nothing about a higher one.
 # timeout_s is: a timeout is never final (resume retries it), so it cannot stand in for another limit's run.
-VOLATILE = ("sweep", "results_dir", "resume", "timeout_s")
+# interference holds the thresholds that judge a run disturbed, not what it measures (the figures are kept).
+VOLATILE = ("sweep", "results_dir", "resume", "timeout_s", "interference")
 
 
 def config_hash(config: Mapping[str, Any]) -> str:

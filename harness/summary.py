@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from harness import metrics
+from harness import interference, metrics
 
 
 def _ms(dist: Any, stat: str = "p50", fmt: str = ".2f") -> str:
@@ -55,6 +55,16 @@ def headline(r: dict[str, Any]) -> str:
         req_per_s = _num(m.get("request_throughput_req_per_s"), ".2f")
         return f"{head}{req_per_s} req/s, TTFT p99 {_ms(m.get('ttft_s'), 'p99', '.1f')} ms"
     return f"decode {_num(m.get('decode_tok_per_s'), '.1f')} tok/s"
+
+
+def headline_line(r: dict[str, Any]) -> str:
+    """headline(), plus the mark of a run measured while other load disturbed it."""
+    return headline(r) + (" (DISTURBED: see its warnings)" if interference.disturbed(r) else "")
+
+
+def _status(r: dict[str, Any]) -> str:
+    """The status cell: `ok (disturbed)` for a run measured beside other load (harness.interference)."""
+    return f"{r['status']} (disturbed)" if interference.disturbed(r) else r["status"]
 
 
 def _peak_mib(m: dict[str, Any]) -> str:
@@ -115,6 +125,10 @@ def _notes(records: list[dict[str, Any]]) -> list[str]:
     notes = [f"* price {how}; set hardware=<entry> or hardware.usd_per_hour=<USD/h> to state yours" for how in assumed]
     if any((r.get("cost") is None and r["status"] == "ok") for r in records):
         notes.append("USD '-': no price known for this hardware; set hardware.usd_per_hour=<USD per device-hour>")
+    disturbed = [(label(r["key_fields"]), interference.disturbed(r)) for r in records if interference.disturbed(r)]
+    if disturbed:
+        lines = "".join(f"\n  {name}: {why}" for name, why in disturbed)
+        notes.append(f"disturbed: {len(disturbed)} run(s) measured while other load ran beside them:{lines}")
     return notes
 
 
@@ -134,7 +148,7 @@ def table(records: Iterable[dict[str, Any]]) -> str:
         rows = [header] + [
             (
                 label(r["key_fields"]),
-                r["status"],
+                _status(r),
                 *(_cell(c, r.get("metrics") or {}) for c in columns),
                 *_extra(workload, r),
                 _peak_mib(r.get("metrics") or {}),

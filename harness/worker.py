@@ -204,6 +204,7 @@ def _account(
     sections["repeats"] = measured.repeats
 
     mine = {"rank": place.rank, "metrics": accounting.rank_summary(metrics), "components": watch.components()}
+    mine["interference"] = watch.sections().get("interference")
     ranks = distributed.gather(mine, place)
     distributed.shutdown(place)
     if not place.is_main:
@@ -222,7 +223,19 @@ def _account(
         facts.price(), devices, timing, metrics, sections["energy"], config["cost"], scenario
     )
     accounting.price_repeats(sections["repeats"], sections["cost"], scenario, config["energy"]["pue"], place.world_size)
+    _interference([r.get("interference") for r in ranks], config, sections)
     scenario.finish(sections, config)  # may raise: the run's status and reason, its figures kept
+
+
+def _interference(parts: list, config: dict[str, Any], sections: dict[str, Any]) -> None:
+    """Every rank's interference reading → the `interference` section, judged; a warning when disturbed."""
+    from harness import interference
+
+    thresholds = interference.Thresholds(**(config.get("interference") or {}))
+    sections["interference"] = interference.section(parts, thresholds)
+    warning = interference.warning(sections["interference"])
+    if warning:
+        sections["warnings"].append(warning)
 
 
 def _mfu(phases: Any, peak: dict, prec: dict, device: Any, facts: Any) -> dict[str, Any]:

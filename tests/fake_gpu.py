@@ -26,6 +26,7 @@ class FakeBoard:
     energy_mj: int | None = 1_000_000
     power_mw: int | None = 300_000
     processes: list = field(default_factory=list)  # SimpleNamespace(pid=, usedGpuMemory=)
+    graphics: list = field(default_factory=list)  # graphics processes, the same shape
     mig_slices: list = field(default_factory=list)
 
 
@@ -102,6 +103,9 @@ class FakeNvml:
 
     def nvmlDeviceGetComputeRunningProcesses(self, h):
         return list(h.board.processes)
+
+    def nvmlDeviceGetGraphicsRunningProcesses(self, h):
+        return list(h.board.graphics)
 
     def _board_only(self, h, value):
         if h.mig or value is None:  # MIG devices have no energy counter or power sensor of their own

@@ -63,6 +63,7 @@ def make(
     env: dict | None = None,
     metrics: dict | None = None,
     drop: tuple[str, ...] = (),
+    sections: dict | None = None,
 ) -> dict[str, Any]:
     """A result record of the config `overrides`; timed figures are lognormal around TIMED (× slowdown)."""
     config = copy.deepcopy(_composed(tuple(overrides)))
@@ -85,6 +86,7 @@ def make(
         copy.deepcopy(env or ENV),
         metrics={k: v for k, v in m.items() if k not in drop} if ok else {},
         repeats=reps if ok else [],
+        **copy.deepcopy(sections or {}),  # e.g. interference
     )
 
 

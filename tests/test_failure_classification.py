@@ -180,12 +180,13 @@ def test_resume_retries_an_incomplete_result(tmp_path, monkeypatch):
 
 
 def _place(world_size=1, rank=0, local_rank=0):
-    return SimpleNamespace(world_size=world_size, rank=rank, local_rank=local_rank)
+    return SimpleNamespace(world_size=world_size, rank=rank, local_rank=local_rank, local_world_size=world_size)
 
 
 def test_energy_enabled_switch(monkeypatch):
     from harness import probes
     from harness.probes import energy as eprobes
+    from harness.probes.interference import Interference
     from harness.probes.memory import CpuMemory
 
     monkeypatch.setattr(eprobes, "rapl_zones", lambda: [])  # no RAPL here: codecarbon's estimate
@@ -193,11 +194,11 @@ def test_energy_enabled_switch(monkeypatch):
     on = {"energy": {"enabled": True, "sample_interval_s": 0.1}}
     off = {"energy": {"enabled": False, "sample_interval_s": 0.1}}
     kinds = lambda config, place: [type(p) for p in probes.for_device(config, cpu, place).probes]
-    assert kinds(off, _place()) == [CpuMemory]  # memory only
-    assert kinds(on, _place()) == [CpuMemory, eprobes.CodecarbonEnergy]
-    (_, ranked) = probes.for_device(on, cpu, _place(world_size=2, rank=1, local_rank=1)).probes
+    assert kinds(off, _place()) == [CpuMemory, Interference]  # memory and interference only
+    assert kinds(on, _place()) == [CpuMemory, Interference, eprobes.CodecarbonEnergy]
+    (_, _, ranked) = probes.for_device(on, cpu, _place(world_size=2, rank=1, local_rank=1)).probes
     assert ranked._prefix == "rank1:"
     # with RAPL, one probe per node (local rank 0), none on the others
     monkeypatch.setattr(eprobes, "rapl_zones", lambda: [("package-0", Path("/nonexistent"))])
-    assert kinds(on, _place(2, 0, 0)) == [CpuMemory, eprobes.RaplEnergy]
-    assert kinds(on, _place(2, 1, 1)) == [CpuMemory]
+    assert kinds(on, _place(2, 0, 0)) == [CpuMemory, Interference, eprobes.RaplEnergy]
+    assert kinds(on, _place(2, 1, 1)) == [CpuMemory, Interference]

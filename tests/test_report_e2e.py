@@ -53,7 +53,7 @@ def test_multirun_writes_the_report_with_quality(harness, tmp_path):
     assert (index.parent / "runs.csv").is_file()
     assert "inference &middot; tiny" in html and html.count("data:image/svg+xml;base64,") == 1
     assert "gpus=4096 CPU ranks need a core each" in html  # the failed runs' reason
-    assert len(re.findall(r'<tr class="front">', html)) >= 1
+    assert len(re.findall(r'<tr class="front(?: disturbed)?">', html)) >= 1  # disturbed: run beside other load
     if catalog.nearest_cpu_entry() is None:
         assert "Cost not measured" in html and "estimated" in html  # no price here; codecarbon's estimate
     else:

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness import results
+from harness import interference, results, summary
 from harness.errors import HarnessError
 
 BASELINE_SCHEMA = "harness.baseline/1"
@@ -110,6 +110,24 @@ def load_side(paths: Sequence[str | Path], flag: str) -> Side:
         for r in _read(Path(p), flag):
             side.by_key.setdefault(r["key"], []).append(r)
     return side
+
+
+def disturbed(side: Side) -> list[dict[str, str]]:
+    """The runs of a side measured while other load disturbed them (harness.interference): key, label, reason."""
+    out = []
+    for key, runs in side.by_key.items():
+        for r in runs:
+            why = interference.disturbed(r)
+            if why:
+                out.append({"key": key, "label": summary.label(r["key_fields"]), "reason": why})
+    return out
+
+
+def disturbed_line(found: Mapping[str, Sequence[Mapping[str, str]]]) -> str:
+    """One line naming every disturbed run of both sides, with its reason."""
+    n = sum(len(v) for v in found.values())
+    runs = "; ".join(f"{side}: {d['label']} ({d['reason']})" for side, ds in found.items() for d in ds)
+    return f"{n} disturbed run(s), measured while other load ran beside them: {runs}"
 
 
 def make_baseline(side: Side, strict_fields: Sequence[str]) -> dict[str, Any]:

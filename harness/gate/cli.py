@@ -4,8 +4,9 @@
     python -m harness gate --candidate results/main --save-baseline results/baseline.json
     python -m harness gate --candidate results/ci --export-pytest-benchmark bench.json
 
-Exit codes: 0 pass, 1 regression, 2 usage error, 3 inconclusive (0 with --allow-inconclusive),
-4 incomparable environment or missing run/metric. Details: README.md ("Regression gate"), docs/gate.md.
+Exit codes: 0 pass, 1 regression, 2 usage error (or disturbed runs with --refuse-disturbed), 3 inconclusive
+(0 with --allow-inconclusive), 4 incomparable environment or missing run/metric.
+Details: README.md ("Regression gate"), docs/gate.md.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from harness import results
 from harness.errors import ConfigError
 from harness.gate import baseline as baseline_mod
 from harness.gate import compare, export, render, settings
-from harness.gate.baseline import GateInputError
+from harness.gate.baseline import GateInputError, Side
 
 PROG = "python -m harness gate"
 VERDICTS_FILE, SUMMARY_FILE = "verdicts.json", "summary.md"
@@ -52,6 +53,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="folder for verdicts.json and summary.md (default: the candidate's)")
     p.add_argument(
         "--allow-inconclusive", action="store_true", help="inconclusive verdicts warn (exit 0) instead of exit 3"
+    )
+    p.add_argument(
+        "--refuse-disturbed",
+        action="store_true",
+        help="refuse (exit 2) when a run of either side was measured beside other load (interference.disturbed)",
     )
     p.add_argument("--save-baseline", type=Path, metavar="FILE", help="store the candidate results as a baseline")
     p.add_argument(
@@ -85,6 +91,18 @@ def _check_writable(flag: str, path: Path | None, folder: bool = False) -> None:
         raise ConfigError(flag, path, f"cannot be written ({existing} is not a writable folder)")
 
 
+def _disturbed(base: Side | None, candidate: Side, refuse: bool) -> dict[str, list]:
+    """The disturbed runs of each side (verdicts.json `disturbed`), named in a warning; with --refuse-disturbed
+    they make the inputs unusable, as a damaged result does (exit 2, before anything is compared or saved)."""
+    found = {"baseline": baseline_mod.disturbed(base) if base else [], "candidate": baseline_mod.disturbed(candidate)}
+    if any(found.values()):
+        line = baseline_mod.disturbed_line(found)
+        if refuse:
+            raise GateInputError(f"--refuse-disturbed: {line}")
+        print(f"harness gate: warning: {line}; --refuse-disturbed refuses such inputs", file=sys.stderr)
+    return found
+
+
 def main(argv: list[str]) -> int:
     """The gate's exit code; 1 means a regression and nothing else (any other failure is 2)."""
     args = parser().parse_args(argv)
@@ -109,6 +127,7 @@ def _main(args: argparse.Namespace) -> int:
             raise ConfigError("--baseline", None, "required (or --save-baseline FILE / --export-pytest-benchmark FILE)")
         candidate = baseline_mod.load_side(args.candidate, "--candidate")
         base = baseline_mod.load_side(args.baseline, "--baseline") if args.baseline else None
+        found = _disturbed(base, candidate, args.refuse_disturbed)
         if args.save_baseline:
             record = baseline_mod.save_baseline(candidate, args.save_baseline, gate_settings.environment.strict)
     except (ConfigError, GateInputError) as exc:
@@ -132,6 +151,7 @@ def _main(args: argparse.Namespace) -> int:
 
     checks = compare.compare(base, candidate, gate_settings)
     rep = compare.report(checks, base, candidate, gate_settings, args.allow_inconclusive)
+    rep["disturbed"] = found
     out = args.out or _default_out(args.candidate)
     results.write_atomic(out / VERDICTS_FILE, rep)
     text = render.markdown(rep)

@@ -115,6 +115,20 @@ def headline(report: Mapping[str, Any]) -> str:
     return f"{report['outcome'].upper()} (exit code {report['exit_code']}): {counts or 'nothing compared'}"
 
 
+def _disturbed_md(found: Mapping[str, Any]) -> list[str]:
+    """A warning listing the runs measured beside other load (verdicts.json `disturbed`), or nothing."""
+    rows = [(side, d) for side, ds in found.items() for d in ds]
+    if not rows:
+        return []
+    lines = [
+        f"**Warning: {len(rows)} disturbed run(s)**: measured while other load ran beside them (their "
+        "`interference` section); their timings may judge the machine, not the change. `--refuse-disturbed` "
+        "refuses such inputs.",
+        "",
+    ]
+    return lines + [f"- {side}: {md(d['label'])}: {md(d['reason'])}" for side, d in rows] + [""]
+
+
 def markdown(report: Mapping[str, Any]) -> str:
     """The summary a reviewer reads: flagged checks first (most severe first), the commands, the rest folded."""
     checks = report["checks"]
@@ -127,6 +141,7 @@ def markdown(report: Mapping[str, Any]) -> str:
         f"Candidate {_side(report['candidate'], True)} against baseline {_side(report['baseline'], True)}.",
         "",
     ]
+    lines += _disturbed_md(report.get("disturbed") or {})
     if shown:
         lines += _md_table([_row(c) for c in shown]) + [""]
     noted = [c for c in passing if c["metric"] == "environment"]

@@ -22,6 +22,7 @@ class Reading:
     values: Mapping[str, Any] = field(default_factory=dict)
     energy_j: float | None = None
     components: tuple[Mapping[str, Any], ...] = ()
+    sections: Mapping[str, Any] = field(default_factory=dict)  # result parts besides metrics (interference)
 
 
 class Probe(Protocol):
@@ -72,6 +73,13 @@ class ProbeSet:
         out: dict[str, Any] = {}
         for r in self.readings:
             out.update(r.values)
+        return out
+
+    def sections(self) -> dict[str, Any]:
+        """Every reading's parts of the result besides metrics, by name (the interference probe's)."""
+        out: dict[str, Any] = {}
+        for r in self.readings:
+            out.update(r.sections)
         return out
 
     def components(self) -> list[dict[str, Any]]:

@@ -196,6 +196,25 @@ class NvmlGpu:
             "nvml_memory_scope": self.scope,
         }
 
+    def running_processes(self) -> list[dict[str, Any]] | None:
+        """Every process NVML lists on this GPU (or MIG slice), compute and graphics: `pid`,
+        `used_gpu_memory_bytes` (None where NVML does not say), `kind`; None when neither list is readable."""
+        out, read = [], False
+        for kind, fn in (
+            ("compute", "nvmlDeviceGetComputeRunningProcesses"),
+            ("graphics", "nvmlDeviceGetGraphicsRunningProcesses"),
+        ):
+            procs = self._read(fn, self._handle)
+            if procs is None:
+                continue
+            read = True
+            for p in procs:
+                used = getattr(p, "usedGpuMemory", None)
+                out.append(
+                    {"pid": int(p.pid), "used_gpu_memory_bytes": int(used) if used is not None else None, "kind": kind}
+                )
+        return out if read else None
+
     def energy_mj(self) -> int | None:
         """The board's total-energy counter in millijoules since driver load (Volta and newer), or None."""
         value = self._read("nvmlDeviceGetTotalEnergyConsumption", self._board)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness import reproduce, results
+from harness import interference, reproduce, results
 
 KEY_COLUMNS = ("workload", "model", "precision", "batch_size", "seq_len", "decode_tokens", "gpus", "seed", "device")
 
@@ -50,6 +50,7 @@ def flatten_result(record: Mapping[str, Any], sweep: str, path: Path | None = No
         row[section] = None if value is None else "present"  # null section ⇒ "not measured" is visible
         _flatten(value or {}, section, row)
     _flatten(record.get("environment") or {}, "env", row)
+    row.update(interference.columns(record))  # the disturbed flag (its section holds lists)
     row["repeats_n"] = len(record.get("repeats") or [])
     _flatten(record.get("adaptive_repeats") or {}, "adaptive_repeats", row)  # repeats=auto: how it stopped
     row["command"] = reproduce.for_result(record) if record.get("config") else ""

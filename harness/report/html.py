@@ -121,6 +121,7 @@ th, td { border: 1px solid var(--line); padding: 3px 7px; text-align: left; vert
 th { background: #f1f3f4; position: sticky; top: 0; }
 table[data-sortable] th { cursor: pointer; user-select: none; } table[data-sortable] th:hover { background: #e8eaed; }
 th.asc::after { content: " \\25B2"; } th.desc::after { content: " \\25BC"; }
+tr.disturbed td:first-child { box-shadow: inset 5px 0 var(--warn); }
 tr.front td { background: #e8f0fe; } tr.failing td { background: #fce8e6; } tr.notok td { color: var(--muted); }
 .wide { overflow-x: auto; max-width: 100%; } img.plot { max-width: 100%; height: auto; display: block;
 margin: 8px 0 16px; border: 1px solid var(--line); }

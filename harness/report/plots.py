@@ -17,7 +17,7 @@ from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 from harness import scaling, summary
 from harness.report.pareto import Front, Objective
 
-FRONT, DOMINATED, FAILING = "#1f6fd1", "#9aa0a6", "#d93025"
+FRONT, DOMINATED, FAILING, DISTURBED = "#1f6fd1", "#9aa0a6", "#d93025", "#b06000"
 SHOWN = ("model", "precision", "batch_size", "seq_len")
 MAX_LABELS = 24  # beyond this many points only the front is labelled
 
@@ -85,6 +85,10 @@ def pareto_figure(
         for mask, style, name in kinds:
             if mask.any():
                 ax.scatter(x[mask], y[mask], label=name, zorder=3 if name == "Pareto front" else 2, **style)
+        disturbed = ok & group.get("disturbed", pd.Series(False, index=group.index)).eq(True)
+        if disturbed.any():  # measured beside other load (harness.interference): a ring around the point
+            ring = dict(s=170, marker="s", facecolors="none", edgecolors=DISTURBED, linewidths=1.6, zorder=4)
+            ax.scatter(x[disturbed], y[disturbed], label="disturbed (other load)", **ring)
         if fr.knee is not None and fr.knee in group.index:
             ax.scatter([x[fr.knee]], [y[fr.knee]], s=260, facecolors="none", edgecolors=FRONT, linewidths=1.5)
             ax.annotate("knee", (x[fr.knee], y[fr.knee]), textcoords="offset points", xytext=(10, -14), color=FRONT)

@@ -126,6 +126,7 @@ def plots(groups: Sequence[Group], scaling_svg: str | None, scaling_note: str) -
     parts.append(
         '<p class="legend"><span style="border-color:#1f6fd1">&#9679; Pareto front (circled: knee)</span>'
         '<span>&#9679; dominated (faded)</span><span style="color:#d93025">&#10006; below the quality floor</span>'
+        '<span style="color:#b06000">&#9633; disturbed (other load during the timed window)</span>'
         " Each panel is a 2-D view of the N-objective front: a front point can look dominated in one view.</p>"
     )
     for g in groups:
@@ -151,6 +152,8 @@ RUN_COLUMNS = (
     ("seq_len", "seq"),
     ("gpus", "gpus"),
     ("status", "status"),
+    ("disturbed", "disturbed"),
+    ("interference_other_cpu_share", "others' CPU share"),
     *metrics.report_columns(in_metrics=True),  # latency, throughputs (harness.metrics, report=...)
     ("peak_memory_bytes", "peak MiB"),
     ("weights_kind", "weights"),
@@ -176,19 +179,43 @@ def runs_table(frame: pd.DataFrame, extra_columns: Sequence[tuple[str, str]]) ->
             unit = "bytes" if c.endswith("_bytes") else ("s" if c.endswith("_s") or "_s_p" in c else "")
             scale, _ = display_scale(c, unit)
             num = pd.to_numeric(pd.Series([v]), errors="coerce").iloc[0]
-            numeric = not missing(num) and not isinstance(v, str)
+            numeric = not missing(num) and not isinstance(v, str) and not pd.api.types.is_bool(v)  # yes/no
             cells.append((fmt(num * scale), num * scale) if numeric else (fmt(v), v))
         ok = r["status"] == "ok"
         verdict = r["quality_verdict_text"]
         cls = "front" if r["on_front"] else ""
         cls = "notok" if not ok else ("failing" if not r["quality_ok"] else cls)
+        cls += " disturbed" if is_disturbed(r) else ""
         reason = "" if missing(r.get("reason")) else r["reason"]
         cells += [verdict, "yes" if r["on_front"] else "", reason, code_cell(r["command"])]
         rows.append({"cls": cls, "cells": cells})
     return (
         '<section id="runs"><h2>All runs</h2><p class="muted">Click a column header to sort. Blue rows: on the '
-        "front; red rows: below the quality floor; grey rows: failed, oom, unsupported or timed out.</p>"
+        "front; red rows: below the quality floor; grey rows: failed, oom, unsupported or timed out; an orange "
+        "bar: disturbed (measured while other load ran beside it).</p>"
         f'<div class="wide">{table(headers, rows, cls="runs", sortable=True)}</div></section>'
+    )
+
+
+def is_disturbed(row: pd.Series) -> bool:
+    return bool(row.get("disturbed") == True)  # noqa: E712 - True, numpy's True; not None or NaN
+
+
+def disturbed_note(frame: pd.DataFrame) -> str:
+    """The note at the top of the page: every run measured while other load ran beside it, and why."""
+    if "disturbed" not in frame:
+        return ""
+    bad = frame[[is_disturbed(r) for _, r in frame.iterrows()]]
+    if bad.empty:
+        return ""
+    items = "".join(
+        f"<li>{esc(r['sweep'])}: {esc(_config(r))}: {esc(r.get('disturbed_reason'))}</li>" for _, r in bad.iterrows()
+    )
+    return (
+        f'<div class="note" id="disturbed"><b>{len(bad)} disturbed run(s)</b>: measured while other processes '
+        "loaded the machine beyond the interference thresholds (the result's <code>interference</code> section). "
+        "Their timings are not comparable with undisturbed runs: they stay in every table and plot, marked "
+        f"(orange), and should be measured again on a quiet machine.<ul>{items}</ul></div>"
     )
 
 
@@ -321,6 +348,11 @@ def methodology(frame: pd.DataFrame, floor: float, files: Sequence[str]) -> str:
         "held-out batches; time-to-target counts wall time from the first step, evaluations included (MLPerf).",
         "Random weights say nothing about quality: their figures are shown, labelled not meaningful, with no "
         "verdict. model.weights=trained (tiny's and small's default) trains the preset once to a fixed budget.",
+        "Interference: each run records the CPU time other processes used on its cores over the timed window "
+        "(/proc/stat busy time minus the run's own processes, as a share of its cores' time), steal time, load "
+        "average, CPU frequency and other processes on its GPU (NVML). Above the interference.* thresholds the "
+        "run is marked disturbed (orange): its figures are kept and shown, but are not comparable with a quiet "
+        "machine's.",
         "Pareto front: per workload and model, among ok runs at or above the quality floor with every active "
         "objective measured, the runs no other run beats on every objective at once (ties stay together). "
         "An objective with no data is skipped and said so, never filled in. The knee is the front point closest "
