@@ -2,8 +2,9 @@
 
 A square matmul is timed for the run's dtype (int8 through torch._int_mm) at the run's thread count.
 Every run measures briefly and the best figure seen on this machine (CPU model, threads, torch version)
-is kept in ~/.cache/harness/ (HARNESS_CACHE_DIR overrides): a calibration taken while the machine was
-busy does not stick, and the peak converges to what the machine can attain.
+is kept in the harness cache ($HARNESS_CACHE, default ~/.cache/harness; HARNESS_CACHE_DIR, its older name,
+still works): a calibration taken while the machine was busy does not stick, and the peak converges to
+what the machine can attain.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def cache_path() -> Path:
-    root = Path(os.environ.get("HARNESS_CACHE_DIR", Path.home() / ".cache" / "harness"))
-    return root / "cpu_peak_flops.json"
+    """In the one harness cache the trained checkpoints use too (harness.checkpoints.cache_root)."""
+    root = os.environ.get("HARNESS_CACHE") or os.environ.get("HARNESS_CACHE_DIR")
+    return Path(root or Path.home() / ".cache" / "harness") / "cpu_peak_flops.json"
 
 
 def _matmul(dtype_name: str, n: int):

@@ -94,7 +94,7 @@ def test_mbu_with_given_steps_and_peak():
 
 
 def test_cpu_copy_calibration_is_cached_and_reused(tmp_path, monkeypatch):
-    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
     readings = iter([5e9, 3e9, 7e9])
     monkeypatch.setattr(calibrate, "measure_copy", lambda nbytes=calibrate.COPY_BYTES: next(readings))
     first = calibrate.cpu_bandwidth()
