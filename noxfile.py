@@ -1,5 +1,5 @@
 """Contributor sessions: `nox -s tests`, `nox -s lint`, `nox -s benchmarks`, `nox -s fixed_cost`, `nox -s gate_noise`,
-`nox -s microbench`, `nox -s mutation`."""
+`nox -s microbench`, `nox -s mutation`, `nox -s adaptive_repeats`."""
 
 import json
 import os
@@ -41,6 +41,14 @@ def fixed_cost(session: nox.Session) -> None:
     session.install(TORCH)
     session.install("-e", ".")
     session.run("python", "benchmarks/fixed_cost.py", *session.posargs)
+
+
+@nox.session
+def adaptive_repeats(session: nox.Session) -> None:
+    """Wall time of a 12-run sweep to reach ±2 % with repeats=auto vs the fixed count that reaches the same spread."""
+    session.install(TORCH)
+    session.install("-e", ".")
+    session.run("python", "benchmarks/adaptive_repeats.py", *session.posargs)
 
 
 @nox.session
