@@ -1,5 +1,5 @@
-"""Contributor sessions: `nox -s tests`, `nox -s lint`, `nox -s benchmarks`, `nox -s gate_noise`,
-`nox -s microbench`, `nox -s mutation`."""
+"""Contributor sessions: `nox -s tests`, `nox -s lint`, `nox -s benchmarks`, `nox -s fixed_cost`, `nox -s gate_noise`,
+`nox -s microbench`, `nox -s mutation`, `nox -s adaptive_repeats`."""
 
 import json
 import os
@@ -34,6 +34,22 @@ def benchmarks(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     session.run("python", "benchmarks/overhead.py", *session.posargs)
     session.run("python", "benchmarks/training.py")
+
+
+@nox.session
+def fixed_cost(session: nox.Session) -> None:
+    """Per-run fixed cost, preload vs spawn, alternated in one run; and their throughput, memory and quality."""
+    session.install(TORCH)
+    session.install("-e", ".")
+    session.run("python", "benchmarks/fixed_cost.py", *session.posargs)
+
+
+@nox.session
+def adaptive_repeats(session: nox.Session) -> None:
+    """Wall time of a 12-run sweep to reach ±2 % with repeats=auto vs the fixed count that reaches the same spread."""
+    session.install(TORCH)
+    session.install("-e", ".")
+    session.run("python", "benchmarks/adaptive_repeats.py", *session.posargs)
 
 
 @nox.session

@@ -4,7 +4,9 @@
    model in the same process, alternated round by round so drift hits both; median of the ratios.
    Target >= 0.98.
 2. Per-run fixed cost: process start + imports + model build for the tiny model, as recorded by real
-   `python -m harness` runs (timing.fixed_cost_s). Target <= 5 s on a 2-core CPU machine.
+   `python -m harness` runs (timing.fixed_cost_s). Target <= 5 s on a 2-core CPU machine. Each is a launcher
+   of its own, so with launcher.preload (the default) it includes the fork server's start; the per-run figure
+   of a sweep, preload vs spawn, is benchmarks/fixed_cost.py's.
 3. Tracker overhead: the same timed work with the memory and energy trackers on vs off, in short blocks
    alternated round by round (same process, same model). Each block's repeats are samples; the ratio
    on/off of the median request latency (and of the minimum: the least disturbed repeats) comes with the

@@ -32,6 +32,8 @@ COMMON_METRICS = (
     *("cuda_max_allocated_bytes", "cuda_max_reserved_bytes"),  # probes.memory.CudaMemory
     *("nvml_used_bytes", "nvml_process_used_bytes", "nvml_other_processes"),  # probes.memory.NvmlMemory
     *("peak_flop_per_s", "peak_source", "calibration_flop_per_s"),  # catalog or calibrate
+    # catalog or calibrate, for scenarios that write mbu_decode (harness.traffic)
+    *("peak_bandwidth_bytes_per_s", "bandwidth_source", "calibration_bandwidth_bytes_per_s"),
     *("params", "params_embedding", "params_non_embedding", "matmul_params"),  # backend.describe()
     *("threads", "timing_method", "ranks"),
 )
@@ -46,6 +48,14 @@ def mfu(phases: Sequence[Phase], peak_flop_per_s: float | None) -> dict[str, flo
         out[f"achieved_flop_per_s_{p.name}"] = achieved
         out[f"mfu_{p.name}"] = achieved / (peak_flop_per_s * p.devices) if achieved and peak_flop_per_s else None
     return out
+
+
+def mbu(metrics: Mapping[str, Any], peak_bytes_per_s: float | None) -> dict[str, Any]:
+    """achieved_bytes_per_s_decode and mbu_decode from the scenario's bytes per decode step and steps/s
+    (harness.traffic), per device, as MFU is; null where either or the peak is unknown."""
+    from harness import traffic
+
+    return traffic.mbu(metrics.get("bytes_per_decode_step"), metrics.get("decode_steps_per_s"), peak_bytes_per_s)
 
 
 def rank_summary(metrics: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,10 @@
-"""Attainable peak FLOP/s of this CPU, per dtype, measured: no vendor peak is meaningful on a CPU.
+"""Attainable peak FLOP/s (per dtype) and copy bandwidth of this CPU, measured: no vendor peak is meaningful on a CPU.
 
 A square matmul is timed for the run's dtype (int8 through torch._int_mm) at the run's thread count.
 Every run measures briefly and the best figure seen on this machine (CPU model, threads, torch version)
-is kept in ~/.cache/harness/ (HARNESS_CACHE_DIR overrides): a calibration taken while the machine was
-busy does not stick, and the peak converges to what the machine can attain.
+is kept in the harness cache ($HARNESS_CACHE, default ~/.cache/harness; HARNESS_CACHE_DIR, its older name,
+still works): a calibration taken while the machine was busy does not stick, and the peak converges to
+what the machine can attain.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def cache_path() -> Path:
-    root = Path(os.environ.get("HARNESS_CACHE_DIR", Path.home() / ".cache" / "harness"))
-    return root / "cpu_peak_flops.json"
+    """In the one harness cache the trained checkpoints use too (harness.checkpoints.cache_root)."""
+    root = os.environ.get("HARNESS_CACHE") or os.environ.get("HARNESS_CACHE_DIR")
+    return Path(root or Path.home() / ".cache" / "harness") / "cpu_peak_flops.json"
 
 
 def _matmul(dtype_name: str, n: int):
@@ -55,16 +57,13 @@ def measure(dtype_name: str) -> float:
     return best
 
 
-def cpu_peak(dtype_name: str) -> dict[str, Any]:
-    """{peak_flop_per_s, peak_source, calibration_flop_per_s} for this CPU at the current thread count."""
-    n = SIZE[dtype_name]
-    key = f"{cpu_name()}|threads={torch.get_num_threads()}|torch={torch.__version__}|{dtype_name}|n={n}"
+def _keep_best(key: str, now: float) -> tuple[float, Path]:
+    """The best figure ever stored under `key` on this machine, `now` included (stored when it is higher)."""
     path = cache_path()
     try:
         cache = json.loads(path.read_text())
     except (OSError, ValueError):
         cache = {}
-    now = measure(dtype_name)
     best = max(now, cache.get(key, 0.0))
     if best > cache.get(key, 0.0):
         cache[key] = best
@@ -75,6 +74,15 @@ def cpu_peak(dtype_name: str) -> dict[str, Any]:
             os.replace(tmp, path)
         except OSError:
             pass  # an unwritable cache only means this run's own calibration is used
+    return best, path
+
+
+def cpu_peak(dtype_name: str) -> dict[str, Any]:
+    """{peak_flop_per_s, peak_source, calibration_flop_per_s} for this CPU at the current thread count."""
+    n = SIZE[dtype_name]
+    key = f"{cpu_name()}|threads={torch.get_num_threads()}|torch={torch.__version__}|{dtype_name}|n={n}"
+    now = measure(dtype_name)
+    best, path = _keep_best(key, now)
     return {
         "peak_flop_per_s": best,
         "peak_source": f"measured on this machine: best {n}^3 {dtype_name} matmul at {torch.get_num_threads()} "
@@ -96,4 +104,50 @@ def cpu_peak_for(precision: str) -> dict[str, Any]:
         "peak_flop_per_s": best["peak_flop_per_s"],
         "peak_source": f"higher of the {precision} and fp32 calibrations: {best['peak_source']}",
         "calibration_flop_per_s": own["calibration_flop_per_s"],
+    }
+
+
+# The MBU denominator on CPU: no vendor figure fits a shared, cached machine, so a copy is timed. 2 x 32 MiB
+# fp32 tensors, read + write bytes counted (write-allocate traffic is not). A last-level cache larger than
+# that (COPY_BYTES) makes it the cache's bandwidth: the ceiling for working sets of that size.
+COPY_BYTES = 32 * 2**20
+COPY_CHUNK_S = 0.05  # shorter than the matmul's: every run pays it, and the cache keeps the best anyway
+
+
+def measure_copy(nbytes: int = COPY_BYTES) -> float:
+    """Best sustained bytes/s (read + write) of dst.copy_(src) over CHUNKS chunks of >= COPY_CHUNK_S each."""
+    src = torch.ones(nbytes // 4, dtype=torch.float32)
+    dst = torch.empty_like(src)
+    dst.copy_(src)  # warm-up: the pages are touched before timing
+    best = 0.0
+    for _ in range(CHUNKS):
+        n, start = 0, time.perf_counter()
+        while n < 1 or time.perf_counter() - start < COPY_CHUNK_S:
+            dst.copy_(src)
+            n += 1
+        best = max(best, 2 * src.nbytes * n / (time.perf_counter() - start))
+    return best
+
+
+def _llc_text() -> str:
+    """The last-level cache size as Linux reports it, for the label ("" where not readable)."""
+    caches = sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"))
+    try:
+        return f"; last-level cache {caches[-1].read_text().strip()}" if caches else ""
+    except OSError:
+        return ""
+
+
+def cpu_bandwidth(nbytes: int = COPY_BYTES) -> dict[str, Any]:
+    """{peak_bandwidth_bytes_per_s, bandwidth_source, calibration_bandwidth_bytes_per_s} at this thread count:
+    the best copy bandwidth any run has measured on this machine (cached beside the matmul peaks)."""
+    threads = torch.get_num_threads()
+    key = f"{cpu_name()}|threads={threads}|torch={torch.__version__}|copy|bytes={nbytes}"
+    now = measure_copy(nbytes)
+    best, path = _keep_best(key, now)
+    return {
+        "peak_bandwidth_bytes_per_s": best,
+        "bandwidth_source": f"measured on this machine: best copy of {nbytes // 2**20} MiB (read + write bytes) at "
+        f"{threads} threads seen by any run{_llc_text()} (cache {path})",
+        "calibration_bandwidth_bytes_per_s": now,
     }

@@ -120,11 +120,22 @@ def _check_used(overrides: list[str], workload: str, quality_on: bool) -> None:
             raise ConfigError(key, value, f"is used only by workload={owner}; this run is workload={workload}")
 
 
+def _check_auto_repeats_keys(overrides: list[str], repeats: Any) -> None:
+    """repeats_target and the other stopping-rule keys are read only with repeats=auto: refuse them otherwise."""
+    if repeats == "auto":
+        return
+    for o in overrides:
+        key, _, value = o.lstrip("+~").partition("=")
+        if key in config_mod.AUTO_REPEATS_KEYS:
+            raise ConfigError(key, value, f"is used only with repeats=auto; this run has repeats={repeats}")
+
+
 def _compose_and_validate(overrides: list[str]) -> None:
     try:
         cfg = compose(config_name="config", overrides=overrides)
         config_mod.validate(OmegaConf.to_object(cfg))
         _check_used(overrides, cfg.workload.name, bool(cfg.quality.enabled))
+        _check_auto_repeats_keys(overrides, cfg.repeats)
     except ConfigError:
         raise
     except (HydraException, OmegaConfBaseException, ValueError) as exc:

@@ -16,7 +16,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from harness import datafiles
+from harness import adaptive, datafiles
 from harness.errors import ConfigError
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
@@ -247,6 +247,15 @@ class ServingConfig:
 
 
 @dataclass
+class LauncherConfig:
+    """How each run's fresh process starts (harness.launch, docs/launch.md); gpus>1 always goes through torchrun."""
+
+    # true: forked from a server that imported torch, transformers and torchao once (per-run fixed cost
+    # well under 1 s); false: a fresh interpreter per run (`python -m harness.worker`, ~4 s of imports each)
+    preload: bool = True
+
+
+@dataclass
 class HarnessConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)
@@ -258,12 +267,19 @@ class HarnessConfig:
     dist: DistConfig = field(default_factory=DistConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)
     interference: InterferenceConfig = field(default_factory=InterferenceConfig)
     batch_size: int = 1  # per device (per rank): the global batch is batch_size x gpus
     seq_len: int = 128  # prompt length in tokens
     gpus: int = 1
     seed: int = 0
-    repeats: int = 3  # the timed measurement is repeated this many times; each repeat is kept
+    # the timed measurement is repeated this many times, each repeat kept; or "auto" (inference): until the
+    # main figure's bootstrap 95 % interval is within ±repeats_target, or repeats_max / repeats_max_s
+    repeats: Any = 3
+    repeats_target: float = 0.02  # repeats=auto: relative half-width of the interval to reach
+    repeats_min: int = 3  # repeats=auto: always measured (a bootstrap over 2 samples means nothing)
+    repeats_max: int = 30  # repeats=auto: stop here
+    repeats_max_s: float = 120.0  # repeats=auto: start no repeat after this many seconds of timed window
     threads: int | None = None  # torch intra-op threads; None keeps torch's default (recorded)
     timeout_s: float = 600.0  # per run, from process start
     memory_limit_bytes: int | None = None  # per run: resident memory above this is recorded as oom
@@ -331,8 +347,9 @@ def validate(cfg: HarnessConfig) -> None:
     if cfg.hardware.device not in DEVICES:
         raise ConfigError("hardware.device", cfg.hardware.device, f"choose one of {', '.join(DEVICES)}")
     _validate_hardware_energy_cost(cfg)
-    for key in ("batch_size", "seq_len", "gpus", "repeats"):
+    for key in ("batch_size", "seq_len", "gpus"):
         _at_least(key, getattr(cfg, key), 1)
+    _validate_repeats(cfg)
     _at_least("seed", cfg.seed, 0)
     if cfg.threads is not None:
         _at_least("threads", cfg.threads, 1)
@@ -371,6 +388,40 @@ def _validate_interference(i: InterferenceConfig) -> None:
         if not 0 <= value <= 1:
             raise ConfigError(f"interference.{key}", value, "must be between 0 and 1 (a share of the cores' time)")
     _at_least("interference.max_other_gpu_processes", i.max_other_gpu_processes, 0)
+
+
+# the shipped scenarios whose repeats cannot be adaptive, and why (their Scenario.repeats_figure is None;
+# tests/test_adaptive.py checks the two agree); a plugin scenario is asked directly
+AUTO_REPEATS_REFUSED = {
+    "training": "training times its whole step budget (workload.max_steps), cut into `repeats` chunks",
+    "serving": "serving's windows are its load (serving.num_requests, serving.duration_s)",
+}
+AUTO_REPEATS_KEYS = adaptive.KEYS
+
+
+def _validate_repeats(cfg: HarnessConfig) -> None:
+    r = cfg.repeats
+    if r != "auto" and (isinstance(r, bool) or not isinstance(r, int)):
+        raise ConfigError("repeats", r, "must be an integer >= 1 or auto")
+    if r != "auto":
+        _at_least("repeats", r, 1)
+    if not 0 < cfg.repeats_target < 1:
+        raise ConfigError("repeats_target", cfg.repeats_target, "must be between 0 and 1 (0.02 is ±2 %)")
+    _at_least("repeats_min", cfg.repeats_min, 3)
+    _at_least("repeats_max", cfg.repeats_max, cfg.repeats_min)
+    if cfg.repeats_max_s <= 0:
+        raise ConfigError("repeats_max_s", cfg.repeats_max_s, "must be > 0")
+    if r != "auto":
+        return
+    name = cfg.workload.name
+    why = AUTO_REPEATS_REFUSED.get(name)
+    if why is None and name != "inference":
+        from harness import scenarios  # a plugin: already imported by scenarios.names()
+
+        if scenarios.get(name).repeats_figure({"workload": {"decode_tokens": cfg.workload.decode_tokens}}) is None:
+            why = f"workload={name} declares no figure to watch (Scenario.repeats_figure)"
+    if why is not None:
+        raise ConfigError("repeats", r, f"{why}; choose an integer >= 1 (auto is for workload=inference)")
 
 
 def _validate_training(cfg: HarnessConfig) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import psutil
 
-from harness import distributed, environment, guard, results
+from harness import distributed, environment, forkserver, guard, results
 from harness.errors import Interrupted, UnsupportedError
 from harness.probes import nvml
 
@@ -32,10 +32,14 @@ LOG_TAIL_LINES = 15
 KILL_SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 
 
-def _tree_rss_bytes(proc: psutil.Process) -> int:
-    """Resident memory of the worker and any processes it started."""
+def _tree_rss_bytes(proc: psutil.Process | None) -> int:
+    """Resident memory of the worker and any processes it started (0 once it is gone)."""
+    try:
+        tree = [proc, *proc.children(recursive=True)] if proc is not None else []
+    except psutil.NoSuchProcess:  # a forked worker is reaped by the fork server, not by us: it can vanish any time
+        return 0
     total = 0
-    for p in [proc, *proc.children(recursive=True)]:
+    for p in tree:
         try:
             total += p.memory_info().rss
         except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -43,14 +47,25 @@ def _tree_rss_bytes(proc: psutil.Process) -> int:
     return total
 
 
-def _kill_group(popen: subprocess.Popen) -> None:
+def _signal_group(pid: int, signum: int) -> None:
+    """Signal the worker's process group; a forked worker not yet in its own session (the first
+    milliseconds after the fork) has started nothing yet: the process alone."""
     try:
-        os.killpg(popen.pid, signal.SIGTERM)
+        os.killpg(pid, signum)
+    except ProcessLookupError:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+
+def _kill_group(popen: Any) -> None:
+    """Stop the worker and everything it started: SIGTERM, then SIGKILL after GRACE_S."""
+    _signal_group(popen.pid, signal.SIGTERM)
+    try:
         popen.wait(GRACE_S)
     except subprocess.TimeoutExpired:
-        os.killpg(popen.pid, signal.SIGKILL)
-        popen.wait()
-    except ProcessLookupError:
+        _signal_group(popen.pid, signal.SIGKILL)
         popen.wait()
 
 
@@ -155,26 +170,57 @@ def worker_command(config: dict[str, Any], spec_path: Path) -> list[str]:
     ]
 
 
-def _spawn(config: dict[str, Any], spec_path: Path, log: Any) -> subprocess.Popen:
+def _worker_env() -> dict[str, str]:
+    """The environment of every worker, spawned or forked."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return env
+
+
+def launch_mode(config: dict[str, Any]) -> str:
+    """How the run's process starts: `torchrun` (gpus > 1 or several nodes), `preload` (forked from the
+    preloading server, harness.forkserver) or `spawn` (a fresh interpreter; launcher.preload=false)."""
+    if config["gpus"] != 1 or config["dist"]["nnodes"] != 1:
+        return "torchrun"
+    return "preload" if config.get("launcher", {}).get("preload", True) else "spawn"
+
+
+def _start(
+    config: dict[str, Any], spec_path: Path, log: Any, warnings: list[str], deadline: float
+) -> tuple[Any | None, str]:
+    """The worker's process (None: the run's timeout passed while the fork server was still importing) and
+    its launch mode; a fork server that cannot start falls back to a spawn."""
+    mode = launch_mode(config)
+    if mode == "preload":
+        try:
+            return forkserver.start(str(spec_path), log.name, _worker_env(), deadline), mode
+        except (OSError, EOFError) as exc:  # the server died before forking (a broken install, no /dev/shm ...)
+            warnings.append(f"launcher: the fork server failed ({type(exc).__name__}: {exc}); the worker was spawned")
+            mode = "spawn"
+    return _spawn(config, spec_path, log), mode
+
+
+def _spawn(config: dict[str, Any], spec_path: Path, log: Any) -> subprocess.Popen:
     launcher_pid = os.getpid()
     return subprocess.Popen(
         worker_command(config, spec_path),
         stdout=log,
         stderr=subprocess.STDOUT,
-        env=env,
+        env=_worker_env(),
         start_new_session=True,  # its own process group: a timeout kills everything it started
         # and it dies with this launcher, however the launcher dies (kill -9 included)
         preexec_fn=lambda: guard.die_with_parent(launcher_pid),
     )
 
 
-def _supervise(popen: subprocess.Popen, config: dict[str, Any], spawned_at: float) -> tuple[str | None, int]:
+def _supervise(popen: Any, config: dict[str, Any], spawned_at: float) -> tuple[str | None, int]:
     """Wait for the worker; (why it was stopped or None, peak resident bytes). Stops it on a limit."""
     limit = config.get("memory_limit_bytes")
     peak_rss = 0
-    proc = psutil.Process(popen.pid)
+    try:
+        proc = psutil.Process(popen.pid)
+    except psutil.NoSuchProcess:  # a forked worker that already ended (and was reaped by the server)
+        proc = None
     while popen.poll() is None:
         if time.time() - spawned_at > config["timeout_s"]:
             _kill_group(popen)
@@ -203,7 +249,7 @@ def run_isolated(config: dict[str, Any], run_dir: Path, overrides: list[str] | N
     unplaceable = _unplaceable(config)
     if unplaceable:  # never start more ranks than the machine can hold
         result = results.make_result(config, "unsupported", unplaceable, environment.capture())
-        result["launcher"] = {"returncode": None, "wall_s": 0.0, "log": None}
+        result["launcher"] = {"mode": launch_mode(config), "returncode": None, "wall_s": 0.0, "log": None}
         result["overrides"] = overrides
         results.write_atomic(result_path, result)
         return result
@@ -213,35 +259,42 @@ def run_isolated(config: dict[str, Any], run_dir: Path, overrides: list[str] | N
     spec = {"config": config, "result_path": str(staged), "spawned_at": spawned_at, "launch_id": launch_id}
     results.write_atomic(run_dir / SPEC_FILE, spec)
     counters = oom_counters()
-    popen = None
+    popen, mode, warnings = None, launch_mode(config), []
     with open(run_dir / LOG_FILE, "w") as log:
         try:
-            popen = _spawn(config, run_dir / SPEC_FILE, log)
-            stopped, peak_rss = _supervise(popen, config, spawned_at)
+            popen, mode = _start(config, run_dir / SPEC_FILE, log, warnings, spawned_at + config["timeout_s"])
+            stopped, peak_rss = _supervise(popen, config, spawned_at) if popen is not None else ("timeout", 0)
         except (Interrupted, KeyboardInterrupt) as exc:  # wherever it lands, the worker goes and it is recorded
             if popen is not None:
                 _kill_group(popen)
             signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
             returncode = popen.returncode if popen is not None else None
             name = signal.Signals(signum).name
-            _record_failure(config, run_dir, returncode, name, 0, spawned_at, launch_id, None, overrides)
+            _record_failure(config, run_dir, returncode, name, 0, spawned_at, launch_id, None, overrides, mode)
             staged.unlink(missing_ok=True)
             raise
-    evidence = oom_evidence(counters, oom_counters()) if popen.returncode == -signal.SIGKILL else None
+    returncode = popen.returncode if popen is not None else None
+    evidence = oom_evidence(counters, oom_counters()) if returncode == -signal.SIGKILL else None
     result = results.load(staged) if stopped is None else None
     staged.unlink(missing_ok=True)
     if result is None:
         return _record_failure(
-            config, run_dir, popen.returncode, stopped, peak_rss, spawned_at, launch_id, evidence, overrides
+            config, run_dir, returncode, stopped, peak_rss, spawned_at, launch_id, evidence, overrides, mode
         )
-    result["launcher"] = _launcher_section(popen.returncode, run_dir, spawned_at, launch_id)
+    result["launcher"] = _launcher_section(returncode, run_dir, spawned_at, launch_id, mode)
+    if mode == "preload":  # the same server for every run of one launcher process
+        result["launcher"]["server_pid"] = popen.server_pid
+    result["warnings"] = [*result.get("warnings", []), *warnings]
     result["overrides"] = overrides
     results.write_atomic(result_path, result)
     return result
 
 
-def _launcher_section(returncode: int | None, run_dir: Path, spawned_at: float, launch_id: str) -> dict[str, Any]:
+def _launcher_section(
+    returncode: int | None, run_dir: Path, spawned_at: float, launch_id: str, mode: str
+) -> dict[str, Any]:
     return {
+        "mode": mode,  # preload | spawn | torchrun (launch_mode)
         "returncode": returncode,
         "wall_s": time.time() - spawned_at,
         "log": str(run_dir / LOG_FILE),
@@ -259,12 +312,13 @@ def _record_failure(
     launch_id: str,
     evidence: str | None,
     overrides: list[str] | None,
+    mode: str,
 ) -> dict[str, Any]:
     """The result of a worker that ended without a usable result of its own, written by the launcher."""
     status, reason = _failure(returncode, stopped, peak_rss, config, evidence)
     log_tail = _log_tail(run_dir / LOG_FILE)
     result = results.make_result(config, status, reason, environment.capture(), log_tail=log_tail)
-    result["launcher"] = _launcher_section(returncode, run_dir, spawned_at, launch_id)
+    result["launcher"] = _launcher_section(returncode, run_dir, spawned_at, launch_id, mode)
     result["overrides"] = overrides
     results.write_atomic(run_dir / results.RESULT_FILE, result)
     return result

@@ -23,7 +23,7 @@ SUMMARY_ALL = ("inference", "training", "serving")
 @dataclass(frozen=True)
 class Metric:
     name: str
-    unit: str  # "s", "tokens/s", "1/s", "bytes", "FLOP", "FLOP/s", "J", "USD", "nats", "ratio", "count", ""
+    unit: str  # "s", "tokens/s", "1/s", "bytes", "bytes/s", "FLOP", "FLOP/s", "J", "USD", "nats", "ratio", "count", ""
     better: str | None  # "higher" | "lower" | None (not a figure of merit)
     kind: str  # "timed" | "counted" | "info"
     label: str = ""
@@ -175,8 +175,19 @@ METRICS: tuple[Metric, ...] = (
     _c("achieved_flop_per_s_prefill", "FLOP/s", "higher"),
     _c("achieved_flop_per_s_decode", "FLOP/s", "higher"),
     _c("achieved_flop_per_s_train", "FLOP/s", "higher"),
-    _c("mfu_prefill", "ratio", "higher"),
+    # prefill is compute-bound (MFU), decode memory-bound (MBU): the two physical limits, side by side
+    _c("mfu_prefill", "ratio", "higher", "MFU prefill", summary=INF, report=("mfu_prefill",), fmt=".3g"),
     _c("mfu_decode", "ratio", "higher"),
+    _c("mbu_decode", "ratio", "higher", "MBU decode", summary=INF, report=("mbu_decode",), fmt=".3g"),
+    _c("weight_bytes_per_decode_step", "bytes", "lower"),
+    _c("kv_cache_bytes_per_decode_step", "bytes", "lower"),
+    _i("kv_cache_element_bytes", "bytes"),
+    _c("bytes_per_decode_step", "bytes", "lower"),
+    _c("decode_steps_per_s", "1/s", "higher"),
+    _c("achieved_bytes_per_s_decode", "bytes/s", "higher"),
+    _i("peak_bandwidth_bytes_per_s", "bytes/s"),
+    _i("bandwidth_source"),
+    _i("calibration_bandwidth_bytes_per_s", "bytes/s"),
     _c("mfu_train", "ratio", "higher"),
     _i("peak_flop_per_s", "FLOP/s"),
     _i("peak_source"),

@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from harness import adaptive
+
 SCHEMA = "harness.result/1"
 RESULT_FILE = "result.json"
 STATUSES = ("ok", "oom", "unsupported", "timeout", "error", "killed")
@@ -80,13 +82,16 @@ def canonical_key(config: Mapping[str, Any]) -> str:
 # memory_limit_bytes is not here: an `oom` under one limit says nothing about a higher one.
 # timeout_s is: a timeout is never final (resume retries it), so it cannot stand in for another limit's run.
 # interference holds the thresholds that judge a run disturbed, not what it measures (the figures are kept).
-VOLATILE = ("sweep", "results_dir", "resume", "timeout_s", "interference")
+# launcher is: preload or spawn start the same measured run (docs/launch.md), so switching re-measures nothing.
+VOLATILE = ("sweep", "results_dir", "resume", "timeout_s", "interference", "launcher")
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
     """8 hex digits over the whole config but VOLATILE: two runs of a sweep differ in it whenever any
     setting differs (cost.mode, energy.enabled, repeats ...), even where their canonical key is the same."""
     kept = {k: v for k, v in config.items() if k not in VOLATILE and k != "hydra"}
+    if config.get("repeats") != adaptive.AUTO:  # the stopping rule is unused: a fixed count hashes as it always did
+        kept = {k: v for k, v in kept.items() if k not in adaptive.KEYS}
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 

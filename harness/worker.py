@@ -143,6 +143,8 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
             }
         else:
             peak = calibrate.cpu_peak_for(prec)
+        if "mbu_decode" in scenario.writes:  # MBU beside MFU: the bandwidth a decode step is bound by
+            peak.update(_bandwidth_peak(device.type, facts))
         timing["calibration_s"] = time.perf_counter() - t
         timer = timer_for(device.type, cuda, device.torch_device)
         replicas = scenario.parallel != DATA_PARALLEL
@@ -157,6 +159,19 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
         if gpu is not None:
             gpu.close()
     _account(ctx, scenario, measured, peak, facts, timing, sections)
+
+
+def _bandwidth_peak(device_type: str, facts: Any) -> dict[str, Any]:
+    """MBU's denominator: the catalog's memory bandwidth on a GPU (null when unknown), a calibrated copy on CPU."""
+    from harness import calibrate
+
+    if device_type != "cuda":
+        return calibrate.cpu_bandwidth()
+    gb_per_s = facts.hardware.get("memory_bandwidth_gb_per_s")
+    return {
+        "peak_bandwidth_bytes_per_s": gb_per_s * 1e9 if gb_per_s else None,
+        "bandwidth_source": f"catalog (hardware={facts.entry}): memory_bandwidth_gb_per_s" if gb_per_s else None,
+    }
 
 
 def _account(
@@ -179,6 +194,8 @@ def _account(
     metrics.update(watch.values())
     metrics.update(peak)
     metrics.update(_mfu(measured.phases, peak, sections.get("precision") or {}, ctx.device, facts))
+    if "peak_bandwidth_bytes_per_s" in peak:
+        metrics.update(accounting.mbu(metrics, peak["peak_bandwidth_bytes_per_s"]))
     metrics.update({k: facts_model[k] for k in ("params", "params_embedding", "params_non_embedding", "matmul_params")})
     metrics["threads"] = torch.get_num_threads()
     metrics["timing_method"] = ctx.timer.method

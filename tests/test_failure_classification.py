@@ -115,7 +115,7 @@ def test_a_real_worker_killed_by_sigkill_and_one_that_times_out(tmp_path, monkey
     expected = {"killed": ("killed", -signal.SIGKILL), "slow": ("timeout", None)}
     for name, script in scripts.items():
         monkeypatch.setattr(launch, "worker_command", lambda config, spec, s=script: [sys.executable, "-c", s])
-        cfg = synthetic_config(timeout_s=1.0)
+        cfg = synthetic_config(timeout_s=1.0, launcher={"preload": False})  # worker_command: a spawned worker
         r = launch.run_isolated(cfg, tmp_path / name)
         status, code = expected[name]
         assert r["status"] == status, r["reason"]

@@ -36,15 +36,16 @@ def _popen(args: list[str], cwd: Path) -> subprocess.Popen:
 
 
 def _wait_for_worker(launcher: subprocess.Popen, deadline_s: float = 120) -> psutil.Process:
-    """The worker process (python -m harness.worker) once it has started under `launcher`."""
+    """The worker process once it has started under `launcher`: the one in a session of its own, spawned
+    (python -m harness.worker) or forked from the fork server (launcher.preload, the default)."""
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         assert launcher.poll() is None, launcher.communicate()
         for child in psutil.Process(launcher.pid).children(recursive=True):
             try:
-                if "harness.worker" in " ".join(child.cmdline()):
+                if os.getsid(child.pid) == child.pid:
                     return child
-            except psutil.NoSuchProcess:
+            except ProcessLookupError:
                 pass
         time.sleep(0.1)
     raise AssertionError("no worker started")

@@ -134,7 +134,7 @@ def test_scaling_efficiency_by_hand():
 def test_cpu_peak_for_a_low_precision_is_never_below_fp32(tmp_path, monkeypatch):
     from harness import calibrate
 
-    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
     monkeypatch.setattr(calibrate, "measure", lambda dtype: {"fp32": 50e9, "fp16": 1e9, "bf16": 200e9}[dtype])
     assert calibrate.cpu_peak_for("fp16")["peak_flop_per_s"] == 50e9  # fp16 is slow here: fp32 bounds it
     assert "fp16 and fp32" in calibrate.cpu_peak_for("fp16")["peak_source"]

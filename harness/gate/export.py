@@ -81,7 +81,8 @@ def _benchmark(result: Mapping[str, Any], metric: str, data: list[float]) -> dic
         "options": {
             "disable_gc": False,
             "timer": m.get("timing_method", "perf_counter"),
-            "min_rounds": config.get("repeats", len(data)),
+            # repeats=auto: the count it took is the number of samples
+            "min_rounds": config["repeats"] if isinstance(config.get("repeats"), int) else len(data),
             "max_time": workload.get("min_time_s"),
             "min_time": 0,
             "precision": None,

@@ -52,6 +52,7 @@ def flatten_result(record: Mapping[str, Any], sweep: str, path: Path | None = No
     _flatten(record.get("environment") or {}, "env", row)
     row.update(interference.columns(record))  # the disturbed flag (its section holds lists)
     row["repeats_n"] = len(record.get("repeats") or [])
+    _flatten(record.get("adaptive_repeats") or {}, "adaptive_repeats", row)  # repeats=auto: how it stopped
     row["command"] = reproduce.for_result(record) if record.get("config") else ""
     row["result_path"] = str(path) if path is not None else None
     return row

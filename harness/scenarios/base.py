@@ -72,6 +72,11 @@ class Scenario:
 
         return DEFAULT
 
+    def repeats_figure(self, config: Mapping[str, Any]) -> str | None:
+        """The per-repeat figure `repeats=auto` watches (harness.adaptive); None: this scenario's repeats are
+        not independent windows it can add one at a time, and repeats=auto is refused (harness.config)."""
+        return None
+
     def run(self, ctx: RunContext) -> Measured:
         raise NotImplementedError
 

@@ -8,13 +8,13 @@ figures are stable on a fast model and bounded on a slow one.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from harness import data, flops, quality
+from harness import adaptive, data, flops, quality, traffic
 from harness.backends.base import DECODE, LOGITS, PREFILL
 from harness.probes.base import ProbeSet
 from harness.probes.energy import between
@@ -32,7 +32,9 @@ class Policy:
     min_iters: int
     min_time_s: float
     max_iters: int
-    repeats: int
+    repeats: int | str  # a count, or "auto" (harness.adaptive: until `rule` stops on `figure`)
+    rule: adaptive.Rule | None = None
+    figure: str = "decode_tok_per_s"
 
 
 def request(forward: Forward, input_ids: torch.Tensor, decode_tokens: int, timer: Any) -> list:
@@ -77,9 +79,10 @@ def run(
     probes: ProbeSet | None = None,
     energy_now: Callable[[], float | None] | None = None,
 ) -> dict[str, Any]:
-    """Warm up, then time `policy.repeats` repeats with the probes around them (their readings stay in
-    `probes.readings`). Returns metrics, per-repeat figures and timings. `energy_now` (joules since the
-    probes began, ProbeSet.energy_now) gives each repeat its energy."""
+    """Warm up, then time `policy.repeats` repeats (or, with "auto", until policy.rule stops) with the probes
+    around them (their readings stay in `probes.readings`). Returns metrics, per-repeat figures, timings and,
+    for auto, how it stopped. `energy_now` (joules since the probes began, ProbeSet.energy_now) gives each
+    repeat its energy."""
     probes = probes if probes is not None else ProbeSet([])
     batch, seq_len = input_ids.shape
     try:
@@ -92,10 +95,12 @@ def run(
             probes.begin()
             window_start = time.perf_counter()
             all_samples: dict[str, list[float]] = {"prefill": [], "ttft": [], "decode": [], "request": []}
-            repeats = [
-                _repeat(forward, input_ids, decode_tokens, policy, timer, all_samples, energy_now)
-                for _ in range(policy.repeats)
-            ]
+            repeats, stopped = adaptive.run_repeats(
+                lambda: _repeat(forward, input_ids, decode_tokens, policy, timer, all_samples, energy_now),
+                policy.repeats,
+                policy.rule,
+                policy.figure,
+            )
             window_s = time.perf_counter() - window_start
             probes.end()
     finally:  # a failed run still stops every probe (threads included)
@@ -116,6 +121,7 @@ def run(
         "repeats": repeats,
         "warmup_s": warmup_s,
         "timed_window_s": window_s,
+        "adaptive_repeats": stopped,
     }
 
 
@@ -178,9 +184,15 @@ class Inference(Scenario):
         *("prefill_latency_s_p50", "ttft_s_p50", "decode_latency_s_p50", "request_latency_s_p50"),
         *("wall_s", "energy_j", "j_per_token", "usd_per_1m_tokens_generated"),
         *("achieved_flop_per_s_prefill", "achieved_flop_per_s_decode", "mfu_prefill", "mfu_decode"),
+        *("weight_bytes_per_decode_step", "kv_cache_bytes_per_decode_step", "kv_cache_element_bytes"),
+        *("bytes_per_decode_step", "decode_steps_per_s", "achieved_bytes_per_s_decode", "mbu_decode"),
     )
     summed_over_ranks = ("prefill_tok_per_s", "decode_tok_per_s", "e2e_tok_per_s", "samples_per_s")
     repeat_cost = ("e2e_tok_per_s", "usd_per_1m_tokens_generated")
+
+    def repeats_figure(self, config: Mapping[str, Any]) -> str:
+        """The main figure (the summary's headline): decode tokens/s, or e2e tokens/s without decode steps."""
+        return "decode_tok_per_s" if config["workload"]["decode_tokens"] > 0 else "e2e_tok_per_s"
 
     def run(self, ctx: RunContext) -> Measured:
         config, w, device = ctx.config, ctx.config["workload"], ctx.device.torch_device
@@ -188,7 +200,12 @@ class Inference(Scenario):
         # each replica (rank) serves its own prompts
         ids = data.prompt_ids(config["batch_size"], config["seq_len"], config["seed"] + ctx.place.rank, tokenizer)
         ids = ids.to(device)
-        policy = Policy(w["warmup_iters"], w["min_iters"], w["min_time_s"], w["max_iters"], config["repeats"])
+        policy = Policy(
+            *(w[k] for k in ("warmup_iters", "min_iters", "min_time_s", "max_iters")),
+            config["repeats"],
+            adaptive.rule_from(config),
+            self.repeats_figure(config),
+        )
         out = run(ctx.backend.forward, ids, w["decode_tokens"], policy, ctx.timer, ctx.probes, ctx.energy_now)
         # quality beside speed (MLPerf): the same prompt through the fp32 reference, after the timed window
         t = time.perf_counter()
@@ -197,6 +214,9 @@ class Inference(Scenario):
         m = out["metrics"]
         m["logits_last_position_only"] = getattr(ctx.backend, "last_position_only", None)
         m.update(flops.inference_flops(ctx.model_facts, config["seq_len"], w["decode_tokens"]))
+        # MBU's numerator (the worker divides by the peak bandwidth): the model as run, transforms applied
+        m.update(traffic.decode_bytes(ctx.backend.model, ids.shape[0], config["seq_len"], w["decode_tokens"]))
+        m["decode_steps_per_s"] = m["decode_tok_per_s"] / ids.shape[0] if m["decode_tok_per_s"] else None
         phases = [
             Phase("prefill", m["prefill_tok_per_s"], m["flops_per_token_prefill"], 1),
             Phase("decode", m["decode_tok_per_s"], m["flops_per_token_decode"], 1),
@@ -209,6 +229,7 @@ class Inference(Scenario):
             phases=phases,
             units=units,
             warmup_s=out["warmup_s"],
-            sections={"quality": scored},
+            sections={"quality": scored}
+            | ({"adaptive_repeats": out["adaptive_repeats"]} if out["adaptive_repeats"] else {}),
             timing={"quality_s": quality_s},
         )

@@ -1,0 +1,103 @@
+"""repeats=auto vs a fixed count, measured (not a test: run it with `nox -s adaptive_repeats`).
+
+A 12-run sweep (tiny, random weights, batch_size x precision x seq_len) is run three ways through the real
+CLI, each sweep's wall time taken from outside:
+1. `repeats=auto` at ±target (default 2 %): each run stops when its decode tok/s median is pinned down.
+2. a discovery sweep with a fixed count as high as auto ever went: for each prefix k of its repeats, the
+   median over runs of the interval half-width (harness.adaptive.half_width, the rule's own statistic)
+   gives the smallest fixed k whose median half-width is as narrow as auto's.
+3. a sweep with that fixed k, timed: what a fixed count costs to reach the same spread.
+The summary has each sweep's wall time, repeats per run, median half-width and how many runs reached the
+target. On a shared machine the figures move with the load: label them so.
+
+Prints a JSON summary; `--out FILE` also writes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _output import emit  # benchmarks/_output.py (scripts run as python benchmarks/<name>.py)
+
+from harness import adaptive
+
+GRID = ["batch_size=1,2,4", "precision=fp32,bf16", "seq_len=16,32"]  # 12 runs
+
+
+def sweep(root: Path, name: str, extra: list[str], common: list[str]) -> tuple[float, list[dict]]:
+    """Run one multirun sweep; (its wall time in s, its result records)."""
+    cmd = [sys.executable, "-m", "harness", "-m", f"results_dir={root}", f"sweep={name}", *GRID, *common, *extra]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall_s = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"sweep {name} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    records = [json.loads(p.read_text()) for p in sorted((root / name).rglob("result.json"))]
+    bad = [r["key"] for r in records if r["status"] != "ok"]
+    if bad or len(records) != 12:
+        raise SystemExit(f"sweep {name}: {len(records)} results, not ok: {bad}")
+    return wall_s, records
+
+
+def figures(records: list[dict], k: int | None = None) -> list[float | None]:
+    """Each run's half-width over its first k repeats (all of them when k is None)."""
+    return [adaptive.half_width([x["decode_tok_per_s"] for x in r["repeats"][:k]]) for r in records]
+
+
+def describe(wall_s: float, records: list[dict], target: float, k: int | None = None) -> dict:
+    widths = figures(records, k)
+    counts = [len(r["repeats"][:k]) for r in records]
+    return {
+        "wall_s": round(wall_s, 1),
+        "repeats_total": sum(counts),
+        "repeats_per_run": counts,
+        "median_half_width": statistics.median(w for w in widths if w is not None),
+        "runs_within_target": sum(1 for w in widths if w is not None and w <= target),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--target", type=float, default=0.02, help="repeats_target of the auto sweep")
+    ap.add_argument("--min-time-s", type=float, default=0.2, help="workload.min_time_s of every repeat")
+    ap.add_argument("--repeats-max", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", type=Path)
+    a = ap.parse_args()
+    common = [
+        "model.weights=random",
+        "quality.enabled=false",  # the same for every sweep; the benchmark is about the timed window
+        f"workload.min_time_s={a.min_time_s}",
+        f"threads={a.threads}",
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        auto_args = ["repeats=auto", f"repeats_target={a.target}", f"repeats_max={a.repeats_max}"]
+        auto_s, auto = sweep(root, "auto", auto_args, common)
+        auto_summary = describe(auto_s, auto, a.target)
+        reasons = [r["adaptive_repeats"]["reason"] for r in auto]
+        deepest = max(len(r["repeats"]) for r in auto)
+        _, discovery = sweep(root, "discovery", [f"repeats={deepest}"], common)
+        by_k = {k: statistics.median(w for w in figures(discovery, k) if w is not None) for k in range(3, deepest + 1)}
+        k = next((k for k, w in by_k.items() if w <= auto_summary["median_half_width"]), deepest)
+        fixed_s, fixed = sweep(root, "fixed", [f"repeats={k}"], common)
+    summary = {
+        "note": "12-run sweep, tiny, random weights, " + " ".join(GRID) + "; figures taken on this machine as it was",
+        "target": a.target,
+        "auto": auto_summary | {"stop_reasons": {r: reasons.count(r) for r in sorted(set(reasons))}},
+        "discovery": {"repeats": deepest, "median_half_width_by_repeats": {str(k): w for k, w in by_k.items()}},
+        "fixed": describe(fixed_s, fixed, a.target) | {"repeats": k},
+        "auto_over_fixed_wall": round(auto_s / fixed_s, 3),
+    }
+    return emit(summary, a.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Per-run fixed cost, preload (runs forked from the fork server) vs spawn (a fresh interpreter per run), and
+whether the figures the runs measure agree between the two (not a test: `nox -s fixed_cost`).
+
+Sweeps of the same configurations (tiny, trained weights, batch_size=1,2,4,8 by default) alternate between
+`launcher.preload=true` and `launcher.preload=false`, round by round, each sweep in a folder of its own, with
+real `python -m harness -m ...` commands. Reported:
+
+(a) timing.fixed_cost_s (the launcher's request to ready to measure) per mode: median over every run, the
+    first run of each sweep (for preload it waits for the server's imports), and the later runs. Target: preload
+    median <= 0.25 s. Beside it, each sweep's wall time.
+(b) per configuration, preload vs spawn: decode tok/s (each run's repeats as samples, the gate's bootstrap
+    ratio with a 95 % interval over processes, then repeats), peak_rss_bytes (one sample per run), held-out
+    loss (deterministic: the same weights on the same text). "Agree within noise": the interval holds 1.0.
+
+Prints a JSON summary; `--out FILE` also writes it. The load average at start and end is in it: figures
+taken while the machine was loaded are that, not benchmark results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from _output import emit  # benchmarks/_output.py (scripts run as python benchmarks/<name>.py)
+
+from harness.gate import stats
+
+MODES = {"preload": "launcher.preload=true", "spawn": "launcher.preload=false"}
+RUN = ["repeats=3", "workload.min_time_s=0.5", "quality.eval_tokens=1024", "seq_len=64", "workload.decode_tokens=16"]
+
+
+def sweep(root: Path, name: str, mode: str, batch_sizes: str) -> tuple[float, list[dict]]:
+    """One multirun in `mode`; (its wall time in s, its results)."""
+    cmd = [sys.executable, "-m", "harness", "-m", f"results_dir={root}", f"sweep={name}", MODES[mode]]
+    started = time.perf_counter()
+    subprocess.run([*cmd, *RUN, f"batch_size={batch_sizes}"], check=True, capture_output=True)
+    wall_s = time.perf_counter() - started
+    records = [json.loads(p.read_text()) for p in sorted((root / name).rglob("result.json"))]
+    for r in records:
+        if r["status"] != "ok" or r["launcher"]["mode"] != mode:
+            raise SystemExit(f"{name}: {r['status']} {r['launcher']['mode']} {r['reason']}")
+    return wall_s, sorted(records, key=lambda r: r["timing"]["spawned_at"])
+
+
+def _fixed_costs(sweeps: list[list[dict]]) -> dict:
+    first = [s[0]["timing"]["fixed_cost_s"] for s in sweeps]
+    later = [r["timing"]["fixed_cost_s"] for s in sweeps for r in s[1:]]
+    every = first + later
+    return {
+        "runs": len(every),
+        "fixed_cost_s_median": statistics.median(every),
+        "first_run_of_sweep_fixed_cost_s_median": statistics.median(first),
+        "later_runs_fixed_cost_s_median": statistics.median(later) if later else None,
+        "startup_s_median": statistics.median(r["timing"]["startup_s"] for s in sweeps for r in s),
+        "model_build_s_median": statistics.median(r["timing"]["model_build_s"] for s in sweeps for r in s),
+    }
+
+
+def _ratio(spawn: list[list[float]], preload: list[list[float]]) -> dict:
+    est = stats.bootstrap_ratio(spawn, preload, resamples=4000, rng=np.random.default_rng(0))
+    return {"preload_over_spawn": est.ratio, "ci95": [est.low, est.high], "agree": est.low <= 1.0 <= est.high}
+
+
+def compare(by_mode: dict[str, list[list[dict]]]) -> list[dict]:
+    """Per batch size: decode tok/s, peak RSS and held-out loss, preload vs spawn."""
+    rows = []
+    sizes = sorted({r["config"]["batch_size"] for s in by_mode["spawn"] for r in s})
+    for bs in sizes:
+        runs = {m: [r for s in sweeps for r in s if r["config"]["batch_size"] == bs] for m, sweeps in by_mode.items()}
+        decode = {m: [[rep["decode_tok_per_s"] for rep in r["repeats"]] for r in rs] for m, rs in runs.items()}
+        rss = {m: [[r["metrics"]["peak_rss_bytes"]] for r in rs] for m, rs in runs.items()}
+        loss = {m: sorted({r["quality"]["loss_nats"] for r in rs}) for m, rs in runs.items()}
+        rows.append(
+            {
+                "batch_size": bs,
+                "decode_tok_per_s_median": {m: statistics.median(x for g in v for x in g) for m, v in decode.items()},
+                "decode_tok_per_s": _ratio(decode["spawn"], decode["preload"]),
+                "peak_rss_bytes_median": {m: statistics.median(g[0] for g in v) for m, v in rss.items()},
+                "peak_rss_bytes": _ratio(rss["spawn"], rss["preload"]),
+                "held_out_loss_nats": loss,
+                "held_out_loss_equal": loss["preload"] == loss["spawn"],
+            }
+        )
+    return rows
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=3, help="sweeps per mode, alternated")
+    p.add_argument("--batch-sizes", default="1,2,4,8", help="the sweep's configurations (batch_size values)")
+    p.add_argument("--out", type=Path)
+    a = p.parse_args()
+    summary: dict = {"load_average_start": os.getloadavg(), "run_settings": RUN, "batch_sizes": a.batch_sizes}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        sweep(root, "warmup", "spawn", "1")  # trains the tiny checkpoint once (cached) outside the figures
+        by_mode: dict[str, list[list[dict]]] = {m: [] for m in MODES}
+        walls: dict[str, list[float]] = {m: [] for m in MODES}
+        for i in range(a.rounds):
+            for mode in MODES if i % 2 == 0 else reversed(MODES):
+                wall_s, records = sweep(root, f"{mode}{i}", mode, a.batch_sizes)
+                by_mode[mode].append(records)
+                walls[mode].append(wall_s)
+    summary["fixed_cost"] = {m: _fixed_costs(s) for m, s in by_mode.items()}
+    summary["fixed_cost"]["target_s"] = 0.25
+    summary["fixed_cost"]["preload_meets_target"] = summary["fixed_cost"]["preload"]["fixed_cost_s_median"] <= 0.25
+    summary["sweep_wall_s"] = {m: {"each": w, "median": statistics.median(w)} for m, w in walls.items()}
+    summary["preload_vs_spawn"] = compare(by_mode)
+    summary["load_average_end"] = os.getloadavg()
+    return emit(summary, a.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""Runs forked from a preloading server: each run still gets a fresh process of its own, without paying
+for the imports (~2-3 s of torch, transformers and torchao, and ~2 s of transformers' lazy modules at the
+first model build) every time.
+
+This is Python's own `multiprocessing` fork server (`get_context("forkserver")` with
+`set_forkserver_preload`): a server process, started once per launcher process at its first run, imports
+harness.preload and forks one child per run; it reports the child's pid and its exit code (minus the signal
+number for a signal, as a spawned worker's return code). What the stdlib does not do, this module adds:
+
+- the child starts its own session (a timeout kills its whole process group, as start_new_session does);
+- the child dies with the server (PR_SET_PDEATHSIG) and the server with the launcher (harness.preload), so a
+  kill -9 of the launcher still ends the run; the child closes its copy of the server's "alive" pipe, which
+  would otherwise keep a server whose launcher died waiting for it;
+- stdout and stderr go to run_dir/worker.log, after what the server's imports printed;
+- the environment is the one a spawned worker gets, set afresh in each child; a server started under another
+  environment is replaced (its modules read some variables at import);
+- the server's resident library pages are mapped into the child (a fork leaves file mappings to be faulted in
+  later), so its resident set, and peak_rss_bytes, start where a spawned worker's do;
+- torch's and numpy's global random states are drawn afresh (a fork copies the server's);
+- atexit handlers run at the end, as at a spawned interpreter's exit.
+
+The launcher (harness.launch) supervises the child like a spawned worker: timeout, memory limit, return code.
+"""
+
+from __future__ import annotations
+
+import atexit
+import io
+import multiprocessing
+import multiprocessing.forkserver as mp_forkserver
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from harness import guard
+
+PRELOAD = "harness.preload"
+LAUNCHER_PID_ENV = "HARNESS_LAUNCHER_PID"  # tells the server whose death it must not outlive
+READY_ENV = "HARNESS_PRELOAD_READY"  # a file the server creates once its imports are done
+POLL_S = 0.05
+_server_env: dict[str, str] | None = None  # the environment the running server was started with
+_ready_files: dict[int, Path] = {}  # server pid -> the file it creates when ready (gone once seen)
+
+
+class ForkedRun:
+    """A forked run, with the part of subprocess.Popen's interface the launcher uses."""
+
+    def __init__(self, process: Any, server_pid: int) -> None:
+        self._process = process
+        self.pid: int = process.pid
+        self.server_pid = server_pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.exitcode
+
+    def poll(self) -> int | None:
+        return self._process.exitcode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._process.join(timeout)
+        if self._process.exitcode is None:
+            raise subprocess.TimeoutExpired(f"forked run {self.pid}", timeout)
+        return self._process.exitcode
+
+
+@contextmanager
+def _environ(env: Mapping[str, str]) -> Iterator[None]:
+    """os.environ is `env` inside (the server process inherits it), as it was after."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def server_pid(env: Mapping[str, str]) -> int:
+    """The running fork server's pid, started (or restarted under `env`) first where needed."""
+    global _server_env
+    server = mp_forkserver._forkserver
+    if _server_env is not None and _server_env != dict(env):
+        try:
+            server._stop()  # its modules were imported under another environment
+        except ChildProcessError:  # it had died and was reaped already
+            server._forkserver_pid = None
+    ready = Path(tempfile.gettempdir()) / f"harness-preload-{os.getpid()}-{uuid.uuid4().hex[:8]}.ready"
+    before = server._forkserver_pid
+    with _environ({**env, LAUNCHER_PID_ENV: str(os.getpid()), READY_ENV: str(ready)}):
+        mp_forkserver.set_forkserver_preload([PRELOAD])
+        server.ensure_running()  # a no-op while it runs; starts it again if it died
+    if server._forkserver_pid != before:
+        _ready_files[server._forkserver_pid] = ready
+    _server_env = dict(env)
+    return server._forkserver_pid
+
+
+def _wait_ready(pid: int, deadline: float) -> bool:
+    """Wait until server `pid` has done its imports (True), or until `deadline` (Unix time; False)."""
+    ready = _ready_files.get(pid)
+    while ready is not None and not ready.exists():
+        if time.time() > deadline:
+            return False
+        try:
+            dead = psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            dead = True
+        if dead:
+            raise EOFError("the fork server exited during its imports")
+        time.sleep(POLL_S)
+    if ready is not None:
+        ready.unlink(missing_ok=True)
+        del _ready_files[pid]
+    return True
+
+
+def start(spec_path: str, log_path: str, env: Mapping[str, str], deadline: float) -> ForkedRun | None:
+    """Fork one run (`python -m harness.worker spec_path`, in effect) from the server, with its pid; None when
+    `deadline` (Unix time: the run's timeout) passed while a new server was still importing."""
+    pid = server_pid(env)
+    if not _wait_ready(pid, deadline):
+        return None
+    process = multiprocessing.get_context("forkserver").Process(
+        target=_child, args=(spec_path, log_path, dict(env), pid), name="harness.worker", daemon=False
+    )
+    process.start()
+    return ForkedRun(process, pid)
+
+
+def _close_alive_pipe() -> None:
+    """Drop the child's copy of the server's "alive" pipe: only the launcher should keep the server up."""
+    fd = mp_forkserver._forkserver._forkserver_alive_fd
+    mp_forkserver._forkserver._forkserver_alive_fd = None
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _redirect_output(log_path: str) -> None:
+    """stdout and stderr (descriptors 1 and 2, and sys.*) to the run's log, unbuffered (PYTHONUNBUFFERED)."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    for name, number in (("stdout", 1), ("stderr", 2)):
+        stream = io.TextIOWrapper(io.FileIO(number, "w", closefd=False), line_buffering=True, write_through=True)
+        setattr(sys, name, stream)
+
+
+def _touch(runs: list[tuple[int, int]]) -> None:
+    """Read one byte of each page in `runs` ((address, pages)): the kernel maps them into this process's page
+    tables from the page cache (minor faults), as they were in the server's (harness.preload.resident_file_pages)."""
+    import ctypes
+
+    import numpy
+
+    page = os.sysconf("SC_PAGE_SIZE")
+    for address, pages in runs:
+        numpy.frombuffer((ctypes.c_char * (pages * page)).from_address(address), dtype=numpy.uint8)[::page].max()
+
+
+def _child(spec_path: str, log_path: str, env: dict[str, str], parent_pid: int) -> None:
+    """The forked run: own session, dies with the server, own environment and log; then the worker's main."""
+    os.setsid()  # its own process group, as start_new_session=True gives a spawned worker
+    guard.die_with_parent(parent_pid)
+    _close_alive_pipe()
+    os.environ.clear()
+    os.environ.update(env)
+    _redirect_output(log_path)
+    preload = sys.modules.get(PRELOAD)
+    sys.stdout.write(getattr(preload, "IMPORT_OUTPUT", ""))
+    _touch(getattr(preload, "RESIDENT_FILE_PAGES", []))  # the resident set a spawned worker starts with
+    import torch
+
+    if torch.cuda.is_initialized():  # cannot happen unless harness.preload changes; a forked CUDA context is broken
+        raise RuntimeError("the fork server initialised CUDA before forking; run with launcher.preload=false")
+    # a fresh process's random states, as a spawned worker starts with: a fork copies the server's (Python's
+    # `random` reseeds itself at fork); the run seeds torch itself (model build, data) either way
+    torch.seed()
+    import numpy
+
+    numpy.random.seed()
+    from harness import worker
+
+    sys.argv = [worker.__file__, spec_path]
+    try:
+        code = worker.main([spec_path])
+    finally:
+        atexit._run_exitfuncs()  # a spawned worker's interpreter runs these at exit; a forked child exits by _exit
+    sys.exit(code)
