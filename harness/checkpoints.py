@@ -59,8 +59,21 @@ def cache_root() -> Path:
 
 
 def is_trained(config: Mapping[str, Any]) -> bool:
-    """An inference run on harness-trained weights (the training workload always starts from the seed)."""
-    return config["model"].get("weights") == "trained" and config["workload"]["name"] == "inference"
+    """A run on harness-trained weights loaded in this process: inference, serving in-process, a plugin
+    scenario on the hf backend. The training workload always starts from the seed; a remote backend
+    (serving.engine=openai) holds no weights here, the server has its own."""
+    workload = config["workload"]["name"]
+    if config["model"].get("weights") != "trained" or workload == "training":
+        return False
+    if workload == "inference":  # the shipped scenarios answer without importing torch into the launcher
+        return True
+    if workload == "serving":
+        from harness.serving.keys import in_process
+
+        return in_process(config["serving"])
+    from harness import scenarios
+
+    return scenarios.get(workload).backend(config) == "hf"
 
 
 def key(model_cfg: Mapping[str, Any]) -> str:

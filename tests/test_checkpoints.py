@@ -121,3 +121,18 @@ def test_the_training_run_keeps_neither_the_inference_runs_memory_limit_nor_its_
     train = checkpoints.training_config(config)
     assert train["memory_limit_bytes"] is None and config["memory_limit_bytes"] == 200_000_000
     assert train["timeout_s"] == checkpoints.TRAIN_TIMEOUT_S and train["workload"]["save_checkpoint"] is True
+
+
+def test_trained_weights_load_wherever_this_process_holds_the_model():
+    """model.weights=trained means the cached checkpoint for inference and for in-process serving (a bug
+    let serving measure random weights under a `trained` key); a remote server holds its own weights,
+    and a training run always starts from the seed."""
+
+    def cfg(workload, engine="transformers", weights="trained"):
+        return {"model": {"weights": weights}, "workload": {"name": workload}, "serving": {"engine": engine}}
+
+    assert checkpoints.is_trained(cfg("inference"))
+    assert checkpoints.is_trained(cfg("serving"))
+    assert not checkpoints.is_trained(cfg("serving", engine="openai"))
+    assert not checkpoints.is_trained(cfg("training"))
+    assert not checkpoints.is_trained(cfg("inference", weights="random"))

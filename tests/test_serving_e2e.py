@@ -48,6 +48,9 @@ def test_transformers_engine_two_rates_throughput_grows(harness):
     r = by[40.0]
     assert r["serving"]["engine"]["name"] == "transformers-continuous-batching" and r["serving"]["engine"]["version"]
     assert r["quality"]["status"] == "ok"  # the weights served, against the fp32 reference (itself here)
+    # tiny's default weights are the harness-trained checkpoint, served as such (not random weights)
+    assert r["weights"]["kind"] == "trained" and r["quality"]["quality_meaningful"] is not False
+    assert r["quality"]["loss_nats"] < 4.5  # random weights score ~5.6 nats/token on the held-out text
     assert r["energy"]["j_per_token"] is not None and r["metrics"]["j_per_1m_output_tokens"] == pytest.approx(
         r["energy"]["j_per_token"] * 1e6
     )

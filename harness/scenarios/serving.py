@@ -17,9 +17,8 @@ from harness import data, flops, quality
 from harness.backends.base import GENERATE
 from harness.scenarios import register
 from harness.scenarios.base import Measured, Phase, RunContext, Scenario
+from harness.serving.keys import in_process
 from harness.transforms.precision import WEIGHTS
-
-IN_PROCESS = "transformers"  # serving.engine that runs the model in the worker's process
 
 # the figures of one load window (harness.serving.metrics.summarize_run), in result.metrics and flat in repeats
 _LOAD = (
@@ -52,15 +51,15 @@ class Serving(Scenario):
     repeat_cost = ("output_tok_per_s", "usd_per_1m_output_tokens")
 
     def backend(self, config: Mapping[str, Any]) -> str:
-        return "hf" if config["serving"]["engine"] == IN_PROCESS else "remote"
+        return "hf" if in_process(config["serving"]) else "remote"
 
     def run(self, ctx: RunContext) -> Measured:
         from harness.serving import scenario
 
         config, s = ctx.config, ctx.config["serving"]
         tokenizer = data.local_tokenizer(config["model"].get("path"))
-        in_process = s["engine"] == IN_PROCESS
-        model = ctx.backend.model if in_process else None
+        here = in_process(s)  # the weights load in this process
+        model = ctx.backend.model if here else None
         try:
             out = scenario.run(config, model, tokenizer, ctx.probes, ctx.energy_now, ctx.run_dir)
         finally:  # a warm-up that failed before the window began still stops every probe
@@ -68,7 +67,7 @@ class Serving(Scenario):
         m = out["metrics"]
         m.update(flops.inference_flops(ctx.model_facts, s["input_len"], s["output_len"]))
         t = time.perf_counter()
-        if in_process and out["first_prompt_ids"]:  # quality of the weights served (MLPerf), after the window
+        if here and out["first_prompt_ids"]:  # quality of the weights served (MLPerf), after the window
             import torch
 
             ids = torch.tensor([out["first_prompt_ids"]], device=ctx.device.torch_device)

@@ -7,6 +7,13 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+IN_PROCESS = "transformers"  # serving.engine that runs the model in the worker's process
+
+
+def in_process(s: Mapping[str, Any]) -> bool:
+    """Whether the served weights load in the worker's process (else a remote server holds them)."""
+    return s["engine"] == IN_PROCESS
+
 
 def serving_key_fields(s: Mapping[str, Any]) -> dict[str, Any]:
     """The serving settings that change what is measured; the SLO and server settings hashed into one field."""
