@@ -36,28 +36,29 @@ def benchmarks(session: nox.Session) -> None:
     session.run("python", "benchmarks/training.py")
 
 
+def _benchmark_script(session: nox.Session, script: str) -> None:
+    """A benchmark that drives the real CLI: the package alone (no test extra), then benchmarks/<script>."""
+    session.install(TORCH)
+    session.install("-e", ".")
+    session.run("python", f"benchmarks/{script}", *session.posargs)
+
+
 @nox.session
 def fixed_cost(session: nox.Session) -> None:
     """Per-run fixed cost, preload vs spawn, alternated in one run; and their throughput, memory and quality."""
-    session.install(TORCH)
-    session.install("-e", ".")
-    session.run("python", "benchmarks/fixed_cost.py", *session.posargs)
+    _benchmark_script(session, "fixed_cost.py")
 
 
 @nox.session
 def adaptive_repeats(session: nox.Session) -> None:
     """Wall time of a 12-run sweep to reach ±2 % with repeats=auto vs the fixed count that reaches the same spread."""
-    session.install(TORCH)
-    session.install("-e", ".")
-    session.run("python", "benchmarks/adaptive_repeats.py", *session.posargs)
+    _benchmark_script(session, "adaptive_repeats.py")
 
 
 @nox.session
 def gate_noise(session: nox.Session) -> None:
     """Does the regression gate separate A-vs-A from a real slowdown here? 20 trials; summary as JSON."""
-    session.install(TORCH)
-    session.install("-e", ".")
-    session.run("python", "benchmarks/gate_noise.py", *session.posargs)
+    _benchmark_script(session, "gate_noise.py")
 
 
 @nox.session

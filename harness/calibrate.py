@@ -77,10 +77,15 @@ def _keep_best(key: str, now: float) -> tuple[float, Path]:
     return best, path
 
 
+def _machine_key(what: str) -> str:
+    """A cache key: this CPU, the current thread count and torch version, and what was measured."""
+    return f"{cpu_name()}|threads={torch.get_num_threads()}|torch={torch.__version__}|{what}"
+
+
 def cpu_peak(dtype_name: str) -> dict[str, Any]:
     """{peak_flop_per_s, peak_source, calibration_flop_per_s} for this CPU at the current thread count."""
     n = SIZE[dtype_name]
-    key = f"{cpu_name()}|threads={torch.get_num_threads()}|torch={torch.__version__}|{dtype_name}|n={n}"
+    key = _machine_key(f"{dtype_name}|n={n}")
     now = measure(dtype_name)
     best, path = _keep_best(key, now)
     return {
@@ -142,7 +147,7 @@ def cpu_bandwidth(nbytes: int = COPY_BYTES) -> dict[str, Any]:
     """{peak_bandwidth_bytes_per_s, bandwidth_source, calibration_bandwidth_bytes_per_s} at this thread count:
     the best copy bandwidth any run has measured on this machine (cached beside the matmul peaks)."""
     threads = torch.get_num_threads()
-    key = f"{cpu_name()}|threads={threads}|torch={torch.__version__}|copy|bytes={nbytes}"
+    key = _machine_key(f"copy|bytes={nbytes}")
     now = measure_copy(nbytes)
     best, path = _keep_best(key, now)
     return {
