@@ -17,6 +17,8 @@ import contextlib
 import copy
 import fcntl
 import hashlib
+import importlib
+import importlib.metadata
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -78,9 +80,6 @@ def is_trained(config: Mapping[str, Any]) -> bool:
 
 def key(model_cfg: Mapping[str, Any]) -> str:
     """16 hex digits over what determines the weights: architecture, recipe, budget, data split, versions."""
-    import torch
-    import transformers
-
     arch = {k: v for k, v in model_cfg.items() if k not in _ARCH_SKIP}
     what = {
         "format": FORMAT,
@@ -88,10 +87,20 @@ def key(model_cfg: Mapping[str, Any]) -> str:
         "recipe": RECIPE,
         "train_steps": model_cfg.get("train_steps"),
         "data": {"source": "pydoc", "eval_fraction": 0.1, "split_seed": 1234},
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
+        "torch": _version("torch"),
+        "transformers": _version("transformers"),
     }
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _version(package: str) -> str:
+    """The installed version as the package reports it (`torch.__version__`), read from its metadata: the
+    launcher computes this key before every trained run, and importing torch and transformers for two strings
+    cost it ~2 s (the worker imports them anyway). A source tree without metadata is imported."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return importlib.import_module(package).__version__
 
 
 def folder(model_cfg: Mapping[str, Any]) -> Path:

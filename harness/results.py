@@ -208,7 +208,7 @@ def make_result(
     """Assemble one result record (schema harness.result/1); see docs/results.md for every field."""
     if status not in STATUSES:
         raise ValueError(f"status={status!r} is not one of {STATUSES}")
-    record: dict[str, Any] = {
+    return {
         "schema": SCHEMA,
         "key": canonical_key(config),
         "key_fields": key_fields(config),
@@ -218,18 +218,24 @@ def make_result(
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config": dict(config),
         "environment": dict(environment),
-        "model": sections.pop("model", None),
-        "precision": sections.pop("precision", None),
-        "hardware": sections.pop("hardware", None),
-        "warnings": sections.pop("warnings", []),
-        "metrics": sections.pop("metrics", {}),
-        "repeats": sections.pop("repeats", []),
-        "timing": sections.pop("timing", {}),
-        # measured by later stages of the project; null means "not measured", never zero
-        "energy": sections.pop("energy", None),
-        "cost": sections.pop("cost", None),
-        "quality": sections.pop("quality", None),
-        "weights": sections.pop("weights", None),
+        **_empty_sections(),
+        **sections,  # the measured sections, in the order above, then extras such as traceback and launcher
     }
-    record.update(sections)  # e.g. traceback, launcher
-    return record
+
+
+def _empty_sections() -> dict[str, Any]:
+    """Every section a record holds, as written when the run did not get to fill it: null means "not
+    measured" (energy, cost and quality are measured by later stages), never zero."""
+    return {
+        "model": None,
+        "precision": None,
+        "hardware": None,
+        "warnings": [],
+        "metrics": {},
+        "repeats": [],
+        "timing": {},
+        "energy": None,
+        "cost": None,
+        "quality": None,
+        "weights": None,
+    }

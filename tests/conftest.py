@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import gc
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -33,6 +36,7 @@ def _under_mutmut() -> bool:
 
 
 def pytest_configure(config):
+    _pin_worker()
     if _under_mutmut():
         # The inherited heap (torch et al.) is garbage-free; without this every collection, and pytest's two
         # gc.collect() calls at exit, walk all of it again: ~0.5 s per mutant, more than the tests it runs.
@@ -49,11 +53,20 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: duration_s.get(item.nodeid, float("inf")))
 
 
+def _shared_root(tmp_path_factory) -> Path:
+    """A folder every test process of this session sees: pytest-xdist's workers each have their own basetemp,
+    under one shared parent (a plain run has no workers: its own basetemp)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session", autouse=True)
 def checkpoint_cache(tmp_path_factory):
-    """One checkpoint cache for the whole session (never ~/.cache): model.weights=trained trains each preset
-    once per session, and every later run, in-process or through the CLI, reuses it."""
-    root = tmp_path_factory.mktemp("harness-cache")
+    """One checkpoint cache for the whole session, shared by the xdist workers (never ~/.cache):
+    model.weights=trained trains each preset once per session (checkpoints.py locks a preset while one process
+    trains it), and every later run, in-process or through the CLI, in any worker, reuses it."""
+    root = _shared_root(tmp_path_factory) / "harness-cache"
+    root.mkdir(exist_ok=True)
     old = os.environ.get("HARNESS_CACHE")
     os.environ["HARNESS_CACHE"] = str(root)
     yield root
@@ -61,6 +74,56 @@ def checkpoint_cache(tmp_path_factory):
         os.environ.pop("HARNESS_CACHE", None)
     else:
         os.environ["HARNESS_CACHE"] = old
+
+
+# The suite runs in parallel (pytest-xdist, `-n` in pyproject.toml), each worker on its own share of the cores:
+# its tests' runs inherit that affinity and size their thread pools to it, so two workers' torch thread pools
+# never fight over one core (spinning OpenMP threads made a shared-core training run ~5x slower), and a run's
+# interference probe, which watches only the run's own cores, sees no other worker. A test marked `alone` judges
+# the machine's quiet or a speed against the clock, or needs more than one core (CPU ranks): it waits until the
+# other workers' tests end and gets every core to itself. A readers-writer lock across processes: every test holds
+# machine.lock shared, an `alone` test holds it exclusively; the turnstile keeps later tests from overtaking an
+# `alone` test that waits (flock alone would let the shared holders starve it).
+_ALL_CORES: set[int] = set()
+
+
+def _worker_share(cores: list[int]) -> set[int]:
+    """This xdist worker's slice of the cores (all of them when there are fewer cores than workers)."""
+    workers, index = int(os.environ["PYTEST_XDIST_WORKER_COUNT"]), int(os.environ["PYTEST_XDIST_WORKER"][2:])
+    per = len(cores) // workers
+    return set(cores[index * per : (index + 1) * per]) if per else set(cores)
+
+
+def _pin_worker() -> None:
+    """Before anything imports torch (its intra-op pool takes the affinity it finds)."""
+    if os.environ.get("PYTEST_XDIST_WORKER") and hasattr(os, "sched_setaffinity"):
+        _ALL_CORES.update(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, _worker_share(sorted(_ALL_CORES)))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield
+        return
+    # one folder per parallel session (xdist gives every worker the same testrun uid)
+    root = Path(tempfile.gettempdir()) / f"harness-tests-{os.environ['PYTEST_XDIST_TESTRUNUID']}"
+    root.mkdir(exist_ok=True)
+    alone = item.get_closest_marker("alone") is not None
+    with contextlib.ExitStack() as stack:
+        turnstile = stack.enter_context(open(root / "turnstile.lock", "a"))
+        machine = stack.enter_context(open(root / "machine.lock", "a"))
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        fcntl.flock(machine, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)  # closing the file releases it
+        fcntl.flock(turnstile, fcntl.LOCK_UN)
+        share = os.sched_getaffinity(0) if _ALL_CORES else None
+        if alone and share is not None:
+            os.sched_setaffinity(0, _ALL_CORES)
+        try:
+            yield
+        finally:
+            if alone and share is not None:
+                os.sched_setaffinity(0, share)
 
 
 def run_cli(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:

@@ -142,3 +142,11 @@ def test_cost_section_prices_the_energy_it_is_given_in_onprem_mode():
     # 3600 W = 0.001 kWh/s x 0.1 USD/kWh x PUE 1.5 = 0.00015 USD/s on top of the devices' 0.002
     assert out["energy_usd_per_s"] == pytest.approx(0.00015, rel=1e-12)
     assert out["usd_per_s"] == pytest.approx(0.00215, rel=1e-12) and out["energy_method"] == "measured"
+
+
+def test_mbu_reads_the_bytes_per_step_and_the_steps_per_second_of_the_run():
+    m = {"bytes_per_decode_step": 3.0e6, "decode_steps_per_s": 250.0, "decode_tok_per_s": 999.0}
+    assert accounting.mbu(m, 3.0e10) == {"achieved_bytes_per_s_decode": 7.5e8, "mbu_decode": 0.025}
+    assert accounting.mbu(m, None) == {"achieved_bytes_per_s_decode": 7.5e8, "mbu_decode": None}
+    assert accounting.mbu({"decode_steps_per_s": 250.0}, 3.0e10)["mbu_decode"] is None
+    assert accounting.mbu({"bytes_per_decode_step": 3.0e6}, 3.0e10)["achieved_bytes_per_s_decode"] is None

@@ -22,6 +22,7 @@ def _by_threads(root) -> dict[int, dict]:
     return {r["config"]["threads"]: r for r in load_results(root)}
 
 
+@pytest.mark.alone  # threads=2: two cores
 def test_preload_and_spawn_sweeps_record_their_mode_and_their_own_threads(harness):
     proc, root = harness(*SWEEP, "sweep=forked")
     assert proc.returncode == 0, proc.stderr

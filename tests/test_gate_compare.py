@@ -414,3 +414,97 @@ def test_pooled_runs_say_more_runs_would_decide():
     assert notes and all(n.endswith("repeats per side in all (more runs) would likely decide") for n in notes)
     hints = [c for c in checks if c.verdict == "inconclusive" and c.repeats_hint is None and c.kind == "timed"]
     assert all(c.note == "the change is too close to the threshold for more repeats to decide" for c in hints)
+
+
+LABEL = "tiny fp32 bs=1 seq=128 gpus=1"
+
+
+def test_the_checks_that_are_not_metrics_are_whole_records():
+    base = make(seed=1)
+    key = base["key"]
+    env = copy.deepcopy(ENV)
+    env["cpu_model"] = "Intel Xeon"
+    (c,) = run([base], [make(env=env, seed=2)])[0]
+    assert (c.key, c.label, c.metric, c.kind, c.verdict) == (key, LABEL, "environment", "environment", "incomparable")
+    assert c.note == "cpu_model: AMD EPYC → Intel Xeon"  # one difference: no separator
+    env = copy.deepcopy(ENV)
+    env["torch_threads"], env["os"] = 1, "Linux-6.2"
+    m = by_metric(run([base], [make(env=env, seed=2)])[0])
+    noted = m[(LABEL, "environment")]
+    assert (noted.key, noted.metric, noted.kind, noted.verdict) == (key, "environment", "environment", "pass")
+    assert noted.note == "noted: torch_threads: 2 → 1; os: Linux-6.1.0-x86_64-with-glibc2.36 → Linux-6.2"
+    status = m[(LABEL, "status")]
+    assert (status.key, status.kind, status.verdict, status.baseline, status.candidate, status.note) == (
+        key, "status", "pass", "ok", "ok", "",
+    )  # fmt: skip
+    checks = run([base, make("batch_size=4", seed=1)], [make(seed=2), make("precision=bf16", seed=2)])[0]
+    missing, new = (next(c for c in checks if c.verdict == v) for v in ("missing", "new"))
+    assert (missing.metric, missing.kind, missing.key) == ("run", "run", make("batch_size=4")["key"])
+    assert missing.reproduce.endswith(" sweep=gate-repro") and "batch_size=4" in missing.reproduce
+    assert (new.metric, new.kind, new.key, new.label) == (
+        "run",
+        "run",
+        make("precision=bf16")["key"],
+        LABEL.replace("fp32", "bf16"),
+    )
+
+
+def test_a_killed_candidate_is_measured_again_not_judged():
+    killed = make(status="killed", seed=2)
+    killed["reason"] = "SIGTERM from outside\nsecond line"
+    checks, outcome = run([make(seed=1)], [killed])
+    (status,) = [c for c in checks if c.metric == "status"]
+    assert (status.verdict, status.note) == (
+        "inconclusive",
+        "the candidate run was killed, re-run it: SIGTERM from outside",
+    )
+    assert outcome == ("inconclusive", 3) and len(checks) == 1  # nothing else is compared
+    # a failure without a reason still names the status
+    failed = make(status="error", seed=2)
+    failed["reason"] = None
+    (status,) = [c for c in run([make(seed=1)], [failed])[0] if c.metric == "status"]
+    assert (status.verdict, status.candidate, status.note) == ("regression", "error", "")
+    # a killed baseline against an ok candidate is the baseline's failure, not the candidate's
+    (status,) = [c for c in run([killed], [make(seed=1)])[0] if c.metric == "status"]
+    assert (status.verdict, status.note) == ("improvement", "baseline: SIGTERM from outside")
+
+
+def test_a_flagged_check_names_the_command_that_reproduces_the_candidate():
+    checks, _ = run([make(seed=1)], [make(slowdown=1.25, seed=2)])
+    flagged = [c for c in checks if c.verdict == "regression"]
+    assert flagged and all(c.reproduce == flagged[0].reproduce for c in flagged)
+    assert flagged[0].reproduce.endswith(" sweep=gate-repro")
+    passed = [c for c in run([make(seed=1)], [make(seed=2)])[0]]
+    assert all(c.reproduce is None for c in passed)
+
+
+def test_each_check_has_its_own_seeded_interval_from_the_settings():
+    base, cand = make(seed=1, noise=0.05), make(seed=2, noise=0.05)
+    one = by_metric(run([base], [cand])[0])
+    again = by_metric(run([base], [cand])[0])
+    fewer = by_metric(run([base], [cand], overrides=["resamples=200"])[0])
+    narrower = by_metric(run([base], [cand], overrides=["confidence=0.5"])[0])
+    reseeded = by_metric(run([base], [cand], overrides=["seed=7"])[0])
+    for metric in ("decode_tok_per_s", "request_latency_s_p50"):
+        c = one[(LABEL, metric)]
+        assert (c.ci_low, c.ci_high) == (again[(LABEL, metric)].ci_low, again[(LABEL, metric)].ci_high)
+        for other in (fewer, reseeded):
+            assert (c.ci_low, c.ci_high) != (other[(LABEL, metric)].ci_low, other[(LABEL, metric)].ci_high)
+        n = narrower[(LABEL, metric)]
+        assert c.ci_low < n.ci_low <= n.ci_high < c.ci_high
+    # two metrics with the same samples get different resamples: each check draws from its own stream
+    same = make(seed=1, noise=0.05)
+    for rep in same["repeats"]:
+        rep["ttft_s_p50"] = rep["prefill_latency_s_p50"]
+    cand2 = make(seed=2, noise=0.05)
+    for rep in cand2["repeats"]:
+        rep["ttft_s_p50"] = rep["prefill_latency_s_p50"]
+    m = by_metric(run([same], [cand2])[0])
+    a, b = m[(LABEL, "ttft_s_p50")], m[(LABEL, "prefill_latency_s_p50")]
+    assert a.ratio == b.ratio and (a.ci_low, a.ci_high) != (b.ci_low, b.ci_high)
+    # and two runs with the same samples too
+    b4, c4 = make("batch_size=4", seed=1, noise=0.05), make("batch_size=4", seed=2, noise=0.05)
+    b4["repeats"], c4["repeats"] = copy.deepcopy(base["repeats"]), copy.deepcopy(cand["repeats"])
+    m = by_metric(run([base, b4], [cand, c4])[0])
+    a, b = m[(LABEL, "decode_tok_per_s")], m[(LABEL.replace("bs=1", "bs=4"), "decode_tok_per_s")]
+    assert a.ratio == b.ratio and (a.ci_low, a.ci_high) != (b.ci_low, b.ci_high)

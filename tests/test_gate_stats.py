@@ -274,3 +274,57 @@ def test_seed_for_depends_on_every_label_and_its_order():
     draw = lambda *labels: stats.seed_for(0, *labels).random()
     assert draw("a", "b") == draw("a", "b")
     assert len({draw("a", "b"), draw("b", "a"), draw("ab"), draw("a", "c"), stats.seed_for(1, "a", "b").random()}) == 5
+
+
+def test_integer_samples_in_groups_of_unequal_size_are_read_as_floats():
+    # whole-number samples (counts, bytes) in runs of 3 and 5 repeats: the padding of the short group is NaN
+    est = bootstrap_ratio([[10, 12, 11], [11, 10, 12, 11, 13]], [[20, 22, 21], [21, 20, 22, 21, 23]], resamples=500)
+    assert est.ratio == pytest.approx(21 / 11) and est.low <= est.ratio <= est.high
+    assert bootstrap_ratio([10, 12, 11], [20, 22, 21], resamples=200).ratio == pytest.approx(21 / 11)
+
+
+@pytest.mark.parametrize(
+    "base, cand, message",
+    [
+        ([], [1.0], "bootstrap_ratio needs at least one sample on each side"),
+        ([[], []], [1.0], "bootstrap_ratio needs at least one sample on each side"),
+        ([1.0, 0.0], [1.0], "bootstrap_ratio needs finite, positive samples"),
+        ([1.0], [float("nan")], "bootstrap_ratio needs finite, positive samples"),
+    ],
+)
+def test_samples_it_cannot_judge_are_refused_with_the_reason(base, cand, message):
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        bootstrap_ratio(base, cand)
+
+
+def test_the_resampled_quantile_is_the_median_unless_asked():
+    groups = [np.array([1.0, 2.0, 3.0, 4.0, 100.0])]
+    rng = lambda: np.random.default_rng(3)
+    medians = stats.resampled_quantiles(groups, 400, rng(), resample=stats.REPEATS)
+    assert np.array_equal(medians, stats.resampled_quantiles(groups, 400, rng(), q=0.5, resample=stats.REPEATS))
+    assert np.median(medians) == 3.0 and medians.max() <= 100.0
+
+
+@pytest.mark.parametrize(
+    "candidate, verdict", [(75.0, "pass"), (125.0, "pass"), (74.0, "improvement"), (126.0, "regression")]
+)
+def test_a_counted_change_of_exactly_the_allowance_passes_either_way(candidate, verdict):
+    assert decide_counted(100.0, candidate, 0.25, 0.0, "lower") == verdict
+    mirrored = {"improvement": "regression", "regression": "improvement"}.get(verdict, verdict)
+    assert decide_counted(100.0, candidate, 0.25, 0.0, "higher") == mirrored
+
+
+def test_the_repeats_hint_may_be_exactly_the_largest_it_gives(monkeypatch):
+    est = RatioEstimate(1.02, 0.97, 1.07, 0.95, n_baseline=5, n_candidate=5, baseline_value=1.0, candidate_value=1.02)
+    needed = repeats_to_decide(est, 0.05, "lower")
+    assert needed is not None and needed > 5
+    monkeypatch.setattr(stats, "MAX_HINT_REPEATS", needed)
+    assert repeats_to_decide(est, 0.05, "lower") == needed
+    monkeypatch.setattr(stats, "MAX_HINT_REPEATS", needed - 1)
+    assert repeats_to_decide(est, 0.05, "lower") is None
+
+
+@pytest.mark.parametrize("confidence", [0.0, 1.0, -0.5, 1.5])
+def test_a_confidence_outside_the_open_unit_interval_is_refused(confidence):
+    with pytest.raises(ValueError, match="confidence"):
+        bootstrap_ratio([1.0, 1.1, 1.2], [1.0, 1.1, 1.2], confidence=confidence)

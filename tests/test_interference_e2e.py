@@ -89,6 +89,7 @@ BUSY = "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True:
 RUN = ("model.weights=random", "threads=1", "quality.enabled=false", "energy.enabled=false", "workload.min_time_s=0.5")
 
 
+@pytest.mark.alone  # judges the machine's quiet: no other test may load it
 @pytest.mark.timeout(900)
 def test_a_busy_loop_beside_a_run_makes_it_disturbed_and_a_run_without_is_not(harness):
     cores = sorted(os.sched_getaffinity(0))

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import FAST
 
 from harness.distributed import FAULT_ENV
@@ -12,6 +13,7 @@ from harness.distributed import FAULT_ENV
 TIMEOUT_S = 300  # the launcher's limit: a hang would end as status "timeout" after it
 
 
+@pytest.mark.alone  # CPU ranks: a core each
 def test_a_failing_rank_ends_the_run_with_its_reason_not_a_timeout(tmp_path):
     env = dict(os.environ, **{FAULT_ENV: "1"})  # rank 1 raises after joining; rank 0 goes on to the gather
     proc = subprocess.run(

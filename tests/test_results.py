@@ -206,3 +206,87 @@ def test_a_serving_slug_names_the_engine_the_arrival_and_the_load():
     assert closed.startswith("serving-tiny-fp32-bs1-seq128-transformers-closed-c3-g1-s0-auto-")
     search = results.run_slug(_config("workload=serving", "serving.search=max_rate"))
     assert search.startswith("serving-tiny-fp32-bs1-seq128-transformers-maxrate-g1-s0-auto-"), search
+
+
+def test_an_empty_record_holds_every_documented_section_in_order_with_nulls_not_zeros():
+    r = results.make_result(_config(), "timeout", "over timeout_s=5", {"python": "3.11"})
+    assert list(r) == [
+        "schema", "key", "key_fields", "config_hash", "status", "reason", "created_at", "config", "environment",
+        "model", "precision", "hardware", "warnings", "metrics", "repeats", "timing", "energy", "cost", "quality",
+        "weights",
+    ]  # fmt: skip
+    assert [r[k] for k in ("model", "precision", "hardware", "energy", "cost", "quality", "weights")] == [None] * 7
+    assert (r["warnings"], r["metrics"], r["repeats"], r["timing"]) == ([], {}, [], {})
+    assert (r["status"], r["reason"], r["environment"]) == ("timeout", "over timeout_s=5", {"python": "3.11"})
+    assert r["created_at"].endswith("+00:00") and len(r["created_at"]) == len("2026-12-02T05:00:00+00:00")
+    top = Path(__file__).parents[1].joinpath("docs", "results.md").read_text().split("## Top level")[1]
+    assert all(f"| `{k}` |" in top.split("\n## ")[0] for k in r), "every top-level field is in docs/results.md"
+    # given sections fill their place; extras (traceback, launcher) follow; the defaults are fresh objects
+    r = results.make_result(_config(), "error", "boom", {}, metrics={"x": 1}, traceback=["t"], model={"n": 1})
+    assert (r["metrics"], r["model"], list(r)[-1]) == ({"x": 1}, {"n": 1}, "traceback")
+    results.make_result(_config(), "oom", None, {})["warnings"].append("w")
+    assert results.make_result(_config(), "oom", None, {})["warnings"] == []
+
+
+def test_an_unknown_status_is_named_with_the_valid_ones():
+    with pytest.raises(ValueError, match=r"status='crashed' is not one of .*'ok'.*'oom'"):
+        results.make_result(_config(), "crashed", None, {})
+
+
+def test_the_arch_hash_covers_the_model_numbers_but_not_its_name_nor_unused_training_budget():
+    arch = lambda *o: results.key_fields(_config(*o))["arch"]
+    random = arch("model.weights=random")
+    cfg = _config("model.weights=random")
+    cfg["model"]["name"] = "renamed"  # the same numbers under another preset name: the same model
+    assert results.key_fields(cfg)["arch"] == random and results.key_fields(cfg)["model"] == "renamed"
+    # weights=random: the (unused) training budget stays out, and a config from before `weights` existed matches
+    assert arch("model.weights=random", "model.train_steps=7") == random
+    old = _config("model.weights=random")
+    del old["model"]["weights"], old["model"]["train_steps"]
+    assert results.key_fields(old)["arch"] == random
+    # trained weights (the default) are another run, and so is another training budget for them
+    trained = arch()
+    assert trained != random and arch("model.train_steps=7") != trained
+    cfg = _config()
+    cfg["model"]["name"] = "renamed"
+    assert results.key_fields(cfg)["arch"] == trained
+
+
+def test_a_memory_limit_joins_the_key_only_when_set():
+    assert "memory_limit_bytes" not in results.key_fields(_config())
+    limited = results.key_fields(_config("memory_limit_bytes=1073741824"))
+    assert limited["memory_limit_bytes"] == 2**30 and list(limited)[-1] == "memory_limit_bytes"
+    assert results.canonical_key(_config("memory_limit_bytes=1073741824")).endswith(" memory_limit_bytes=1073741824")
+
+
+def test_a_slug_keeps_upper_case_and_replaces_only_unsafe_characters():
+    cfg = _config()
+    cfg["model"]["name"] = "Qwen2.5 Mini/v2"
+    slug = results.run_slug(cfg)
+    assert slug.startswith("inference-Qwen2.5_Mini_v2-fp32-bs1-"), slug
+
+
+def test_a_damaged_file_says_whether_it_is_empty_or_truncated_and_is_left_out_in_one_line(tmp_path, capsys):
+    good = results.make_result(_config(), "ok", None, {}, metrics={"decode_tok_per_s": 1.0})
+    results.write_atomic(tmp_path / "a" / results.RESULT_FILE, good)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / results.RESULT_FILE).write_text("  \n")
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / results.RESULT_FILE).write_text('{"schema": "harness.res')
+    empty, why_empty = results.read(tmp_path / "b" / results.RESULT_FILE)
+    assert empty is None and why_empty.startswith("empty (Expecting value")
+    _, why_cut = results.read(tmp_path / "c" / results.RESULT_FILE)
+    assert why_cut.startswith("truncated or not JSON (Unterminated string")
+    assert results.read(tmp_path / "nothing" / results.RESULT_FILE) == (None, None)
+    damaged = []
+    assert [p.parent.name for p, _ in results.iter_results(tmp_path, damaged)] == ["a"]
+    assert damaged == [
+        (tmp_path / "b" / results.RESULT_FILE, why_empty),
+        (tmp_path / "c" / results.RESULT_FILE, why_cut),
+    ]
+    assert capsys.readouterr().err == ""  # collected, not printed
+    assert len(list(results.iter_results(tmp_path))) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"harness: warning: {tmp_path / 'b' / results.RESULT_FILE}: damaged result ({why_empty}); left out",
+        f"harness: warning: {tmp_path / 'c' / results.RESULT_FILE}: damaged result ({why_cut}); left out",
+    ]

@@ -31,6 +31,7 @@ def _serving_run(harness, *args, timeout=300):
     return harness(*SMALL, *args, fast=False, timeout=timeout)
 
 
+@pytest.mark.alone  # a rate against the clock / the machine's quiet
 def test_transformers_engine_two_rates_throughput_grows(harness):
     proc, root = _serving_run(harness, "-m", "sweep=rates", "serving.arrival=constant", "serving.rate=1,40")
     assert proc.returncode == 0, proc.stderr
@@ -65,6 +66,7 @@ def test_transformers_engine_two_rates_throughput_grows(harness):
     assert (r["repeats"][0]["usd_per_1m_output_tokens"] is None) == (r["cost"] is None)
 
 
+@pytest.mark.alone  # a rate against the clock / the machine's quiet
 def test_capacity_search_with_a_loose_slo(harness):
     proc, root = _serving_run(
         harness,

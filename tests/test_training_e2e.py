@@ -76,6 +76,7 @@ def test_target_eval_loss_stops_early_and_prices_it(harness):
     )
 
 
+@pytest.mark.alone  # CPU ranks: a core each
 def test_two_cpu_ranks_with_gloo_and_scaling_efficiency(harness):
     proc, root = harness("-m", "sweep=ddp", *TRAIN, "gpus=1,2", fast=False)
     assert proc.returncode == 0, proc.stderr
@@ -96,6 +97,7 @@ def test_two_cpu_ranks_with_gloo_and_scaling_efficiency(harness):
     assert "scaling: gpus=2 efficiency" in proc.stdout
 
 
+@pytest.mark.alone  # CPU ranks: a core each
 def test_inference_replicas_and_too_many_ranks(harness):
     proc, root = harness("-m", "sweep=rep", "gpus=2,3")
     assert proc.returncode == 0, proc.stderr
