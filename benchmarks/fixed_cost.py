@@ -11,6 +11,8 @@ real `python -m harness -m ...` commands. Reported:
 (b) per configuration, preload vs spawn: decode tok/s (each run's repeats as samples, the gate's bootstrap
     ratio with a 95 % interval over processes, then repeats), peak_rss_bytes (one sample per run), held-out
     loss (deterministic: the same weights on the same text). "Agree within noise": the interval holds 1.0.
+    The yardstick beside each: the same ratio between a mode's own sweeps (even rounds over odd rounds, spawn
+    and preload each: an A/A comparison), i.e. how far two sets of runs of one mode differ on this machine.
 
 Prints a JSON summary; `--out FILE` also writes it. The load average at start and end is in it: figures
 taken while the machine was loaded are that, not benchmark results.
@@ -69,12 +71,23 @@ def _ratio(spawn: list[list[float]], preload: list[list[float]]) -> dict:
     return {"preload_over_spawn": est.ratio, "ci95": [est.low, est.high], "agree": est.low <= 1.0 <= est.high}
 
 
+def _aa(groups: list[list[float]], rounds: list[int]) -> dict | None:
+    """A mode against itself: its even rounds' runs over its odd rounds' (None with fewer than 2 rounds)."""
+    even = [g for g, r in zip(groups, rounds, strict=True) if r % 2 == 0]
+    odd = [g for g, r in zip(groups, rounds, strict=True) if r % 2 == 1]
+    return _ratio(even, odd) if even and odd else None
+
+
 def compare(by_mode: dict[str, list[list[dict]]]) -> list[dict]:
-    """Per batch size: decode tok/s, peak RSS and held-out loss, preload vs spawn."""
+    """Per batch size: decode tok/s, peak RSS and held-out loss, preload vs spawn (and each mode's A/A)."""
     rows = []
     sizes = sorted({r["config"]["batch_size"] for s in by_mode["spawn"] for r in s})
     for bs in sizes:
         runs = {m: [r for s in sweeps for r in s if r["config"]["batch_size"] == bs] for m, sweeps in by_mode.items()}
+        rounds = {
+            m: [i for i, s in enumerate(sweeps) for r in s if r["config"]["batch_size"] == bs]
+            for m, sweeps in by_mode.items()
+        }
         decode = {m: [[rep["decode_tok_per_s"] for rep in r["repeats"]] for r in rs] for m, rs in runs.items()}
         rss = {m: [[r["metrics"]["peak_rss_bytes"]] for r in rs] for m, rs in runs.items()}
         loss = {m: sorted({r["quality"]["loss_nats"] for r in rs}) for m, rs in runs.items()}
@@ -83,8 +96,10 @@ def compare(by_mode: dict[str, list[list[dict]]]) -> list[dict]:
                 "batch_size": bs,
                 "decode_tok_per_s_median": {m: statistics.median(x for g in v for x in g) for m, v in decode.items()},
                 "decode_tok_per_s": _ratio(decode["spawn"], decode["preload"]),
+                "decode_tok_per_s_aa": {m: _aa(decode[m], rounds[m]) for m in MODES},
                 "peak_rss_bytes_median": {m: statistics.median(g[0] for g in v) for m, v in rss.items()},
                 "peak_rss_bytes": _ratio(rss["spawn"], rss["preload"]),
+                "peak_rss_bytes_aa": {m: _aa(rss[m], rounds[m]) for m in MODES},
                 "held_out_loss_nats": loss,
                 "held_out_loss_equal": loss["preload"] == loss["spawn"],
             }
