@@ -187,6 +187,11 @@ def test_threshold_overrides_per_metric_and_per_config():
 def test_a_metric_can_be_switched_off():
     checks, _ = run([make(seed=1)], [make(seed=2)], ["metrics.ttft_s_p50.enabled=false"])
     assert "ttft_s_p50" not in {c.metric for c in checks}
+    # the first metric switched off: every later one is still judged
+    first = next(iter(settings.load().metrics))
+    everything = {c.metric for c in run([make(seed=1)], [make(seed=2)])[0]}
+    without = {c.metric for c in run([make(seed=1)], [make(seed=2)], [f"metrics.{first}.enabled=false"])[0]}
+    assert without == everything - {first} and len(without) > 5
 
 
 def compare_metrics():
@@ -508,3 +513,16 @@ def test_each_check_has_its_own_seeded_interval_from_the_settings():
     m = by_metric(run([base, b4], [cand, c4])[0])
     a, b = m[(LABEL, "decode_tok_per_s")], m[(LABEL.replace("bs=1", "bs=4"), "decode_tok_per_s")]
     assert a.ratio == b.ratio and (a.ci_low, a.ci_high) != (b.ci_low, b.ci_high)
+
+
+def test_a_counted_figure_judged_in_its_own_direction_and_a_zero_baseline_has_no_ratio():
+    grown = by_metric(run([make(seed=1)], [make(seed=2, metrics={"peak_rss_bytes": 500 * 2**20})])[0])
+    c = grown[(LABEL, "peak_rss_bytes")]
+    assert (c.verdict, c.better) == ("regression", "lower")  # 380 -> 500 MiB: worse, beyond 10 % and 64 MiB
+    shrunk = by_metric(run([make(seed=1, metrics={"peak_rss_bytes": 500 * 2**20})], [make(seed=2)])[0])
+    assert shrunk[(LABEL, "peak_rss_bytes")].verdict == "improvement"
+    zero = by_metric(
+        run([make(seed=1, metrics={"peak_rss_bytes": 0})], [make(seed=2, metrics={"peak_rss_bytes": 0})])[0]
+    )
+    z = zero[(LABEL, "peak_rss_bytes")]
+    assert (z.ratio, z.verdict, z.baseline, z.candidate) == (None, "pass", 0, 0)

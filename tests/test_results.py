@@ -290,3 +290,14 @@ def test_a_damaged_file_says_whether_it_is_empty_or_truncated_and_is_left_out_in
         f"harness: warning: {tmp_path / 'b' / results.RESULT_FILE}: damaged result ({why_empty}); left out",
         f"harness: warning: {tmp_path / 'c' / results.RESULT_FILE}: damaged result ({why_cut}); left out",
     ]
+
+
+def test_the_config_hash_does_not_depend_on_key_order_and_holds_any_value():
+    cfg = _config()
+    reordered = {k: cfg[k] for k in reversed(list(cfg))}
+    reordered["model"] = {k: cfg["model"][k] for k in reversed(list(cfg["model"]))}
+    assert list(reordered) != list(cfg) and results.config_hash(reordered) == results.config_hash(cfg)
+    # a value JSON has no type for (a path given in Python, not through Hydra) is hashed by its text
+    with_path = dict(cfg, data=dict(cfg["data"], path=Path("/data/corpus.txt")))
+    as_text = dict(cfg, data=dict(cfg["data"], path="/data/corpus.txt"))
+    assert results.config_hash(with_path) == results.config_hash(as_text) != results.config_hash(cfg)
