@@ -75,26 +75,22 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-# mutmut 3's exit codes per mutant (mutmut/stats.py): what each one counts as in the score
-_KILLED, _SURVIVED, _NO_TESTS, _TIMEOUT = {1, 3}, {0}, {5, 33}, {36, 24, -24, 152, 255}
-
-
-def _by_module(mutants: Path) -> dict[str, dict]:
-    """Per mutated file: mutants, checked, killed, timeout, survived, no tests, killed share (as the total)."""
-    out = {}
-    for meta in sorted(mutants.glob("harness/**/*.py.meta")):
-        codes = list(json.loads(meta.read_text())["exit_code_by_key"].values())
-        row = {
-            "mutants": len(codes),
-            "checked": sum(c is not None for c in codes),
-            "killed": sum(c in _KILLED for c in codes),
-            "timeout": sum(c in _TIMEOUT for c in codes),
-            "survived": sum(c in _SURVIVED for c in codes),
-            "no_tests": sum(c in _NO_TESTS for c in codes),
-        }
-        row["killed_share"] = round((row["killed"] + row["timeout"]) / row["checked"], 4) if row["checked"] else None
-        out[str(meta.relative_to(mutants)).removesuffix(".meta")] = row
-    return out
+# Per mutated file: mutants, checked, killed, timeout, survived, no tests, killed share; run in the session's
+# environment, where mutmut's own table of exit codes (mutmut.stats.status_by_exit_code) can be imported.
+_BY_MODULE = """
+import json, pathlib, sys
+from mutmut.stats import status_by_exit_code as status
+out = {}
+for meta in sorted(pathlib.Path("mutants").glob("harness/**/*.py.meta")):
+    got = [status[c] for c in json.loads(meta.read_text())["exit_code_by_key"].values()]
+    row = {"mutants": len(got), "checked": sum(g != "not checked" for g in got)}
+    for key, name in (("killed", "killed"), ("timeout", "timeout"), ("survived", "survived"), ("no_tests", "no tests")):
+        row[key] = got.count(name)
+    done = row["killed"] + row["timeout"]
+    row["killed_share"] = round(done / row["checked"], 4) if row["checked"] else None
+    out[str(meta.relative_to("mutants")).removesuffix(".meta")] = row
+pathlib.Path(sys.argv[1]).write_text(json.dumps(out))
+"""
 
 
 @nox.session
@@ -126,7 +122,8 @@ def mutation(session: nox.Session) -> None:
         "cpu_s": round(cpu_s),
         "children": int(jobs),
     }
-    score["by_module"] = _by_module(Path("mutants"))
+    session.run("python", "-c", _BY_MODULE, "mutants/by_module.json")
+    score["by_module"] = json.loads(Path("mutants/by_module.json").read_text())
     Path("mutants/score.json").write_text(json.dumps(score, indent=2) + "\n")
     session.log(f"mutation score: {score['killed_share']:.1%} of {judged} mutants killed in {minutes:.1f} min")
     session.run("mutmut", "results", success_codes=[0, 1])  # the survivors, one per line

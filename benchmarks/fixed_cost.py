@@ -66,16 +66,16 @@ def _fixed_costs(sweeps: list[list[dict]]) -> dict:
     }
 
 
-def _ratio(spawn: list[list[float]], preload: list[list[float]]) -> dict:
-    est = stats.bootstrap_ratio(spawn, preload, resamples=4000, rng=np.random.default_rng(0))
-    return {"preload_over_spawn": est.ratio, "ci95": [est.low, est.high], "agree": est.low <= 1.0 <= est.high}
+def _ratio(base: list[list[float]], other: list[list[float]], name: str = "preload_over_spawn") -> dict:
+    est = stats.bootstrap_ratio(base, other, resamples=4000, rng=np.random.default_rng(0))
+    return {name: est.ratio, "ci95": [est.low, est.high], "agree": est.low <= 1.0 <= est.high}
 
 
 def _aa(groups: list[list[float]], rounds: list[int]) -> dict | None:
     """A mode against itself: its even rounds' runs over its odd rounds' (None with fewer than 2 rounds)."""
     even = [g for g, r in zip(groups, rounds, strict=True) if r % 2 == 0]
     odd = [g for g, r in zip(groups, rounds, strict=True) if r % 2 == 1]
-    return _ratio(even, odd) if even and odd else None
+    return _ratio(odd, even, "even_over_odd") if even and odd else None
 
 
 def compare(by_mode: dict[str, list[list[dict]]]) -> list[dict]:
