@@ -4,6 +4,8 @@ a borrowed figure."""
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,11 +20,18 @@ FLOP_PER_S_PER_TFLOPS = 1e12
 _PRICE_KEYS = ("price_provider", "price_instance", "price_region", "price_as_of", "price_source")
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
+    """One catalog file as data; cached per file, modification time and size, so an edited file is read again."""
+    return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+
+
 def entries() -> dict[str, dict[str, Any]]:
-    """Every catalog entry (a conf/hardware file with facts), by name."""
+    """Every catalog entry (a conf/hardware file with facts), by name: copies, the caller may change them."""
     out = {}
     for path in sorted((CONF_DIR / "hardware").glob("*.yaml")):
-        entry = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+        stat = path.stat()
+        entry = copy.deepcopy(_parsed(str(path), stat.st_mtime_ns, stat.st_size))
         if entry.get("family"):
             out[entry["name"]] = entry
     return out

@@ -87,8 +87,10 @@ def _distributed(config: dict[str, Any], place: Any, device: Any, torch: Any) ->
 
 def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str, Any], run_dir: Path) -> None:
     """place and device → backend → transforms → scenario → merge ranks → accounting, into `sections`."""
+    from harness import prepare
+
+    prepare.ready()  # what a forked run starts with (its imports, harness.prepare): startup_s holds its cost
     import torch
-    import transformers  # noqa: F401 - imported here so that startup_s holds the whole import cost
 
     from harness import backends, calibrate, checkpoints, hardware, precision, probes, scenarios, transforms
     from harness.probes.nvml import NvmlGpu

@@ -1,7 +1,9 @@
-"""The launch mode a config gets, and the group signal a forked worker gets before it has a session."""
+"""The launch mode a config gets, the group signal a forked worker gets before it has a session, and what the
+server and its children hold: threads, resident pages, the pagemap read that leaves malloc's threshold alone."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -9,7 +11,7 @@ import sys
 
 from synthetic import config as synthetic_config
 
-from harness import launch
+from harness import forkserver, launch
 
 
 def test_launch_mode_preload_by_default_spawn_on_request_torchrun_for_ranks():
@@ -32,7 +34,7 @@ def test_a_worker_not_yet_in_a_session_of_its_own_is_signalled_alone():
     launch._signal_group(child.pid, signal.SIGTERM)  # already gone: nothing raised
 
 
-def test_the_server_imports_start_no_torch_thread_and_no_cuda_and_a_child_gets_its_resident_pages():
+def test_the_server_prepares_a_run_starts_no_torch_thread_and_no_cuda_and_a_child_gets_its_resident_pages():
     # numpy (OpenBLAS) and pyarrow (jemalloc) start a thread each at import; torch's first parallel op would
     # start its OpenMP pool on top (seen: one more thread on 2 cores). After the server's imports: none more.
     # A forked child then maps the library pages resident in the server (a fork leaves them unmapped).
@@ -40,7 +42,11 @@ def test_the_server_imports_start_no_torch_thread_and_no_cuda_and_a_child_gets_i
         "import os, numpy, pyarrow\n"
         "before = len(os.listdir('/proc/self/task'))\n"
         "import harness.preload as p, torch\n"
-        "from harness import forkserver\n"
+        "import sys\n"
+        "from harness import forkserver, prepare\n"
+        "from transformers import conversion_mapping\n"
+        "warm = conversion_mapping._checkpoint_conversion_mapping_cache is not None\n"
+        "print(all(m in sys.modules for m in prepare.MODULES), warm, flush=True)\n"
         "print(before, len(os.listdir('/proc/self/task')), torch.cuda.is_initialized(), flush=True)\n"
         "def rss_file():\n"
         "    return next(x for x in open('/proc/self/status') if x.startswith('RssFile:')).split()[1]\n"
@@ -53,8 +59,33 @@ def test_the_server_imports_start_no_torch_thread_and_no_cuda_and_a_child_gets_i
         "os.wait()\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
-    threads, pages = out.stdout.splitlines()
+    prepared, threads, pages = out.stdout.splitlines()
+    assert prepared == "True True", out.stdout  # every module a run imports, transformers' table built
     before, after, cuda = threads.split()
     assert after == before and cuda == "False", out.stdout
     server, untouched, touched = (int(x) for x in pages.split())  # RssFile, kB
     assert untouched < server / 2 and touched >= server * 0.95, (server, untouched, touched)
+
+
+class _Pagemap(io.BytesIO):
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.reads: list[int] = []
+
+    def read(self, size: int = -1) -> bytes:
+        self.reads.append(size)
+        return super().read(size)
+
+
+def test_the_pagemap_is_read_in_pieces_below_mallocs_mmap_threshold():
+    # One read of libtorch's pagemap (MBs) is a malloc above glibc's mmap threshold; freeing it raises that
+    # threshold, which every forked child inherits (seen: peak_rss_bytes 1-2 % above a spawned run's).
+    offset, pages = 7, 3 * forkserver._PAGEMAP_CHUNK + 5
+    present = [i % 3 == 0 or 100 <= i < 9000 for i in range(offset + pages)]
+    flags = [(1 << 63) | 0x1234 if p else 0x1234 for p in present]  # bit 63: present; the rest: a frame number
+    pagemap = _Pagemap(b"".join(f.to_bytes(8, "little") for f in flags))
+    assert list(forkserver._present(pagemap, offset, pages)) == present[offset:]
+    assert max(pagemap.reads) <= 64 * 1024 < 128 * 1024  # glibc's default threshold: 128 KiB
+    assert sum(pagemap.reads) == pages * 8
+    short = _Pagemap(b"".join(f.to_bytes(8, "little") for f in flags[:10]))  # a mapping the file ends within
+    assert list(forkserver._present(short, 4, 100)) == present[4:10]
