@@ -1,5 +1,5 @@
 """Contributor sessions: `nox -s tests`, `nox -s lint`, `nox -s benchmarks`, `nox -s fixed_cost`, `nox -s gate_noise`,
-`nox -s microbench`, `nox -s mutation`, `nox -s adaptive_repeats`."""
+`nox -s microbench`, `nox -s mutation`, `nox -s adaptive_repeats`, `nox -s sweep_wall`."""
 
 import json
 import os
@@ -47,6 +47,12 @@ def _benchmark_script(session: nox.Session, script: str) -> None:
 def fixed_cost(session: nox.Session) -> None:
     """Per-run fixed cost, preload vs spawn, alternated in one run; and their throughput, memory and quality."""
     _benchmark_script(session, "fixed_cost.py")
+
+
+@nox.session
+def sweep_wall(session: nox.Session) -> None:
+    """A 24-run sweep's wall time, preload vs spawn, alternated."""
+    _benchmark_script(session, "sweep_wall.py")
 
 
 @nox.session

@@ -15,8 +15,8 @@ import importlib
 
 # torch, transformers, torchao; then transformers' lazy modules: `import transformers` alone leaves AutoConfig,
 # AutoModelForCausalLM and the model classes to the first model build, at ~2 s (every preset is llama); then
-# what a run imports later on (held-out text through datasets, codecarbon's CPU/RAM estimate, the training
-# scenario, accounting) and the worker's own modules.
+# what a run imports later on (held-out text through datasets, codecarbon's CPU/RAM estimate and the pandas it
+# reads its tables with, the training scenario, accounting) and the worker's own modules.
 MODULES = (
     "torch",
     "transformers",
@@ -26,6 +26,7 @@ MODULES = (
     "transformers.models.llama.configuration_llama",
     "transformers.models.llama.modeling_llama",
     "datasets",
+    "pandas",
     "codecarbon.emissions_tracker",
     "pydoc_data.topics",
     "harness.worker",
@@ -43,18 +44,29 @@ _done = False
 
 
 def _warm_tables() -> None:
-    """The hardware catalog's files, parsed (harness.catalog caches them by file and mtime: ~0.08 s a run), and
-    transformers' checkpoint conversion table (~900 regular expressions its first `from_pretrained` in a
-    process compiles, for every model type: ~0.1 s). Where a transformers version lacks that table, nothing."""
+    """Tables a run builds on first use, each once per process, from files and this machine's description:
+    - the hardware catalog's files, parsed (harness.catalog caches them by file and mtime: ~0.08 s a run);
+    - transformers' checkpoint conversion table (~900 regular expressions its first `from_pretrained` in a
+      process compiles, for every model type: ~0.1 s);
+    - codecarbon's reference data (CSV and JSON files it reads with pandas at its first tracker) and its CPU
+      TDP lookup (the CPU model from cpuinfo, matched in that table): ~0.25 s, beside pandas' import (~0.65 s).
+    Where a library version lacks one of these, that one is left to the run."""
+    import logging
+
     from harness import catalog
 
     catalog.entries()
-    try:
-        from transformers import conversion_mapping
-
-        conversion_mapping.get_checkpoint_conversion_mapping("llama")
-    except (ImportError, AttributeError):
-        pass
+    logging.getLogger("codecarbon").setLevel(logging.ERROR)  # as its probe does (harness.probes.energy)
+    warmers = (
+        ("transformers.conversion_mapping", lambda m: m.get_checkpoint_conversion_mapping("llama")),
+        ("codecarbon.input", lambda m: m._ensure_static_data_loaded()),
+        ("codecarbon.core.hardware_cache", lambda m: m.get_cached_tdp(importlib.import_module("codecarbon.core.cpu"))),
+    )
+    for module, warm in warmers:
+        try:
+            warm(importlib.import_module(module))
+        except (ImportError, AttributeError):
+            pass
 
 
 def ready() -> None:

@@ -45,7 +45,10 @@ def test_the_server_prepares_a_run_starts_no_torch_thread_and_no_cuda_and_a_chil
         "import sys\n"
         "from harness import forkserver, prepare\n"
         "from transformers import conversion_mapping\n"
-        "warm = conversion_mapping._checkpoint_conversion_mapping_cache is not None\n"
+        "from codecarbon import input as cc_input\n"
+        "from codecarbon.core import hardware_cache\n"
+        "tables = conversion_mapping._checkpoint_conversion_mapping_cache, hardware_cache._tdp\n"
+        "warm = None not in tables and cc_input._STATIC_DATA_LOADED\n"
         "print(all(m in sys.modules for m in prepare.MODULES), warm, flush=True)\n"
         "print(before, len(os.listdir('/proc/self/task')), torch.cuda.is_initialized(), flush=True)\n"
         "def rss_file():\n"
@@ -60,7 +63,7 @@ def test_the_server_prepares_a_run_starts_no_torch_thread_and_no_cuda_and_a_chil
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
     prepared, threads, pages = out.stdout.splitlines()
-    assert prepared == "True True", out.stdout  # every module a run imports, transformers' table built
+    assert prepared == "True True", out.stdout  # every module a run imports, its tables built
     before, after, cuda = threads.split()
     assert after == before and cuda == "False", out.stdout
     server, untouched, touched = (int(x) for x in pages.split())  # RssFile, kB
