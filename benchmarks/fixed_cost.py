@@ -39,11 +39,12 @@ MODES = {"preload": "launcher.preload=true", "spawn": "launcher.preload=false"}
 RUN = ["repeats=3", "workload.min_time_s=0.5", "quality.eval_tokens=1024", "seq_len=64", "workload.decode_tokens=16"]
 
 
-def sweep(root: Path, name: str, mode: str, batch_sizes: str) -> tuple[float, list[dict]]:
-    """One multirun in `mode`; (its wall time in s, its results)."""
-    cmd = [sys.executable, "-m", "harness", "-m", f"results_dir={root}", f"sweep={name}", MODES[mode]]
+def sweep(root: Path, name: str, mode: str, overrides: list[str]) -> tuple[float, list[dict]]:
+    """One multirun in `mode` with `overrides`; (its wall time in s, its results in launch order). Every run
+    must be ok and started in that mode (benchmarks/sweep_wall.py uses it too)."""
+    cmd = [sys.executable, "-m", "harness", "-m", f"results_dir={root}", f"sweep={name}", MODES[mode], *overrides]
     started = time.perf_counter()
-    subprocess.run([*cmd, *RUN, f"batch_size={batch_sizes}"], check=True, capture_output=True)
+    subprocess.run(cmd, check=True, capture_output=True)
     wall_s = time.perf_counter() - started
     records = [json.loads(p.read_text()) for p in sorted((root / name).rglob("result.json"))]
     for r in records:
@@ -116,12 +117,12 @@ def main() -> int:
     summary: dict = {"load_average_start": os.getloadavg(), "run_settings": RUN, "batch_sizes": a.batch_sizes}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        sweep(root, "warmup", "spawn", "1")  # trains the tiny checkpoint once (cached) outside the figures
+        sweep(root, "warmup", "spawn", [*RUN, "batch_size=1"])  # trains the tiny checkpoint (cached), unmeasured
         by_mode: dict[str, list[list[dict]]] = {m: [] for m in MODES}
         walls: dict[str, list[float]] = {m: [] for m in MODES}
         for i in range(a.rounds):
             for mode in MODES if i % 2 == 0 else reversed(MODES):
-                wall_s, records = sweep(root, f"{mode}{i}", mode, a.batch_sizes)
+                wall_s, records = sweep(root, f"{mode}{i}", mode, [*RUN, f"batch_size={a.batch_sizes}"])
                 by_mode[mode].append(records)
                 walls[mode].append(wall_s)
     summary["fixed_cost"] = {m: _fixed_costs(s) for m, s in by_mode.items()}

@@ -12,33 +12,17 @@ The load average at start and end is in the summary: a figure taken while the ma
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from _output import emit  # benchmarks/_output.py (scripts run as python benchmarks/<name>.py)
+from fixed_cost import MODES, sweep
 
-MODES = {"preload": "launcher.preload=true", "spawn": "launcher.preload=false"}
 GRID = ["precision=fp32,bf16,int8", "batch_size=1,2,4,8", "seq_len=32,64"]
 RUN = ["repeats=3", "workload.min_time_s=0.3", "quality.eval_tokens=1024", "workload.decode_tokens=16"]
-
-
-def sweep(root: Path, name: str, mode: str, grid: list[str]) -> tuple[float, list[dict]]:
-    """One multirun in `mode`; (its wall time in s, its results). Every run must be ok, in that mode."""
-    cmd = [sys.executable, "-m", "harness", "-m", f"results_dir={root}", f"sweep={name}", MODES[mode], *RUN, *grid]
-    started = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True)
-    wall_s = time.perf_counter() - started
-    records = [json.loads(p.read_text()) for p in sorted((root / name).rglob("result.json"))]
-    for r in records:
-        if r["status"] != "ok" or r["launcher"]["mode"] != mode:
-            raise SystemExit(f"{name}: {r['status']} {r['launcher']['mode']} {r['reason']}")
-    return wall_s, records
 
 
 def _median(records: list[dict], key: str) -> float:
@@ -55,10 +39,10 @@ def main() -> int:
     runs: dict[str, list[dict]] = {m: [] for m in MODES}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        sweep(root, "warmup", "spawn", ["batch_size=1"])  # trains the tiny checkpoint once (cached), unmeasured
+        sweep(root, "warmup", "spawn", [*RUN, "batch_size=1"])  # trains the tiny checkpoint once (cached), unmeasured
         for i in range(a.rounds):
             for mode in MODES if i % 2 == 0 else reversed(MODES):
-                wall_s, records = sweep(root, f"{mode}{i}", mode, GRID)
+                wall_s, records = sweep(root, f"{mode}{i}", mode, [*RUN, *GRID])
                 walls[mode].append(wall_s)
                 runs[mode].extend(records)
     summary["runs_per_sweep"] = len(runs["spawn"]) // a.rounds

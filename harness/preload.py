@@ -1,5 +1,5 @@
 """The fork server's (harness.forkserver) start: what every run's process holds before it measures
-(harness.prepare: the modules imported, two pure-Python tables built), done once, before it forks any run.
+(harness.prepare: the modules imported, the tables a run builds on first use), done once, before it forks any run.
 
 Imported only inside the server process (it is named in multiprocessing's forkserver preload list). Beside
 harness.prepare it does nothing but note what a child needs: what the imports printed (IMPORT_OUTPUT, which each

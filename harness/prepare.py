@@ -1,9 +1,9 @@
 """What a run's process holds before it measures anything, forked or spawned: the modules every run needs
-imported, and two pure-Python tables a run would otherwise build on its clock. `ready()` does it once per
-process: the fork server calls it at its start (harness.preload), so a forked run finds it done; a spawned
-worker calls it first thing (harness.worker.measure), inside its `startup_s`. The same state in both modes,
-so a run's memory (the imported modules' objects are part of its resident set) and its figures do not depend
-on how its process started.
+imported, and the tables a run would otherwise build on first use (pure Python: files parsed, a lookup of this
+machine's CPU). `ready()` does it once per process: the fork server calls it at its start (harness.preload), so
+a forked run finds it done; a spawned worker calls it first thing (harness.worker.measure), inside its
+`startup_s`. The same state in both modes, so a run's memory (the imported modules' objects are part of its
+resident set) and its figures do not depend on how its process started.
 
 Nothing here runs a torch op (one would start OpenMP / intra-op threads, which a fork cannot carry into the
 child) or touches `torch.cuda` (a CUDA context cannot survive a fork).
@@ -11,6 +11,7 @@ child) or touches `torch.cuda` (a CUDA context cannot survive a fork).
 
 from __future__ import annotations
 
+import functools
 import importlib
 
 # torch, transformers, torchao; then transformers' lazy modules: `import transformers` alone leaves AutoConfig,
@@ -40,16 +41,15 @@ MODULES = (
     *(f"harness.probes.{m}" for m in ("energy", "interference", "memory", "nvml", "timing")),
 )
 
-_done = False
-
 
 def _warm_tables() -> None:
     """Tables a run builds on first use, each once per process, from files and this machine's description:
-    - the hardware catalog's files, parsed (harness.catalog caches them by file and mtime: ~0.08 s a run);
+    - the hardware catalog's files, parsed (harness.catalog caches them by file and mtime: 0.08 s a run);
     - transformers' checkpoint conversion table (~900 regular expressions its first `from_pretrained` in a
-      process compiles, for every model type: ~0.1 s);
+      process compiles, for every model type: 0.1 s);
     - codecarbon's reference data (CSV and JSON files it reads with pandas at its first tracker) and its CPU
-      TDP lookup (the CPU model from cpuinfo, matched in that table): ~0.25 s, beside pandas' import (~0.65 s).
+      TDP lookup (the CPU model from cpuinfo, matched in that table): 0.25 s, beside pandas' import (0.65 s).
+    (Times seen on the 2-core CI-sized VM, 2026-12-02; the codecarbon ones under a profiler.)
     Where a library version lacks one of these, that one is left to the run."""
     import logging
 
@@ -69,12 +69,9 @@ def _warm_tables() -> None:
             pass
 
 
+@functools.cache
 def ready() -> None:
     """Import MODULES and warm the tables, once per process (a no-op after the first call, and in a forked run)."""
-    global _done
-    if _done:
-        return
     for name in MODULES:
         importlib.import_module(name)
     _warm_tables()
-    _done = True
