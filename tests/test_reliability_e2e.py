@@ -135,7 +135,8 @@ def test_report_leaves_damaged_files_out_and_says_so(shared, tmp_path):
 
 
 def test_sigkill_of_a_worker_is_killed_then_ctrl_c_then_resume(tmp_path):
-    args = ["sweep=sig", *FAST, "workload.min_time_s=2", f"results_dir={tmp_path / 'results'}"]
+    # random weights: with trained ones the first worker may be the checkpoint's training run (a fresh cache)
+    args = ["sweep=sig", *FAST, "model.weights=random", "workload.min_time_s=2", f"results_dir={tmp_path / 'results'}"]
     # 3: a worker killed by SIGKILL without kernel OOM evidence is `killed`, with the signal in its reason
     launcher = _popen(args, tmp_path)
     _wait_for_worker(launcher).kill()
@@ -170,7 +171,7 @@ def test_sigkill_of_a_worker_is_killed_then_ctrl_c_then_resume(tmp_path):
 
 
 def test_kill_9_of_the_process_group_leaves_no_worker_and_no_result(tmp_path):
-    args = ["sweep=k9", *FAST, "workload.min_time_s=30", f"results_dir={tmp_path / 'results'}"]
+    args = ["sweep=k9", *FAST, "model.weights=random", "workload.min_time_s=30", f"results_dir={tmp_path / 'results'}"]
     launcher = _popen(args, tmp_path)
     worker = _wait_for_worker(launcher)
     os.killpg(launcher.pid, signal.SIGKILL)  # the worker is in a session of its own: the kernel ends it
