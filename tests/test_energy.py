@@ -97,7 +97,7 @@ def test_rapl_deltas_with_wraparound(tmp_path):
 
 def test_codecarbon_estimate_for_real_on_this_cpu():
     # tracking_mode=process: CPU power is this process's CPU load x TDP, so the window must hold work; asleep it
-    # is ~0 J (it passed asleep only while codecarbon's own first-use setup ran inside the window)
+    # is ~0 J (asleep, it passed while codecarbon's first-use setup still ran in the tracker's window, it seems)
     tracker = trackers.CodecarbonEnergy(measure_power_secs=1)
     tracker.begin()
     end = time.perf_counter() + 1.0
