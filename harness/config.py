@@ -277,7 +277,7 @@ class HarnessConfig:
     # main figure's bootstrap 95 % interval is within ±repeats_target, or repeats_max / repeats_max_s
     repeats: Any = 3
     repeats_target: float = 0.02  # repeats=auto: relative half-width of the interval to reach
-    repeats_min: int = 3  # repeats=auto: always measured (a bootstrap over 2 samples means nothing)
+    repeats_min: int = adaptive.MIN_REPEATS  # repeats=auto: always measured; >= 6 (harness.adaptive says why)
     repeats_max: int = 30  # repeats=auto: stop here
     repeats_max_s: float = 120.0  # repeats=auto: start no repeat after this many seconds of timed window
     threads: int | None = None  # torch intra-op threads; None keeps torch's default (recorded)
@@ -407,7 +407,7 @@ def _validate_repeats(cfg: HarnessConfig) -> None:
         _at_least("repeats", r, 1)
     if not 0 < cfg.repeats_target < 1:
         raise ConfigError("repeats_target", cfg.repeats_target, "must be between 0 and 1 (0.02 is ±2 %)")
-    _at_least("repeats_min", cfg.repeats_min, 3)
+    _at_least("repeats_min", cfg.repeats_min, adaptive.MIN_REPEATS)
     _at_least("repeats_max", cfg.repeats_max, cfg.repeats_min)
     if cfg.repeats_max_s <= 0:
         raise ConfigError("repeats_max_s", cfg.repeats_max_s, "must be > 0")

@@ -18,7 +18,7 @@ from tests.conftest import run_cli
 # ±5 %), 1 % at n = 7 (< 2.5 %: the interval is [100, 100]). So it reaches ±2 % at exactly the 7th repeat.
 REACHES_AT_7 = [90.0, 110.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0]
 NEVER = [80.0, 120.0] * 20  # the median of a resample swings between 80 and 120: never within ±2 %
-RULE = adaptive.Rule(target=0.02, min_repeats=3, max_repeats=30, max_s=1e9)
+RULE = adaptive.Rule(target=0.02, min_repeats=adaptive.MIN_REPEATS, max_repeats=30, max_s=1e9)
 
 
 def test_half_width_by_hand():
@@ -48,7 +48,7 @@ def test_a_sequence_that_reaches_the_target_at_repeat_7_stops_at_7():
 
 def test_the_minimum_is_measured_even_when_the_target_is_reached_earlier():
     flat = [100.0] * 10  # within ±2 % from the 2nd repeat on
-    assert len(_scripted(flat, RULE)[0]) == 3
+    assert len(_scripted(flat, RULE)[0]) == 6
     reps, record = _scripted(REACHES_AT_7, adaptive.Rule(0.02, 9, 30, 1e9))
     assert len(reps) == 9 and record["reason"] == "target reached"
 
@@ -123,8 +123,8 @@ def _cfg(workload="inference", **top):
     [
         ("repeats_target", 1e-6, 0.0, "must be between 0 and 1 (0.02 is ±2 %)"),
         ("repeats_target", 0.999, 1.0, "must be between 0 and 1 (0.02 is ±2 %)"),
-        ("repeats_min", 3, 2, "must be >= 3"),
-        ("repeats_max", 3, 2, "must be >= 3"),  # repeats_min is 3
+        ("repeats_min", 6, 5, "must be >= 6"),
+        ("repeats_max", 6, 5, "must be >= 6"),  # repeats_min is 6
         ("repeats_max_s", 0.001, 0.0, "must be > 0"),
         ("repeats", 1, 0, "must be >= 1"),
         ("repeats", "auto", "foo", "must be an integer >= 1 or auto"),
