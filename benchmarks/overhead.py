@@ -47,15 +47,15 @@ TINY = models.preset("tiny")  # the shipped preset, conf/model/tiny.yaml
 
 def bare_tok_per_s(model, ids, decode_tokens: int, seconds: float) -> float:
     """Generated tokens per second of a plain prefill+decode loop: no marks, no bookkeeping."""
-    batch = ids.shape[0]
+    batch, keyword = ids.shape[0], models.cache_keyword(model)
     n, start = 0, time.perf_counter()
     with torch.inference_mode():
         while time.perf_counter() - start < seconds:
             out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
-            token, cache = out.logits[:, -1:].argmax(-1), out.past_key_values
+            token, cache = out.logits[:, -1:].argmax(-1), models.output_cache(out)
             for _ in range(decode_tokens):
-                out = model(input_ids=token, past_key_values=cache, use_cache=True, logits_to_keep=1)
-                token, cache = out.logits[:, -1:].argmax(-1), out.past_key_values
+                out = model(input_ids=token, use_cache=True, logits_to_keep=1, **{keyword: cache})
+                token, cache = out.logits[:, -1:].argmax(-1), models.output_cache(out)
             n += 1
         elapsed = time.perf_counter() - start
     return batch * (decode_tokens + 1) * n / elapsed

@@ -3,6 +3,8 @@ or a pretrained model from a local directory. Nothing is downloaded."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -63,3 +65,23 @@ def describe(model: torch.nn.Module) -> dict[str, Any]:
         "vocab_size": getattr(cfg, "vocab_size", None),
         "model_type": getattr(cfg, "model_type", None),
     }
+
+
+# transformers 5.x takes and returns a causal LM's KV cache as `cache`; `past_key_values` (the only name before
+# 5.x) still works there with a deprecation warning and is due to go in 5.40. pyproject allows >= 4.56, so both.
+def cache_keyword(model: torch.nn.Module) -> str:
+    """The keyword this model's forward takes its KV cache under: `cache` where its class declares it,
+    else `past_key_values`. Read from the class (once per class: it is asked at every decode step), so a
+    forward wrapped on the instance does not hide it."""
+    return _cache_keyword_of(type(model))
+
+
+@functools.cache
+def _cache_keyword_of(cls: type) -> str:
+    return "cache" if "cache" in inspect.signature(cls.forward).parameters else "past_key_values"
+
+
+def output_cache(out: Any) -> Any:
+    """The KV cache in a transformers model output, under either name."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else getattr(out, "past_key_values", None)

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from harness import models
 from harness.errors import UnsupportedError
 
 _FLOAT = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -162,9 +163,8 @@ def observe_int8(model: torch.nn.Module, batch: int, seq_len: int, device: str, 
     with torch.inference_mode():
         out, prefill = _phase(model, lambda: model(input_ids=ids, use_cache=True), device_type)
         token = ids[:, -1:]
-        _, decode = _phase(
-            model, lambda: model(input_ids=token, past_key_values=out.past_key_values, use_cache=True), device_type
-        )
+        with_cache = {models.cache_keyword(model): models.output_cache(out)}
+        _, decode = _phase(model, lambda: model(input_ids=token, use_cache=True, **with_cache), device_type)
     return {"prefill": prefill, "decode": decode}
 
 

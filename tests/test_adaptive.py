@@ -98,7 +98,7 @@ def test_the_inference_loop_stops_where_the_rule_says():
         if cache is None:
             now["rate"] = next(rates)
         timer.t += 0.001 if cache is None else 1.0 / now["rate"]
-        return SimpleNamespace(logits=logits, past_key_values=object())
+        return SimpleNamespace(logits=logits, cache=object())
 
     # one request per repeat (min_iters 1, no min time): each repeat's decode tok/s is its scripted rate
     policy = inference.Policy(0, 1, 0.0, 1, adaptive.AUTO, RULE, "decode_tok_per_s")

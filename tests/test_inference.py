@@ -1,5 +1,7 @@
 """The inference workload in-process on tiny models: sample counts, the iteration policy, FLOPs."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -150,3 +152,62 @@ def test_each_repeat_reads_its_own_energy(model):
     assert second["energy_j"] is None and second["j_per_token"] is None  # a counter that did not move is no zero
     plain = inference.run(_fw(model), data.prompt_ids(1, 8, 0), 1, inference.Policy(0, 1, 0.0, 1, 1), CpuTimer())
     assert plain["repeats"][0]["energy_j"] is None
+
+
+def _deprecations(call):
+    """Deprecation messages `call()` gives, through warnings or transformers' logger (its once-only cache
+    cleared, so an earlier test's warning does not hide this one's)."""
+    import logging
+    import warnings
+
+    got = []
+    handler = logging.Handler()
+    handler.emit = lambda record: got.append(record.getMessage())
+    logger = logging.getLogger("transformers")
+    logger.addHandler(handler)
+    clear = getattr(logging.Logger.warning_once, "cache_clear", None)
+    clear and clear()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = call()
+    finally:
+        logger.removeHandler(handler)
+    return result, [m for m in got + [str(w.message) for w in caught] if "deprecated" in m]
+
+
+def test_the_kv_cache_goes_under_the_installed_transformers_name_without_deprecation(model):
+    # transformers 5.x renamed past_key_values to cache (the old name warns, and goes in 5.40); older ones
+    # know only past_key_values: the backend asks the model's class which one it takes
+    import inspect
+
+    takes = inspect.signature(type(model).forward).parameters
+    assert models.cache_keyword(model) == ("cache" if "cache" in takes else "past_key_values")
+    forward, ids = _fw(model), data.prompt_ids(1, 4, seed=0)
+    with torch.inference_mode():
+        (first, second), said = _deprecations(lambda: (f := forward(ids), forward(f.logits[:, -1:].argmax(-1), f.cache)))
+    assert first.cache is not None and second.cache is first.cache  # the same DynamicCache, grown in place
+    assert second.cache.get_seq_length() == 5 and second.logits.shape[:2] == (1, 1)
+    assert said == []
+    if "cache" in takes:  # the detector works: the old keyword is reported on this transformers
+        with torch.inference_mode():
+            _, said = _deprecations(lambda: model(input_ids=ids, past_key_values=None, use_cache=True))
+        assert said
+
+
+def test_cache_keyword_and_output_cache_for_either_transformers_generation():
+    class Old(torch.nn.Module):
+        def forward(self, input_ids=None, past_key_values=None, use_cache=None):
+            pass
+
+    class New(torch.nn.Module):
+        def forward(self, input_ids=None, cache=None, use_cache=None):
+            pass
+
+    wrapped = New()
+    wrapped.forward = lambda *a, **k: None  # an instance-level wrapper (gate_noise's slow forward) hides nothing
+    assert models.cache_keyword(Old()) == "past_key_values" and models.cache_keyword(wrapped) == "cache"
+    old, new = object(), object()
+    assert models.output_cache(SimpleNamespace(past_key_values=old)) is old
+    assert models.output_cache(SimpleNamespace(cache=new, past_key_values=old)) is new
+    assert models.output_cache(SimpleNamespace(logits=1)) is None

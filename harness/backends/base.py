@@ -7,6 +7,7 @@ backend's before anything is built, and a missing one is status `unsupported` wi
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from harness.errors import UnsupportedError
@@ -20,6 +21,14 @@ TRAIN_STEP = "train_step"  # forward with labels → loss, backward, optimizer s
 CAPABILITIES = (PREFILL, DECODE, LOGITS, GENERATE, TRAIN_STEP)
 
 
+@dataclass(frozen=True)
+class Step:
+    """What `Backend.forward` returns: the next-token logits and the KV cache to pass to the next step."""
+
+    logits: Any
+    cache: Any
+
+
 class Backend(Protocol):
     name: str
     capabilities: frozenset[str]
@@ -28,7 +37,7 @@ class Backend(Protocol):
 
     def load(self, model_cfg: Mapping[str, Any], dtype: Any, device: str, seed: int) -> Any: ...
     def describe(self) -> dict[str, Any]: ...
-    def forward(self, ids: Any, cache: Any = None) -> Any: ...
+    def forward(self, ids: Any, cache: Any = None) -> Step: ...
 
 
 def check_capabilities(scenario_name: str, requires: frozenset[str], backend: Backend) -> None:

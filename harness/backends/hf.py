@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from harness import models
-from harness.backends.base import DECODE, GENERATE, LOGITS, PREFILL, TRAIN_STEP
+from harness.backends.base import DECODE, GENERATE, LOGITS, PREFILL, TRAIN_STEP, Step
 
 
 class HFEager:
@@ -39,15 +39,17 @@ class HFEager:
         """Parameter counts and shape numbers (harness.models.describe), before any quantization."""
         return models.describe(self.model)
 
-    def forward(self, ids: torch.Tensor, cache: Any = None) -> Any:
-        """One prefill (cache None) or decode step with the KV cache; returns the HF output."""
+    def forward(self, ids: torch.Tensor, cache: Any = None) -> Step:
+        """One prefill (cache None) or decode step with the KV cache, under the keyword the installed
+        transformers takes (harness.models.cache_keyword)."""
+        with_cache = {models.cache_keyword(self.model): cache}
         try:
-            out = self.model(input_ids=ids, past_key_values=cache, use_cache=True, **self._kwargs)
+            out = self.model(input_ids=ids, use_cache=True, **with_cache, **self._kwargs)
         except TypeError:
             if not self._kwargs:
                 raise
             self._kwargs = {}
-            out = self.model(input_ids=ids, past_key_values=cache, use_cache=True)
+            out = self.model(input_ids=ids, use_cache=True, **with_cache)
         if cache is None:
             self.last_position_only = out.logits.shape[1] == 1 < ids.shape[1]
-        return out
+        return Step(out.logits, models.output_cache(out))

@@ -23,7 +23,7 @@ from harness.scenarios.base import Measured, Phase, RunContext, Scenario
 from harness.stats import summarize
 from harness.transforms.precision import WEIGHTS
 
-Forward = Callable[..., Any]  # backend.forward(ids, cache=None) -> an output with .logits, .past_key_values
+Forward = Callable[..., Any]  # backend.forward(ids, cache=None) -> harness.backends.base.Step
 
 
 @dataclass(frozen=True)
@@ -44,10 +44,10 @@ def request(forward: Forward, input_ids: torch.Tensor, decode_tokens: int, timer
     marks.append(timer.mark())
     token = out.logits[:, -1:].argmax(-1)
     marks.append(timer.mark())
-    cache = out.past_key_values
+    cache = out.cache
     for _ in range(decode_tokens):
         out = forward(token, cache)
-        cache = out.past_key_values
+        cache = out.cache
         token = out.logits[:, -1:].argmax(-1)
         marks.append(timer.mark())
     timer.sync()
