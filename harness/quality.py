@@ -207,7 +207,7 @@ def relative_quality(section: Mapping[str, Any]) -> float | None:
     """The lower of the accuracy and perplexity ratios to the fp32 reference (1.0 = as good as it); results
     from before held-out metrics: next-token agreement, capped by the perplexity ratio where there is one."""
     ratios = [section.get(k) for k in ("accuracy_ratio", "perplexity_ratio")]
-    if section.get("accuracy_ratio") is None:
+    if "accuracy_ratio" not in section:  # null there: undefined (a reference that scored 0), not absent
         ratios = [section.get("next_token_agreement"), section.get("perplexity_ratio")]
     known = [r for r in ratios if r is not None]
     return min(known) if known else None

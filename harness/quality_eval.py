@@ -10,6 +10,13 @@ high-accuracy mode), 1.0 = as good as the reference, < 1 = worse:
 - perplexity ratio = perplexity of the reference / that of the run = exp(loss_ref - loss_run).
 Verdict per ratio: `pass` when the interval's lower bound >= floor, `fail` when its upper bound < floor,
 `inconclusive` otherwise. The run's verdict is the worst of the two (fail > inconclusive > pass).
+
+A reference that scores 0 makes the accuracy ratio undefined (0 / 0) or unbounded (x / 0). Over all windows,
+the ratio and its lower bound are then None, and its verdict `inconclusive`. Where only some resamples drew
+windows in which the reference scored 0 (over 2.5 % of them), the upper bound is None (unbounded above: the
+ratio cannot `fail`). Resamples
+where the ratio is 0 / 0 carry no information about it and are left out of its interval. Result files hold
+only finite numbers (JSON has no infinity), hence None.
 """
 
 from __future__ import annotations
@@ -61,16 +68,34 @@ def figures(w: Windows, resamples: int, seed: int = 0) -> dict[str, float]:
     alpha = (1 - CONFIDENCE) / 2
     out: dict[str, float] = {}
     for name, value in point.items():
-        lo, hi = np.nanquantile(boot[name], [alpha, 1 - alpha]) if count > 1 else (value, value)
-        out[name], out[f"{name}_lo"], out[f"{name}_hi"] = float(value), float(lo), float(hi)
+        lo, hi = _interval(boot[name], alpha) if count > 1 else (value, value)
+        out[name], out[f"{name}_lo"], out[f"{name}_hi"] = _finite(value), _finite(lo), _finite(hi)
     return out
 
 
-def verdict(lo: float, hi: float, floor: float) -> str:
-    """pass / fail / inconclusive of a ratio's interval against the floor."""
+def _interval(values: np.ndarray, alpha: float) -> tuple[float, float]:
+    """The percentile interval of the resampled figures, 0 / 0 resamples (NaN) left out; +inf where the
+    quantile falls among infinite resamples (numpy interpolates inf - inf to NaN); NaN with none defined."""
+    defined = values[~np.isnan(values)]
+    if not defined.size:
+        return math.nan, math.nan
+    with np.errstate(invalid="ignore"):
+        bounds = np.quantile(defined, [alpha, 1 - alpha])
+    return tuple(float(b) if not math.isnan(b) else math.inf for b in bounds)  # type: ignore[return-value]
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def verdict(lo: float | None, hi: float | None, floor: float) -> str:
+    """pass / fail / inconclusive of a ratio's interval against the floor; lo None: the ratio is undefined
+    (inconclusive), hi None: unbounded above (it cannot fail)."""
+    if lo is None:
+        return "inconclusive"
     if lo >= floor:
         return "pass"
-    if hi < floor:
+    if hi is not None and hi < floor:
         return "fail"
     return "inconclusive"
 
@@ -79,9 +104,14 @@ def worst(verdicts: list[str]) -> str:
     return max(verdicts, key=VERDICT_ORDER.index)
 
 
-def tokens_to_decide(point: float, lo: float, hi: float, floor: float, tokens: int) -> int | None:
+def tokens_to_decide(
+    point: float | None, lo: float | None, hi: float | None, floor: float, tokens: int
+) -> int | None:
     """An estimate of how many held-out tokens in all would make an inconclusive interval decide, assuming its
-    half-width shrinks as 1/sqrt(tokens) and the point estimate stays; None when the point sits on the floor."""
+    half-width shrinks as 1/sqrt(tokens) and the point estimate stays; None when the point sits on the floor
+    or the interval is unbounded or undefined."""
+    if point is None or lo is None or hi is None:
+        return None
     gap = abs(point - floor)
     half = (hi - lo) / 2
     if gap == 0 or not math.isfinite(half):

@@ -86,3 +86,41 @@ def test_judge_reports_both_ratios_and_the_estimate_when_inconclusive():
     assert out["tokens_to_decide_estimate"] == 16384 and "estimate" in out["tokens_to_decide_note"]
     assert "tokens_to_decide_estimate" not in qe.judge({**fig, "accuracy_ratio_lo": 0.992}, 0.99, 4096)
     assert qe.judge({**fig, "perplexity_ratio_lo": 0.97, "perplexity_ratio_hi": 0.98}, 0.99, 4096)["verdict"] == "fail"
+
+
+def _zero_reference(ref_correct):
+    """Windows of 100 tokens where the run gets 1 right in each and the reference `ref_correct[i]`."""
+    n = len(ref_correct)
+    full = np.full(n, 100.0)
+    return qe.Windows(full, full * 3, np.ones(n), full * 3, np.asarray(ref_correct, float), full * 0.9, np.ones(n))
+
+
+def test_a_reference_that_scored_zero_somewhere_leaves_the_ratio_unbounded_above_not_nan():
+    import json
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's inf - inf interpolation warned and gave NaN
+        fig = qe.figures(_zero_reference([0.0] * 9 + [1.0]), 1000)
+    # point: 10 right / 1 right; P(a resample has no window where the reference scored) = 0.9 ** 10 = 35 %
+    assert fig["accuracy_ratio"] == 10.0 and fig["accuracy_ratio_hi"] is None
+    assert 1.0 <= fig["accuracy_ratio_lo"] <= 10.0
+    json.dumps(fig, allow_nan=False)  # what results.write_atomic demands
+    assert qe.judge(fig, 0.99, 1000)["verdict_accuracy"] == "pass"  # lower bound above the floor
+    assert qe.verdict(0.5, None, 0.99) == "inconclusive"  # unbounded above: it cannot fail
+
+
+def test_a_reference_that_never_scored_makes_the_ratio_undefined_and_inconclusive():
+    fig = qe.figures(_zero_reference([0.0] * 10), 1000)
+    assert fig["accuracy_ratio"] is None and fig["accuracy_ratio_lo"] is None and fig["accuracy_ratio_hi"] is None
+    assert fig["perplexity_ratio"] == pytest.approx(1.0)  # the other ratio stands
+    out = qe.judge(fig, 0.99, 1000)
+    assert out["verdict_accuracy"] == "inconclusive" and out["tokens_to_decide_estimate"] is None
+    both_zero = qe.figures(qe.Windows(*(np.zeros(4) + v for v in (100, 300, 0, 300, 0, 90, 1))), 100)
+    assert both_zero["accuracy_ratio"] is None  # 0 / 0
+
+
+def test_relative_quality_of_an_undefined_accuracy_ratio_is_the_perplexity_ratio():
+    from harness import quality
+
+    assert quality.relative_quality({"accuracy_ratio": None, "perplexity_ratio": 0.97, "next_token_agreement": 0.5}) == 0.97

@@ -218,3 +218,13 @@ def test_parquet_beside_the_csv_only_with_pyarrow(sweep, tmp_path, monkeypatch, 
     assert ('href="runs.parquet"' in index.read_text()) is pyarrow
     if pyarrow:
         assert len(pd.read_parquet(index.parent / "runs.parquet")) == 4
+
+
+def test_an_unbounded_ratio_interval_is_shown_as_such():
+    from harness.report import quality_section
+
+    frame = pd.DataFrame(
+        {"quality_accuracy_ratio_lo": [1.2, None, 0.99], "quality_accuracy_ratio_hi": [None, None, 1.01]}
+    )
+    shown = quality_section.annotate(frame, 0.99)["quality_accuracy_ratio_interval"].tolist()
+    assert shown == ["[1.2000, unbounded)", "–", "[0.9900, 1.0100]"]

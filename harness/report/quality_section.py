@@ -54,16 +54,17 @@ def annotate(frame: pd.DataFrame, floor: float) -> pd.DataFrame:
     for name in ("loss_nats", "accuracy", "accuracy_ratio", "perplexity_ratio"):
         lo, hi = (pd.to_numeric(frame.get(f"quality_{name}_{e}", empty), errors="coerce") for e in ("lo", "hi"))
         frame[f"quality_{name}_interval"] = [
-            "–" if missing(a) or missing(b) else _interval(name, a, b) for a, b in zip(lo, hi, strict=True)
+            "–" if missing(a) else _interval(name, a, None if missing(b) else b) for a, b in zip(lo, hi, strict=True)
         ]
     frame["quality_verdict_text"] = [verdict_text(r) for _, r in frame.iterrows()]
     return frame
 
 
-def _interval(name: str, lo: float, hi: float) -> str:
-    """Ratios near 1 need four decimals to show anything; the rest, four significant digits."""
+def _interval(name: str, lo: float, hi: float | None) -> str:
+    """Ratios near 1 need four decimals to show anything; the rest, four significant digits. An upper bound
+    of None is unbounded (a ratio whose reference scored 0 in some resamples, harness.quality_eval)."""
     if name.endswith("_ratio"):
-        return f"[{lo:.4f}, {hi:.4f}]"
+        return f"[{lo:.4f}, " + ("unbounded)" if hi is None else f"{hi:.4f}]")
     return f"[{fmt(lo, 4)}, {fmt(hi, 4)}]"
 
 
