@@ -115,7 +115,10 @@ def main() -> int:
         deepest = max(len(r["repeats"]) for r in auto)
         floors.append(machine_floor(a.repeats_max, a.min_time_s, a.threads))
         _, discovery = sweep(root, "discovery", [f"repeats={deepest}"], common)
-        by_k = {k: statistics.median(w for w in figures(discovery, k) if w is not None) for k in range(adaptive.MIN_REPEATS, deepest + 1)}
+        by_k = {
+            k: statistics.median(w for w in figures(discovery, k) if w is not None)
+            for k in range(adaptive.MIN_REPEATS, deepest + 1)
+        }
         k = next((k for k, w in by_k.items() if w <= auto_summary["median_half_width"]), deepest)
         floors.append(machine_floor(a.repeats_max, a.min_time_s, a.threads))
         fixed_s, fixed = sweep(root, "fixed", [f"repeats={k}"], common)

@@ -77,6 +77,18 @@ def decide(samples: Sequence[float], elapsed_s: float, rule: Rule) -> Decision:
     return Decision(False, None, hw)
 
 
+def shortfall(record: Mapping[str, Any] | None) -> str | None:
+    """How a repeats=auto run fell short of its target (the result's `adaptive_repeats` section), e.g.
+    "max repeats after 30 repeats: ±6.8 % (target ±2 %)"; None when it reached it or was not auto."""
+    if not record or record.get("reason") in (None, TARGET):
+        return None
+    width = record.get("half_width")
+    shown = "no interval" if width is None else f"±{100 * width:.1f} %"
+    count = record.get("repeats")
+    count = "?" if count is None else int(count)  # a report's frame holds it as a float
+    return f"{record['reason']} after {count} repeats: {shown} (target ±{100 * record['target']:g} %)"
+
+
 def rule_from(config: Mapping[str, Any]) -> Rule | None:
     """The rule of a run with repeats=auto; None for a fixed integer count."""
     if config["repeats"] != AUTO:

@@ -104,9 +104,7 @@ def worst(verdicts: list[str]) -> str:
     return max(verdicts, key=VERDICT_ORDER.index)
 
 
-def tokens_to_decide(
-    point: float | None, lo: float | None, hi: float | None, floor: float, tokens: int
-) -> int | None:
+def tokens_to_decide(point: float | None, lo: float | None, hi: float | None, floor: float, tokens: int) -> int | None:
     """An estimate of how many held-out tokens in all would make an inconclusive interval decide, assuming its
     half-width shrinks as 1/sqrt(tokens) and the point estimate stays; None when the point sits on the floor
     or the interval is unbounded or undefined."""

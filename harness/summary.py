@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from harness import interference, metrics
+from harness import adaptive, interference, metrics
 
 
 def _ms(dist: Any, stat: str = "p50", fmt: str = ".2f") -> str:
@@ -129,6 +129,15 @@ def _notes(records: list[dict[str, Any]]) -> list[str]:
     if disturbed:
         lines = "".join(f"\n  {name}: {why}" for name, why in disturbed)
         notes.append(f"disturbed: {len(disturbed)} run(s) measured while other load ran beside them:{lines}")
+    short = [(label(r["key_fields"]), adaptive.shortfall(r.get("adaptive_repeats"))) for r in records]
+    short = [(name, why) for name, why in short if why]
+    if short:
+        lines = "".join(f"\n  {name}: {why}" for name, why in short)
+        notes.append(
+            f"repeats=auto: {len(short)} run(s) stopped short of their target, so their figures are noisier than "
+            f"asked (a machine that varies more than the target cannot reach it: benchmarks/adaptive_repeats.py "
+            f"measures this one's floor):{lines}"
+        )
     return notes
 
 

@@ -198,3 +198,14 @@ def test_a_fixed_count_hashes_as_before_the_rule_existed():
     assert results.config_hash(cfg | {"repeats_target": 0.05}) == results.config_hash(before)
     auto = cfg | {"repeats": "auto", "repeats_target": 0.02}
     assert results.config_hash(auto) != results.config_hash(auto | {"repeats_target": 0.05})
+
+
+def test_shortfall_says_how_a_run_fell_short_and_nothing_when_it_did_not():
+    _, short = _scripted(NEVER, adaptive.Rule(0.02, 6, 12, 1e9))
+    assert (
+        adaptive.shortfall(short) == f"max repeats after 12 repeats: ±{100 * short['half_width']:.1f} % (target ±2 %)"
+    )
+    _, reached = _scripted(REACHES_AT_7, RULE)
+    assert adaptive.shortfall(reached) is None and adaptive.shortfall(None) is None
+    as_read = {"reason": "time cap", "repeats": 9.0, "half_width": None, "target": 0.05}  # a report frame's floats
+    assert adaptive.shortfall(as_read) == "time cap after 9 repeats: no interval (target ±5 %)"

@@ -185,7 +185,9 @@ def test_the_kv_cache_goes_under_the_installed_transformers_name_without_depreca
     assert models.cache_keyword(model) == ("cache" if "cache" in takes else "past_key_values")
     forward, ids = _fw(model), data.prompt_ids(1, 4, seed=0)
     with torch.inference_mode():
-        (first, second), said = _deprecations(lambda: (f := forward(ids), forward(f.logits[:, -1:].argmax(-1), f.cache)))
+        (first, second), said = _deprecations(
+            lambda: (f := forward(ids), forward(f.logits[:, -1:].argmax(-1), f.cache))
+        )
     assert first.cache is not None and second.cache is first.cache  # the same DynamicCache, grown in place
     assert second.cache.get_seq_length() == 5 and second.logits.shape[:2] == (1, 1)
     assert said == []

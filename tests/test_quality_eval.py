@@ -123,4 +123,7 @@ def test_a_reference_that_never_scored_makes_the_ratio_undefined_and_inconclusiv
 def test_relative_quality_of_an_undefined_accuracy_ratio_is_the_perplexity_ratio():
     from harness import quality
 
-    assert quality.relative_quality({"accuracy_ratio": None, "perplexity_ratio": 0.97, "next_token_agreement": 0.5}) == 0.97
+    assert (
+        quality.relative_quality({"accuracy_ratio": None, "perplexity_ratio": 0.97, "next_token_agreement": 0.5})
+        == 0.97
+    )

@@ -91,7 +91,7 @@ def render(
         f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}"
     )
     body = [
-        sections.disturbed_note(frame) + sections.summary(groups, floor),
+        sections.disturbed_note(frame) + sections.adaptive_note(frame) + sections.summary(groups, floor),
         quality_section.quality(frame, floor, sections.config_label),
         quality_section.projection(frame, served_tokens, sections.config_label),
         sections.plots(groups, scaling_svg, note),

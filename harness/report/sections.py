@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness import metrics
+from harness import adaptive, metrics
 from harness.report import quality_section
 from harness.report.html import code_cell, esc, fmt, missing, svg_img, table
 from harness.report.pareto import Front
@@ -216,6 +216,25 @@ def disturbed_note(frame: pd.DataFrame) -> str:
         "loaded the machine beyond the interference thresholds (the result's <code>interference</code> section). "
         "Their timings are not comparable with undisturbed runs: they stay in every table and plot, marked "
         f"(orange), and should be measured again on a quiet machine.<ul>{items}</ul></div>"
+    )
+
+
+def adaptive_note(frame: pd.DataFrame) -> str:
+    """The note at the top of the page: every repeats=auto run that stopped short of its target, and how."""
+    prefix = "adaptive_repeats_"
+    short = []
+    for _, r in frame.iterrows():
+        record = {k[len(prefix) :]: None if missing(v) else v for k, v in r.items() if str(k).startswith(prefix)}
+        why = adaptive.shortfall(record)
+        if why:
+            short.append(f"<li>{esc(r['sweep'])}: {esc(_config(r))}: {esc(why)}</li>")
+    if not short:
+        return ""
+    return (
+        f'<div class="note" id="adaptive"><b>{len(short)} repeats=auto run(s) short of their target</b>: they '
+        "stopped at their cap with a wider interval than asked, so their figures are noisier than the others' "
+        "(a machine that varies more than the target cannot reach it; benchmarks/adaptive_repeats.py measures "
+        f"its floor).<ul>{''.join(short)}</ul></div>"
     )
 
 
