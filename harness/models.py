@@ -67,8 +67,9 @@ def describe(model: torch.nn.Module) -> dict[str, Any]:
     }
 
 
-# transformers 5.x takes and returns a causal LM's KV cache as `cache`; `past_key_values` (the only name before
-# 5.x) still works there with a deprecation warning and is due to go in 5.40. pyproject allows >= 4.56, so both.
+# Recent transformers (5.24 here) take and return a causal LM's KV cache as `cache`; `past_key_values` (the only
+# name in older ones) still works there with a deprecation warning and is due to go in 5.40. pyproject allows
+# >= 4.56, so both.
 def cache_keyword(model: torch.nn.Module) -> str:
     """The keyword this model's forward takes its KV cache under: `cache` where its class declares it,
     else `past_key_values`. Read from the class (once per class: it is asked at every decode step), so a

@@ -177,7 +177,7 @@ def _deprecations(call):
 
 
 def test_the_kv_cache_goes_under_the_installed_transformers_name_without_deprecation(model):
-    # transformers 5.x renamed past_key_values to cache (the old name warns, and goes in 5.40); older ones
+    # recent transformers (5.24) renamed past_key_values to cache (the old name warns, and goes in 5.40); older ones
     # know only past_key_values: the backend asks the model's class which one it takes
     import inspect
 
