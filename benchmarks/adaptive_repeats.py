@@ -42,7 +42,7 @@ def sweep(root: Path, name: str, extra: list[str], common: list[str]) -> tuple[f
     """Run one multirun sweep; (its wall time in s, its result records)."""
     cmd = [sys.executable, "-m", "harness", "-m", f"results_dir={root}", f"sweep={name}", *GRID, *common, *extra]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root)  # its reports/<sweep> go under root too
     wall_s = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"sweep {name} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")

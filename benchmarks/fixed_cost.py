@@ -44,7 +44,7 @@ def sweep(root: Path, name: str, mode: str, overrides: list[str]) -> tuple[float
     must be ok and started in that mode (benchmarks/sweep_wall.py uses it too)."""
     cmd = [sys.executable, "-m", "harness", "-m", f"results_dir={root}", f"sweep={name}", MODES[mode], *overrides]
     started = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True)
+    subprocess.run(cmd, check=True, capture_output=True, cwd=root)  # its reports/<sweep> go under root too
     wall_s = time.perf_counter() - started
     records = [json.loads(p.read_text()) for p in sorted((root / name).rglob("result.json"))]
     for r in records:
