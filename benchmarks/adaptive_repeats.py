@@ -22,14 +22,12 @@ Prints a JSON summary; `--out FILE` also writes it.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+import fixed_cost
 from _output import emit  # benchmarks/_output.py (scripts run as python benchmarks/<name>.py)
 from overhead import TINY, bare_tok_per_s
 
@@ -39,17 +37,10 @@ GRID = ["batch_size=1,2,4", "precision=fp32,bf16", "seq_len=16,32"]  # 12 runs
 
 
 def sweep(root: Path, name: str, extra: list[str], common: list[str]) -> tuple[float, list[dict]]:
-    """Run one multirun sweep; (its wall time in s, its result records)."""
-    cmd = [sys.executable, "-m", "harness", "-m", f"results_dir={root}", f"sweep={name}", *GRID, *common, *extra]
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root)  # its reports/<sweep> go under root too
-    wall_s = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"sweep {name} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
-    records = [json.loads(p.read_text()) for p in sorted((root / name).rglob("result.json"))]
-    bad = [r["key"] for r in records if r["status"] != "ok"]
-    if bad or len(records) != 12:
-        raise SystemExit(f"sweep {name}: {len(records)} results, not ok: {bad}")
+    """Run one multirun sweep of GRID, forked (the default launcher); (its wall time in s, its 12 results)."""
+    wall_s, records = fixed_cost.sweep(root, name, "preload", [*GRID, *common, *extra])
+    if len(records) != 12:
+        raise SystemExit(f"sweep {name}: {len(records)} results, not 12")
     return wall_s, records
 
 

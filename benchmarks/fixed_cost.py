@@ -41,11 +41,13 @@ RUN = ["repeats=3", "workload.min_time_s=0.5", "quality.eval_tokens=1024", "seq_
 
 def sweep(root: Path, name: str, mode: str, overrides: list[str]) -> tuple[float, list[dict]]:
     """One multirun in `mode` with `overrides`; (its wall time in s, its results in launch order). Every run
-    must be ok and started in that mode (benchmarks/sweep_wall.py uses it too)."""
+    must be ok and started in that mode (benchmarks/sweep_wall.py and adaptive_repeats.py use it too)."""
     cmd = [sys.executable, "-m", "harness", "-m", f"results_dir={root}", f"sweep={name}", MODES[mode], *overrides]
     started = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True, cwd=root)  # its reports/<sweep> go under root too
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root)  # its reports/<sweep> go under root too
     wall_s = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"sweep {name} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
     records = [json.loads(p.read_text()) for p in sorted((root / name).rglob("result.json"))]
     for r in records:
         if r["status"] != "ok" or r["launcher"]["mode"] != mode:
