@@ -14,9 +14,8 @@ Verdict per ratio: `pass` when the interval's lower bound >= floor, `fail` when 
 A reference that scores 0 makes the accuracy ratio undefined (0 / 0) or unbounded (x / 0). Over all windows,
 the ratio and its lower bound are then None, and its verdict `inconclusive`. Where only some resamples drew
 windows in which the reference scored 0 (over 2.5 % of them), the upper bound is None (unbounded above: the
-ratio cannot `fail`). Resamples
-where the ratio is 0 / 0 carry no information about it and are left out of its interval. Result files hold
-only finite numbers (JSON has no infinity), hence None.
+ratio cannot `fail`). Resamples where the ratio is 0 / 0 carry no information about it and are left out of its
+interval. Result files hold only finite numbers (JSON has no infinity), hence None.
 """
 
 from __future__ import annotations
