@@ -2,7 +2,11 @@
 
 Requests go to {url}/completions (or /chat/completions) with stream=true; each server-sent event that
 carries a choice is one token delivery (the closing chunk only when it carries text), and the output length is
-the server's `usage.completion_tokens` where it reports one, else the number of deliveries.
+the server's `usage.completion_tokens`, asked for with `stream_options.include_usage` as the OpenAI API defines
+it (servers send no usage in a stream unless asked: transformers serve from 5.25, vLLM, OpenAI itself), else
+the number of deliveries, a lower bound where the server merges tokens into one chunk (transformers serve holds
+back a token that ends inside a multi-byte character and sends it with the next). The result says which
+(`output_tokens_counted_by`).
 With serving.server.command the harness starts the server itself (harness.serving.engines.server).
 """
 
@@ -34,6 +38,7 @@ class OpenAIEngine:
         self.model: str | None = serving_cfg.get("served_model")
         self._info: dict[str, Any] = {"name": self.name, "in_process": False}
         self.http = http.client(serving_cfg.get("max_concurrency"))
+        self._counted = {"usage": 0, "deliveries": 0}  # requests whose output length came from each source
 
     async def __aenter__(self) -> OpenAIEngine:
         if self.server is not None:
@@ -68,11 +73,13 @@ class OpenAIEngine:
             self._info["version"] = self._info["version"] or importlib.metadata.version("transformers")
 
     def info(self) -> dict[str, Any]:
-        return dict(self._info)
+        by = [name for name, n in self._counted.items() if n]
+        return {**self._info, "output_tokens_counted_by": "+".join(by) or None}
 
     async def stream(self, request: Request, deliver: Any) -> int | None:
         chat = self.cfg["api"] == "chat"
         body: dict[str, Any] = {"model": self.model, "max_tokens": request.max_tokens, "stream": True, "temperature": 0}
+        body["stream_options"] = {"include_usage": True}  # the server's own count of output tokens, at the end
         if chat:
             body["messages"] = [{"role": "user", "content": request.prompt_text}]
         else:
@@ -92,6 +99,7 @@ class OpenAIEngine:
                     deliver(now, 1)
             usage = event.get("usage") or {}
             usage_tokens = usage.get("completion_tokens", usage_tokens)
+        self._counted["deliveries" if usage_tokens is None else "usage"] += 1
         return usage_tokens
 
 
