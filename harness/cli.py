@@ -6,6 +6,8 @@ from __future__ import annotations
 import difflib
 import itertools
 import re
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
@@ -130,12 +132,14 @@ def _check_auto_repeats_keys(overrides: list[str], repeats: Any) -> None:
             raise ConfigError(key, value, f"is used only with repeats=auto; this run has repeats={repeats}")
 
 
-def _compose_and_validate(overrides: list[str]) -> None:
+def _compose_and_validate(overrides: list[str]) -> str:
+    """Compose and validate one run's configuration; returns its results_dir."""
     try:
         cfg = compose(config_name="config", overrides=overrides)
         config_mod.validate(OmegaConf.to_object(cfg))
         _check_used(overrides, cfg.workload.name, bool(cfg.quality.enabled))
         _check_auto_repeats_keys(overrides, cfg.repeats)
+        return str(cfg.results_dir)
     except ConfigError:
         raise
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
@@ -192,6 +196,19 @@ def prevalidate(argv: list[str]) -> int:
             for o in parsed
         ]
         combos = list(itertools.product(*axes))
-        for combo in combos:
-            _compose_and_validate(list(combo))
+        roots = {_compose_and_validate(list(combo)) for combo in combos}
+    for root in sorted(roots):
+        ensure_writable(root)
     return len(combos)
+
+
+def ensure_writable(results_dir: str) -> None:
+    """Create results_dir and write a file in it, before anything runs: a folder that cannot be made (under
+    /proc, on a read-only mount, where permissions only show on a write, as for root) is bad input, not a
+    full disk found by the first run."""
+    try:
+        Path(results_dir).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=results_dir):
+            pass
+    except OSError as exc:
+        raise ConfigError("results_dir", results_dir, f"cannot be created or written ({exc.strerror or exc})") from exc

@@ -126,6 +126,9 @@ class DistConfig:
     rdzv_backend: str = "c10d"
     rdzv_endpoint: str | None = None  # host:port of the rendezvous, needed when nnodes > 1
     rdzv_id: str = "harness"
+    # how long a rank waits for its peers at one collective or barrier before the run ends `error` naming the
+    # rank and the wait (at most half of timeout_s); supervision, not identity: not in config_hash
+    timeout_s: float = 300.0
 
 
 @dataclass
@@ -460,6 +463,8 @@ def _validate_data(d: DataConfig) -> None:
 def _validate_dist(cfg: HarnessConfig) -> None:
     dist = cfg.dist
     _at_least("dist.nnodes", dist.nnodes, 1)
+    if not dist.timeout_s > 0:
+        raise ConfigError("dist.timeout_s", dist.timeout_s, "must be > 0")
     if not 0 <= dist.node_rank < dist.nnodes:
         raise ConfigError("dist.node_rank", dist.node_rank, f"must be in 0..dist.nnodes-1={dist.nnodes - 1}")
     if dist.nnodes > 1 and not dist.rdzv_endpoint:

@@ -7,9 +7,13 @@ multi-GPU scaling, labelled as such in the result, not a GPU figure.
 
 from __future__ import annotations
 
+import faulthandler
+import gc
 import os
 import sys
+import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,20 @@ CPU_LABEL = "CPU ranks: a simulation of multi-device scaling on one CPU, not a G
 # it joined the process group, where the other ranks go on to wait for it at their next collective.
 FAULT_ENV = "HARNESS_FAULT_RANK"
 FAILED_EXIT_CODE = 1
+# Fault injection for the teardown test: HARNESS_FAULT_LATE_WORK=1 leaves a collective in flight on the process
+# group's worker thread when the ranks begin to tear down (rank 1 joins it a second late), the shape of the race
+# in which a gloo thread frees finished work, and needs the GIL for it, while the group is being destroyed.
+LATE_WORK_ENV = "HARNESS_FAULT_LATE_WORK"
+LATE_WORK_DELAY_S = 1.0
+# HARNESS_FAULT_STALL_RANK=<rank>: that rank never reaches the gather, so its peers wait there until the timeout.
+STALL_ENV = "HARNESS_FAULT_STALL_RANK"
+# A rank whose process group does not come down within this long ends at once (faulthandler dumps every thread's
+# stack into the run's log first); by then its figures are written or gathered, so nothing measured is lost.
+TEARDOWN_TIMEOUT_S = 60.0
+
+
+class RankWaitError(RuntimeError):
+    """A rank waited at a collective or barrier longer than the collective timeout: names the wait."""
 
 
 @dataclass(frozen=True)
@@ -57,14 +75,21 @@ def threads_per_rank(cpu_cores: int, local_world_size: int) -> int:
     return max(1, cpu_cores // max(1, local_world_size))
 
 
-def init(p: Place, device_type: str) -> str | None:
-    """Join the process group; returns the backend (None for a single rank)."""
+def collective_timeout_s(dist_cfg: dict, run_timeout_s: float) -> float:
+    """How long a rank waits for its peers at one collective: dist.timeout_s, at most half the run's timeout_s,
+    so that a rank left waiting ends the run `error` naming the wait before the launcher's timeout kills it."""
+    return min(float(dist_cfg.get("timeout_s") or run_timeout_s), run_timeout_s / 2)
+
+
+def init(p: Place, device_type: str, timeout_s: float) -> str | None:
+    """Join the process group, every collective on it bounded by `timeout_s`; returns the backend (None for a
+    single rank)."""
     if p.world_size == 1:
         return None
     import torch.distributed as dist
 
     backend = "nccl" if device_type == "cuda" else "gloo"
-    dist.init_process_group(backend)
+    dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
     if os.environ.get(FAULT_ENV) == str(p.rank):
         raise RuntimeError(f"injected fault on rank {p.rank} ({FAULT_ENV}={p.rank})")
     return backend
@@ -85,7 +110,8 @@ class WindowBarrier:
     def _wait(self) -> None:
         import torch.distributed as dist
 
-        dist.barrier()
+        with named_wait(self._p, "the timed window's barrier"):
+            dist.barrier()
 
     def begin(self) -> None:
         self._wait()
@@ -129,6 +155,22 @@ def exit_failed_rank() -> None:
     os._exit(FAILED_EXIT_CODE)
 
 
+class named_wait:  # noqa: N801 - used as a context manager, like contextlib's
+    """Turn a collective's failure (gloo's and NCCL's timeouts, a peer gone) into RankWaitError naming the wait."""
+
+    def __init__(self, p: Place, what: str):
+        self.p, self.what, self.t0 = p, what, time.monotonic()
+
+    def __enter__(self) -> None:
+        self.t0 = time.monotonic()
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None or not isinstance(exc, RuntimeError) or isinstance(exc, RankWaitError):
+            return
+        waited = time.monotonic() - self.t0
+        raise RankWaitError(f"waited {waited:.1f} s at {self.what} for the other ranks: {exc}") from exc
+
+
 def gather(obj: Any, p: Place) -> list[Any]:
     """Every rank's `obj`, in rank order (just [obj] for a single rank)."""
     if p.world_size == 1:
@@ -136,16 +178,47 @@ def gather(obj: Any, p: Place) -> list[Any]:
     import torch.distributed as dist
 
     out: list[Any] = [None] * p.world_size
-    dist.all_gather_object(out, obj)
+    if os.environ.get(STALL_ENV) == str(p.rank):
+        time.sleep(3600)
+    with named_wait(p, "the gather of every rank's figures"):
+        dist.all_gather_object(out, obj)
+    _late_work(p)
     return out
 
 
-def shutdown(p: Place) -> None:
-    if p.world_size > 1:
-        import torch.distributed as dist
+def _late_work(p: Place) -> None:
+    """HARNESS_FAULT_LATE_WORK=1 (tests only): an all_gather left in flight, its handle dropped."""
+    if os.environ.get(LATE_WORK_ENV) != "1":
+        return
+    import torch
+    import torch.distributed as dist
 
-        if dist.is_initialized():
-            dist.destroy_process_group()
+    if p.rank == 1:
+        time.sleep(LATE_WORK_DELAY_S)
+    dist.all_gather([torch.zeros(1) for _ in range(p.world_size)], torch.ones(1), async_op=True)
+
+
+def shutdown(p: Place) -> None:
+    """Leave the process group, once the run's figures are written and what used the group is gone.
+
+    Order matters: a DDP wrapper's Reducer holds the group, and if it is the last holder the group's gloo teardown
+    runs in the Reducer's destructor with the GIL held, joining a worker thread that needs the GIL to free finished
+    work: a deadlock (seen in ~1 of 7 two-rank CPU runs, rank 0 done, rank 1 stuck in ~ProcessGroupGloo). So
+    collect what is left first (the Reducer only drops a reference while the group is still registered); then
+    destroy_process_group drops the last one through torch's binding, which releases the GIL while it joins.
+    A teardown that still hangs ends the rank after TEARDOWN_TIMEOUT_S, its stacks in the run's log."""
+    if p.world_size == 1:
+        return
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        return
+    gc.collect()
+    faulthandler.dump_traceback_later(TEARDOWN_TIMEOUT_S, exit=True)
+    try:
+        dist.destroy_process_group()
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 def torchrun_args(gpus: int, dist_cfg: dict) -> list[str]:

@@ -90,6 +90,8 @@ def config_hash(config: Mapping[str, Any]) -> str:
     """8 hex digits over the whole config but VOLATILE: two runs of a sweep differ in it whenever any
     setting differs (cost.mode, energy.enabled, repeats ...), even where their canonical key is the same."""
     kept = {k: v for k, v in config.items() if k not in VOLATILE and k != "hydra"}
+    if isinstance(kept.get("dist"), Mapping):  # dist.timeout_s supervises collectives, as timeout_s does the run
+        kept["dist"] = {k: v for k, v in kept["dist"].items() if k != "timeout_s"}
     if config.get("repeats") != adaptive.AUTO:  # the stopping rule is unused: a fixed count hashes as it always did
         kept = {k: v for k, v in kept.items() if k not in adaptive.KEYS}
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:8]

@@ -75,10 +75,12 @@ def _place(config: dict[str, Any], torch: Any, sections: dict[str, Any]) -> tupl
 def _distributed(config: dict[str, Any], place: Any, device: Any, torch: Any) -> dict[str, Any]:
     from harness import distributed
 
+    timeout_s = distributed.collective_timeout_s(config["dist"], config["timeout_s"])
     return {
         "world_size": place.world_size,
         "ranks_per_node": place.local_world_size,
-        "backend": distributed.init(place, device.type),
+        "backend": distributed.init(place, device.type, timeout_s),
+        "collective_timeout_s": timeout_s if place.world_size > 1 else None,
         "threads_per_rank": torch.get_num_threads(),
         "batch_semantics": "batch_size is per rank; the global batch is batch_size x world_size",
         "label": distributed.CPU_LABEL if device.type == "cpu" and place.world_size > 1 else None,
@@ -207,8 +209,7 @@ def _account(
 
     mine = {"rank": place.rank, "metrics": accounting.rank_summary(metrics), "components": watch.components()}
     mine["interference"] = watch.sections().get("interference")
-    ranks = distributed.gather(mine, place)
-    distributed.shutdown(place)
+    ranks = distributed.gather(mine, place)  # the process group is left in main(), once the model is gone
     if not place.is_main:
         sections["_not_main"] = True
         return
@@ -299,6 +300,8 @@ def main(argv: list[str]) -> int:
     result = execute(spec)
     if result is not None:  # ranks other than 0 report through rank 0
         results.write_atomic(Path(spec["result_path"]), result)
+    # after the figures are safe and measure()'s frame, DDP's Reducer included, is gone (distributed.shutdown)
+    distributed.shutdown(distributed.place())
     return 0
 
 

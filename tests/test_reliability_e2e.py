@@ -251,6 +251,8 @@ def _bad_inputs(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["sweep=a/b"], "sweep='a/b' is not valid"),
         (["sweep='<b>x</b>'"], "sweep='<b>x</b>' is not valid"),
         ([f"results_dir={tmp_path / 'a_file' / 'r'}"], "is not a writable folder"),
+        # os.access says yes to root anywhere: only making the folder tells (was exit 1, "free space", mid-sweep)
+        (["results_dir=/proc/harness-results"], "results_dir=/proc/harness-results is not valid: cannot be created"),
         (
             [*train, f"data.path={tmp_path / 'empty.txt'}"],
             f"data.path={tmp_path / 'empty.txt'} is not valid: the file is empty",
