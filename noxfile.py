@@ -1,22 +1,85 @@
-"""Contributor sessions: `nox -s tests`, `nox -s lint`, `nox -s benchmarks`, `nox -s fixed_cost`, `nox -s gate_noise`,
-`nox -s microbench`, `nox -s mutation`, `nox -s adaptive_repeats`, `nox -s sweep_wall`."""
+"""Contributor sessions: `nox -s tests`, `nox -s lint`, `nox -s lock`, `nox -s lowest`, `nox -s benchmarks`,
+`nox -s fixed_cost`, `nox -s gate_noise`, `nox -s microbench`, `nox -s mutation`, `nox -s adaptive_repeats`,
+`nox -s sweep_wall`."""
 
 import json
 import os
+import re
 import resource
 import time
+import tomllib
 from pathlib import Path
 
 import nox
 
 nox.options.sessions = ["lint", "tests"]
 TORCH = "torch==2.13.0"  # the CPU wheel on these machines; install it first so nothing pulls a CUDA build
+LOCK = "constraints.txt"  # the exact versions CI tests: the README's commands install with -c constraints.txt
+# the libraries whose floors in pyproject.toml `nox -s lowest` installs and tests
+KEY_LIBRARIES = ("transformers", "torchao", "datasets", "hydra-core", "codecarbon")
+# pip-compile over every extra; torch is left out (installed first, its build chosen by the user: the CPU wheel
+# here, a CUDA build on a GPU machine), so the lock never asks for another torch; the project itself is left out
+LOCK_COMMAND = [
+    "pip-compile",
+    "--quiet",
+    "--all-extras",
+    "--strip-extras",
+    "--no-emit-index-url",
+    "--no-emit-find-links",
+    "--unsafe-package",
+    "torch",
+    "--unsafe-package",
+    "harness",  # the extras name harness[test] and harness[serving]: the project itself, not a pin
+    "--output-file",
+    LOCK,
+    "pyproject.toml",
+]
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
+    """The suite on the locked versions (what CI runs)."""
     session.install(TORCH)
-    session.install("-e", ".[test]")
+    session.install("-c", LOCK, "-e", ".[test]")
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def lock(session: nox.Session) -> None:
+    """Refresh constraints.txt to the newest versions pyproject.toml's ranges allow (pip-compile --upgrade), then
+    run the suite on them: drift fails here, not in a user's install. Commit constraints.txt when it passes."""
+    session.install("pip-tools>=7.4")
+    session.run(*LOCK_COMMAND, "--upgrade")
+    session.install(TORCH)
+    session.install("-c", LOCK, "-e", ".[test]")
+    session.run("python", "-m", "pip", "check")
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+def floors(pyproject: Path = Path("pyproject.toml")) -> dict[str, str]:
+    """{library: its lowest allowed version} for KEY_LIBRARIES, read from pyproject.toml's `>=` bounds."""
+    deps = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    out = {}
+    for dep in deps:
+        m = re.match(r"([A-Za-z0-9_.-]+)\s*(?:\[[^]]*\])?\s*>=\s*([0-9][^,;\s]*)", dep)
+        if m and m.group(1).lower() in KEY_LIBRARIES:
+            out[m.group(1).lower()] = m.group(2)
+    missing = set(KEY_LIBRARIES) - set(out)
+    if missing:
+        raise ValueError(f"pyproject.toml gives no >= floor for {sorted(missing)}")
+    return out
+
+
+@nox.session
+def lowest(session: nox.Session) -> None:
+    """The floors are tested, not assumed: each key library at the lowest version pyproject.toml allows (the
+    rest as pip resolves them), then the suite. A failure here means: fix the code or raise the floor."""
+    pins = Path(session.create_tmp()) / "floors.txt"
+    pins.write_text("".join(f"{name}=={version}\n" for name, version in floors().items()))
+    session.log("floors: " + ", ".join(f"{n}=={v}" for n, v in floors().items()))
+    session.install(TORCH)
+    session.install("-c", str(pins), "-e", ".[test]")
+    session.run("python", "-m", "pip", "check")
     session.run("python", "-m", "pytest", *session.posargs)
 
 
@@ -31,7 +94,7 @@ def lint(session: nox.Session) -> None:
 def benchmarks(session: nox.Session) -> None:
     """Harness overhead vs bare loops (inference and training), tracker overhead, per-run fixed cost, MFU."""
     session.install(TORCH)
-    session.install("-e", ".[test]")
+    session.install("-c", LOCK, "-e", ".[test]")
     session.run("python", "benchmarks/overhead.py", *session.posargs)
     session.run("python", "benchmarks/training.py")
 
@@ -39,7 +102,7 @@ def benchmarks(session: nox.Session) -> None:
 def _benchmark_script(session: nox.Session, script: str) -> None:
     """A benchmark that drives the real CLI: the package alone (no test extra), then benchmarks/<script>."""
     session.install(TORCH)
-    session.install("-e", ".")
+    session.install("-c", LOCK, "-e", ".")
     session.run("python", f"benchmarks/{script}", *session.posargs)
 
 
@@ -71,7 +134,7 @@ def gate_noise(session: nox.Session) -> None:
 def microbench(session: nox.Session) -> None:
     """pytest-benchmark micro-benchmarks of the gate's statistics (skipped by the default test run)."""
     session.install(TORCH)
-    session.install("-e", ".[test]")
+    session.install("-c", LOCK, "-e", ".[test]")
     session.run("python", "-m", "pytest", "benchmarks/test_gate_bootstrap.py", "--benchmark-only", *session.posargs)
 
 
@@ -104,7 +167,7 @@ def mutation(session: nox.Session) -> None:
     """mutmut over the pure modules, judged by the fast unit tests ([tool.mutmut] in pyproject.toml); not in CI.
     Writes the score to mutants/score.json and prints the survivors (docs/testing.md)."""
     session.install(TORCH)
-    session.install("-e", ".[test]")
+    session.install("-c", LOCK, "-e", ".[test]")
     session.install("mutmut>=3.8,<4")  # [tool.mutmut] uses 3.8's keys (source_paths, only_mutate, ...)
     session.run("rm", "-rf", "mutants", external=True)  # a fresh run: mutmut would resume an old one
     jobs = str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
