@@ -6,9 +6,8 @@ import re
 
 import pandas as pd
 import pytest
-from synthetic import result, write
+from synthetic import priced, result, write
 
-from harness import cost, energy
 from harness.report import Section, aggregate, build, cli
 
 
@@ -98,24 +97,8 @@ def test_aggregation_across_sweeps(tmp_path):
     assert len(aggregate.load_frame([tmp_path / "results"])) == 4
 
 
-def _priced(tok_s: float, joules: float | None = None) -> tuple[dict, dict | None]:
-    """The cost and energy sections the worker writes (harness.cost, harness.energy), for made-up figures."""
-    price = {"usd_per_hour": 2.5, "unit": "device", "provider": "test-cloud", "as_of": "2026-11-01",
-             "source": "price list", "how": "user (hardware.usd_per_hour)"}  # fmt: skip
-    energy_cfg = {"enabled": True, "pue": 1.0, "pue_source": "test", "carbon_intensity_g_per_kwh": 400.0,
-                  "carbon_intensity_source": "test"}  # fmt: skip
-    timing = {"timed_window_s": 2.0, "run_wall_s": 5.0}
-    rates = {"prefill_tok_per_s": 10 * tok_s, "decode_tok_per_s": tok_s, "e2e_tok_per_s": tok_s}
-    energy_sec = None
-    if joules is not None:
-        components = [{"name": "cpu", "covers": "cpu-package", "method": "estimated", "energy_j": joules,
-                       "avg_power_w": joules / 2.0, "window_s": 2.0, "flags": []}]  # fmt: skip
-        energy_sec = energy.account(components, 2.0, {"token": 2.0 * tok_s}, energy_cfg)
-    return cost.compute(price, 1, timing, rates, energy_sec, {"mode": "cloud"}), energy_sec
-
-
 def test_cost_and_energy_flow_through_when_present(tmp_path):
-    fp32, bf16, int8 = _priced(100.0), _priced(200.0), _priced(50.0, joules=12.0)
+    fp32, bf16, int8 = priced(100.0), priced(200.0), priced(50.0, joules=12.0)
     records = [
         result("fp32", tok_s=100.0, cost=fp32[0]),
         result("bf16", tok_s=200.0, cost=bf16[0]),

@@ -85,6 +85,20 @@ def _is_log(values: pd.Series) -> bool:
     return len(v) > 1 and v.max() / v.min() > 10
 
 
+def _log_ticks(values: pd.Series, log: bool) -> dict:
+    """Ticks at 1-2-5 steps, all at the tick font's size (plotly's own log ticks label the minor ones smaller)."""
+    v = values[np.isfinite(values) & (values > 0)]
+    if not log or v.empty:
+        return {}
+    ticks = [
+        m * 10.0**e
+        for e in range(math.floor(math.log10(v.min())) - 1, math.ceil(math.log10(v.max())) + 1)
+        for m in (1, 2, 5)
+    ]
+    ticks = [t for t in ticks if v.min() / 1.5 <= t <= v.max() * 1.5]
+    return dict(tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
+
+
 def _axis_title(axis: Axis) -> str:
     unit = "MiB" if axis.metric.unit == "bytes" else axis.metric.unit
     better = "lower is better" if axis.sense == "min" else "higher is better"
@@ -120,44 +134,36 @@ def figure(answers: Sequence[Answer], y: Axis, x: Axis, title: str, knee: bool) 
         ):
             idx = g.index
             symbol = SYMBOLS[models.index(str(model)) % len(SYMBOLS)] + ("-open" if sweep_no else "")
-            why = a.excluded.reindex(idx).fillna("")
             name = f"{model} · {precision}" + (f" · {a.rows['sweep'].iloc[0]}" if len(sweeps) > 1 else "")
             name = html_mod.escape(name)  # plotly reads a few tags in names: a name is text
-            fig.add_trace(
-                go.Scatter(
-                    x=xs[idx],
-                    y=ys[idx],
-                    mode="markers",
-                    name=name,
-                    legendgroup=name,
-                    marker=dict(
-                        symbol=symbol,
-                        size=11,
-                        color=_colour(str(precision), precisions),
-                        opacity=[0.45 if w else 1.0 for w in why],
-                        line=dict(
-                            width=[2.5 if w else 1 for w in why],
-                            color=[EXCLUDED_LINE.get(w, "#5f6368") if w else "#ffffff" for w in why],
-                        ),
-                    ),
-                    error_y=dict(
-                        type="data",
-                        symmetric=False,
-                        array=(hi[idx] - ys[idx]).clip(lower=0),
-                        arrayminus=(ys[idx] - lo[idx]).clip(lower=0),
-                        thickness=1.2,
-                        width=4,
-                    )
-                    if is_quality
-                    else None,
-                    hovertext=[hover(a, a.rows.loc[i], (a.cost, a.speed, a.spec.memory), len(sweeps)) for i in idx],
-                    hovertemplate="%{hovertext}<extra></extra>",
-                    customdata=[[str(i), "excluded" if w else "eligible"] for i, w in zip(idx, why, strict=True)],
-                )  # fmt: skip
-            )
+            colour = _colour(str(precision), precisions)
+            bars = (lo[idx], hi[idx]) if is_quality else None
+            fig.add_trace(_points(a, idx, xs, ys, bars, name, symbol, colour, len(sweeps)))
         _front(fig, a, y, x, xs, ys, len(sweeps) > 1, knee)
     _layout(fig, y, x, title, xs[shown], np.concatenate([lo[shown], hi[shown]]))
     return fig
+
+
+def _points(a: Answer, idx: pd.Index, xs, ys, bars, name: str, symbol: str, colour: str, sweeps: int) -> go.Scatter:
+    """One model × precision of one sweep: faded with a coloured ring where it may not be recommended; the
+    interval as error bars (bars: the (lo, hi) series, or None); lists, not arrays, so the page's data is
+    plain JSON (plotly 6 writes numpy arrays as base64)."""
+    why = a.excluded.reindex(idx).fillna("")
+    error = None
+    if bars is not None:
+        up, down = (bars[1] - ys[idx]).clip(lower=0), (ys[idx] - bars[0]).clip(lower=0)
+        error = dict(type="data", symmetric=False, array=up.tolist(), arrayminus=down.tolist(), thickness=1.2, width=4)
+    return go.Scatter(
+        x=xs[idx].tolist(), y=ys[idx].tolist(), mode="markers", name=name, legendgroup=name, error_y=error,
+        marker=dict(
+            symbol=symbol, size=11, color=colour, opacity=[0.45 if w else 1.0 for w in why],
+            line=dict(width=[2.5 if w else 1 for w in why],
+                      color=[EXCLUDED_LINE.get(w, "#5f6368") if w else "#ffffff" for w in why]),
+        ),
+        hovertext=[hover(a, a.rows.loc[i], (a.cost, a.speed, a.spec.memory), sweeps) for i in idx],
+        hovertemplate="%{hovertext}<extra></extra>",
+        customdata=[[str(i), "excluded" if w else "eligible"] for i, w in zip(idx, why, strict=True)],
+    )  # fmt: skip
 
 
 def _front(fig: go.Figure, a: Answer, y: Axis, x: Axis, xs: pd.Series, ys: pd.Series, named: bool, knee: bool) -> None:
@@ -170,8 +176,8 @@ def _front(fig: go.Figure, a: Answer, y: Axis, x: Axis, xs: pd.Series, ys: pd.Se
     if len(on):
         fig.add_trace(
             go.Scatter(
-                x=xs[on],
-                y=ys[on],
+                x=xs[on].tolist(),
+                y=ys[on].tolist(),
                 mode="lines",
                 name=html_mod.escape("Pareto front" + (f" · {sweep}" if named else "")),
                 line=dict(color="#1f6fd1", width=1.5, dash="dash"),
@@ -205,7 +211,7 @@ def _layout(fig: go.Figure, y: Axis, x: Axis, title: str, xs: pd.Series, y_span:
     grid = dict(showgrid=True, gridcolor="#e8eaed", zeroline=False, linecolor="#9aa0a6", ticks="outside")
     fig.update_xaxes(
         title=dict(text=_axis_title(x), font=dict(size=12)), type="log" if x_log else "linear",
-        range=_range(xs.to_numpy(dtype=float), x_log), tickfont=dict(size=11), **grid,
+        range=_range(xs.to_numpy(dtype=float), x_log), tickfont=dict(size=11), **grid, **_log_ticks(xs, x_log),
     )  # fmt: skip
     fig.update_yaxes(
         title=dict(text=_axis_title(y), font=dict(size=12)), range=_range(y_span.astype(float), False),
