@@ -356,7 +356,8 @@ def known_columns() -> set[str]:
 def markdown_table() -> str:
     """The table in docs/results.md, "Metric registry"."""
     lines = [
-        "| metric | name shown | section | unit | better | kind | summary | report | gate (threshold, floor) | export |",
+        "| metric | name shown | section | unit | better | kind | summary | report | gate (threshold, floor) "
+        "| export |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in METRICS:

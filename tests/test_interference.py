@@ -3,7 +3,6 @@ scripted /proc tree, NVML's other processes with the project's fake, and the fla
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 from pathlib import Path
@@ -396,7 +395,9 @@ def test_report_marks_rows_and_points_and_lists_disturbed_runs_at_the_top(tmp_pa
     note = note[: note.index("</div>")]
     assert "<b>1 disturbed run(s)</b>" in note and "s: tiny fp32 bs=4 seq=128 gpus=1: other processes used 60%" in note
     answer = html[html.index('<div class="answer">') :]
-    assert "Not recommended: 1 disturbed (measured beside other load) (tiny fp32 bs=4" in answer[: answer.index("</div>")]
+    assert (
+        "Not recommended: 1 disturbed (measured beside other load) (tiny fp32 bs=4" in answer[: answer.index("</div>")]
+    )
     runs = html[html.index('<table class="runs" ') :]
     runs = runs[: runs.index("</table>")]
     classes = re.findall(r'<tr class="([^"]*)"><td data-v="tiny fp32', runs)

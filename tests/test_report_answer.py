@@ -109,13 +109,16 @@ def test_the_hero_chart_has_every_model_on_one_chart_and_the_cross_model_front(s
     assert list(charts) == ["w-inference-0", "w-inference-1", "w-inference-2"]  # vs cost, throughput, memory
     hero, layout = charts["w-inference-0"]
     points = [t for t in hero if t["mode"] == "markers"]
-    assert {t["name"] for t in points} == {f"{m} · {p}" for m, p in (
-        ("tiny", "fp32"), ("tiny", "bf16"), ("tiny", "int8"), ("small", "fp32"), ("small", "bf16"), ("small", "int8"))}  # fmt: skip
+    assert {t["name"] for t in points} == {f"{m} · {p}" for m in ("tiny", "small") for p in ("fp32", "bf16", "int8")}
     assert sum(len(t["x"]) for t in points) == 7  # every ok run; the oom run has no figures
     (front,) = [t for t in hero if t["mode"] == "lines"]
     costs = [USD_PER_1M / s for s in (500.0, 200.0, 100.0)]  # tiny fp32 → small bf16 → small int8
     assert front["x"] == pytest.approx(costs) and front["y"] == pytest.approx([3.12, 2.931, 2.9298])
-    bars = {round(y, 4): (e, m) for t in points for y, e, m in zip(t["y"], t["error_y"]["array"], t["error_y"]["arrayminus"], strict=True)}  # fmt: skip
+    bars = {
+        round(y, 4): (up, down)
+        for t in points
+        for y, up, down in zip(t["y"], t["error_y"]["array"], t["error_y"]["arrayminus"], strict=True)
+    }
     assert bars[2.931] == pytest.approx((0.05, 0.05))  # the interval as error bars
     # the axis spans the intervals: a 0.0012 difference cannot fill the chart
     lo, hi = layout["yaxis"]["range"]

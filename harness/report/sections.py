@@ -362,7 +362,8 @@ def methodology(frame: pd.DataFrame, floor: float, files: Sequence[str]) -> str:
         "average, CPU frequency and other processes on its GPU (NVML). Above the interference.* thresholds the "
         "run is marked disturbed (orange): its figures are kept and shown, but are not comparable with a quiet "
         "machine's.",
-        "Pareto front: per workload and model, among ok runs at or above the quality floor with every active "
+        "Pareto front: per workload and sweep (every model together), among ok runs at or above the quality floor "
+        "with every active "
         "objective measured, the runs no other run beats on every objective at once (ties stay together). "
         "An objective with no data is skipped and said so, never filled in. The knee is the front point closest "
         "to the ideal point once each objective is scaled to [0, 1] over the front.",
