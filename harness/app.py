@@ -14,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from harness import checkpoints, guard, launch, results, summary
+from harness import callbacks, checkpoints, guard, launch, results, summary
 from harness import config as config_mod
 from harness.errors import Interrupted, SweepStopped
 
@@ -101,6 +101,8 @@ def _resume_or_launch(
     if not multirun:
         print("\n" + summary.table([result]))
         print(f"\nresult: {run_dir / results.RESULT_FILE}", flush=True)
+        # the embedded default ends like a sweep: with the report of its sweep folder (results/<sweep>)
+        callbacks.write_report(run_dir.parent, (config.get("quality") or {}).get("floor"))
     return result
 
 

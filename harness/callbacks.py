@@ -35,18 +35,23 @@ class SweepSummary(Callback):
         print(f"\n{len(records)} results ({', '.join(f'{n} {s}' for s, n in counts.most_common())}) in {sweep_dir}")
 
 
+def write_report(sweep_dir: Path, floor: float | None) -> None:
+    """reports/<sweep>/index.html from every result under `sweep_dir`, its path printed last; a failure is
+    said in one line with the command that retries, never raised (the results are safe on disk)."""
+    if not any(True for _ in results.iter_results(sweep_dir, [])):  # build() names damaged files
+        return
+    try:
+        from harness.report import build
+
+        index = build([sweep_dir], floor=floor)
+    except Exception as exc:  # noqa: BLE001 - the results are safe on disk; a report failure must not hide them
+        print(f"report: not written ({type(exc).__name__}: {exc}); retry: python -m harness report {sweep_dir}")
+        return
+    print(f"report: {index}", flush=True)
+
+
 class SweepReport(Callback):
     """Write reports/<sweep>/index.html when the multirun ends (rebuild: `python -m harness report`)."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        if not any(True for _ in results.iter_results(sweep_dir, [])):  # build() names damaged files
-            return
-        try:
-            from harness.report import build
-
-            index = build([sweep_dir], floor=config.get("quality", {}).get("floor"))
-        except Exception as exc:  # noqa: BLE001 - the results are safe on disk; a report failure must not hide them
-            print(f"report: not written ({type(exc).__name__}: {exc}); retry: python -m harness report {sweep_dir}")
-            return
-        print(f"report: {index}")
+        write_report(Path(config.hydra.sweep.dir), config.get("quality", {}).get("floor"))

@@ -142,8 +142,8 @@ METRICS: tuple[Metric, ...] = (
     _i("window_s", "s"),
     _i("output_tokens", "count"),
     _i("input_tokens", "count"),
-    _t("usd_per_1m_output_tokens", "USD", "lower", "USD / 1M output tokens", gate=_GATE5),
-    _t("j_per_1m_output_tokens", "J", "lower", "J / 1M output tokens"),
+    _t("usd_per_1m_output_tokens", "USD", "lower", "USD/1M out tok", gate=_GATE5),
+    _t("j_per_1m_output_tokens", "J", "lower", "J/1M out tok"),
     _i("j_per_1m_output_tokens_method"),
     _i("per_1m_output_tokens_at"),
     _i("slo"),
@@ -161,8 +161,8 @@ METRICS: tuple[Metric, ...] = (
     # per repeat: energy and cost samples
     _i("wall_s", "s"),
     _i("energy_j", "J"),
-    _t("j_per_token", "J", "lower", "J per token (repeat)", gate=_GATE10),
-    _t("usd_per_1m_tokens_generated", "USD", "lower", "USD / 1M generated (repeat)", gate=_GATE5),
+    _t("j_per_token", "J", "lower", "J/token (repeat)", gate=_GATE10),
+    _t("usd_per_1m_tokens_generated", "USD", "lower", "USD/1M tok (repeat)", gate=_GATE5),
     _t("usd_per_1m_tokens_train", "USD", "lower", "USD / 1M trained (repeat)", gate=_GATE5),
     # the model and the device (worker and probes)
     _c("params", "count", "lower", "parameters", gate=_GATE_COUNT, export="extra"),
@@ -204,17 +204,20 @@ METRICS: tuple[Metric, ...] = (
     _i("timing_method"),
     _i("ranks"),
     # figures of other sections that readers name (report columns, objectives)
+    # one name per figure: "USD/1M tok" is always whole requests per generated token (the terminal, the
+    # report, runs.csv, the gate's per-repeat samples); the decode-only price has a name of its own
+    _c("usd_per_1m_tokens_decode", "USD", "lower", "USD/1M tok, decode time only", section="cost"),
     _c(
-        "usd_per_1m_tokens_decode",
+        "usd_per_1m_tokens_generated",
         "USD",
         "lower",
-        "USD / 1M tok",
+        "USD/1M tok",
         section="cost",
-        report=("cost_usd_per_1m_tokens_decode",),
+        report=("cost_usd_per_1m_tokens_generated",),
     ),  # fmt: skip
-    _c("usd_per_1m_tokens_generated", "USD", "lower", "USD / 1M generated", section="cost"),
+    _c("j_per_token", "J", "lower", "J/token", section="energy"),
     _c("usd_to_target", "USD", "lower", "cost to target", section="cost"),
-    _c("training_usd", "USD", "lower", "training cost", section="cost"),
+    _c("training_usd", "USD", "lower", "training USD", section="cost"),
     _c("total_j", "J", "lower", "energy J", section="energy", report=("energy_total_j",)),
     _c(
         "next_token_agreement",
@@ -247,6 +250,17 @@ METRICS: tuple[Metric, ...] = (
     ),  # fmt: skip
 )
 
+BY_NAME: dict[tuple[str, str], Metric] = {(m.section, m.name): m for m in METRICS}
+DISTRIBUTION_STATS = ("n", "p50", "p90", "p99", "mean", "stdev", "min", "max")
+
+
+def get(name: str, section: str = "metrics") -> Metric:
+    return BY_NAME[(section, name)]
+
+
+# The report's peak memory: the GPU allocator peak where there is one, else the RSS peak (DERIVED_COLUMNS)
+PEAK_MEMORY = Metric("peak_memory_bytes", "bytes", "lower", "counted", "peak memory")
+
 # Columns the report derives from several metrics (harness.report.aggregate), with their source metrics.
 DERIVED_COLUMNS = {
     "peak_memory_bytes": ("cuda_max_allocated_bytes", "peak_rss_bytes"),
@@ -266,7 +280,7 @@ DERIVED_COLUMNS = {
 OBJECTIVES: dict[str, tuple[tuple[str, tuple[str, ...], str, str], ...]] = {
     "inference": (
         ("decode throughput", ("decode_tok_per_s", "e2e_tok_per_s"), "max", "tokens/s"),
-        ("cost per 1 M tokens", ("cost_usd_per_1m_tokens_decode", "cost_usd_per_1m_tokens_generated"), "min", "USD"),
+        (get("usd_per_1m_tokens_generated", "cost").label, ("cost_usd_per_1m_tokens_generated",), "min", "USD"),
         ("p99 request latency", ("request_latency_s_p99",), "min", "s"),
         ("peak memory", ("peak_memory_bytes",), "min", "bytes"),
         ("held-out loss", ("heldout_loss_nats",), "min", "nats"),
@@ -274,7 +288,7 @@ OBJECTIVES: dict[str, tuple[tuple[str, tuple[str, ...], str, str], ...]] = {
     "serving": (
         # goodput needs an SLO (serving.slo.*); without one every completed request is good
         ("goodput", ("goodput_req_per_s", "request_throughput_req_per_s"), "max", "req/s"),
-        ("cost per 1 M output tokens", ("usd_per_1m_output_tokens",), "min", "USD"),
+        (get("usd_per_1m_output_tokens").label, ("usd_per_1m_output_tokens",), "min", "USD"),
         ("p99 TTFT", ("ttft_s_p99",), "min", "s"),
         ("capacity", ("capacity_req_per_s",), "max", "req/s"),
     ),
@@ -286,13 +300,6 @@ OBJECTIVES: dict[str, tuple[tuple[str, tuple[str, ...], str, str], ...]] = {
 }
 # Scaling efficiency's throughput per scenario (harness.scaling): the whole run's rate
 SCALING_THROUGHPUT = {"training": "train_tok_per_s", "inference": "e2e_tok_per_s"}
-
-BY_NAME: dict[tuple[str, str], Metric] = {(m.section, m.name): m for m in METRICS}
-DISTRIBUTION_STATS = ("n", "p50", "p90", "p99", "mean", "stdev", "min", "max")
-
-
-def get(name: str, section: str = "metrics") -> Metric:
-    return BY_NAME[(section, name)]
 
 
 def names(section: str = "metrics") -> tuple[str, ...]:
@@ -349,13 +356,14 @@ def known_columns() -> set[str]:
 def markdown_table() -> str:
     """The table in docs/results.md, "Metric registry"."""
     lines = [
-        "| metric | section | unit | better | kind | summary | report | gate (threshold, floor) | export |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| metric | name shown | section | unit | better | kind | summary | report | gate (threshold, floor) "
+        "| export |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in METRICS:
         gate = "" if m.gate is None else f"{m.gate[0]:g}" + (f", {m.gate[1]:.0f}" if m.gate[1] else "")
         dist = " (distribution)" if m.distribution else ""
-        cells = (f"`{m.name}`{dist}", m.section, m.unit, m.better or "", m.kind, ", ".join(m.summary),
+        cells = (f"`{m.name}`{dist}", m.label, m.section, m.unit, m.better or "", m.kind, ", ".join(m.summary),
                  ", ".join(f"`{c}`" for c in m.report), gate, m.export or "")  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

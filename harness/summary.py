@@ -112,9 +112,13 @@ def _extra(workload: str, r: dict[str, Any] | None) -> tuple:
     """Cost (and, where the weights run in this process, held-out quality) columns beside the registry's:
     headers when r is None. Training's dollars are the run's total; the others' are per 1 M tokens."""
     if workload == "training":
-        return ("USD",) if r is None else (_cost_cell(r),)
+        return (metrics.get("training_usd", "cost").label,) if r is None else (_cost_cell(r),)
     if r is None:
-        per = "USD/1M out tok" if workload == "serving" else "USD/1M tok"
+        # the registry's names: the same figure is called the same in the report, runs.csv and the gate
+        per = metrics.get(
+            "usd_per_1m_output_tokens" if workload == "serving" else "usd_per_1m_tokens_generated",
+            "metrics" if workload == "serving" else "cost",
+        ).label
         return (per, "held-out loss [95% CI]", "accuracy", "quality")
     return (_cost_cell(r), *_quality_cells(r))
 

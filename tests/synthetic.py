@@ -6,7 +6,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from harness import reproduce, results
+from harness import cost, energy, interference, reproduce, results
 
 ENV = {"hostname": "test-host", "cpu_model": "Test CPU", "packages": {"torch": "2.13.0+cpu", "harness": "0.1.0"}}
 
@@ -104,3 +104,29 @@ def held_out(loss: float, accuracy: float, ratio: float, half: float, verdict: s
     if verdict == "inconclusive":
         q["tokens_to_decide_estimate"] = 16384
     return q
+
+
+def priced(tok_s: float, joules: float | None = None, usd_per_hour: float = 2.5) -> tuple[dict, dict | None]:
+    """The cost and energy sections the worker writes (harness.cost, harness.energy), for made-up figures."""
+    price = {"usd_per_hour": usd_per_hour, "unit": "device", "provider": "test-cloud", "as_of": "2026-11-01",
+             "source": "price list", "how": "user (hardware.usd_per_hour)"}  # fmt: skip
+    energy_cfg = {"enabled": True, "pue": 1.0, "pue_source": "test", "carbon_intensity_g_per_kwh": 400.0,
+                  "carbon_intensity_source": "test"}  # fmt: skip
+    timing = {"timed_window_s": 2.0, "run_wall_s": 5.0}
+    rates = {"prefill_tok_per_s": 10 * tok_s, "decode_tok_per_s": tok_s, "e2e_tok_per_s": tok_s}
+    energy_sec = None
+    if joules is not None:
+        components = [{"name": "cpu", "covers": "cpu-package", "method": "estimated", "energy_j": joules,
+                       "avg_power_w": joules / 2.0, "window_s": 2.0, "flags": []}]  # fmt: skip
+        energy_sec = energy.account(components, 2.0, {"token": 2.0 * tok_s}, energy_cfg)
+    return cost.compute(price, 1, timing, rates, energy_sec, {"mode": "cloud"}), energy_sec
+
+
+def disturb(record: dict[str, Any], share: float = 0.6) -> dict[str, Any]:
+    """The record as measured beside other load: an interference section over the threshold, and its warning."""
+    from harness.interference import Thresholds
+
+    sec = interference.section([{"cpu": {"n_cores": 2, "other_cpu_share": share, "steal_share": 0.0}}], Thresholds())
+    record["interference"] = sec
+    record["warnings"] = [*record.get("warnings", []), interference.warning(sec)]
+    return record

@@ -28,6 +28,9 @@ def test_default_run_writes_one_complete_result(tmp_path):
     assert proc.returncode == 0, proc.stderr
     (result,) = load_results(tmp_path / "results")
     assert result["schema"] == "harness.result/1"
+    # it ends, like a sweep, with its report: reports/<sweep>/index.html (the sweep: a timestamp)
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last == f"report: reports/{result['config']['sweep']}/index.html" and (tmp_path / last[8:]).is_file()
     assert result["status"] == "ok" and result["reason"] is None
     assert result["key_fields"]["model"] == "tiny" and result["key_fields"]["precision"] == "fp32"
     m = result["metrics"]

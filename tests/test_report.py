@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import re
 
 import pandas as pd
 import pytest
-from synthetic import result, write
+from synthetic import priced, result, write
 
-from harness import cost, energy
 from harness.report import Section, aggregate, build, cli
 
 
@@ -26,7 +24,9 @@ def sweep(tmp_path):
 
 
 def _rows(html: str) -> list[str]:
-    return re.findall(r'<tr class="([^"]*)">(.*?)</tr>', html)
+    """The rows of the full runs table (every column; the compact one above it names runs in one cell)."""
+    full = re.search(r'<table class="runs".*?</table>', html, re.S).group(0)
+    return re.findall(r'<tr class="([^"]*)">(.*?)</tr>', full)
 
 
 def test_one_frame_with_flat_unit_columns(sweep):
@@ -44,17 +44,19 @@ def test_report_has_the_front_failures_and_the_floor(sweep, tmp_path):
     index = build([sweep], reports_dir=tmp_path / "reports")
     assert index == tmp_path / "reports" / "prec" / "index.html"
     html = index.read_text()
-    rows = {cls: body for cls, body in _rows(html) if "precision" not in body}
     by_prec = {re.search(r">(fp32|bf16|int8)<", body).group(1): cls for cls, body in _rows(html) if ">ok<" in body}
     # bf16 beats fp32 everywhere; int8 beats both but is below the 0.99 floor: kept, marked, off the front
     assert by_prec == {"bf16": "front", "fp32": "", "int8": "failing"}
-    assert "BELOW FLOOR" in html and rows
+    assert "BELOW FLOOR" in html
     assert "memory_limit_bytes=1500000000 exceeded" in html  # the failed run's reason
     assert "python -m harness model=tiny precision=bf16 batch_size=1 seq_len=128" in html
     assert "cost not measured" in html and "Cost not measured" in html and "Energy not measured" in html
     assert "No scaling plot" in html
-    assert html.count("data:image/svg+xml;base64,") == 1  # one workload × model plot, inline
-    assert not re.search(r"""(src|href)=["']?(https?:|//)""", html)  # nothing fetched from anywhere
+    assert html.count('class="plotly-graph-div"') == 1  # no cost, no held-out loss: throughput vs peak memory
+    assert "Quality not measured or not meaningful here" in html and "<b>Cheapest: " not in html  # no price
+    # nothing fetched from anywhere (plotly's own script has link text in it: the page's CSP forbids every fetch)
+    markup = re.sub(r"<script>.*?</script>", "", html, flags=re.S)
+    assert not re.search(r"""(src|href)=["']?(https?:|//)""", markup) and "default-src 'none'" in html
     csv = pd.read_csv(index.parent / "runs.csv")
     assert len(csv) == 4 and csv.loc[csv["precision"] == "bf16", "on_front"].item()
     assert not csv.loc[csv["precision"] == "int8", "quality_ok"].item()
@@ -77,10 +79,9 @@ def test_hostile_strings_are_escaped(tmp_path):
     html = index.read_text()
     assert evil not in html and "alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    assert html.count("<script>") == 1  # only the page's own sorting script
-    # inside the plot too (an <img> data URI, where nothing runs anyway)
-    svg = base64.b64decode(re.search(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", html).group(1)).decode()
-    assert "<script>alert" not in svg
+    assert "<script>alert" not in html  # in the charts' data too: plotly writes < as \u003c
+    # in the charts' legend and hover text too: escaped for plotly's own markup, then JSON-escaped by plotly
+    assert '"name":"&lt;script&gt;alert(1)&lt;' in html and "\\u003cscript\\u003ealert" not in html
 
 
 def test_aggregation_across_sweeps(tmp_path):
@@ -96,24 +97,8 @@ def test_aggregation_across_sweeps(tmp_path):
     assert len(aggregate.load_frame([tmp_path / "results"])) == 4
 
 
-def _priced(tok_s: float, joules: float | None = None) -> tuple[dict, dict | None]:
-    """The cost and energy sections the worker writes (harness.cost, harness.energy), for made-up figures."""
-    price = {"usd_per_hour": 2.5, "unit": "device", "provider": "test-cloud", "as_of": "2026-11-01",
-             "source": "price list", "how": "user (hardware.usd_per_hour)"}  # fmt: skip
-    energy_cfg = {"enabled": True, "pue": 1.0, "pue_source": "test", "carbon_intensity_g_per_kwh": 400.0,
-                  "carbon_intensity_source": "test"}  # fmt: skip
-    timing = {"timed_window_s": 2.0, "run_wall_s": 5.0}
-    rates = {"prefill_tok_per_s": 10 * tok_s, "decode_tok_per_s": tok_s, "e2e_tok_per_s": tok_s}
-    energy_sec = None
-    if joules is not None:
-        components = [{"name": "cpu", "covers": "cpu-package", "method": "estimated", "energy_j": joules,
-                       "avg_power_w": joules / 2.0, "window_s": 2.0, "flags": []}]  # fmt: skip
-        energy_sec = energy.account(components, 2.0, {"token": 2.0 * tok_s}, energy_cfg)
-    return cost.compute(price, 1, timing, rates, energy_sec, {"mode": "cloud"}), energy_sec
-
-
 def test_cost_and_energy_flow_through_when_present(tmp_path):
-    fp32, bf16, int8 = _priced(100.0), _priced(200.0), _priced(50.0, joules=12.0)
+    fp32, bf16, int8 = priced(100.0), priced(200.0), priced(50.0, joules=12.0)
     records = [
         result("fp32", tok_s=100.0, cost=fp32[0]),
         result("bf16", tok_s=200.0, cost=bf16[0]),
@@ -126,7 +111,8 @@ def test_cost_and_energy_flow_through_when_present(tmp_path):
     assert frame["cost_usd_per_1m_tokens_decode"].tolist() == pytest.approx(expected)
     assert frame["energy_total_j"].tolist()[2] == 12.0 and frame["energy_total_j"].isna().tolist()[:2] == [True, True]
     html = index.read_text()
-    assert "cost_usd_per_1m_tokens_decode" in html and "Cost not measured" not in html
+    assert "<th>USD/1M tok</th>" in html and "Cost not measured" not in html  # the registry's one name
+    assert "<b>Cheapest: tiny bf16 bs=1 seq=128 gpus=1</b>" in html  # no held-out loss: cost and speed only
     assert "2026-11-01" in html and "test-cloud" in html and "estimated" in html
     assert "energy J" in html  # the runs table's energy column now has a writer: energy.total_j
     # with the same price the fastest run is also the cheapest: bf16 is on the front, int8 (slow, dear) is not
@@ -161,7 +147,7 @@ def test_cli_prints_the_path_and_takes_objectives(sweep, tmp_path, capsys, monke
     out = capsys.readouterr().out.strip()
     assert out == "report: reports/prec/index.html"
     html = (tmp_path / "reports" / "prec" / "index.html").read_text()
-    assert "Objectives: peak_memory_bytes (min, column peak_memory_bytes)." in html
+    assert "Front (prec) over: peak_memory_bytes (min, column peak_memory_bytes)." in html
 
 
 @pytest.mark.parametrize(
@@ -191,14 +177,15 @@ def test_only_failed_runs_and_results_without_quality(tmp_path):
     assert "not measured" in html and "killed by SIGKILL" in html
     oom_only = write(tmp_path / "results", "ooms", [result("int8", status="oom", reason="too big")])
     html = build([oom_only], out_dir=tmp_path / "r2").read_text()
-    assert "No run is eligible for the front" in html and "no plot, no objective has data" in html
+    assert "No run can be recommended" in html and "no run has both figures" in html
+    assert "1 oom (tiny int8 bs=1 seq=128 gpus=1)" in html  # said where it applies
 
 
 def test_training_results_get_training_objectives(tmp_path):
     run = result("bf16", workload__name="training", agreement=None)
     run["metrics"].update(eval_loss=2.5, train_window_s=30.0)  # the training workload's names
     html = build([write(tmp_path / "results", "train", [run])], out_dir=tmp_path / "r").read_text()
-    assert "training &middot; tiny" in html
+    assert '<h3 id="w-training">training</h3>' in html
     assert "final eval loss (min, column eval_loss), wall time (min, column train_window_s)" in html
     assert "Objective <b>cost to target</b> (min): no ok run has a value" in html
 

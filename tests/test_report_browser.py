@@ -87,7 +87,9 @@ def test_report_loads_offline_without_console_messages_and_runs_its_script(repor
     dom = proc.stdout
     assert 'data-report-js="ready"' in dom  # the sorting script ran to its end
     assert "alert(1)" in dom and "<script>alert(1)" not in dom  # shown as text, never run
-    assert dom.count('class="plot"') == 3  # two model groups' Pareto plots and the scaling plot
+    assert dom.count('class="plot"') == 1  # the scaling plot (an SVG image)
+    # one workload: its charts across both models (no price here, so no chart against cost: a note says so)
+    assert dom.count('class="plotly-graph-div') == 2 and "no run has both figures" in dom
 
 
 def test_screenshot_is_not_blank(report, tmp_path):
@@ -106,7 +108,7 @@ def test_screenshot_is_not_blank(report, tmp_path):
 def test_clicking_a_header_sorts_the_runs_numerically(report, tmp_path):
     page = tmp_path / "clicked.html"
     click = (
-        "<script>var t = document.querySelector('table.runs'); var hs = Array.prototype.slice.call("
+        "<script>var t = document.querySelector('table.runs:not(.compact)'); var hs = Array.prototype.slice.call("
         "t.querySelectorAll('th')); var h = hs.filter(function (x) { return x.textContent === 'decode tok/s'; })[0];"
         " h.click(); h.click();</script></body>"
     )

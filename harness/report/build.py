@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness import results
-from harness.report import aggregate, plots, quality_section, sections, serving_plots
+from harness.report import aggregate, answer, hero, plots, quality_section, sections, serving_plots
 from harness.report.html import Section, page, table
 from harness.report.pareto import DEFAULT_OBJECTIVES, Objective, front
 
@@ -65,13 +65,20 @@ def render(
     floor = quality_floor(frame, floor)
     frame = annotate(frame, floor)
     groups, extra_cols = [], []
-    for (workload, model), rows in frame.groupby(["workload", "model_label"], sort=True, dropna=False):
+    for (workload, sweep), rows in frame.groupby(["workload", "sweep"], sort=True, dropna=False):
         objs = list(objectives) if objectives else list(DEFAULT_OBJECTIVES.get(str(workload), ()))
         fr = front(rows, objs, rows["quality_ok"])
         frame.loc[rows.index, "on_front"] = fr.on_front
         extra_cols += [(c, f"{o.label} ({o.unit})" if o.unit else o.label) for o, c in fr.active]
-        svg = plots.pareto_figure(rows, fr, rows["quality_ok"], f"{workload} · {model}")
-        groups.append(sections.Group(str(workload), str(model), frame.loc[rows.index], fr, svg))
+        rows = frame.loc[rows.index]
+        groups.append(sections.Group(str(workload), str(sweep), rows, fr, answer.answer(rows, str(workload))))
+    charts, plotly_on_page = {}, False
+    for workload in dict.fromkeys(g.workload for g in groups):
+        answers = [g.answer for g in groups if g.workload == workload and g.answer is not None]
+        if answers:
+            charts[workload], plotly_on_page = hero.charts(
+                answers, workload, not plotly_on_page, sections.anchor(workload)
+            )
     scaling = plots.scaling_table(frame, LINE_KEYS)
     if scaling is not None:
         scaling_svg = plots.scaling_figure(scaling, "scaling with the device count")
@@ -91,10 +98,10 @@ def render(
         f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}"
     )
     body = [
-        sections.disturbed_note(frame) + sections.adaptive_note(frame) + sections.summary(groups, floor),
+        sections.summary(groups, floor, charts) + sections.disturbed_note(frame) + sections.adaptive_note(frame),
         quality_section.quality(frame, floor, sections.config_label),
         quality_section.projection(frame, served_tokens, sections.config_label),
-        sections.plots(groups, scaling_svg, note),
+        sections.plots(scaling_svg, note),
         serving_plots.section(frame),  # empty without serving runs
         sections.runs_table(frame, extra_cols),
         sections.failures(frame),
@@ -104,11 +111,11 @@ def render(
     ]
     extra = list(extra_sections)
     nav = [
-        ("summary", "Summary"),
+        ("summary", "The answer"),
         *[(s.anchor, s.title) for s in extra],
         ("quality", "Quality"),
         *([("projection", "Cost projection")] if served_tokens else []),
-        ("plots", "Pareto plots"),
+        ("plots", "Scaling"),
         *([("serving", "Serving")] if "serving" in set(frame.get("workload", ())) else []),
         ("runs", "All runs"),
         ("failures", "Failures"),

@@ -81,10 +81,11 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], cls: str = "", 
         if isinstance(row, dict):
             row_cls, row = row.get("cls", ""), row["cells"]
         cells = []
-        for cell in row:
+        for cell, header in zip(row, [*headers, *[""] * len(row)], strict=False):
             shown, key, raw = (cell + (False,))[:3] if isinstance(cell, tuple) else (cell, cell, False)
             text = shown if raw else esc(shown)
-            cells.append(f'<td data-v="{esc(sort_key(key))}">{text}</td>')
+            # data-label: a narrow screen shows each cell under its header's name (CSS, table.compact)
+            cells.append(f'<td data-v="{esc(sort_key(key))}" data-label="{esc(header)}">{text}</td>')
         body.append(f'<tr class="{esc(row_cls)}">' + "".join(cells) + "</tr>")
     sort_attr = ' data-sortable="1"' if sortable else ""
     return f"<table{attrs}{sort_attr}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
@@ -128,6 +129,18 @@ margin: 8px 0 16px; border: 1px solid var(--line); }
 .cards { display: flex; flex-wrap: wrap; gap: 12px; } .card { border: 1px solid var(--line); border-radius: 6px;
 padding: 8px 12px; min-width: 150px; } .card b { display: block; font-size: 20px; }
 td code { white-space: nowrap; word-break: normal; }
+.charts { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 8px 16px; margin: 8px 0; }
+.chart { border: 1px solid var(--line); border-radius: 6px; min-width: 0; } .chart.hero { grid-column: 1 / -1; }
+.answer { font-size: 15px; background: #e8f0fe; border-left: 4px solid var(--front); padding: 4px 12px;
+margin: 8px 0; } details > summary { cursor: pointer; color: var(--muted); margin: 6px 0; }
+table.runs td:nth-child(-n+2) { white-space: nowrap; }
+@media (max-width: 800px) {
+  body { padding: 12px 12px 48px; } .charts { grid-template-columns: minmax(0, 1fr); } nav a { display: inline-block; }
+  table.compact thead { display: none; } table.compact, table.compact tbody, table.compact tr { display: block; }
+  table.compact tr { border: 1px solid var(--line); margin: 0 0 8px; } table.compact td { display: block; border: 0;
+  border-bottom: 1px solid #f1f3f4; } table.compact td::before { content: attr(data-label) ": "; font-weight: 600; }
+  td code { white-space: normal; word-break: break-all; }
+}
 .legend span { display: inline-block; padding: 1px 8px; margin-right: 8px; border: 1px solid var(--line); }
 """
 

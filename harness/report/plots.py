@@ -1,4 +1,5 @@
-"""Plots for the report (matplotlib, no GUI backend, no pyplot state): SVG text to embed in the page.
+"""The scaling plot (matplotlib, no GUI backend, no pyplot state): SVG text to embed in the page; the hero
+charts are plotly (harness.report.hero).
 
 A Figure is drawn on an Agg canvas and saved as SVG, so nothing depends on the user's backend settings.
 """
@@ -8,14 +9,11 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 
-import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
-from harness import scaling, summary
-from harness.report.pareto import Front, Objective
+from harness import scaling
 
 FRONT, DOMINATED, FAILING, DISTURBED = "#1f6fd1", "#9aa0a6", "#d93025", "#b06000"
 SHOWN = ("model", "precision", "batch_size", "seq_len")
@@ -31,12 +29,6 @@ def display_scale(column: str, unit: str) -> tuple[float, str]:
     return 1.0, unit
 
 
-def axis_label(obj: Objective, column: str) -> str:
-    _, unit = display_scale(column, obj.unit)
-    better = "higher is better" if obj.sense == "max" else "lower is better"
-    return _safe(f"{obj.label} ({unit}), {better}" if unit else f"{obj.label}, {better}")
-
-
 def _safe(text: str) -> str:
     """Plain text for matplotlib: `$` would start mathtext (and a hostile name could break the plot)."""
     return str(text).replace("$", r"\$")
@@ -47,85 +39,6 @@ def _svg(fig: Figure) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     return buf.getvalue()
-
-
-def point_label(row: pd.Series) -> str:
-    gpus = row.get("gpus")
-    more = f" gpus={gpus:g}" if gpus not in (None, 1) and not pd.isna(gpus) else ""
-    load = summary.load_label({k: (None if pd.isna(v) else v) for k, v in row.items() if pd.api.types.is_scalar(v)})
-    if load is not None:  # a serving point: its load, not a batch
-        return f"{row.get('precision')} {load}{more}"
-    n = summary.number_text
-    return f"{row.get('precision')} bs={n(row.get('batch_size'))} seq={n(row.get('seq_len'))}{more}"
-
-
-def pareto_figure(
-    group: pd.DataFrame, fr: Front, quality_ok: pd.Series, title: str, y_fallback: str = "batch_size"
-) -> str | None:
-    """Front highlighted, dominated runs faded, runs below the quality floor marked; None without data."""
-    if not fr.active:
-        return None
-    (x_obj, x_col), *others = fr.active
-    pairs = [(o, c) for o, c in others] or [(Objective("batch size", (y_fallback,), "min"), y_fallback)]
-    fig = Figure(figsize=(5.2 * len(pairs), 4.2), layout="constrained")
-    ok = group["status"].eq("ok")
-    failing = ok & ~quality_ok.reindex(group.index).fillna(True).astype(bool)
-    label_all = ok.sum() <= MAX_LABELS
-    xs, x_unit = display_scale(x_col, x_obj.unit)
-    for i, (y_obj, y_col) in enumerate(pairs):
-        ax = fig.add_subplot(1, len(pairs), i + 1)
-        ys, _ = display_scale(y_col, y_obj.unit)
-        x = pd.to_numeric(group[x_col], errors="coerce") * xs
-        y = pd.to_numeric(group[y_col], errors="coerce") * ys
-        kinds = (
-            (ok & ~fr.on_front & ~failing, dict(c=DOMINATED, alpha=0.45, s=36, marker="o"), "dominated"),
-            (failing, dict(c=FAILING, alpha=0.9, s=70, marker="X"), "below quality floor (off the front)"),
-            (fr.on_front, dict(c=FRONT, s=80, marker="o", edgecolors="black", linewidths=0.8), "Pareto front"),
-        )
-        for mask, style, name in kinds:
-            if mask.any():
-                ax.scatter(x[mask], y[mask], label=name, zorder=3 if name == "Pareto front" else 2, **style)
-        disturbed = ok & group.get("disturbed", pd.Series(False, index=group.index)).eq(True)
-        if disturbed.any():  # measured beside other load (harness.interference): a ring around the point
-            ring = dict(s=170, marker="s", facecolors="none", edgecolors=DISTURBED, linewidths=1.6, zorder=4)
-            ax.scatter(x[disturbed], y[disturbed], label="disturbed (other load)", **ring)
-        if fr.knee is not None and fr.knee in group.index:
-            ax.scatter([x[fr.knee]], [y[fr.knee]], s=260, facecolors="none", edgecolors=FRONT, linewidths=1.5)
-            ax.annotate("knee", (x[fr.knee], y[fr.knee]), textcoords="offset points", xytext=(10, -14), color=FRONT)
-        for n, idx in enumerate(group.index[ok]):
-            if (label_all or fr.on_front[idx]) and np.isfinite(x[idx]) and np.isfinite(y[idx]):
-                color = FAILING if failing[idx] else ("black" if fr.on_front[idx] else "#5f6368")
-                ax.annotate(
-                    _safe(point_label(group.loc[idx])),
-                    (x[idx], y[idx]),
-                    textcoords="offset points",
-                    xytext=(5, 5 if n % 2 == 0 else -11),  # alternate above/below: neighbours overlap less
-                    fontsize=7,
-                    color=color,
-                )
-        for values, set_scale, axis in ((x[ok], ax.set_xscale, ax.xaxis), (y[ok], ax.set_yscale, ax.yaxis)):
-            finite = values[np.isfinite(values) & (values > 0)]
-            if len(finite) > 1 and finite.max() / finite.min() > 10:
-                set_scale("log")  # one slow outlier must not squash every other point into a line
-                _plain_log_ticks(axis)
-            else:
-                axis.get_major_formatter().set_useOffset(False)  # values as they are, not "+4.795" offsets
-        ax.margins(0.15)  # room for the point labels
-        ax.set_xlabel(axis_label(x_obj, x_col))
-        ax.set_ylabel(axis_label(y_obj, y_col) if y_obj.columns != (y_fallback,) else "batch size")
-        ax.grid(True, alpha=0.3)
-        if i == 0:
-            handles, names = ax.get_legend_handles_labels()
-    fig.legend(handles, names, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
-    fig.suptitle(_safe(title), fontsize=11)
-    return _svg(fig)
-
-
-def _plain_log_ticks(axis) -> None:
-    """Plain-number ticks at 1-2-5 steps on a log axis (no 2×10^1 labels running into each other)."""
-    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(ScalarFormatter())
-    axis.set_minor_formatter(NullFormatter())
 
 
 def scaling_table(frame: pd.DataFrame, key_columns: Sequence[str]) -> pd.DataFrame | None:

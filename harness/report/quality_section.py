@@ -152,15 +152,16 @@ def human_header(column: str, prefix: str) -> str:
     return " ".join(_WORDS.get(w, w) for w in words if w)
 
 
+def cell(v: Any) -> str:
+    """A setting as shown: numbers to 3 significant digits, '–' for none."""
+    try:
+        number = float(v)
+    except (TypeError, ValueError):
+        return "–" if v is None or str(v) in ("None", "nan") else str(v)
+    return fmt(number) if math.isfinite(number) else "–"
+
+
 def human_table(distinct: pd.DataFrame, prefix: str) -> str:
-    """A distinct-settings table with human headers and numbers formatted (3 significant digits)."""
-
-    def cell(v: Any) -> str:
-        try:
-            number = float(v)
-        except (TypeError, ValueError):
-            return "–" if v in ("None", "nan") else str(v)
-        return fmt(number) if math.isfinite(number) else "–"
-
+    """A distinct-settings table with human headers (cells already shown, see cell())."""
     headers = [human_header(c, prefix) for c in distinct.columns]
-    return table(headers, [[cell(v) for v in row] for row in distinct.itertuples(index=False)])
+    return table(headers, [list(row) for row in distinct.itertuples(index=False)], cls="compact")

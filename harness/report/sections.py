@@ -9,134 +9,78 @@ from typing import Any
 import pandas as pd
 
 from harness import adaptive, metrics
+from harness.report import answer as answer_mod
 from harness.report import quality_section
+from harness.report.answer import config_label
 from harness.report.html import code_cell, esc, fmt, missing, svg_img, table
 from harness.report.pareto import Front
 from harness.report.plots import display_scale
-from harness.summary import label as run_label
 
 
 @dataclass
 class Group:
-    """One workload × model: its runs, its front and its plot."""
+    """One workload of one sweep: its runs, its N-objective front (the runs table's "on front") and its answer."""
 
     workload: str
-    model: str
+    sweep: str
     rows: pd.DataFrame
     front: Front
-    svg: str | None
+    answer: answer_mod.Answer | None
 
 
-def _config(row: pd.Series) -> str:
-    r = row.get
-    weights = "" if missing(r("weights_kind")) else f" ({r('weights_kind')} weights)"
-    return run_label({k: (None if missing(v) else v) for k, v in row.items()}) + weights
-
-
-config_label = _config  # the run's name in every table
-
-
-def _value(row: pd.Series, column: str, unit: str) -> str:
-    scale, shown_unit = display_scale(column, unit)
-    v = pd.to_numeric(pd.Series([row.get(column)]), errors="coerce").iloc[0]
-    return "–" if missing(v) else f"{fmt(v * scale)} {shown_unit}".strip()
-
-
-def summary(groups: Sequence[Group], floor: float) -> str:
-    parts = ['<section id="summary"><h2>Summary</h2>']
+def summary(groups: Sequence[Group], floor: float, charts: dict[str, str]) -> str:
+    """The answer first: per workload, the recommendation in sentences, then its charts, then the counts."""
+    parts = ['<section id="summary"><h2>The answer</h2>']
+    several = len({g.sweep for g in groups}) > 1
+    for workload in dict.fromkeys(g.workload for g in groups):
+        mine = [g for g in groups if g.workload == workload]
+        parts.append(f'<h3 id="{esc(anchor(workload))}">{esc(workload)}</h3>')
+        heading = [(f"sweep {g.sweep}" if several else "", g.answer) for g in mine if g.answer]
+        parts.append(answer_mod.html(heading))
+        parts.append(charts.get(workload, ""))
+        parts.append(_counts(mine))
     parts.append(
-        f"<p>Quality floor: {esc(fmt(floor))} of the fp32 reference's held-out task metric (MLPerf's rule). A run "
-        "whose ratio interval lies wholly below it (verdict fail) stays in every table and plot, marked, and is "
-        "left off the front; inconclusive runs stay on it, marked as such; random weights get no verdict.</p>"
+        f"<p class=\"muted\">Quality floor: {esc(fmt(floor))} of the fp32 reference's held-out task metric (MLPerf's "
+        "rule): a run whose ratio interval lies wholly below it (verdict fail) stays in every table and chart, "
+        "marked, and is never recommended; random weights get no verdict. Runs whose quality intervals overlap "
+        "are ties: the cheapest of them is recommended, none is called better.</p></section>"
     )
-    for g in groups:
-        r, fr = g.rows, g.front
-        ok = r["status"].eq("ok")
-        failing = ok & ~r["quality_ok"]
-        parts.append(f'<h3 id="{esc(_anchor(g))}">{esc(g.workload)} &middot; {esc(g.model)}</h3><div class="cards">')
-        for label, n in (
-            ("runs", len(r)),
-            ("ok", int(ok.sum())),
-            ("on the front", int(fr.on_front.sum())),
-            ("quality fail (off the front)", int(failing.sum())),
-            ("failed / oom / unsupported", int((~ok).sum())),
-        ):
-            parts.append(f'<div class="card"><b>{n}</b>{esc(label)}</div>')
-        parts.append("</div>")
-        objectives = ", ".join(f"{o.label} ({o.sense}, column {c})" for o, c in fr.active) or "none"
-        parts.append(f"<p>Objectives: {esc(objectives)}.</p>")
-        for obj, why in fr.skipped:
-            parts.append(f'<p class="note">Objective <b>{esc(obj.label)}</b> ({esc(obj.sense)}): {esc(why)}.</p>')
-        if not fr.on_front.any():
-            parts.append(
-                '<p class="note">No run is eligible for the front (ok, at or above the quality floor, '
-                "with every active objective measured).</p>"
-            )
-            continue
-        rows = []
-        for obj, col in fr.active:
-            idx = fr.best.get(obj.label)
-            if idx is None:
-                continue
-            best = r.loc[idx]
-            rows.append(
-                [
-                    f"best {obj.label} ({obj.sense})",
-                    _value(best, col, obj.unit),
-                    _config(best),
-                    code_cell(best["command"]),
-                ]
-            )
-        if fr.knee is not None:
-            knee = r.loc[fr.knee]
-            shown = "; ".join(_value(knee, c, o.unit) for o, c in fr.active)
-            rows.append(["knee of the front (best compromise)", shown, _config(knee), code_cell(knee["command"])])
-        headers = ["what", "value", "configuration", "command that reproduces it"]
-        parts.append(_in_words(r, fr))
-        parts.append(f'<div class="wide">{table(headers, rows)}</div>')
-    parts.append("</section>")
     return "".join(parts)
 
 
-def _in_words(r: pd.DataFrame, fr: Front) -> str:
-    """The answer in sentences: the recommended configuration per objective, and the knee with its command."""
-    lines = []
-    for obj, col in fr.active:
-        idx = fr.best.get(obj.label)
-        if idx is not None:
-            best = r.loc[idx]
-            lines.append(f"For {obj.label} ({obj.sense}), use {_config(best)}: {_value(best, col, obj.unit)}.")
-    if fr.knee is not None:
-        knee = r.loc[fr.knee]
-        shown = ", ".join(f"{o.label} {_value(knee, c, o.unit)}" for o, c in fr.active)
-        lines.append(
-            f"Best compromise (the knee of the front): {_config(knee)}, with {shown}. Run it again with: "
-            f"{knee['command']}"
+def _counts(groups: Sequence[Group]) -> str:
+    """Counts, the N-objective front's objectives and any skipped objective, behind a toggle."""
+    r = pd.concat([g.rows for g in groups])
+    ok = r["status"].eq("ok")
+    cards = "".join(
+        f'<div class="card"><b>{n}</b>{esc(label)}</div>'
+        for label, n in (
+            ("runs", len(r)),
+            ("ok", int(ok.sum())),
+            ("on the front", int(r["on_front"].sum())),
+            ("disturbed", int((ok & answer_mod.disturbed(r)).sum())),
+            ("quality fail", int((ok & ~r["quality_ok"]).sum())),
+            ("failed / oom / unsupported", int((~ok).sum())),
         )
-    items = "".join(f"<li>{esc(line)}</li>" for line in lines)
-    return f'<div class="answer"><p><b>Recommended</b></p><ul>{items}</ul></div>'
-
-
-def _anchor(g: Group) -> str:
-    return "g-" + "".join(c if c.isalnum() else "-" for c in f"{g.workload}-{g.model}")
-
-
-def plots(groups: Sequence[Group], scaling_svg: str | None, scaling_note: str) -> str:
-    parts = ['<section id="plots"><h2>Pareto plots</h2>']
-    parts.append(
-        '<p class="legend"><span style="border-color:#1f6fd1">&#9679; Pareto front (circled: knee)</span>'
-        '<span>&#9679; dominated (faded)</span><span style="color:#d93025">&#10006; below the quality floor</span>'
-        '<span style="color:#b06000">&#9633; disturbed (other load during the timed window)</span>'
-        " Each panel is a 2-D view of the N-objective front: a front point can look dominated in one view.</p>"
     )
+    notes = []
     for g in groups:
-        if g.svg:
-            parts.append(f"<h3>{esc(g.workload)} &middot; {esc(g.model)}</h3>")
-            parts.append(svg_img(g.svg, f"Pareto plot, {g.workload}, {g.model}"))
-        else:
-            name = f"{esc(g.workload)} &middot; {esc(g.model)}"
-            parts.append(f'<p class="note">{name}: no plot, no objective has data.</p>')
-    parts.append('<h3 id="scaling">Scaling efficiency</h3>')
+        objectives = ", ".join(f"{o.label} ({o.sense}, column {c})" for o, c in g.front.active) or "none"
+        notes.append(f"<p>Front ({esc(g.sweep)}) over: {esc(objectives)}.</p>")
+        notes += [
+            f'<p class="note">Objective <b>{esc(o.label)}</b> ({esc(o.sense)}): {esc(why)}.</p>'
+            for o, why in g.front.skipped
+        ]
+    more = f"<details><summary>Objectives of the front</summary>{''.join(notes)}</details>"
+    return f'<div class="cards">{cards}</div>{more}'
+
+
+def anchor(workload: str) -> str:
+    return "w-" + "".join(c if c.isalnum() else "-" for c in workload)
+
+
+def plots(scaling_svg: str | None, scaling_note: str) -> str:
+    parts = ['<section id="plots"><h2>Scaling efficiency</h2>']
     parts.append(svg_img(scaling_svg, "scaling efficiency against gpus") if scaling_svg else "")
     parts.append(f'<p class="muted">{esc(scaling_note)}</p></section>')
     return "".join(parts)
@@ -144,7 +88,7 @@ def plots(groups: Sequence[Group], scaling_svg: str | None, scaling_note: str) -
 
 # (column, header): the full table; objective columns that are not here are added after
 RUN_COLUMNS = (
-    ("sweep", "sweep"),
+    ("sweep", "sweep"),  # the run's name comes first (runs_table)
     ("workload", "workload"),
     ("model", "model"),
     ("precision", "precision"),
@@ -164,36 +108,66 @@ RUN_COLUMNS = (
 )
 
 
+def _cell(r: pd.Series, c: str) -> tuple[str, Any]:
+    """A figure as the runs table shows it (bytes as MiB, latencies in ms), with its sort value."""
+    v = r.get(c)
+    unit = "bytes" if c.endswith("_bytes") else ("s" if c.endswith("_s") or "_s_p" in c else "")
+    scale, _ = display_scale(c, unit)
+    num = pd.to_numeric(pd.Series([v]), errors="coerce").iloc[0]
+    numeric = not missing(num) and not isinstance(v, str) and not pd.api.types.is_bool(v)  # yes/no
+    return (fmt(num * scale), num * scale) if numeric else (fmt(v), v)
+
+
+def _row_class(r: pd.Series) -> str:
+    cls = "front" if r["on_front"] else ""
+    cls = "notok" if r["status"] != "ok" else ("failing" if not r["quality_ok"] else cls)
+    return cls + (" disturbed" if is_disturbed(r) else "")
+
+
+def compact_columns(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    """The runs table's default columns: per workload of the frame, its answer's quality (and interval),
+    cost, throughput and peak memory (harness.report.answer.SPECS, labels from the metric registry)."""
+    cols = [("sweep", "sweep")] if frame["sweep"].nunique() > 1 else []
+    cols.append(("status", "status"))
+    for workload in dict.fromkeys(frame.get("workload", pd.Series(dtype=object)).astype(str)):
+        spec = answer_mod.SPECS.get(workload)
+        if spec is None:
+            continue
+        cols.append((spec.quality.column, spec.quality.label))
+        if spec.lo and "quality_loss_nats_interval" in frame:
+            cols.append(("quality_loss_nats_interval", "95 % interval"))
+        cost, speed = answer_mod.first_axis(frame, spec.cost), answer_mod.first_axis(frame, spec.speed)
+        cols += [(cost.column, cost.label), (speed.column, speed.label), (spec.memory.column, "peak MiB")]
+    return [(c, h) for c, h in dict.fromkeys(cols) if c in frame]
+
+
 def runs_table(frame: pd.DataFrame, extra_columns: Sequence[tuple[str, str]]) -> str:
+    """A compact table of every run (the columns that answer the question), and every column behind a toggle."""
     cols = [(c, h) for c, h in RUN_COLUMNS if c in frame] + [(c, u) for c, u in extra_columns if c in frame]
     unique: dict[str, str] = {}
     for c, h in cols:
         unique.setdefault(c, h)  # no column twice; the first (friendlier) header wins
-    cols = list(unique.items())
-    headers = [h if h != c else c for c, h in cols] + ["quality verdict", "on front", "reason", "command"]
-    rows = []
-    for _, r in frame.iterrows():
-        cells: list[Any] = []
-        for c, _h in cols:
-            v = r.get(c)
-            unit = "bytes" if c.endswith("_bytes") else ("s" if c.endswith("_s") or "_s_p" in c else "")
-            scale, _ = display_scale(c, unit)
-            num = pd.to_numeric(pd.Series([v]), errors="coerce").iloc[0]
-            numeric = not missing(num) and not isinstance(v, str) and not pd.api.types.is_bool(v)  # yes/no
-            cells.append((fmt(num * scale), num * scale) if numeric else (fmt(v), v))
-        ok = r["status"] == "ok"
-        verdict = r["quality_verdict_text"]
-        cls = "front" if r["on_front"] else ""
-        cls = "notok" if not ok else ("failing" if not r["quality_ok"] else cls)
-        cls += " disturbed" if is_disturbed(r) else ""
-        reason = "" if missing(r.get("reason")) else r["reason"]
-        cells += [verdict, "yes" if r["on_front"] else "", reason, code_cell(r["command"])]
-        rows.append({"cls": cls, "cells": cells})
+    full = list(unique.items())
+    tables = []
+    for name, cols, tail in (
+        ("runs compact", compact_columns(frame), ("quality verdict", "on front")),
+        ("runs", full, ("quality verdict", "on front", "reason", "command")),
+    ):
+        headers = ["run", *[h for _, h in cols], *tail]
+        rows = []
+        for _, r in frame.iterrows():
+            more = [r["quality_verdict_text"], "yes" if r["on_front"] else ""]
+            if "command" in tail:
+                more += ["" if missing(r.get("reason")) else r["reason"], code_cell(r["command"])]
+            cells = [config_label(r), *[_cell(r, c) for c, _ in cols], *more]
+            rows.append({"cls": _row_class(r), "cells": cells})
+        tables.append(table(headers, rows, cls=name, sortable=True))
     return (
         '<section id="runs"><h2>All runs</h2><p class="muted">Click a column header to sort. Blue rows: on the '
         "front; red rows: below the quality floor; grey rows: failed, oom, unsupported or timed out; an orange "
-        "bar: disturbed (measured while other load ran beside it).</p>"
-        f'<div class="wide">{table(headers, rows, cls="runs", sortable=True)}</div></section>'
+        f"bar: disturbed (measured while other load ran beside it).</p>{tables[0]}"
+        f"<details><summary>Every column ({len(headers)}), reasons and commands</summary>"
+        f'<div class="wide">{tables[1]}</div></details></section>'
     )
 
 
@@ -209,7 +183,8 @@ def disturbed_note(frame: pd.DataFrame) -> str:
     if bad.empty:
         return ""
     items = "".join(
-        f"<li>{esc(r['sweep'])}: {esc(_config(r))}: {esc(r.get('disturbed_reason'))}</li>" for _, r in bad.iterrows()
+        f"<li>{esc(r['sweep'])}: {esc(config_label(r))}: {esc(r.get('disturbed_reason'))}</li>"
+        for _, r in bad.iterrows()
     )
     return (
         f'<div class="note" id="disturbed"><b>{len(bad)} disturbed run(s)</b>: measured while other processes '
@@ -227,7 +202,7 @@ def adaptive_note(frame: pd.DataFrame) -> str:
         record = {k[len(prefix) :]: None if missing(v) else v for k, v in r.items() if str(k).startswith(prefix)}
         why = adaptive.shortfall(record)
         if why:
-            short.append(f"<li>{esc(r['sweep'])}: {esc(_config(r))}: {esc(why)}</li>")
+            short.append(f"<li>{esc(r['sweep'])}: {esc(config_label(r))}: {esc(why)}</li>")
     if not short:
         return ""
     return (
@@ -246,7 +221,7 @@ def failures(frame: pd.DataFrame) -> str:
         return "".join(parts)
     parts.append("<p>Failures are data: an oom at a batch size marks the edge of what fits.</p>")
     rows = [
-        [r["sweep"], _config(r), r["status"], "" if missing(r["reason"]) else r["reason"], code_cell(r["command"])]
+        [r["sweep"], config_label(r), r["status"], "" if missing(r["reason"]) else r["reason"], code_cell(r["command"])]
         for _, r in bad.iterrows()
     ]
     headers = ["sweep", "configuration", "status", "reason", "command"]
@@ -296,8 +271,23 @@ def environment(frame: pd.DataFrame) -> str:
 
 
 def _distinct(frame: pd.DataFrame, prefix: str, words: Sequence[str]) -> pd.DataFrame:
+    """The distinct settings (as shown) of the matching columns, each with a `runs` column naming its runs."""
     cols = [c for c in frame.columns if c.startswith(prefix) and any(w in c for w in words)]
-    return frame[cols].dropna(how="all").astype(str).drop_duplicates() if cols else pd.DataFrame()
+    if not cols:
+        return pd.DataFrame()
+    shown = frame[cols].dropna(how="all")
+    if shown.empty:
+        return pd.DataFrame()
+    cells = shown.map(quality_section.cell)
+    names = [config_label(frame.loc[i]) for i in shown.index]
+    cells["runs"] = names
+    grouped = cells.groupby(cols, sort=False, dropna=False)["runs"].agg(_run_list).reset_index()
+    return grouped[["runs", *cols]]
+
+
+def _run_list(names: pd.Series) -> str:
+    names = list(names)
+    return "; ".join(names) if len(names) <= 4 else f"{len(names)} runs: {'; '.join(names[:3])}; ..."
 
 
 def cost_energy(frame: pd.DataFrame) -> str:
@@ -372,7 +362,8 @@ def methodology(frame: pd.DataFrame, floor: float, files: Sequence[str]) -> str:
         "average, CPU frequency and other processes on its GPU (NVML). Above the interference.* thresholds the "
         "run is marked disturbed (orange): its figures are kept and shown, but are not comparable with a quiet "
         "machine's.",
-        "Pareto front: per workload and model, among ok runs at or above the quality floor with every active "
+        "Pareto front: per workload and sweep (every model together), among ok runs at or above the quality floor "
+        "with every active "
         "objective measured, the runs no other run beats on every objective at once (ties stay together). "
         "An objective with no data is skipped and said so, never filled in. The knee is the front point closest "
         "to the ideal point once each objective is scaled to [0, 1] over the front.",
