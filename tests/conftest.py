@@ -10,8 +10,11 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
+import uuid
 from pathlib import Path
 
+import psutil
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -124,6 +127,56 @@ def pytest_runtest_protocol(item, nextitem):
         finally:
             if alone and share is not None:
                 os.sched_setaffinity(0, share)
+
+
+# Every test runs with its own token in the environment; every process it starts (the CLI, its fork server and
+# workers, torchrun's ranks, a `transformers serve`) inherits it, even once reparented. After the test none may be
+# left: a server or rank that outlives its test holds a port, a core or a file lock that a later test trips on.
+TEST_TOKEN_ENV = "HARNESS_TEST_TOKEN"
+LEFT_BEHIND_GRACE_S = 10.0  # what a test started may still be exiting (a server's own shutdown) for this long
+
+
+def _left_behind(token: str) -> list[psutil.Process]:
+    me = psutil.Process()
+    found = {p.pid: p for p in me.children(recursive=True)}  # forked children carry no exec-time environment
+    for proc in psutil.process_iter():
+        if proc.pid == me.pid or proc.pid in found:
+            continue
+        try:
+            if proc.environ().get(TEST_TOKEN_ENV) == token:
+                found[proc.pid] = proc
+        except (psutil.Error, OSError):
+            continue
+    return [p for p in found.values() if _alive(p)]
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def _leaves_no_process_behind(request):
+    token = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    os.environ[TEST_TOKEN_ENV] = token
+    try:
+        yield
+    finally:
+        os.environ.pop(TEST_TOKEN_ENV, None)
+    deadline = time.monotonic() + LEFT_BEHIND_GRACE_S
+    left = _left_behind(token)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        left = _left_behind(token)
+    if left:
+        names = []
+        for proc in left:
+            with contextlib.suppress(psutil.Error):
+                names.append(f"pid {proc.pid}: {' '.join(proc.cmdline())[:160]}")
+                proc.kill()
+        pytest.fail(f"{request.node.nodeid} left {len(left)} process(es) running: " + "; ".join(names))
 
 
 def run_cli(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
