@@ -28,6 +28,7 @@ class FakeBoard:
     processes: list = field(default_factory=list)  # SimpleNamespace(pid=, usedGpuMemory=)
     graphics: list = field(default_factory=list)  # graphics processes, the same shape
     mig_slices: list = field(default_factory=list)
+    capability: tuple = (9, 0)  # nvmlDeviceGetCudaComputeCapability
 
 
 class _Handle:
@@ -90,6 +91,9 @@ class FakeNvml:
 
     def nvmlDeviceGetMigMode(self, h):
         return [1 if h.board.mig_slices else 0, 1 if h.board.mig_slices else 0]  # [current, pending]
+
+    def nvmlDeviceGetCudaComputeCapability(self, h):
+        return tuple(h.board.capability)  # pynvml: (major, minor), two ints
 
     def nvmlDeviceGetName(self, h):
         return h.mig[1] if h.mig else h.board.name
