@@ -2,7 +2,8 @@
 (harness.prepare: the modules imported, the tables a run builds on first use), done once, before it forks any run.
 
 Imported only inside the server process (it is named in multiprocessing's forkserver preload list). Beside
-harness.prepare it does nothing but note what a child needs: what the imports printed (IMPORT_OUTPUT, which each
+harness.prepare (run inside harness.cuda_guard.fork_safe, then checked: CUDA_TOUCHED, told to the launcher in
+the ready file) it does nothing but note what a child needs: what the imports printed (IMPORT_OUTPUT, which each
 child writes at the top of its own worker.log, where a spawned worker would have printed it) and which file
 pages are resident (RESIDENT_FILE_PAGES).
 """
