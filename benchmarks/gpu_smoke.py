@@ -5,11 +5,14 @@
     python benchmarks/gpu_smoke.py energy [S]      NVML energy counter vs sampled power over S s of matmul load
     python benchmarks/gpu_smoke.py procs           NVML's process list vs this process's PID
     python benchmarks/gpu_smoke.py int8            torchao int8 kernel path at batch 1 and 32 (model=125m)
-    python benchmarks/gpu_smoke.py verdict DIR     the harness runs under DIR: status, MFU, energy method
+    python benchmarks/gpu_smoke.py verdict DIR     the harness runs under DIR: status, launcher, MFU, energy, clocks
+    python benchmarks/gpu_smoke.py stop-if-same DIR  one line and exit 3 when every run under DIR failed the same way
+    python benchmarks/gpu_smoke.py table DIR [JSON]  a table of the runs under DIR (and of gpu_overhead.py's JSON)
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -61,11 +64,91 @@ def run_verdicts(results: list[dict[str, Any]]) -> list[str]:
         gpu = [c for c in (r.get("energy") or {}).get("components", []) if c.get("covers") == "gpu-board"]
         problems = [f"MFU {v:.3f} outside (0, 1]" for v in mfu if not 0 < v <= 1]
         problems += [f"GPU energy by {c['method']}" for c in gpu if c["method"] != "nvml-counter"]
-        problems += [w for w in r.get("warnings", []) if "NVML device" in w]
-        verdict = "FAIL" if problems else "PASS"
+        problems += [w for w in r.get("warnings", []) if "NVML device" in w or "fork server" in w]
+        mode = (r.get("launcher") or {}).get("mode")
+        if mode not in ("preload", "torchrun"):  # the default launcher forks every single-GPU run
+            problems.append(f"launched by {mode}, not by the fork server (launcher.preload is on by default)")
+        clocks = _clocks(r)
+        if clocks is None:
+            problems.append("no GPU clocks recorded (interference.gpus[].clocks)")
+        verdict = "FAIL" if problems else "WARN" if _disturbed(r) else "PASS"
         detail = "; ".join(problems) or f"MFU {', '.join(f'{v:.3f}' for v in mfu) or 'null'}"
+        if not problems and clocks is not None:
+            detail += f"; SM {_clock_text(clocks)}"
+        if verdict == "WARN":
+            detail += f"; disturbed: {_disturbed(r)}"
         out.append(line(verdict, f"run {name}", detail))
     return out
+
+
+def _clocks(r: dict[str, Any]) -> dict[str, Any] | None:
+    gpus = (r.get("interference") or {}).get("gpus") or []
+    return gpus[0].get("clocks") if gpus and gpus[0].get("clocks") else None
+
+
+def _disturbed(r: dict[str, Any]) -> str | None:
+    sec = r.get("interference") or {}
+    return sec.get("reason") or "disturbed" if sec.get("disturbed") else None
+
+
+def _clock_text(c: dict[str, Any]) -> str:
+    sm = c.get("sm_mhz") or {}
+    until = (c.get("warmup") or {}).get("until")
+    return f"{sm.get('min')}/{sm.get('start')}/{sm.get('end')} of {c.get('sm_max_mhz')} MHz (warm-up: {until})"
+
+
+def same_failure(results: list[dict[str, Any]]) -> str | None:
+    """One line when there are runs, none ok, all with the same status and first line of reason; else None."""
+    if not results or any(r["status"] == "ok" for r in results):
+        return None
+    ways = {(r["status"], ((r.get("reason") or "").strip().splitlines() or [""])[0][:300]) for r in results}
+    if len(ways) != 1:
+        return None
+    status, reason = ways.pop()
+    return line("FAIL", "all-runs", f"every run ({len(results)}) failed the same way, stopping: {status}: {reason}")
+
+
+def table(results: list[dict[str, Any]], overhead: dict[str, Any] | None = None) -> list[str]:
+    """The runs, one row each (status, launcher, decode step p50, throughput, clocks, disturbed), then the
+    harness/bare ratios of gpu_overhead.py with both sides' SM clocks."""
+    rows = [
+        "| run | status | launcher | decode step p50 ms | tok/s | SM MHz min/start/end of max (warm-up) | disturbed |"
+    ]
+    rows.append("|---|---|---|---|---|---|---|")
+    for r in results:
+        kf, m = r["key_fields"], r.get("metrics") or {}
+        name = f"{kf['workload']} {kf['model']} {kf['precision']} bs={kf['batch_size']}"
+        p50 = (m.get("decode_latency_s") or {}).get("p50")
+        rate = m.get("decode_tok_per_s") or m.get("output_tok_per_s") or m.get("train_tok_per_s")
+        clocks = _clocks(r)
+        cells = [
+            name,
+            r["status"],
+            (r.get("launcher") or {}).get("mode"),
+            f"{p50 * MS_PER_S:.2f}" if p50 else "–",
+            f"{rate:.1f}" if rate else "–",
+            _clock_text(clocks) if clocks else "–",
+            _disturbed(r) or "no",
+        ]
+        rows.append("| " + " | ".join(str(c) for c in cells) + " |")
+    if overhead:
+        rows += ["", f"harness vs bare loop ({overhead['model']} {overhead['precision']}, goal >= {overhead['goal']}):"]
+        rows += [
+            "| batch | phase | harness tok/s | bare tok/s | ratio | harness SM min | bare SM min |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for batch, b in overhead["batches"].items():
+            last = b["rounds"][-1] if b["rounds"] else {}
+            sm = {side: (last.get(side) or {}).get("clocks", {}).get("sm_mhz_min") for side in ("harness", "bare")}
+            for phase, f in b["compare"].items():
+                if f.get("ratio_median") is None:
+                    rows.append(f"| {batch} | {phase} | – | – | – | {sm['harness']} | {sm['bare']} |")
+                    continue
+                rows.append(
+                    f"| {batch} | {phase} | {f['harness_tok_per_s_median']:.1f} | {f['bare_tok_per_s_median']:.1f} | "
+                    f"{f['ratio_median']:.3f} | {sm['harness']} | {sm['bare']} |"
+                )
+    return rows
 
 
 def _device() -> tuple[Any, Any, Any]:
@@ -164,8 +247,24 @@ def verdict(root: str) -> list[str]:
     return run_verdicts(found) if found else [line("FAIL", "runs", f"no result.json under {root}")]
 
 
+def _found(root: str) -> list[dict[str, Any]]:
+    from harness import results
+
+    return [r for _, r in results.iter_results(Path(root))]
+
+
 def main(argv: list[str]) -> int:
     checks = {"identity": identity, "energy": energy, "procs": procs, "int8": int8, "verdict": verdict}
+    if argv[:1] == ["stop-if-same"] and len(argv) == 2:
+        stop = same_failure(_found(argv[1]))
+        if stop:
+            print(stop, flush=True)
+        return 3 if stop else 0
+    if argv[:1] == ["table"] and len(argv) in (2, 3):
+        extra = Path(argv[2]) if len(argv) == 3 else None
+        overhead = json.loads(extra.read_text()) if extra is not None and extra.exists() else None
+        print("\n".join(table(_found(argv[1]), overhead)), flush=True)
+        return 0
     if not argv or argv[0] not in checks:
         print(__doc__, file=sys.stderr)
         return 2

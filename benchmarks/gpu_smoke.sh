@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# GPU smoke test: one command, about 5 minutes on one H100/H200 (10 at most), a verdict line per check.
+# GPU smoke test: one command, about 5 minutes on one H100/H200 (10 at most), a verdict line per check and a
+# table at the end: the default launcher (fork server), in-process serving, clocks, the harness/bare-loop ratio.
 #
 #   benchmarks/gpu_smoke.sh [RESULTS_DIR]        (default results/gpu_smoke)
 #
@@ -34,14 +35,26 @@ step() {  # step NAME COMMAND...: run with a time limit, keep its verdict lines,
 }
 
 step identity "$PY" benchmarks/gpu_smoke.py identity
+# the default launcher (the fork server, launcher.preload on) first: where every run fails the same way, say it
+# in one line and stop (nothing later would tell more)
+step precisions "$PY" -m harness -m "results_dir=$OUT" sweep=precisions model=125m \
+    precision=fp32,fp16,bf16,int8 repeats=2 timeout_s=180
+if ! "$PY" benchmarks/gpu_smoke.py stop-if-same "$OUT/precisions"; then
+    echo "gpu_smoke: stopped early (results under $OUT)"
+    exit 1
+fi
+step serving "$PY" -m harness -m "results_dir=$OUT" sweep=serving workload=serving serving.engine=transformers \
+    model=125m precision=bf16 serving.num_requests=16 serving.rate=8 timeout_s=180
+step bare-ratio "$PY" benchmarks/gpu_overhead.py --verdicts --model 1b --precision bf16 --batch-sizes 1,32 \
+    --rounds 3 --seconds 2 --out "$OUT/gpu_overhead.json"
 step energy "$PY" benchmarks/gpu_smoke.py energy 6
 step procs "$PY" benchmarks/gpu_smoke.py procs
 step int8-path "$PY" benchmarks/gpu_smoke.py int8
-step precisions "$PY" -m harness -m "results_dir=$OUT" sweep=precisions model=125m \
-    precision=fp32,fp16,bf16,int8 repeats=2 timeout_s=180
 step training "$PY" -m harness -m "results_dir=$OUT" sweep=training workload=training model=125m \
     precision=bf16,fp16 workload.max_steps=30 workload.eval_interval=10 timeout_s=180
 step runs "$PY" benchmarks/gpu_smoke.py verdict "$OUT"
+echo "== table"
+"$PY" benchmarks/gpu_smoke.py table "$OUT" "$OUT/gpu_overhead.json"
 
 if [ "$failed" -ne 0 ]; then
     echo "gpu_smoke: some checks FAILED (results under $OUT)"

@@ -193,6 +193,8 @@ class InterferenceConfig:
     max_other_cpu_share: float = 0.10
     max_steal_share: float = 0.05
     max_other_gpu_processes: int = 0
+    # a GPU's SM clock below this share of its maximum at any reading in the window (harness.probes.clocks)
+    min_sm_clock_fraction: float = 0.90
 
 
 @dataclass
@@ -391,6 +393,10 @@ def _validate_interference(i: InterferenceConfig) -> None:
         if not 0 <= value <= 1:
             raise ConfigError(f"interference.{key}", value, "must be between 0 and 1 (a share of the cores' time)")
     _at_least("interference.max_other_gpu_processes", i.max_other_gpu_processes, 0)
+    if not 0 <= i.min_sm_clock_fraction <= 1:
+        raise ConfigError(
+            "interference.min_sm_clock_fraction", i.min_sm_clock_fraction, "must be between 0 and 1 (of the max clock)"
+        )
 
 
 # the shipped scenarios whose repeats cannot be adaptive, and why (their Scenario.repeats_figure is None;

@@ -46,9 +46,15 @@ from harness import guard
 PRELOAD = "harness.preload"
 LAUNCHER_PID_ENV = "HARNESS_LAUNCHER_PID"  # tells the server whose death it must not outlive
 READY_ENV = "HARNESS_PRELOAD_READY"  # a file the server creates once its imports are done
+CUDA_LINE = "cuda: "  # in the ready file: why the server must not fork runs (harness.cuda_guard.touched)
 POLL_S = 0.05
 _server_env: dict[str, str] | None = None  # the environment the running server was started with
 _ready_files: dict[int, Path] = {}  # server pid -> the file it creates when ready (gone once seen)
+_refused: str | None = None  # why this launcher forks no more runs (a server touched CUDA), once known
+
+
+class CudaTouched(RuntimeError):
+    """The fork server touched CUDA during its imports: a run forked from it could not use CUDA."""
 
 
 class ForkedRun:
@@ -120,14 +126,32 @@ def _wait_ready(pid: int, deadline: float) -> bool:
             raise EOFError("the fork server exited during its imports")
         time.sleep(POLL_S)
     if ready is not None:
+        text = ready.read_text()
         ready.unlink(missing_ok=True)
         del _ready_files[pid]
+        cuda = [line[len(CUDA_LINE) :] for line in text.splitlines() if line.startswith(CUDA_LINE)]
+        if cuda:
+            _refuse(cuda[0])
     return True
+
+
+def _refuse(reason: str) -> None:
+    """Stop the server that touched CUDA; this launcher's later runs are spawned (start raises CudaTouched)."""
+    global _refused
+    _refused = reason
+    try:
+        mp_forkserver._forkserver._stop()
+    except ChildProcessError:  # it had died and was reaped already
+        mp_forkserver._forkserver._forkserver_pid = None
+    raise CudaTouched(reason)
 
 
 def start(spec_path: str, log_path: str, env: Mapping[str, str], deadline: float) -> ForkedRun | None:
     """Fork one run (`python -m harness.worker spec_path`, in effect) from the server, with its pid; None when
-    `deadline` (Unix time: the run's timeout) passed while a new server was still importing."""
+    `deadline` (Unix time: the run's timeout) passed while a new server was still importing. Raises CudaTouched
+    when a server of this launcher touched CUDA (then and for every later run: spawn them)."""
+    if _refused is not None:
+        raise CudaTouched(_refused)
     pid = server_pid(env)
     if not _wait_ready(pid, deadline):
         return None
@@ -234,8 +258,10 @@ def _child(spec_path: str, log_path: str, env: dict[str, str], parent_pid: int) 
     _touch(getattr(preload, "RESIDENT_FILE_PAGES", []))  # the resident set a spawned worker starts with
     import torch
 
-    if torch.cuda.is_initialized():  # cannot happen unless harness.preload changes; a forked CUDA context is broken
-        raise RuntimeError("the fork server initialised CUDA before forking; run with launcher.preload=false")
+    # harness.preload checked this before the first fork (harness.cuda_guard); checked again, as torch sees it here:
+    # in a child forked after the poison, is_initialized() is False (it is `_initialized and not _is_in_bad_fork()`)
+    if torch.cuda._is_in_bad_fork() or torch.cuda.is_initialized():
+        raise RuntimeError("the fork server touched CUDA before forking this run; run with launcher.preload=false")
     # a fresh process's random states, as a spawned worker starts with: a fork copies the server's (Python's
     # `random` reseeds itself at fork); the run seeds torch itself (model build, data) either way
     torch.seed()

@@ -29,6 +29,7 @@ class Thresholds:
     max_other_cpu_share: float = 0.10
     max_steal_share: float = 0.05
     max_other_gpu_processes: int = 0
+    min_sm_clock_fraction: float = 0.90
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,8 @@ def judge(section: Mapping[str, Any], t: Thresholds) -> tuple[bool | None, list[
                 f"(threshold interference.max_steal_share={t.max_steal_share:g})"
             )
     for gpu in section.get("gpus") or []:
+        reasons += _clock_reasons(gpu, t)
+        measured = measured or bool(gpu.get("clocks"))
         count = gpu.get("other_processes")
         if count is None:
             continue
@@ -176,6 +179,28 @@ def judge(section: Mapping[str, Any], t: Thresholds) -> tuple[bool | None, list[
                 f"threshold interference.max_other_gpu_processes={t.max_other_gpu_processes})"
             )
     return (bool(reasons) if measured else None), reasons
+
+
+def _clock_reasons(gpu: Mapping[str, Any], t: Thresholds) -> list[str]:
+    """Why the GPU's clocks make the window disturbed: its SM clock below min_sm_clock_fraction of its maximum at
+    some reading, or clocks held back for power or heat (harness.probes.clocks.POWER_OR_HEAT)."""
+    from harness.probes.clocks import POWER_OR_HEAT, reason_names
+
+    clocks = gpu.get("clocks") or {}
+    out = []
+    low, peak = (clocks.get("sm_mhz") or {}).get("min"), clocks.get("sm_max_mhz")
+    if low is not None and peak and low < t.min_sm_clock_fraction * peak:
+        out.append(
+            f"GPU {gpu.get('device')} SM clock fell to {low} MHz in the window, below {t.min_sm_clock_fraction:g} of "
+            f"its maximum {peak} MHz (threshold interference.min_sm_clock_fraction={t.min_sm_clock_fraction:g})"
+        )
+    held = (clocks.get("event_reasons_mask") or 0) & POWER_OR_HEAT
+    if held:
+        out.append(
+            f"GPU {gpu.get('device')} clocks were held back for power or heat in the window "
+            f"(NVML clock-event reasons: {', '.join(reason_names(held))})"
+        )
+    return out
 
 
 def section(parts: Sequence[Mapping[str, Any] | None], t: Thresholds) -> dict[str, Any] | None:
@@ -191,6 +216,7 @@ def section(parts: Sequence[Mapping[str, Any] | None], t: Thresholds) -> dict[st
         "max_other_cpu_share": t.max_other_cpu_share,
         "max_steal_share": t.max_steal_share,
         "max_other_gpu_processes": t.max_other_gpu_processes,
+        "min_sm_clock_fraction": t.min_sm_clock_fraction,
     }
     disturbed, reasons = judge(out, t)
     out["disturbed"], out["reasons"] = disturbed, reasons

@@ -194,10 +194,24 @@ def _start(
     if mode == "preload":
         try:
             return forkserver.start(str(spec_path), log.name, _worker_env(), deadline), mode
+        except forkserver.CudaTouched as exc:  # the server's imports touched CUDA: its forks could not use it
+            _announce(f"launcher: {exc}; every run is spawned instead (as with launcher.preload=false)")
+            warnings.append(f"launcher: {exc}; the worker was spawned")
+            mode = "spawn"
         except (OSError, EOFError) as exc:  # the server died before forking (a broken install, no /dev/shm ...)
             warnings.append(f"launcher: the fork server failed ({type(exc).__name__}: {exc}); the worker was spawned")
             mode = "spawn"
     return _spawn(config, spec_path, log), mode
+
+
+_announced: set[str] = set()
+
+
+def _announce(line: str) -> None:
+    """Say it once per launcher process (a sweep), on stderr."""
+    if line not in _announced:
+        _announced.add(line)
+        print(line, file=sys.stderr, flush=True)
 
 
 def _spawn(config: dict[str, Any], spec_path: Path, log: Any) -> subprocess.Popen:

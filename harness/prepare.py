@@ -6,7 +6,8 @@ a forked run finds it done; a spawned worker calls it first thing (harness.worke
 resident set) and its figures do not depend on how its process started.
 
 Nothing here runs a torch op (one would start OpenMP / intra-op threads, which a fork cannot carry into the
-child) or touches `torch.cuda` (a CUDA context cannot survive a fork).
+child) or touches `torch.cuda` itself (a CUDA context cannot survive a fork); the libraries' import-time checks
+(torchao's) are answered through NVML in the fork server (harness.cuda_guard).
 """
 
 from __future__ import annotations

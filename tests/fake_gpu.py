@@ -28,6 +28,15 @@ class FakeBoard:
     processes: list = field(default_factory=list)  # SimpleNamespace(pid=, usedGpuMemory=)
     graphics: list = field(default_factory=list)  # graphics processes, the same shape
     mig_slices: list = field(default_factory=list)
+    capability: tuple = (9, 0)  # nvmlDeviceGetCudaComputeCapability
+    # clocks: each read takes the next value of a timeline (the last one repeats); None: NVML_ERROR_NOT_SUPPORTED
+    sm_mhz: list = field(default_factory=lambda: [1980])
+    mem_mhz: list = field(default_factory=lambda: [3201])
+    pstate: list = field(default_factory=lambda: [0])
+    event_reasons: list | None = field(default_factory=lambda: [0])
+    event_api: bool = True  # nvmlDeviceGetCurrentClocksEventReasons exists (newer drivers); else ...ThrottleReasons
+    max_sm_mhz: int = 1980
+    max_mem_mhz: int = 3201
 
 
 class _Handle:
@@ -90,6 +99,36 @@ class FakeNvml:
 
     def nvmlDeviceGetMigMode(self, h):
         return [1 if h.board.mig_slices else 0, 1 if h.board.mig_slices else 0]  # [current, pending]
+
+    @staticmethod
+    def _next(timeline):
+        if timeline is None:
+            raise nvml_error(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        return timeline.pop(0) if len(timeline) > 1 else timeline[0]
+
+    def nvmlDeviceGetClockInfo(self, h, clock_type):  # pynvml: an int, MHz
+        if clock_type == pynvml.NVML_CLOCK_SM:
+            return self._next(h.board.sm_mhz)
+        if clock_type == pynvml.NVML_CLOCK_MEM:
+            return self._next(h.board.mem_mhz)
+        raise nvml_error(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+
+    def nvmlDeviceGetMaxClockInfo(self, h, clock_type):
+        return {pynvml.NVML_CLOCK_SM: h.board.max_sm_mhz, pynvml.NVML_CLOCK_MEM: h.board.max_mem_mhz}[clock_type]
+
+    def nvmlDeviceGetPerformanceState(self, h):  # pynvml: the _nvmlPstates_t value, 0 (P0) .. 15, 32 unknown
+        return self._next(h.board.pstate)
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, h):  # pynvml: c_ulonglong.value, an int bit mask
+        if not h.board.event_api:
+            raise nvml_error(pynvml.NVML_ERROR_FUNCTION_NOT_FOUND)
+        return self._next(h.board.event_reasons)
+
+    def nvmlDeviceGetCurrentClocksThrottleReasons(self, h):
+        return self._next(h.board.event_reasons)
+
+    def nvmlDeviceGetCudaComputeCapability(self, h):
+        return tuple(h.board.capability)  # pynvml: (major, minor), two ints
 
     def nvmlDeviceGetName(self, h):
         return h.mig[1] if h.mig else h.board.name

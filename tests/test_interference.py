@@ -187,7 +187,12 @@ def test_section_merges_nodes_and_gpus_and_judges_the_worst_node():
     assert sec["disturbed"] is True and sec["reason"].endswith(
         "on node 1 (threshold interference.max_other_cpu_share=0.1)"
     )
-    assert sec["thresholds"] == {"max_other_cpu_share": 0.1, "max_steal_share": 0.05, "max_other_gpu_processes": 0}
+    assert sec["thresholds"] == {
+        "max_other_cpu_share": 0.1,
+        "max_steal_share": 0.05,
+        "max_other_gpu_processes": 0,
+        "min_sm_clock_fraction": 0.9,
+    }
     assert interference.section([None], Thresholds()) is None
     cols = interference.columns({"interference": sec})
     assert cols["disturbed"] is True and cols["interference_other_cpu_share"] == 0.3

@@ -55,6 +55,11 @@ class ProbeSet:
         for p in self.probes:
             p.close()
 
+    def settled(self) -> bool:
+        """During the warm-up: whether every probe that waits for something (a GPU's clock: harness.probes.clocks)
+        is ready for the window. Call after each warm-up iteration; it says when to stop (a cap included)."""
+        return all(p.settled() for p in self.probes if hasattr(p, "settled"))
+
     def energy_now(self) -> Callable[[], float | None] | None:
         """Joules since begin summed over the energy probes (None when one cannot say at that moment);
         None itself when there is no energy probe or one can never be read mid-window (an estimate)."""

@@ -15,6 +15,7 @@ from typing import Any
 
 from harness import interference
 from harness.probes.base import Reading
+from harness.probes.clocks import ClockWatch
 
 PROC = Path("/proc")
 SYS_CPU = Path("/sys/devices/system/cpu")
@@ -102,6 +103,7 @@ class Interference:
     ):
         self.measure_cpu, self.ranks_on_node, self._gpu, self._gpu_label = measure_cpu, ranks_on_node, gpu, gpu_label
         self.node, self.rank, self._proc, self._sys_cpu = node, rank, proc, sys_cpu
+        self._clocks = ClockWatch(gpu) if gpu is not None and gpu.available else None
         self._begin: interference.CpuSnapshot | None = None
         self._gpu_begin: list | None = None
         self._t0 = 0.0
@@ -133,9 +135,15 @@ class Interference:
     def _gpu_processes(self) -> list | None:
         return self._gpu.running_processes() if self._gpu is not None and self._gpu.available else None
 
+    def settled(self) -> bool:
+        """During the warm-up: whether the GPU's SM clock is steady (or cannot be waited for); True without a GPU."""
+        return self._clocks.settled() if self._clocks is not None else True
+
     def begin(self) -> None:
         self._begin, _ = self._snapshot()
         self._gpu_begin = self._gpu_processes()
+        if self._clocks is not None:
+            self._clocks.begin()
         self._t0 = time.perf_counter()
 
     def read(self) -> Reading | None:
@@ -156,7 +164,10 @@ class Interference:
                 "device": self._gpu_label,
                 **interference.gpu_others([self._gpu_begin, self._gpu_processes()], pids),
             }
+            if self._clocks is not None:
+                part["gpu"]["clocks"] = self._clocks.end()
         return Reading(self.name, sections={"interference": part})
 
     def close(self) -> None:
-        pass
+        if self._clocks is not None:
+            self._clocks.close()

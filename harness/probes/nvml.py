@@ -225,6 +225,30 @@ class NvmlGpu:
         value = self._read("nvmlDeviceGetPowerUsage", self._board)
         return int(value) if value is not None else None
 
+    # nvmlClockType_t (pynvml NVML_CLOCK_SM, NVML_CLOCK_MEM)
+    _CLOCK_SM, _CLOCK_MEM = 1, 2
+
+    def clocks(self) -> dict[str, int | None]:
+        """The board's current SM and memory clocks (MHz), performance state (0 = P0, the fastest) and clock-event
+        reason mask (nvmlClocksEventReason* bits; the older ...ThrottleReasons call where the driver lacks it).
+        Each None where unreadable."""
+        reasons = self._read("nvmlDeviceGetCurrentClocksEventReasons", self._board)
+        if reasons is None:
+            reasons = self._read("nvmlDeviceGetCurrentClocksThrottleReasons", self._board)
+        values = {
+            "sm_mhz": self._read("nvmlDeviceGetClockInfo", self._board, self._CLOCK_SM),
+            "mem_mhz": self._read("nvmlDeviceGetClockInfo", self._board, self._CLOCK_MEM),
+            "pstate": self._read("nvmlDeviceGetPerformanceState", self._board),
+            "event_reasons": reasons,
+        }
+        return {k: int(v) if v is not None else None for k, v in values.items()}
+
+    def max_clocks(self) -> dict[str, int | None]:
+        """The board's maximum SM and memory clocks (MHz), or None each where unreadable."""
+        sm = self._read("nvmlDeviceGetMaxClockInfo", self._board, self._CLOCK_SM)
+        mem = self._read("nvmlDeviceGetMaxClockInfo", self._board, self._CLOCK_MEM)
+        return {"sm_mhz": int(sm) if sm is not None else None, "mem_mhz": int(mem) if mem is not None else None}
+
     def close(self) -> None:
         if self.available:
             try:

@@ -90,6 +90,8 @@ def run(
             t0 = time.perf_counter()
             for _ in range(policy.warmup_iters):
                 request(forward, input_ids, decode_tokens, timer)
+            while not probes.settled():  # a GPU: until its SM clock is steady, or a cap (harness.probes.clocks)
+                request(forward, input_ids, decode_tokens, timer)
             warmup_s = time.perf_counter() - t0
 
             probes.begin()

@@ -63,7 +63,11 @@ class TransformersEngine:
         gen = GenerationConfig(max_new_tokens=self.cfg["output_len"], do_sample=False, eos_token_id=-1)
         cb_kwargs = {k: self.cfg[k] for k in ("num_blocks", "max_batch_tokens") if self.cfg.get(k) is not None}
         cb_kwargs.setdefault("num_blocks", default_num_blocks(self.cfg))
-        with torch.inference_mode():
+        # no_grad, not inference_mode: warmup() makes the batch processor and its static tensors on this thread, and
+        # the engine's generation thread resets them in place before each session. Inference mode is thread-local and
+        # transformers 5.17 starts that thread outside it (5.25 passes on the caller's mode): inference tensors made
+        # here would fail every request there ("Inplace update to inference tensor outside InferenceMode").
+        with torch.no_grad():
             self.manager = self.model.init_continuous_batching(
                 generation_config=gen, continuous_batching_config=ContinuousBatchingConfig(**cb_kwargs)
             )
