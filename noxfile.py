@@ -6,11 +6,16 @@ import json
 import os
 import re
 import resource
+import sys
 import time
-import tomllib
 from pathlib import Path
 
 import nox
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, from PyPI
+    import tomli as tomllib
 
 nox.options.sessions = ["lint", "tests"]
 TORCH = "torch==2.13.0"  # the CPU wheel on these machines; install it first so nothing pulls a CUDA build
