@@ -136,11 +136,22 @@ TEST_TOKEN_ENV = "HARNESS_TEST_TOKEN"
 LEFT_BEHIND_GRACE_S = 10.0  # what a test started may still be exiting (a server's own shutdown) for this long
 
 
+def _own_helper(proc: psutil.Process, me: psutil.Process) -> bool:
+    """multiprocessing's fork server and resource tracker of the test process itself (started by an in-process
+    launch): one per process, reused by every later test of that process, gone with it."""
+    try:
+        return proc.ppid() == me.pid and "from multiprocessing." in " ".join(proc.cmdline())
+    except psutil.Error:
+        return False
+
+
 def _left_behind(token: str) -> list[psutil.Process]:
     me = psutil.Process()
     found = {p.pid: p for p in me.children(recursive=True)}  # forked children carry no exec-time environment
+    found = {pid: p for pid, p in found.items() if not _own_helper(p, me)}
+    own = {p.pid for p in me.children() if _own_helper(p, me)}
     for proc in psutil.process_iter():
-        if proc.pid == me.pid or proc.pid in found:
+        if proc.pid == me.pid or proc.pid in found or proc.pid in own:
             continue
         try:
             if proc.environ().get(TEST_TOKEN_ENV) == token:

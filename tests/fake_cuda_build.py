@@ -121,6 +121,10 @@ class CudaBuild:
         self._set(torch.cuda, "_is_in_bad_fork", lambda: self.bad_fork)
         self._set(torch.cuda, "_cudart", torch.cuda._cudart or SimpleNamespace())
         self._set(torch.cuda, "_raw_device_count_nvml", self._raw_device_count_nvml)
+        # seeds queued for CUDA's initialisation by earlier code in this process (torch.manual_seed queues
+        # torch.cuda.manual_seed_all while CUDA is not up): a real build runs them on its generators at init, the
+        # fake has none, so it starts with no queued seeds and gives the old tracker back when uninstalled
+        self._set(torch.cuda, "_lazy_seed_tracker", torch.cuda._LazySeedTracker())
         self._set(torch.version, "cuda", "13.0")
         if self.nvml:  # the machine's NVML, as harness.probes.nvml loads it
             from fake_gpu import FakeBoard, FakeNvml

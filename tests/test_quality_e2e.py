@@ -62,8 +62,9 @@ def test_the_report_shows_quality_and_the_projection(sweep, tmp_path):
     page = (out / "index.html").read_text()
     assert '<section id="quality">' in page and "held-out loss (nats/token)" in page
     assert "Cost to serve, with training amortised (projection)" in page
-    assert "Best compromise (the knee of the front)" in page and "held-out loss" in page
+    assert "The answer" in page and "held-out loss" in page  # the answer first, on the held-out quality
     if catalog.nearest_cpu_entry() is not None:  # this machine's price is assumed from the nearest entry
         assert "total USD / 1M tokens (projection)" in page and "assumed: nearest catalog entry" in page
+        assert "Best quality per dollar" in page
     else:
-        assert "No ok run has a serving cost." in page
+        assert "No ok run has a serving cost." in page and "no per-dollar answer" in page
