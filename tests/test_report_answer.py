@@ -135,3 +135,32 @@ def test_sweeps_overlay_on_the_same_charts_labelled_by_sweep(tmp_path):
     symbols = {t["name"]: t["marker"]["symbol"] for t in hero if t["mode"] == "markers"}
     assert symbols["tiny · fp32 · h200"] == symbols["tiny · fp32 · h100"] + "-open"  # same model, other sweep
     assert "<b>sweep h100.</b>" in html and "<b>sweep h200.</b>" in html  # one answer per sweep
+
+
+def _training(model: str, loss: float, half_width: float, usd: float) -> dict:
+    """An ok training run: final eval loss with its interval (eval_loss_lo / _hi), priced."""
+    rec = result("bf16", agreement=None, model__name=model, workload__name="training")
+    rec["metrics"] = {
+        "eval_loss": loss,
+        "eval_loss_lo": loss - half_width,
+        "eval_loss_hi": loss + half_width,
+        "eval_loss_n": 32,
+        "train_tok_per_s": 1000.0 / usd,
+        "peak_rss_bytes": 100 * 2**20,
+    }
+    rec["cost"] = {"training_usd": usd}
+    return rec
+
+
+def test_training_runs_whose_eval_intervals_overlap_tie(tmp_path):
+    records = [_training("small", 2.50, 0.05, usd=2.0), _training("tiny", 2.52, 0.05, usd=0.5)]
+    records.append(_training("base", 2.20, 0.02, usd=9.0))  # clearly better, and dearer
+    frame = annotate(aggregate.load_frame([write(tmp_path / "results", "t", records)]), 0.99)
+    a = answer.answer(frame, "training")
+    assert sorted(a.rows.loc[i, "model"] for i in a.tied) == ["base"]  # base's interval is clear of the others
+    records = records[:2]  # without base: small and tiny overlap, a tie, and the cheaper one is recommended
+    frame = annotate(aggregate.load_frame([write(tmp_path / "results2", "t", records)]), 0.99)
+    a = answer.answer(frame, "training")
+    assert sorted(a.rows.loc[i, "model"] for i in a.tied) == ["small", "tiny"]
+    assert a.rows.loc[a.pick["cost"], "model"] == "tiny"
+    assert "2 configurations tie for the best" in " ".join(answer.sentences(a))

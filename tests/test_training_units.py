@@ -82,6 +82,12 @@ def test_evaluation_is_deterministic_and_finite():
     first = training.evaluate(model, batches, None, "cpu")
     assert first == training.evaluate(model, batches, None, "cpu")
     assert abs(first - math.log(256)) < 0.5  # random init: about uniform over 256 bytes
+    # its interval: over the 4 held-out sequences, around the same figure (tokens summed, not batch-averaged)
+    interval = training.eval_interval(model, batches, None, "cpu")
+    assert interval["eval_loss_n"] == 2 * 2
+    assert interval["eval_loss_lo"] <= first + 1e-5 and first - 1e-5 <= interval["eval_loss_hi"]
+    assert interval["eval_loss_lo"] < interval["eval_loss_hi"]  # four different sequences: not one point
+    assert interval == training.eval_interval(model, batches, None, "cpu")  # seeded: the same interval again
 
 
 def test_ranks_must_fit_the_machine():

@@ -81,8 +81,8 @@ SPECS: dict[str, Spec] = {
     ),
     "training": Spec(
         _axis("eval_loss", "eval_loss", "metrics", "min"),
-        None,
-        None,
+        "eval_loss_lo",
+        "eval_loss_hi",
         (
             _axis("cost_usd_to_target", "usd_to_target", "cost", "min"),
             _axis("cost_training_usd", "training_usd", "cost", "min"),

@@ -14,9 +14,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
-from harness import cost, data, flops
+from harness import cost, data, flops, quality_eval
 from harness.backends.base import TRAIN_STEP
 from harness.probes.base import ProbeSet
 from harness.scenarios import register
@@ -72,6 +73,31 @@ def evaluate(
             total += float(model(input_ids=x, labels=x).loss)
     model.train()
     return total / len(batches)
+
+
+EVAL_RESAMPLES = 1000
+
+
+def eval_interval(
+    model: torch.nn.Module, batches: Sequence[torch.Tensor], autocast_dtype: torch.dtype | None, device_type: str
+) -> dict[str, Any]:
+    """The held-out loss with its seeded percentile-bootstrap 95 % interval over the held-out sequences (the
+    quality section's rule, harness.quality_eval, with a sequence as the window): eval_loss_lo / _hi, and
+    eval_loss_n, the sequences. Its point is eval_loss (the same tokens, summed instead of batch-averaged)."""
+    model.eval()
+    tokens, nll, correct = [], [], []
+    with torch.no_grad(), _autocast(device_type, autocast_dtype):
+        for x in batches:
+            logits = model(input_ids=x).logits[:, :-1].float()
+            target = x[:, 1:]
+            ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")
+            nll.extend(ce.sum(-1).tolist())
+            correct.extend((logits.argmax(-1) == target).sum(-1).tolist())
+            tokens.extend([target.shape[1]] * target.shape[0])
+    model.train()
+    windows = quality_eval.Windows(np.array(tokens), np.array(nll), np.array(correct))
+    fig = quality_eval.figures(windows, EVAL_RESAMPLES, seed=0)
+    return {"eval_loss_lo": fig["loss_nats_lo"], "eval_loss_hi": fig["loss_nats_hi"], "eval_loss_n": len(tokens)}
 
 
 def _curve(points: list) -> list:
@@ -157,6 +183,7 @@ def run(
         probes.end()
     finally:  # a failed run still stops every probe
         probes.close()
+    interval = eval_interval(model, held_out, autocast_dtype, device_type)  # after the window: not timed
 
     steps = losses[-1][0]
     if schedule.target_eval_loss is not None and not target["reached"]:
@@ -169,6 +196,7 @@ def run(
         "train_loss_last": losses[-1][1],
         "eval_loss_initial": evals[0][1],
         "eval_loss": evals[-1][1],
+        **interval,
         "eval_perplexity": evals[-1][2],
         "loss_curve": [[s, v] for s, v in _curve(losses)],
         "eval_curve": [[s, v, p] for s, v, p in evals],
@@ -216,7 +244,8 @@ class Training(Scenario):
     parallel = DATA_PARALLEL
     writes = (
         *("step_time_s", "steps", "tokens_per_step", "train_loss_first", "train_loss_last"),
-        *("eval_loss_initial", "eval_loss", "eval_perplexity", "loss_curve", "eval_curve", "eval_s"),
+        *("eval_loss_initial", "eval_loss", "eval_loss_lo", "eval_loss_hi", "eval_loss_n", "eval_perplexity"),
+        *("loss_curve", "eval_curve", "eval_s"),
         *("train_window_s", "target", "loss_scale_final", "train_tok_per_s", "samples_per_s"),
         *("tokens_trained", "flops_per_token_train", "achieved_flop_per_s_train", "mfu_train"),
         *("step_time_s_p50", "step_time_s_mean", "wall_s", "energy_j", "j_per_token", "usd_per_1m_tokens_train"),
