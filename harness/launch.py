@@ -298,6 +298,8 @@ def run_isolated(config: dict[str, Any], run_dir: Path, overrides: list[str] | N
     result["launcher"] = _launcher_section(returncode, run_dir, spawned_at, launch_id, mode)
     if mode == "preload":  # the same server for every run of one launcher process
         result["launcher"]["server_pid"] = popen.server_pid
+    if returncode:  # the figures were written, then something failed (a rank's teardown, its watchdog): say so
+        warnings.append(f"the worker exited with code {returncode} after writing its result (its log: {LOG_FILE})")
     result["warnings"] = [*result.get("warnings", []), *warnings]
     result["overrides"] = overrides
     results.write_atomic(result_path, result)
