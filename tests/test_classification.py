@@ -131,3 +131,40 @@ def test_classification_reports_accuracy_and_f1_with_intervals_and_prices_the_ta
     assert r["weights"]["kind"] == "random" and r["weights"]["quality_meaningful"] is True
     assert r["energy"]["total_j"] > 0 and m["peak_rss_bytes"] > 0 and m["train_tok_per_s"] > 0
     assert r["key_fields"]["workload"] == "classification" and r["key_fields"]["target_accuracy"] == 0.2
+
+
+def _wide_local_model(path) -> None:
+    """A local causal LM whose parameters, not its activations, dominate memory at batch 2 x 16 tokens: full
+    fine-tuning keeps gradients and two AdamW moments of all ~8.6 M of them (~100 MB); LoRA of a few thousand."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=256, hidden_size=512, intermediate_size=2048, num_hidden_layers=2,
+                      num_attention_heads=8, num_key_value_heads=8, max_position_embeddings=256)  # fmt: skip
+    LlamaForCausalLM(cfg).save_pretrained(path)
+
+
+@pytest.mark.e2e
+def test_lora_trains_fewer_parameters_with_lower_peak_memory_than_full(harness, tmp_path):
+    _wide_local_model(tmp_path / "wide")
+    args = ["-m", "sweep=ft", "workload=classification", "model=local", f"model.path={tmp_path / 'wide'}"]
+    args += ["workload.init=checkpoint", "workload.max_steps=6", "workload.eval_interval=6", "workload.warmup_steps=1"]
+    proc, root = harness(
+        *args, "batch_size=2", "seq_len=16", "repeats=1", "finetune=full,lora", "lora.rank=4,16", fast=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    runs = load_results(root / "ft")
+    by = {(r["key_fields"]["finetune"], r["key_fields"].get("lora_rank")): r for r in runs}
+    assert sorted(by, key=str) == [("full", None), ("lora", 16), ("lora", 4)], sorted(by, key=str)  # full once
+    for r in runs:
+        assert r["status"] == "ok", r["reason"]
+        assert r["weights"]["kind"] == "local" and r["finetune"]["init"] == "checkpoint"
+    full, r4, r16 = by[("full", None)]["metrics"], by[("lora", 4)]["metrics"], by[("lora", 16)]["metrics"]
+    assert full["trainable_params"] == full["params"] > 8_000_000
+    assert r4["trainable_params"] < r16["trainable_params"] < full["trainable_params"] / 50
+    assert by[("lora", 4)]["finetune"]["target_modules"] == ["q_proj", "v_proj"]
+    assert r4["adapter_bytes"] == 4 * r4["trainable_params"]  # fp32 adapters and head
+    # gradients + AdamW moments of ~8.6 M parameters (~100 MB) that LoRA does not keep
+    for lora in (r4, r16):
+        assert lora["peak_rss_bytes"] < full["peak_rss_bytes"] - 50e6, (lora["peak_rss_bytes"], full["peak_rss_bytes"])
