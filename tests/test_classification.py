@@ -168,3 +168,18 @@ def test_lora_trains_fewer_parameters_with_lower_peak_memory_than_full(harness, 
     # gradients + AdamW moments of ~8.6 M parameters (~100 MB) that LoRA does not keep
     for lora in (r4, r16):
         assert lora["peak_rss_bytes"] < full["peak_rss_bytes"] - 50e6, (lora["peak_rss_bytes"], full["peak_rss_bytes"])
+
+
+def test_a_bert_shaped_encoder_is_built_from_the_preset_numbers_and_takes_lora_on_query_value():
+    import torch
+
+    from harness import finetune, models
+
+    cfg = {**models.preset("tiny", arch="bert", hidden_size=64, intermediate_size=128), "num_labels": 3}
+    model = models.build_classifier(cfg, torch.float32, "cpu", 0)
+    assert type(model).__name__ == "BertForSequenceClassification" and model.config.num_labels == 3
+    ids = torch.randint(1, 256, (2, 8))
+    assert model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits.shape == (2, 3)
+    lora = {"rank": 4, "alpha": 16, "dropout": 0.0, "target_modules": None}
+    _, section = finetune.apply(model, {"finetune": "lora", "workload": {"init": "checkpoint"}, "lora": lora})
+    assert section["target_modules"] == ["query", "value"] and section["trainable_params"] < section["total_params"]
