@@ -114,12 +114,13 @@ def _check_used(overrides: list[str], workload: str, quality_on: bool) -> None:
         return
     for o in overrides:
         key, _, value = o.lstrip("+~").partition("=")
-        owner = next((w for w, keys in config_mod.WORKLOAD_ONLY.items() if key in keys), None)
+        owners = [w for w, keys in config_mod.WORKLOAD_ONLY.items() if key in keys]
         # data.* is training's text and every other run's held-out quality text: unused only with quality off
-        if owner is None and key.startswith("data.") and workload != "training" and not quality_on:
-            owner = "training"
-        if owner is not None and owner != workload:
-            raise ConfigError(key, value, f"is used only by workload={owner}; this run is workload={workload}")
+        if not owners and key.startswith("data.") and workload not in ("training", "classification") and not quality_on:
+            owners = ["training", "classification"]
+        if owners and workload not in owners:
+            by = ", ".join(owners)
+            raise ConfigError(key, value, f"is used only by workload={by}; this run is workload={workload}")
 
 
 def _check_auto_repeats_keys(overrides: list[str], repeats: Any) -> None:

@@ -21,11 +21,13 @@ from harness.errors import ConfigError
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 WEIGHTS = ("random", "trained")
-DATA_SOURCES = ("pydoc", "text", "json", "parquet", "hf", "synthetic")
+DATA_SOURCES = ("pydoc", "text", "json", "parquet", "hf", "synthetic")  # training text (harness.data)
 DEVICES = ("auto", "cpu", "cuda")
 COST_MODES = ("cloud", "onprem")
 PRICE_UNITS = ("device", "vcpu")
 PEAK_DTYPES = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
+INITS = ("random", "checkpoint")  # workload.init of the classification workload
+FINETUNES = ("full", "lora")
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
@@ -77,28 +79,27 @@ class WorkloadConfig:
     eval_batches: int = 4  # fixed held-out batches per evaluation
     target_eval_loss: float | None = None  # stop when the eval loss reaches this (time-to-quality)
     save_checkpoint: bool = False  # save the final weights in the run folder (checkpoint/, an HF checkpoint)
+    # classification (shares the training fields above): stop when held-out accuracy reaches this (0..1)
+    target_accuracy: float | None = None
+    # classification: random (the seeded initialisation) | checkpoint (a preset's harness-trained weights,
+    # harness/checkpoints.py, or model=local's own weights), with a new classification head
+    init: str = "random"
 
 
 # the workload fields only one shipped workload reads (WorkloadConfig holds them all): setting one for another
 # shipped workload is refused; serving reads none of them (its settings are serving.*); a plugin scenario,
 # absent here, is not checked
+_STEPS = tuple(
+    f"workload.{k}"
+    for k in ("max_steps", "warmup_steps", "lr", "lr_warmup_steps", "weight_decay", "grad_clip", "eval_interval")
+)
+_CLASSIFY = (*_STEPS, "workload.target_accuracy", "workload.init", "data.label_column", "finetune")
+_CLASSIFY += tuple(f"lora.{k}" for k in ("rank", "alpha", "dropout", "target_modules"))
 WORKLOAD_ONLY = {
     "serving": (),
     "inference": tuple(f"workload.{k}" for k in ("warmup_iters", "min_iters", "min_time_s", "max_iters")),
-    "training": tuple(
-        f"workload.{k}"
-        for k in (
-            "max_steps",
-            "warmup_steps",
-            "lr",
-            "lr_warmup_steps",
-            "weight_decay",
-            "grad_clip",
-            "eval_interval",
-            "eval_batches",
-            "target_eval_loss",
-        )
-    ),
+    "training": (*_STEPS, "workload.eval_batches", "workload.target_eval_loss"),
+    "classification": _CLASSIFY,
 }
 
 
@@ -115,6 +116,9 @@ class DataConfig:
     text_column: str = "text"
     eval_fraction: float = 0.1  # documents held out for evaluation
     split_seed: int = 1234  # fixed: the same documents are held out in every run
+    # classification: the label column of a local csv | json | parquet file (text_column holds the text);
+    # source=docstrings: the built-in labelled set (harness/labelled.py)
+    label_column: str = "label"
 
 
 @dataclass
@@ -252,6 +256,17 @@ class ServingConfig:
 
 
 @dataclass
+class LoraConfig:
+    """finetune=lora (peft): low-rank adapters on `target_modules`, the rest frozen but the new head."""
+
+    rank: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.0
+    # None: peft's default for the architecture (llama: q_proj, v_proj; bert: query, value)
+    target_modules: list[str] | None = None
+
+
+@dataclass
 class LauncherConfig:
     """How each run's fresh process starts (harness.launch, docs/launch.md); gpus>1 always goes through torchrun."""
 
@@ -274,6 +289,8 @@ class HarnessConfig:
     serving: ServingConfig = field(default_factory=ServingConfig)
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
     interference: InterferenceConfig = field(default_factory=InterferenceConfig)
+    finetune: str = "full"  # classification: full (every parameter trains) | lora (lora.*, harness/finetune.py)
+    lora: LoraConfig = field(default_factory=LoraConfig)
     batch_size: int = 1  # per device (per rank): the global batch is batch_size x gpus
     seq_len: int = 128  # prompt length in tokens
     gpus: int = 1
@@ -375,6 +392,10 @@ def validate(cfg: HarnessConfig) -> None:
     _validate_model(cfg)
     if w.name == "training":
         _validate_training(cfg)
+    elif w.name == "classification":
+        from harness import finetune
+
+        finetune.validate(cfg)
     elif cfg.quality.enabled:
         _validate_data(cfg.data)
     _at_least("quality.window_tokens", cfg.quality.window_tokens, 2)
@@ -435,6 +456,18 @@ def _validate_repeats(cfg: HarnessConfig) -> None:
 
 def _validate_training(cfg: HarnessConfig) -> None:
     w, d = cfg.workload, cfg.data
+    validate_steps(w)
+    if w.target_eval_loss is not None and w.target_eval_loss <= 0:
+        raise ConfigError("workload.target_eval_loss", w.target_eval_loss, "must be > 0 (a cross-entropy in nats)")
+    if cfg.model.weights == "trained":
+        raise ConfigError(
+            "model.weights", "trained", "training starts from the seeded initialisation: use model.weights=random"
+        )
+    _validate_data(d)
+
+
+def validate_steps(w: WorkloadConfig) -> None:
+    """The step budget and schedule that training and classification share."""
     for key in ("max_steps", "eval_interval", "eval_batches"):
         _at_least(f"workload.{key}", getattr(w, key), 1)
     for key in ("warmup_steps", "lr_warmup_steps"):
@@ -443,13 +476,6 @@ def _validate_training(cfg: HarnessConfig) -> None:
         raise ConfigError("workload.warmup_steps", w.warmup_steps, f"must be < workload.max_steps={w.max_steps}")
     if w.lr <= 0:
         raise ConfigError("workload.lr", w.lr, "must be > 0")
-    if w.target_eval_loss is not None and w.target_eval_loss <= 0:
-        raise ConfigError("workload.target_eval_loss", w.target_eval_loss, "must be > 0 (a cross-entropy in nats)")
-    if cfg.model.weights == "trained":
-        raise ConfigError(
-            "model.weights", "trained", "training starts from the seeded initialisation: use model.weights=random"
-        )
-    _validate_data(d)
 
 
 def _validate_data(d: DataConfig) -> None:

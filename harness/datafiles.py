@@ -1,4 +1,4 @@
-"""The local files behind data.source=text|json|parquet: which files a `data.path` means, and whether
+"""The local files behind data.source=text|json|parquet|csv: which files a `data.path` means, and whether
 they can be training text at all, checked before any run starts (no torch, no datasets import)."""
 
 from __future__ import annotations
@@ -6,7 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 # what a folder given as data.path contributes: its files with these suffixes, in name order
-SUFFIXES = {"text": (".txt", ".text", ".md", ".rst"), "json": (".json", ".jsonl"), "parquet": (".parquet",)}
+SUFFIXES = {
+    "text": (".txt", ".text", ".md", ".rst"),
+    "json": (".json", ".jsonl"),
+    "parquet": (".parquet",),
+    "csv": (".csv",),  # labelled examples (harness.labelled)
+}
 _SNIFF_BYTES = 8192
 _PARQUET_MAGIC = b"PAR1"
 

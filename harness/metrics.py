@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SUMMARY_ALL = ("inference", "training", "serving")
+SUMMARY_ALL = ("inference", "training", "serving", "classification")
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def _i(name: str, unit: str = "", label: str = "", **kw) -> Metric:
 
 _GATE5, _GATE10, _GATE_COUNT = (0.05, None), (0.10, None), (0.005, None)
 _GATE_MEM = (0.02, 67108864.0)  # max(2 %, 64 MiB)
-INF, TRAIN, SERVE = ("inference",), ("training",), ("serving",)
+INF, TRAIN, SERVE, CLS = ("inference",), ("training",), ("serving",), ("classification",)
 
 METRICS: tuple[Metric, ...] = (
     # inference distributions (result.metrics) and their per-repeat medians (result.repeats)
@@ -98,14 +98,14 @@ METRICS: tuple[Metric, ...] = (
     _i("tokens_generated_per_request", "count"),
     _i("logits_last_position_only"),
     # training
-    _d("step_time_s", "step p50 ms", summary=TRAIN),
-    _t("train_tok_per_s", "tokens/s", "higher", "train tok/s", summary=TRAIN, gate=_GATE5),
+    _d("step_time_s", "step p50 ms", summary=(*TRAIN, *CLS)),
+    _t("train_tok_per_s", "tokens/s", "higher", "train tok/s", summary=(*TRAIN, *CLS), gate=_GATE5),
     _c("eval_loss_initial", "nats", "lower", "eval loss start", summary=TRAIN),
     _c("eval_loss", "nats", "lower", "eval loss end", summary=TRAIN, report=("eval_loss",)),
     _i("eval_loss_lo", "nats", "eval loss 95 % low"),
     _i("eval_loss_hi", "nats", "eval loss 95 % high"),
     _i("eval_loss_n", "count", "held-out sequences"),
-    _i("target", "", "target", summary=TRAIN),
+    _i("target", "", "target", summary=(*TRAIN, *CLS)),
     _t("step_time_s_p50", "s", "lower", "step p50 (chunk)", gate=_GATE5),
     _i("step_time_s_mean", "s"),
     _i("steps", "count"),
@@ -119,6 +119,14 @@ METRICS: tuple[Metric, ...] = (
     _i("eval_s", "s"),
     _c("train_window_s", "s", "lower", "training loop wall time"),
     _i("loss_scale_final"),
+    # classification (held-out accuracy over every held-out example; intervals in the quality section)
+    _c("eval_accuracy_initial", "ratio", "higher", "accuracy start", summary=CLS, fmt=".3f"),
+    _c("eval_accuracy", "ratio", "higher", "accuracy end", summary=CLS, fmt=".3f"),
+    _c("eval_macro_f1", "ratio", "higher", "macro-F1", summary=CLS, fmt=".3f"),
+    _i("accuracy_curve"),
+    _i("examples_trained", "count"),
+    _c("trainable_params", "count", "lower", "trainable params", summary=CLS, report=("trainable_params",)),
+    _c("adapter_bytes", "bytes", "lower", "adapter bytes"),
     # serving (harness/serving/metrics.py, docs/serving.md): one load window, or the capacity probe's
     _i("offered_rate_req_per_s", "1/s", "rate req/s", summary=SERVE, fmt=".3g"),
     _t("request_throughput_req_per_s", "1/s", "higher", "req/s", summary=SERVE, gate=_GATE5, fmt=".2f"),
@@ -241,6 +249,7 @@ METRICS: tuple[Metric, ...] = (
     _c("perplexity", "ratio", "lower", "perplexity", section="quality", report=("quality_perplexity",)),
     _c("loss_nats", "nats", "lower", "held-out loss (nats)", section="quality", report=("quality_loss_nats",)),
     _c("accuracy", "ratio", "higher", "accuracy", section="quality", report=("quality_accuracy",)),
+    _c("macro_f1", "ratio", "higher", "macro-F1", section="quality", report=("quality_macro_f1",)),
     _i("eval_tokens", "count", "eval tokens", section="quality", report=("quality_eval_tokens",)),
     _i("kind", "", "weights", section="weights", report=("weights_kind",)),
     _c(
@@ -271,6 +280,7 @@ DERIVED_COLUMNS = {
     "heldout_loss_nats": ("loss_nats",),
     "quality_loss_nats_interval": ("loss_nats",),  # "[lo, hi]" text of the 95 % interval
     "quality_accuracy_interval": ("accuracy",),
+    "quality_macro_f1_interval": ("macro_f1",),
     # the result's `interference` section (not metrics): harness.interference.columns
     "disturbed": (),
     "interference_other_cpu_share": (),
@@ -299,6 +309,13 @@ OBJECTIVES: dict[str, tuple[tuple[str, tuple[str, ...], str, str], ...]] = {
         ("cost to target", ("cost_usd_to_target", "cost_training_usd"), "min", "USD"),
         ("final eval loss", ("eval_loss",), "min", "nats"),
         ("wall time", ("target_time_s", "train_window_s"), "min", "s"),
+    ),
+    # with workload.target_accuracy, cost and time to reach it; without, the training loop's
+    "classification": (
+        ("cost to target", ("cost_usd_to_target", "cost_training_usd"), "min", "USD"),
+        ("held-out accuracy", ("quality_accuracy",), "max", "ratio"),
+        ("wall time", ("target_time_s", "train_window_s"), "min", "s"),
+        ("peak memory", ("peak_memory_bytes",), "min", "bytes"),
     ),
 }
 # Scaling efficiency's throughput per scenario (harness.scaling): the whole run's rate

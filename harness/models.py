@@ -47,6 +47,37 @@ def build(model_cfg: Mapping[str, Any], dtype: torch.dtype, device: str, seed: i
     return model.to(device).eval()
 
 
+def build_classifier(model_cfg: Mapping[str, Any], dtype: torch.dtype, device: str, seed: int) -> torch.nn.Module:
+    """A sequence classifier with `model_cfg["num_labels"]` classes, in train mode on `device`: BERT-shaped
+    (arch=bert: BertForSequenceClassification from the preset's numbers) or the preset's decoder with a
+    classification head (AutoModelForSequenceClassification); from `path` (init=checkpoint: its weights, a
+    new head; init=random: its config only). Token id 0 is padding (byte-level ids: NUL never occurs in text)."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
+
+    labels = {"num_labels": int(model_cfg["num_labels"])}
+    torch.manual_seed(seed)  # same seed, same head and (init=random) the same initial weights
+    path = model_cfg.get("path")
+    with torch.device(device):
+        if path and model_cfg.get("init") == "checkpoint":
+            model = AutoModelForSequenceClassification.from_pretrained(
+                path, dtype=dtype, local_files_only=True, ignore_mismatched_sizes=True, **labels
+            )
+        elif path:
+            config = AutoConfig.from_pretrained(path, local_files_only=True, **labels)
+            model = AutoModelForSequenceClassification.from_config(config, dtype=dtype)
+        elif model_cfg["arch"] == "bert":
+            arch = {k: model_cfg[k] for k in _ARCH_KEYS if model_cfg.get(k) is not None and "key_value" not in k}
+            arch.pop("tie_word_embeddings", None)
+            model = BertForSequenceClassification(BertConfig(**arch, pad_token_id=0, **labels)).to(dtype)
+        else:
+            arch = {k: model_cfg[k] for k in _ARCH_KEYS if model_cfg.get(k) is not None}
+            config = AutoConfig.for_model(model_cfg["arch"], **arch, pad_token_id=0, **labels)
+            model = AutoModelForSequenceClassification.from_config(config, dtype=dtype)
+    if getattr(model.config, "pad_token_id", None) is None:  # decoder heads pool at the last non-pad token
+        model.config.pad_token_id = 0
+    return model.to(device).train()
+
+
 def describe(model: torch.nn.Module) -> dict[str, Any]:
     """Parameter counts and the shape numbers the FLOP formula needs (taken before quantization)."""
     total = sum(p.numel() for p in model.parameters())

@@ -53,6 +53,8 @@ def key_fields(config: Mapping[str, Any]) -> dict[str, Any]:
     }
     if w["name"] == "training":
         fields.update(max_steps=w["max_steps"], target_eval_loss=w["target_eval_loss"], data=config["data"]["source"])
+    elif w["name"] == "classification":
+        fields.update(classification_key_fields(config))
     elif w["name"] == "serving":
         from harness.serving.keys import serving_key_fields
 
@@ -73,6 +75,25 @@ def key_fields(config: Mapping[str, Any]) -> dict[str, Any]:
     return fields
 
 
+def classification_key_fields(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What a classification run is beyond the common fields: budget, target, data, start, what trains."""
+    w, ft = config["workload"], config.get("finetune", "full")
+    out = {
+        "max_steps": w["max_steps"],
+        "target_accuracy": w.get("target_accuracy"),
+        "data": config["data"]["source"],
+        "init": w.get("init", "random"),
+        "finetune": ft,
+    }
+    if out["init"] == "checkpoint" and not config["model"].get("path"):
+        out["pretrain_steps"] = config["model"].get("train_steps")  # which harness-trained weights
+    if ft == "lora":
+        lora = config["lora"]
+        targets = ",".join(lora.get("target_modules") or []) or "default"
+        out.update(lora_rank=lora["rank"], lora_alpha=lora["alpha"], lora_targets=targets)
+    return out
+
+
 def canonical_key(config: Mapping[str, Any]) -> str:
     """A stable string that matches the same measured configuration across sweeps."""
     return " ".join(f"{k}={v}" for k, v in key_fields(config).items())
@@ -84,6 +105,23 @@ def canonical_key(config: Mapping[str, Any]) -> str:
 # interference holds the thresholds that judge a run disturbed, not what it measures (the figures are kept).
 # launcher is: preload or spawn start the same measured run (docs/launch.md), so switching re-measures nothing.
 VOLATILE = ("sweep", "results_dir", "resume", "timeout_s", "interference", "launcher")
+# Settings added after results existed, left out of the hash at these values (their defaults), so a run from
+# before them keeps its hash and folder; `lora` counts only with finetune=lora (full fine-tuning never reads it).
+ADDED_AT_DEFAULT = {
+    ("workload", "target_accuracy"): None,
+    ("workload", "init"): "random",
+    ("data", "label_column"): "label",
+}
+
+
+def _without_unused_additions(kept: dict[str, Any]) -> dict[str, Any]:
+    if kept.get("finetune", "full") == "full":
+        kept = {k: v for k, v in kept.items() if k not in ("finetune", "lora")}
+    for (section, key), default in ADDED_AT_DEFAULT.items():
+        node = kept.get(section)
+        if isinstance(node, Mapping) and key in node and node[key] == default:
+            kept[section] = {k: v for k, v in node.items() if k != key}
+    return kept
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
@@ -94,6 +132,7 @@ def config_hash(config: Mapping[str, Any]) -> str:
         kept["dist"] = {k: v for k, v in kept["dist"].items() if k != "timeout_s"}
     if config.get("repeats") != adaptive.AUTO:  # the stopping rule is unused: a fixed count hashes as it always did
         kept = {k: v for k, v in kept.items() if k not in adaptive.KEYS}
+    kept = _without_unused_additions(kept)
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
@@ -103,6 +142,9 @@ def run_slug(config: Mapping[str, Any]) -> str:
     if f["workload"] == "serving":
         load = f"c{f['concurrency']}" if f["arrival"] == "closed" else f"r{f['rate']}"
         work = f"{f['engine']}-{f['arrival']}-{load}" if f["search"] == "none" else f"{f['engine']}-maxrate"
+    elif f["workload"] == "classification":
+        lora = f"-r{f['lora_rank']}" if f["finetune"] == "lora" else ""
+        work = f"steps{f['max_steps']}-{f['init']}-{f['finetune']}{lora}"
     else:
         work = f"steps{f['max_steps']}" if f["workload"] == "training" else f"dec{f['decode_tokens']}"
     slug = (

@@ -114,7 +114,7 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
             sections["environment_extra"]["gpu"] = gpu.info()
             sections["warnings"].extend(gpu.identity_warnings())
         t = time.perf_counter()
-        model_cfg = checkpoints.model_config(config)  # model.weights=trained: its cached checkpoint
+        model_cfg = scenario.model_config(config)  # model.weights=trained: its cached checkpoint
         model = backend.load(model_cfg, transforms.load_dtype(chain), device.torch_device, config["seed"])
         hardware.synchronize(cuda)  # CUDA work is asynchronous: the clock stops when the device is done
         timing["model_build_s"] = time.perf_counter() - t

@@ -14,7 +14,11 @@ from harness.backends.base import CAPABILITIES, Backend, check_capabilities
 __all__ = ["CAPABILITIES", "Backend", "DEFAULT", "check_capabilities", "create", "names"]
 
 DEFAULT = "hf"
-_REGISTRY: dict[str, str] = {"hf": "harness.backends.hf:HFEager", "remote": "harness.backends.remote:RemoteEngine"}
+_REGISTRY: dict[str, str] = {
+    "hf": "harness.backends.hf:HFEager",
+    "hf-classifier": "harness.backends.hf_classifier:HFClassifier",
+    "remote": "harness.backends.remote:RemoteEngine",
+}
 
 
 def names() -> tuple[str, ...]:

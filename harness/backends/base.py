@@ -18,7 +18,8 @@ DECODE = "decode"  # one-token forward steps on that cache
 LOGITS = "logits"  # next-token logits out of a forward (quality against the fp32 reference)
 GENERATE = "generate"  # a whole generation in one call (an engine's own loop)
 TRAIN_STEP = "train_step"  # forward with labels → loss, backward, optimizer step on its parameters
-CAPABILITIES = (PREFILL, DECODE, LOGITS, GENERATE, TRAIN_STEP)
+CLASSIFY = "classify"  # a forward over a whole sequence → class logits (a classification head)
+CAPABILITIES = (PREFILL, DECODE, LOGITS, GENERATE, TRAIN_STEP, CLASSIFY)
 
 
 @dataclass(frozen=True)

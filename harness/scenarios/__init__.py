@@ -17,6 +17,7 @@ _REGISTRY: dict[str, Any] = {
     "inference": "harness.scenarios.inference:Inference",
     "training": "harness.scenarios.training:Training",
     "serving": "harness.scenarios.serving:Serving",
+    "classification": "harness.scenarios.classification:Classification",
 }
 _plugins_loaded: set[str] = set()
 

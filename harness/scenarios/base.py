@@ -72,6 +72,12 @@ class Scenario:
 
         return DEFAULT
 
+    def model_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The model node the backend builds: the preset, or (model.weights=trained) its cached checkpoint."""
+        from harness import checkpoints
+
+        return checkpoints.model_config(config)
+
     def repeats_figure(self, config: Mapping[str, Any]) -> str | None:
         """The per-repeat figure `repeats=auto` watches (harness.adaptive); None: this scenario's repeats are
         not independent windows it can add one at a time, and repeats=auto is refused (harness.config)."""
