@@ -205,6 +205,11 @@ def compare(baseline: Side, candidate: Side, settings: GateSettings) -> list[Che
             for c in flagged:
                 c.reproduce = command
         checks.extend(pair)
+    return ordered(checks)
+
+
+def ordered(checks: Sequence[Check]) -> list[Check]:
+    """Most severe first, then by label, key and metric (the summary's order)."""
     rank = {v: i for i, v in enumerate(SEVERITY)}
     return sorted(checks, key=lambda c: (rank[c.verdict], c.label, c.key, c.metric))
 
