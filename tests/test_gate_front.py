@@ -94,3 +94,11 @@ def test_cli_front_exit_1_with_the_points_named(tmp_path):
     assert sorted(rep["front"]["workloads"]["inference"]["baseline_front"]) == sorted(c["key"] for c in rows)
     assert any(c["metric"] == "decode_tok_per_s" and c["verdict"] == "regression" for c in rep["checks"])
     assert "| regression | tiny bf16 bs=1 seq=128 gpus=1 | front |" in proc.stdout
+
+
+def test_a_candidate_run_predicted_not_to_fit_is_inconclusive_not_a_regression(tmp_path):
+    from harness.gate import compare
+
+    b, c = sides(tmp_path, [point("fp32", 1.0, 200, seed=1)], [point("fp32", 1.0, 200, seed=2, status="predicted-oom")])
+    (status,) = [ch for ch in compare.compare(b, c, settings.load("default", [])) if ch.metric == "status"]
+    assert status.verdict == "inconclusive" and "measure it with feasibility.force=true" in status.note

@@ -153,6 +153,9 @@ def _pair(key: str, base_runs: list, cand_runs: list, s: GateSettings) -> list[C
     status = Check(key, label, "status", "status", "pass", baseline=b_status, candidate=c_status)
     if b_status == "ok" and c_status == "killed":  # stopped from outside, not by the code: measure it again
         status.verdict, status.note = "inconclusive", f"the candidate run was killed, re-run it: {c_reason}"
+    elif b_status == "ok" and c_status == "predicted-oom":  # skipped before launch: nothing was measured
+        status.verdict = "inconclusive"
+        status.note = f"the candidate run was not launched ({c_reason}); measure it with feasibility.force=true"
     elif b_status == "ok" and c_status != "ok":
         status.verdict, status.note = "regression", c_reason
     elif b_status != "ok" and c_status == "ok":
