@@ -14,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from harness import callbacks, checkpoints, guard, launch, results, summary
+from harness import callbacks, checkpoints, environment, guard, launch, memory_model, results, summary
 from harness import config as config_mod
 from harness.errors import Interrupted, SweepStopped
 
@@ -86,10 +86,12 @@ def _resume_or_launch(
     if config["resume"] and results.is_complete(previous, config):
         print(f"{position} {name}: {previous['status']} (already complete, skipped) {run_dir}", flush=True)
         return previous
-    print(f"{position} {name}: running ...", flush=True)
     t0 = time.time()
-    # model.weights=trained: its checkpoint is trained first (once, cached) as a measured run of its own
-    result = checkpoints.prepare(config, run_dir) or launch.run_isolated(config, run_dir, overrides)
+    result = _predicted_oom(config, run_dir)
+    if result is None:
+        print(f"{position} {name}: running ...", flush=True)
+        # model.weights=trained: its checkpoint is trained first (once, cached) as a measured run of its own
+        result = checkpoints.prepare(config, run_dir) or launch.run_isolated(config, run_dir, overrides)
     extra = ""
     if result["status"] == "ok":
         extra = ", " + summary.headline_line(result)
@@ -103,6 +105,24 @@ def _resume_or_launch(
         print(f"\nresult: {run_dir / results.RESULT_FILE}", flush=True)
         # the embedded default ends like a sweep: with the report of its sweep folder (results/<sweep>)
         callbacks.write_report(run_dir.parent, (config.get("quality") or {}).get("floor"))
+    return result
+
+
+def _predicted_oom(config: dict[str, Any], run_dir: Path) -> dict[str, Any] | None:
+    """The `predicted-oom` result of a run the memory model says will not fit (written, not launched), or None."""
+    feas = config.get("feasibility") or {}
+    if not feas.get("enabled", True) or feas.get("force"):
+        return None
+    section = memory_model.feasibility(config)
+    if section["fits"] is not False:
+        return None
+    predicted = section["predicted"]["total_bytes"]
+    reason = (
+        f"predicted peak {predicted / 2**20:,.0f} MiB per rank is above {section['limit_bytes'] / 2**20:,.0f} MiB "
+        f"({section['limit_source']}); not launched (feasibility.force=true runs it)"
+    )
+    result = results.make_result(config, "predicted-oom", reason, environment.capture(), feasibility=section)
+    results.write_atomic(run_dir / results.RESULT_FILE, result)
     return result
 
 

@@ -276,6 +276,15 @@ class LauncherConfig:
 
 
 @dataclass
+class FeasibilityConfig:
+    """Skip configurations the memory model (harness/memory_model.py) predicts will not fit the GPU's catalog
+    memory or memory_limit_bytes: recorded `predicted-oom` with the prediction. Supervision, not identity."""
+
+    enabled: bool = True
+    force: bool = False  # run them anyway (and record the prediction beside the measurement)
+
+
+@dataclass
 class HarnessConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)
@@ -291,6 +300,7 @@ class HarnessConfig:
     interference: InterferenceConfig = field(default_factory=InterferenceConfig)
     finetune: str = "full"  # classification: full (every parameter trains) | lora (lora.*, harness/finetune.py)
     lora: LoraConfig = field(default_factory=LoraConfig)
+    feasibility: FeasibilityConfig = field(default_factory=FeasibilityConfig)
     batch_size: int = 1  # per device (per rank): the global batch is batch_size x gpus
     seq_len: int = 128  # prompt length in tokens
     gpus: int = 1

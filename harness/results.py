@@ -20,10 +20,10 @@ from harness import adaptive
 
 SCHEMA = "harness.result/1"
 RESULT_FILE = "result.json"
-STATUSES = ("ok", "oom", "unsupported", "timeout", "error", "killed")
+STATUSES = ("ok", "oom", "unsupported", "timeout", "error", "killed", "predicted-oom")
 # A run with one of these statuses will give the same answer again: resume skips it.
 # `timeout`, `error` and `killed` (a signal without kernel evidence of OOM) may be passing faults, so a
-# re-run tries them again.
+# re-run tries them again. `predicted-oom` was never run: a re-run predicts again (feasibility.force=true runs it).
 COMPLETE_STATUSES = ("ok", "oom", "unsupported")
 # Top-level fields every result must have, with their JSON types: a file without them is damaged.
 REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -104,7 +104,8 @@ def canonical_key(config: Mapping[str, Any]) -> str:
 # timeout_s is: a timeout is never final (resume retries it), so it cannot stand in for another limit's run.
 # interference holds the thresholds that judge a run disturbed, not what it measures (the figures are kept).
 # launcher is: preload or spawn start the same measured run (docs/launch.md), so switching re-measures nothing.
-VOLATILE = ("sweep", "results_dir", "resume", "timeout_s", "interference", "launcher")
+# feasibility decides whether a run is launched, not what it measures.
+VOLATILE = ("sweep", "results_dir", "resume", "timeout_s", "interference", "launcher", "feasibility")
 # Settings added after results existed, left out of the hash at these values (their defaults), so a run from
 # before them keeps its hash and folder; `lora` counts only with finetune=lora (full fine-tuning never reads it).
 ADDED_AT_DEFAULT = {

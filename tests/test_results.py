@@ -129,13 +129,13 @@ def test_inference_key_holds_every_measured_field():
 
 def test_config_hash_ignores_only_the_volatile_settings():
     base = results.config_hash(_config())
-    for override in ("resume=false", "timeout_s=5", "results_dir=elsewhere", "sweep=x"):
+    for override in ("resume=false", "timeout_s=5", "results_dir=elsewhere", "sweep=x", "feasibility.force=true"):
         assert results.config_hash(_config(override)) == base, override
     # a memory limit decides whether a run can succeed: part of what the run is (issue 11)
     for override in ("repeats=4", "quality.enabled=false", "energy.pue=1.2", "memory_limit_bytes=1000000"):
         assert results.config_hash(_config(override)) != base, override
     assert len(base) == 8 and int(base, 16) >= 0
-    assert results.STATUSES == ("ok", "oom", "unsupported", "timeout", "error", "killed")
+    assert results.STATUSES == ("ok", "oom", "unsupported", "timeout", "error", "killed", "predicted-oom")
     assert results.COMPLETE_STATUSES == ("ok", "oom", "unsupported")
 
 
@@ -194,7 +194,7 @@ def test_what_is_wrong_with_a_damaged_result_is_said_exactly():
     assert results.problem(good) is None
     assert results.problem([good]) == "not a JSON object (list)"
     assert results.problem(good | {"status": "crashed"}) == (
-        "status 'crashed' is not one of ok, oom, unsupported, timeout, error, killed"
+        "status 'crashed' is not one of ok, oom, unsupported, timeout, error, killed, predicted-oom"
     )
     assert results.problem(good | {"metrics": {}}) == "status 'ok' without metrics"
 

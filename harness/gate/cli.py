@@ -3,6 +3,7 @@
     python -m harness gate --baseline results/baseline.json --candidate results/ci [key=value ...]
     python -m harness gate --candidate results/main --save-baseline results/baseline.json
     python -m harness gate --candidate results/ci --export-pytest-benchmark bench.json
+    python -m harness gate --front --baseline results/base --candidate results/ci   # + the Pareto fronts
 
 Exit codes: 0 pass, 1 regression, 2 usage error (or disturbed runs with --refuse-disturbed), 3 inconclusive
 (0 with --allow-inconclusive), 4 incomparable environment or missing run/metric.
@@ -20,7 +21,7 @@ from typing import NoReturn
 from harness import results
 from harness.errors import ConfigError
 from harness.gate import baseline as baseline_mod
-from harness.gate import compare, export, render, settings
+from harness.gate import compare, export, front, render, settings
 from harness.gate.baseline import GateInputError, Side
 
 PROG = "python -m harness gate"
@@ -58,6 +59,11 @@ def parser() -> argparse.ArgumentParser:
         "--refuse-disturbed",
         action="store_true",
         help="refuse (exit 2) when a run of either side was measured beside other load (interference.disturbed)",
+    )
+    p.add_argument(
+        "--front",
+        action="store_true",
+        help="also judge the Pareto fronts: a baseline front point the candidate lost beyond noise is a regression",
     )
     p.add_argument("--save-baseline", type=Path, metavar="FILE", help="store the candidate results as a baseline")
     p.add_argument(
@@ -150,8 +156,14 @@ def _main(args: argparse.Namespace) -> int:
         return 0
 
     checks = compare.compare(base, candidate, gate_settings)
+    front_section = None
+    if args.front:
+        front_list, front_section = front.front_checks(base, candidate, gate_settings)
+        checks = compare.ordered([*checks, *front_list])
     rep = compare.report(checks, base, candidate, gate_settings, args.allow_inconclusive)
     rep["disturbed"] = found
+    if front_section is not None:
+        rep["front"] = front_section
     out = args.out or _default_out(args.candidate)
     results.write_atomic(out / VERDICTS_FILE, rep)
     text = render.markdown(rep)

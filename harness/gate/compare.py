@@ -153,6 +153,9 @@ def _pair(key: str, base_runs: list, cand_runs: list, s: GateSettings) -> list[C
     status = Check(key, label, "status", "status", "pass", baseline=b_status, candidate=c_status)
     if b_status == "ok" and c_status == "killed":  # stopped from outside, not by the code: measure it again
         status.verdict, status.note = "inconclusive", f"the candidate run was killed, re-run it: {c_reason}"
+    elif b_status == "ok" and c_status == "predicted-oom":  # skipped before launch: nothing was measured
+        status.verdict = "inconclusive"
+        status.note = f"the candidate run was not launched ({c_reason}); measure it with feasibility.force=true"
     elif b_status == "ok" and c_status != "ok":
         status.verdict, status.note = "regression", c_reason
     elif b_status != "ok" and c_status == "ok":
@@ -205,6 +208,11 @@ def compare(baseline: Side, candidate: Side, settings: GateSettings) -> list[Che
             for c in flagged:
                 c.reproduce = command
         checks.extend(pair)
+    return ordered(checks)
+
+
+def ordered(checks: Sequence[Check]) -> list[Check]:
+    """Most severe first, then by label, key and metric (the summary's order)."""
     rank = {v: i for i, v in enumerate(SEVERITY)}
     return sorted(checks, key=lambda c: (rank[c.verdict], c.label, c.key, c.metric))
 

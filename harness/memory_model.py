@@ -1,0 +1,140 @@
+"""Predicted peak memory of one run, before it is launched: does this configuration fit the device?
+
+Per rank (each rank of gpus=N holds the whole model and `batch_size` sequences), above what the process holds
+before the model exists (interpreter, torch, libraries: not predicted here):
+- weights as transformed: 4 / 2 / 2 bytes per parameter for fp32 / fp16 / bf16; int8 as torchao's
+  Int8DynamicActivationInt8WeightConfig stores it: every nn.Linear weight 1 byte per element plus one scale
+  per output row (in the build dtype: fp32 on CPU, bf16 on GPU), the embedding and norms left in the build dtype;
+- training (fp32 master weights whatever the precision: bf16/fp16 are autocast): gradients 4 bytes per parameter,
+  AdamW's two moments 8, autocast's low-precision copies of the matmul weights 2, and the activations the
+  backward pass keeps (per layer, in the compute dtype: ~10·d + 4·I elements per token — inputs of the two norms,
+  q, k, v, roped q and k, attention output, the o-projection input, and the MLP's gate, up, activation and
+  product — Korthikanti et al. 2022, "Reducing Activation Recomputation", counted for a SwiGLU block; in fp32 on
+  CPU, where bf16 autocast was measured to keep as much as fp32), the attention scores and probabilities
+  (2 · heads · seq_len per token per layer, fp32), plus the logits and their softmax for the loss (2·V, fp32);
+- inference: the KV cache at batch × (seq_len + decode_tokens) (2 · layers · kv_heads · head_dim elements per
+  token in the compute dtype), counted twice (it grows by torch.cat, old and new copies held by the allocator),
+  and the prefill's largest transient: one layer's MLP (3·I per token: gate, up and their product, the SwiGLU
+  peak; in fp32 on CPU, where low-precision kernels compute in fp32). On CPU an int8 model also holds its fp32
+  build copy: quantize_ frees it, glibc keeps the pages, and the RSS (what memory_limit_bytes judges) counts them.
+Serving runs are predicted as inference at `serving.input_len + serving.output_len` per slot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
+GB = 1e9  # the catalog's memory_gb is in decimal gigabytes, as vendors state it (H200: 141 GB)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predicted bytes per rank, by part; `total_bytes` is their sum (the peak above the process baseline)."""
+
+    weights_bytes: int
+    gradients_bytes: int
+    optimizer_bytes: int
+    activations_bytes: int
+    kv_cache_bytes: int
+    total_bytes: int
+    params: int
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def param_counts(model: Mapping[str, Any]) -> tuple[int, int, int]:
+    """(linear, embedding, other) parameters of a Llama-shaped decoder: matmul weights, input embedding (and the
+    lm_head when tied), norms."""
+    d, i, n_layers, vocab = (
+        int(model[k]) for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "vocab_size")
+    )
+    heads = int(model["num_attention_heads"])
+    kv_heads = int(model.get("num_key_value_heads") or heads)
+    head_dim = d // heads
+    per_layer = 2 * d * d + 2 * d * kv_heads * head_dim + 3 * d * i  # q, o; k, v; gate, up, down
+    linear = n_layers * per_layer + (0 if model.get("tie_word_embeddings") else vocab * d)
+    return linear, vocab * d, n_layers * 2 * d + d
+
+
+def _weights(model: Mapping[str, Any], precision: str, device: str) -> int:
+    linear, embedding, other = param_counts(model)
+    if precision != "int8":
+        return (linear + embedding + other) * BYTES[precision]
+    build = 2 if device == "cuda" else 4  # torchao quantizes from bf16 on GPU, fp32 on CPU (precision.build_dtype)
+    n_layers, d, i = (int(model[k]) for k in ("num_hidden_layers", "hidden_size", "intermediate_size"))
+    heads = int(model["num_attention_heads"])
+    kv = int(model.get("num_key_value_heads") or heads) * (d // heads)
+    rows = n_layers * (d + 2 * kv + d + 2 * i + d)  # output rows of q, k, v, o, gate, up, down
+    rows += 0 if model.get("tie_word_embeddings") else int(model["vocab_size"])
+    quantized = linear + rows * build + (embedding + other) * build
+    # on CPU the build-dtype copy is freed by quantize_ but glibc keeps its pages: the RSS holds both (measured)
+    return quantized + (linear * build if device == "cpu" else 0)
+
+
+def predict(config: Mapping[str, Any], device: str = "cpu") -> Prediction:
+    """The predicted peak of `config` (a resolved run config) on `device` (cpu | cuda), in bytes per rank."""
+    model, precision = config["model"], config["precision"]["name"]
+    workload = config["workload"]["name"]
+    d, i, n_layers, vocab = (
+        int(model[k]) for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "vocab_size")
+    )
+    heads = int(model["num_attention_heads"])
+    kv_dim = int(model.get("num_key_value_heads") or heads) * (d // heads)
+    params = sum(param_counts(model))
+    b = int(config["batch_size"])
+    if workload == "training":
+        tokens = b * int(config["seq_len"])
+        compute = 4 if precision in ("fp32", "int8") else 2
+        linear = param_counts(model)[0]
+        weights = 4 * params + (2 * linear if compute == 2 else 0)  # fp32 master + autocast copies
+        act = 4 if device == "cpu" else compute  # measured on CPU: bf16 autocast keeps as much as fp32
+        # + the attention scores and probabilities kept for the backward pass (heads × seq_len per token, fp32)
+        per_token = n_layers * ((10 * d + 4 * i) * act + 2 * heads * int(config["seq_len"]) * 4) + 2 * vocab * 4
+        parts = (weights, 4 * params, 8 * params, tokens * per_token, 0)
+    else:
+        if workload == "serving":
+            s = config["serving"]
+            seq, total, b = int(s["input_len"]), int(s["input_len"]) + int(s["output_len"]), int(s["num_requests"])
+            b = min(b, int(s.get("max_concurrency") or b))
+        else:
+            seq = int(config["seq_len"])
+            total = seq + int(config["workload"]["decode_tokens"])
+        kv_bytes = 2 if precision in ("fp16", "bf16") or (precision == "int8" and device == "cuda") else 4
+        kv = b * total * 2 * n_layers * kv_dim * kv_bytes
+        # CPU kernels compute bf16/fp16/int8 activations in fp32 (oneDNN, dynamic int8 quantization): measured
+        act = 4 if device == "cpu" else kv_bytes
+        transient = b * seq * max(3 * i, d + 2 * kv_dim + d) * act
+        # the KV cache grows by torch.cat at every decode step: each layer's old and new tensors coexist, and the
+        # freed ones stay with the allocator (glibc's heap on CPU, the caching allocator's reserve on GPU), so the
+        # cache's footprint is about twice its size (measured on CPU: benchmarks/memory_model.py)
+        parts = (_weights(model, precision, device), 0, 0, transient + kv, kv)
+    return Prediction(*parts, total_bytes=sum(parts), params=params)
+
+
+def device_limit(config: Mapping[str, Any]) -> tuple[int | None, str]:
+    """The memory a run must fit in, bytes per rank, and where the figure comes from: the smaller of
+    `memory_limit_bytes` and, on a GPU, the catalog's `hardware.memory_gb`. (None, ...) when neither is known."""
+    limits = []
+    if config.get("memory_limit_bytes"):
+        limits.append((int(config["memory_limit_bytes"]), "memory_limit_bytes"))
+    hw = config.get("hardware") or {}
+    if hw.get("memory_gb") and hw.get("device") == "cuda":
+        limits.append((int(float(hw["memory_gb"]) * GB), f"hardware.memory_gb={hw['memory_gb']:g} ({hw.get('name')})"))
+    return min(limits) if limits else (None, "no memory_limit_bytes and no GPU memory_gb")
+
+
+def feasibility(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The result's `feasibility` section: the prediction, the limit it was held against, and the verdict."""
+    hw = config.get("hardware") or {}
+    device = "cuda" if hw.get("device") == "cuda" else "cpu"
+    try:
+        pred = predict(config, device)
+    except (KeyError, TypeError, ValueError) as exc:  # a local model without its shape in the config
+        return {"predicted": None, "limit_bytes": None, "fits": None, "note": f"not predicted: {exc!r}"}
+    limit, source = device_limit(config)
+    fits = None if limit is None else pred.total_bytes <= limit
+    return {"predicted": pred.as_dict(), "device": device, "limit_bytes": limit, "limit_source": source, "fits": fits}
