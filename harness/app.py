@@ -14,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from harness import callbacks, checkpoints, environment, guard, launch, memory_model, results, summary
+from harness import callbacks, checkpoints, environment, guard, launch, memory_model, results, summary, validation
 from harness import config as config_mod
 from harness.errors import Interrupted, SweepStopped
 
@@ -41,7 +41,7 @@ def register() -> None:
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Validate, resume or launch, report progress; returns the run's result."""
-    config_mod.validate(OmegaConf.to_object(cfg))
+    validation.validate(OmegaConf.to_object(cfg))
     config = OmegaConf.to_container(cfg, resolve=True)
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)

@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from harness import config as config_mod
+from harness import validation
 from harness.errors import ConfigError
 
 GROUPS = ("model", "precision", "workload", "hardware", "dist")
@@ -129,7 +130,7 @@ def _check_auto_repeats_keys(overrides: list[str], repeats: Any) -> None:
         return
     for o in overrides:
         key, _, value = o.lstrip("+~").partition("=")
-        if key in config_mod.AUTO_REPEATS_KEYS:
+        if key in validation.AUTO_REPEATS_KEYS:
             raise ConfigError(key, value, f"is used only with repeats=auto; this run has repeats={repeats}")
 
 
@@ -137,7 +138,7 @@ def _compose_and_validate(overrides: list[str]) -> str:
     """Compose and validate one run's configuration; returns its results_dir."""
     try:
         cfg = compose(config_name="config", overrides=overrides)
-        config_mod.validate(OmegaConf.to_object(cfg))
+        validation.validate(OmegaConf.to_object(cfg))
         _check_used(overrides, cfg.workload.name, bool(cfg.quality.enabled))
         _check_auto_repeats_keys(overrides, cfg.repeats)
         return str(cfg.results_dir)

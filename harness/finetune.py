@@ -18,9 +18,10 @@ ADAPTER_NOTE = "adapter_bytes: bytes of the trainable tensors (LoRA A/B matrices
 def validate(cfg: Any) -> None:
     """The classification workload's settings, its data read and checked once (one-line errors, exit 2)."""
     from harness import config as config_mod
+    from harness import validation
 
     w, d = cfg.workload, cfg.data
-    config_mod.validate_steps(w)
+    validation.validate_steps(w)
     if w.target_accuracy is not None and not 0 < w.target_accuracy <= 1:
         raise ConfigError("workload.target_accuracy", w.target_accuracy, "must be in (0, 1] (a share of examples)")
     if w.init not in config_mod.INITS:
@@ -28,7 +29,7 @@ def validate(cfg: Any) -> None:
     if cfg.finetune not in config_mod.FINETUNES:
         raise ConfigError("finetune", cfg.finetune, f"choose one of {', '.join(config_mod.FINETUNES)}")
     if cfg.finetune == "lora":
-        config_mod._at_least("lora.rank", cfg.lora.rank, 1)
+        validation._at_least("lora.rank", cfg.lora.rank, 1)
         if cfg.lora.alpha <= 0:
             raise ConfigError("lora.alpha", cfg.lora.alpha, "must be > 0")
         if not 0 <= cfg.lora.dropout < 1:

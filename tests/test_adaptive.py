@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from harness import adaptive, scenarios
-from harness.config import AUTO_REPEATS_REFUSED, HarnessConfig, ModelConfig, PrecisionConfig, validate
+from harness.config import HarnessConfig, ModelConfig, PrecisionConfig
 from harness.errors import ConfigError
 from harness.report.aggregate import flatten_result
 from harness.scenarios import inference
+from harness.validation import AUTO_REPEATS_REFUSED, validate
 from tests.conftest import run_cli
 
 # with two outliers and n - 2 values of 100, the bootstrap median leaves 100 with probability

@@ -4,8 +4,9 @@ import pytest
 from composed import typed as _typed
 from composed import warm
 
-from harness.config import group_choices, validate
+from harness.config import group_choices
 from harness.errors import ConfigError
+from harness.validation import validate
 
 PRESETS = [m for m in group_choices("model") if m != "local"]
 PRECISIONS = group_choices("precision")

@@ -13,11 +13,12 @@ from fake_gpu import FakeBoard, FakeNvml
 from gate_helpers import make
 
 from harness import interference, summary
-from harness.config import HarnessConfig, ModelConfig, PrecisionConfig, validate
+from harness.config import HarnessConfig, ModelConfig, PrecisionConfig
 from harness.errors import ConfigError
 from harness.interference import CpuSnapshot, Thresholds
 from harness.probes.interference import Interference, cpu_freq_mhz, process_stats, siblings
 from harness.probes.nvml import NvmlGpu
+from harness.validation import validate
 
 HZ = 100
 

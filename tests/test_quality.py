@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from composed import typed as _typed
 
 from harness import data, models, precision, quality
-from harness.config import validate
 from harness.errors import ConfigError
+from harness.validation import validate
 
 MODEL = models.preset(
     "tiny",

@@ -4,8 +4,8 @@ import pytest
 from composed import typed as _typed
 from composed import warm
 
-from harness.config import validate
 from harness.errors import ConfigError
+from harness.validation import validate
 
 
 def test_serving_workload_composes_and_validates():
