@@ -22,7 +22,7 @@ from harness import data, finetune, flops, labelled, taskmetrics
 from harness.backends.base import CLASSIFY, TRAIN_STEP
 from harness.scenarios import register
 from harness.scenarios.base import DATA_PARALLEL, Measured, Phase, RunContext, Scenario
-from harness.scenarios.training import Schedule, _autocast, _chunks, _curve, _optimizer, lr_at
+from harness.scenarios.training import Schedule, _autocast, _chunks, _curve, _optimizer, lr_at, optimizer_step
 from harness.stats import summarize
 from harness.transforms.precision import AUTOCAST
 
@@ -102,16 +102,7 @@ def train(
             m0 = timer.mark()
             with _autocast(device_type, autocast_dtype):
                 loss = model(input_ids=ids, attention_mask=mask, labels=y).loss
-            (scaler.scale(loss) if scaler is not None else loss).backward()
-            if scaler is not None:
-                scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer_step(loss, model, optimizer, scaler, s.grad_clip)
             m1 = timer.mark()
             timer.sync()
             if step > s.warmup_steps:

@@ -100,6 +100,22 @@ def eval_interval(
     return {"eval_loss_lo": fig["loss_nats_lo"], "eval_loss_hi": fig["loss_nats_hi"], "eval_loss_n": len(tokens)}
 
 
+def optimizer_step(loss: torch.Tensor, model: torch.nn.Module, optimizer: Any, scaler: Any, grad_clip: float) -> None:
+    """Backward, clip, step, zero: with fp16's gradient scaler (unscaled before clipping) where there is one."""
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    else:
+        loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
 def _curve(points: list) -> list:
     stride = max(1, math.ceil(len(points) / MAX_CURVE_POINTS))
     kept = points[::stride]
@@ -148,18 +164,7 @@ def run(
             m0 = timer.mark()
             with _autocast(device_type, autocast_dtype):
                 loss = model(input_ids=x, labels=x).loss
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-            else:
-                loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), schedule.grad_clip)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer_step(loss, model, optimizer, scaler, schedule.grad_clip)
             m1 = timer.mark()
             timer.sync()
             if step > schedule.warmup_steps:
