@@ -46,6 +46,10 @@ def label(key_fields: dict[str, Any]) -> str:
 def headline(r: dict[str, Any]) -> str:
     """The one figure a progress line shows for an ok run."""
     m = r["metrics"]
+    if "eval_accuracy" in m:  # a classifier that trains
+        acc0, acc = (_num(m.get(k), ".3f") for k in ("eval_accuracy_initial", "eval_accuracy"))
+        per_s = _num(m.get("samples_per_s"), ".1f")
+        return f"accuracy {acc0} -> {acc}, macro-F1 {_num(m.get('eval_macro_f1'), '.3f')}, {per_s} examples/s"
     if "eval_loss" in m:  # a run that trains
         tok_per_s = _num(m.get("train_tok_per_s"), ".0f")
         return f"eval loss {m['eval_loss_initial']:.3f} -> {m['eval_loss']:.3f}, {tok_per_s} tok/s"

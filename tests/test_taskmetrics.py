@@ -60,3 +60,11 @@ def test_perfect_predictions_have_a_degenerate_interval_and_one_example_has_its_
     assert one["n"] == 1 and one["accuracy_lo"] == one["accuracy_hi"] == 0.0
     with pytest.raises(ValueError, match="no held-out examples"):
         taskmetrics.figures([], [], 2, resamples=10)
+
+
+def test_a_classifier_runs_progress_line_shows_accuracy_not_decode_speed():
+    from harness import summary
+
+    m = {"eval_accuracy_initial": 0.2, "eval_accuracy": 0.35, "eval_macro_f1": 0.238, "samples_per_s": 41.5}
+    r = {"metrics": m}
+    assert summary.headline(r) == "accuracy 0.200 -> 0.350, macro-F1 0.238, 41.5 examples/s"
