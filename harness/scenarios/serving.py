@@ -26,7 +26,7 @@ _LOAD = (
     *("failure_reasons", "requests_good", "slo_attainment", "window_s", "request_throughput_req_per_s"),
     *("output_tok_per_s", "total_tok_per_s", "goodput_req_per_s", "arrival_rate_req_per_s"),
     *("completion_rate_req_per_s", "output_tokens", "input_tokens", "offered_rate_req_per_s"),
-    *("energy_j", "j_per_1m_output_tokens"),
+    *("energy_j", "j_per_1m_output_tokens", "ttft_s_by_turn"),
 )
 _DISTRIBUTIONS = ("ttft_s", "tpot_s", "itl_s", "e2el_s", "queue_wait_s", "send_lateness_s")
 _REPEAT_QUANTILES = tuple(f"{d}_{q}" for d in ("ttft_s", "tpot_s", "itl_s", "e2el_s", "send_lateness_s")
@@ -65,7 +65,9 @@ class Serving(Scenario):
         finally:  # a warm-up that failed before the window began still stops every probe
             ctx.probes.close()
         m = out["metrics"]
-        m.update(flops.inference_flops(ctx.model_facts, s["input_len"], s["output_len"]))
+        done = m["requests_completed"] or 0  # a dataset's lengths are its own: the run's mean request
+        lens = (m["input_tokens"] / done, m["output_tokens"] / done) if done and s["dataset"] != "random" else None
+        m.update(flops.inference_flops(ctx.model_facts, *(lens or (s["input_len"], s["output_len"]))))
         t = time.perf_counter()
         if here and out["first_prompt_ids"]:  # quality of the weights served (MLPerf), after the window
             import torch

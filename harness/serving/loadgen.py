@@ -42,6 +42,8 @@ class Plan:
     duration_s: float | None
     timeout_s: float
     seed: int
+    times_s: tuple[float, ...] | None = None  # a trace's own send times (s from the start): replaces `arrival`
+    think_time_s: float = 0.0  # conversations: from an answer to the next turn's send
 
 
 @dataclass
@@ -88,11 +90,20 @@ async def _one(engine: Engine, request: Request, outcome: Outcome, slots: asynci
 
 
 def _new_outcome(request: Request, scheduled: float | None, now: float) -> Outcome:
-    return Outcome(request.index, len(request.prompt_ids), scheduled, now, now)
+    o = Outcome(request.index, len(request.prompt_ids), scheduled, now, now)
+    o.conversation, o.turn, o.prefix = request.conversation, request.turn, request.prefix
+    return o
+
+
+def _schedule(plan: Plan, n: int) -> list[float]:
+    """Send times (s from the start): the trace's own, or the arrival process's; before duration_s."""
+    if plan.times_s is None:
+        return arrivals.schedule_s(plan.arrival, plan.rate, n, plan.burstiness, plan.seed, plan.duration_s)
+    return [t for t in plan.times_s[:n] if plan.duration_s is None or t < plan.duration_s]
 
 
 async def _open_loop(engine: Engine, requests: Sequence[Request], plan: Plan) -> LoadRun:
-    times = arrivals.schedule_s(plan.arrival, plan.rate, plan.num_requests, plan.burstiness, plan.seed, plan.duration_s)
+    times = _schedule(plan, plan.num_requests)
     slots = asyncio.Semaphore(plan.max_concurrency) if plan.max_concurrency else None
     outcomes, tasks = [], []
     start = time.perf_counter()
@@ -124,13 +135,54 @@ async def _closed_loop(engine: Engine, requests: Sequence[Request], plan: Plan) 
     return LoadRun(outcomes, start, _end(outcomes, start))
 
 
+async def _conversations(engine: Engine, conversations: Sequence[Sequence[Request]], plan: Plan) -> LoadRun:
+    """Each conversation's turns in order: its first turn on the arrival schedule (or when a closed-loop user
+    takes it), each later turn `think_time_s` after the previous answer ended (its due time, from which its
+    send lateness counts). A failed turn does not end its conversation: the next turn's history is the file's."""
+    slots = asyncio.Semaphore(plan.max_concurrency) if plan.max_concurrency else None
+    outcomes: list[Outcome] = []
+    start = time.perf_counter()
+    stop_at = start + plan.duration_s if plan.duration_s is not None else None
+
+    async def talk(turns: Sequence[Request], due: float | None) -> None:
+        for request in turns:
+            if due is not None:
+                if stop_at is not None and due >= stop_at:
+                    return
+                await _sleep_until(due)
+            outcome = _new_outcome(request, due, time.perf_counter())
+            outcomes.append(outcome)
+            await _one(engine, request, outcome, slots, plan.timeout_s)
+            due = (outcome.done_at or time.perf_counter()) + plan.think_time_s
+
+    if plan.arrival == "closed":
+        queue = iter(conversations)
+
+        async def user() -> None:
+            for turns in queue:  # one iterator shared by every user: each conversation is taken once
+                if stop_at is not None and time.perf_counter() >= stop_at:
+                    return
+                await talk(turns, None)
+
+        await asyncio.gather(*(user() for _ in range(plan.concurrency)))
+    else:
+        starts = _schedule(plan, len(conversations))
+        await asyncio.gather(*(talk(turns, start + t) for turns, t in zip(conversations, starts, strict=False)))
+    return LoadRun(outcomes, start, _end(outcomes, start))
+
+
 def _end(outcomes: Sequence[Outcome], start: float) -> float:
     ends = [o.done_at for o in outcomes if o.done_at is not None]
     return max(ends) if ends else time.perf_counter()
 
 
-async def run(engine: Engine, requests: Sequence[Request], plan: Plan) -> LoadRun:
-    """One load run: every request ends (answered, failed or timed out) before it returns."""
+async def run(
+    engine: Engine, requests: Sequence[Request], plan: Plan, conversations: Sequence[Sequence[Request]] | None = None
+) -> LoadRun:
+    """One load run: every request ends (answered, failed or timed out) before it returns. With
+    `conversations`, their turns are sent in order (each after the previous answer), not `requests`."""
+    if conversations:
+        return await _conversations(engine, conversations, plan)
     if plan.arrival == "closed":
         return await _closed_loop(engine, requests, plan)
     return await _open_loop(engine, requests, plan)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.serving import capacity, loadgen, metrics, prompts
+from harness.serving import capacity, datasets, loadgen, metrics, prompts
 from harness.serving.engines import open_engine
 
 KEEP_UP = 0.9  # a probe passes only if requests complete at >= 90 % of the rate they arrived (not saturated)
@@ -20,17 +20,19 @@ class ServingFailed(HarnessError):
     recorded as status `error` with this reason, its metrics kept."""
 
 
-def _plan(s: dict[str, Any], rate: float, arrival: str, seed: int) -> loadgen.Plan:
+def _plan(s: dict[str, Any], rate: float, arrival: str, seed: int, work: datasets.Workload) -> loadgen.Plan:
     return loadgen.Plan(
         arrival=arrival,
         rate=rate,
         burstiness=s["burstiness"],
         concurrency=s["concurrency"],
         max_concurrency=s["max_concurrency"],
-        num_requests=s["num_requests"],
+        num_requests=len(work.requests),
         duration_s=s["duration_s"],
         timeout_s=s["request_timeout_s"],
         seed=seed,
+        times_s=tuple(work.times_s) if work.times_s is not None else None,
+        think_time_s=s["think_time_s"],
     )
 
 
@@ -41,14 +43,16 @@ def _slo(s: dict[str, Any]) -> dict[str, float | None]:
 class _Loads:
     """Runs load windows against one engine; each window's summary carries its own energy where readable."""
 
-    def __init__(self, engine: Any, requests: Sequence[prompts.Request], s: dict, seed: int, energy_now: Callable):
-        self.engine, self.requests, self.s, self.seed, self.energy_now = engine, requests, s, seed, energy_now
+    def __init__(self, engine: Any, work: datasets.Workload, s: dict, seed: int, energy_now: Callable):
+        self.engine, self.work, self.s, self.seed, self.energy_now = engine, work, s, seed, energy_now
+        self.requests: Sequence[prompts.Request] = work.requests
         self.outcomes: list[metrics.Outcome] = []
         self.window_s = 0.0
 
     async def load(self, rate: float, arrival: str) -> tuple[dict[str, Any], loadgen.LoadRun]:
         joules_before = self.energy_now() if self.energy_now else None
-        run = await loadgen.run(self.engine, self.requests, _plan(self.s, rate, arrival, self.seed))
+        plan = _plan(self.s, rate, arrival, self.seed, self.work)
+        run = await loadgen.run(self.engine, self.requests, plan, self.work.conversations)
         joules_after = self.energy_now() if self.energy_now else None
         self.outcomes.extend(run.outcomes)
         self.window_s += run.window_s
@@ -56,7 +60,7 @@ class _Loads:
         energy_j = joules_after - joules_before if joules_before is not None and joules_after is not None else None
         out_tokens = summary["output_tokens"]
         summary.update(
-            offered_rate_req_per_s=rate if arrival != "closed" else None,
+            offered_rate_req_per_s=_offered(self.work, rate, arrival),
             energy_j=energy_j,
             j_per_1m_output_tokens=energy_j / out_tokens * 1e6 if energy_j is not None and out_tokens else None,
         )
@@ -71,12 +75,21 @@ class _Loads:
         if passed and arrivals and completions and completions < KEEP_UP * arrivals:
             passed = False
             reason = f"the engine fell behind: completions {completions:.3g} req/s < arrivals {arrivals:.3g} req/s"
-        return capacity.Probe(rate, passed, reason, summary)
+        return capacity.Probe(rate, passed, reason, summary, run.outcomes)
+
+
+def _offered(work: datasets.Workload, rate: float, arrival: str) -> float | None:
+    """The offered rate: the arrival process's (conversation starts, for conversations), a trace's own mean
+    ((rows - 1) / its span), or None for closed-loop users."""
+    if work.times_s is not None:
+        span = work.times_s[-1] - work.times_s[0] if work.times_s else 0.0
+        return (len(work.times_s) - 1) / span if span > 0 else None
+    return rate if arrival != "closed" else None
 
 
 def _repeat_figures(summary: dict[str, Any]) -> dict[str, Any]:
     """A load window's figures, flat (the gate's per-repeat samples): p50s and p99s, throughputs, energy."""
-    flat = {k: v for k, v in summary.items() if not isinstance(v, (dict, list))}
+    flat = {k: v for k, v in summary.items() if not isinstance(v, (dict, list)) and k != "ttft_s_by_turn"}
     for name in ("ttft_s", "tpot_s", "itl_s", "e2el_s", "send_lateness_s"):
         for q in ("p50", "p99"):
             flat[f"{name}_{q}"] = summary[name][q]
@@ -88,12 +101,12 @@ def _repeat_figures(summary: dict[str, Any]) -> dict[str, Any]:
 
 async def _measure(config: dict, model: Any, tokenizer: Any, probes: Any, energy_now, run_dir) -> dict:
     s, seed = config["serving"], config["seed"]
-    requests = prompts.build(
-        s["num_requests"] + s["warmup_requests"], s["input_len"], s["output_len"], s["len_range"], seed, tokenizer
-    )
-    warm, measured = requests[: s["warmup_requests"]], requests[s["warmup_requests"] :]
-    out: dict[str, Any] = {}
-    engine = open_engine(s, model, run_dir, config["model"].get("path"))
+    max_len = getattr(getattr(model, "config", None), "max_position_embeddings", None)  # in-process: its context
+    work = datasets.build(s, seed, tokenizer, max_len)
+    warm = datasets.warmup_requests(s, seed, tokenizer)
+    out: dict[str, Any] = {"dataset": work.info}
+    longest = max(len(r.prompt_ids) + r.max_tokens for r in [*work.requests, *warm])
+    engine = open_engine(s, model, run_dir, config["model"].get("path"), (len(work.requests), longest))
     async with engine:
         t0 = time.perf_counter()
         warm_outcomes = await loadgen.warmup(engine, warm, s["request_timeout_s"])
@@ -101,7 +114,7 @@ async def _measure(config: dict, model: Any, tokenizer: Any, probes: Any, energy
         failed = [o.error for o in warm_outcomes if not o.ok]
         if failed:
             raise ServingFailed(f"{len(failed)} of {len(warm)} warm-up requests failed: {failed[0]}")
-        loads = _Loads(engine, measured, s, seed, energy_now)
+        loads = _Loads(engine, work, s, seed, energy_now)
         probes.begin()
         window_start = time.perf_counter()
         try:
@@ -128,7 +141,7 @@ async def _measure(config: dict, model: Any, tokenizer: Any, probes: Any, energy
 def _pooled(loads: _Loads, s: dict[str, Any]) -> dict[str, Any]:
     """Every measured request of every load window together; throughputs over the windows' summed time."""
     out = metrics.summarize_run(loads.outcomes, loads.window_s, _slo(s), s["lateness_tolerance_s"])
-    out["offered_rate_req_per_s"] = s["rate"] if s["arrival"] != "closed" else None
+    out["offered_rate_req_per_s"] = _offered(loads.work, s["rate"], s["arrival"])
     return out
 
 
@@ -164,13 +177,17 @@ def run(config: dict, model: Any, tokenizer: Any, probes: Any, energy_now, run_d
     # with a search, the run's figures are those at capacity: the highest passing probe's
     m = dict(best.summary) if best is not None else _pooled(loads, s)
     m["capacity_req_per_s"] = found.capacity_req_per_s if found is not None else None
+    kept = best.outcomes if best is not None else loads.outcomes  # the requests behind the run's figures
+    arrival = "trace" if loads.work.times_s is not None else s["arrival"]
     section = {
         "engine": measured["engine"],
-        "arrival": "poisson" if found is not None else s["arrival"],
+        "arrival": "poisson" if found is not None else arrival,
+        "dataset": measured["dataset"],
         "search": s["search"],
         "slo": _slo(s),
         "lengths": {"input_len": s["input_len"], "output_len": s["output_len"], "len_range": s["len_range"]},
         "capacity": _capacity_section(found, s) if found is not None else None,
+        "requests": metrics.request_records(kept),
     }
     return {
         "metrics": m,
