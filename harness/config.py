@@ -254,6 +254,8 @@ class ServingConfig:
     search_start_rate: float = 1.0
     search_max_probes: int = 8
     search_tolerance: float = 0.1  # stop when (fail - pass) / pass <= this
+    search_probe_s: float = 30.0  # a probe offers arrivals for up to this long (it stops early once steady)
+    search_keep_up_tolerance: float = 0.1  # a probe's completions may fall short of its arrivals by this fraction
     num_blocks: int | None = None  # transformers engine: KV-cache pages (None: its own default)
     max_batch_tokens: int | None = None  # transformers engine: tokens per step (None: its own default)
     server: ServerConfig = field(default_factory=ServerConfig)

@@ -150,9 +150,8 @@ METRICS: tuple[Metric, ...] = (
     _i("j_per_1m_output_tokens_method"),
     _i("per_1m_output_tokens_at"),
     _i("slo"),
-    _i(
-        "ttft_s_by_turn", "s", "TTFT by conversation turn"
-    ),  # [{turn, n, p50, p90, p99, mean}] (serving.dataset=sharegpt)
+    _i("ttft_s_by_turn", "s", "TTFT by conversation turn"),  # [{turn, n, p50, p90, p99, mean}] (sharegpt)
+    _i("probe_stopped", "", "why a capacity probe ended"),  # settled / over-saturated / ran its search_probe_s
     # serving per repeat (load window): quantiles of its requests, flat
     _t("ttft_s_p99", "s", "lower", "ttft p99 (window)", gate=_GATE10),
     _t("tpot_s_p50", "s", "lower", "tpot p50 (window)", gate=_GATE5),

@@ -26,7 +26,7 @@ _LOAD = (
     *("failure_reasons", "requests_good", "slo_attainment", "window_s", "request_throughput_req_per_s"),
     *("output_tok_per_s", "total_tok_per_s", "goodput_req_per_s", "arrival_rate_req_per_s"),
     *("completion_rate_req_per_s", "output_tokens", "input_tokens", "offered_rate_req_per_s"),
-    *("energy_j", "j_per_1m_output_tokens", "ttft_s_by_turn"),
+    *("energy_j", "j_per_1m_output_tokens", "ttft_s_by_turn", "probe_stopped"),
 )
 _DISTRIBUTIONS = ("ttft_s", "tpot_s", "itl_s", "e2el_s", "queue_wait_s", "send_lateness_s")
 _REPEAT_QUANTILES = tuple(f"{d}_{q}" for d in ("ttft_s", "tpot_s", "itl_s", "e2el_s", "send_lateness_s")

@@ -28,6 +28,7 @@ def serving_key_fields(s: Mapping[str, Any]) -> dict[str, Any]:
         "len_range": s["len_range"],
         "cb": [s["num_blocks"], s["max_batch_tokens"]],
         "search": [s["search_percentile"], s["search_start_rate"], s["search_max_probes"], s["search_tolerance"]]
+        + [s["search_probe_s"], s["search_keep_up_tolerance"]]
         if search != "none"
         else None,
         "duration_s": s["duration_s"],

@@ -31,6 +31,13 @@ class Engine(Protocol):
     async def stream(self, request: Request, deliver: Any) -> int | None: ...
 
 
+class Watch(Protocol):
+    """Called every CHECK_S with the outcomes so far and the time: (reason, cancel the unanswered) stops the
+    sends; None goes on (harness.serving.steady.Watch)."""
+
+    def __call__(self, outcomes: Sequence[Outcome], now: float) -> tuple[str, bool] | None: ...
+
+
 @dataclass(frozen=True)
 class Plan:
     arrival: str  # poisson | gamma | constant | closed
@@ -51,6 +58,7 @@ class LoadRun:
     outcomes: list[Outcome]
     started_at: float
     ended_at: float
+    stopped: str | None = None  # why a watched run stopped sending early (harness.serving.steady)
 
     @property
     def window_s(self) -> float:
@@ -82,6 +90,8 @@ async def _one(engine: Engine, request: Request, outcome: Outcome, slots: asynci
             outcome.error = "error: the engine returned no output tokens"
     except (asyncio.TimeoutError, TimeoutError):
         outcome.error = f"timeout: no complete answer within {timeout_s:g} s"
+    except asyncio.CancelledError:  # the load generator's own: a probe past capacity stops at once
+        outcome.error = "cancelled: the probe stopped (over-saturated)"
     except Exception as exc:  # noqa: BLE001 - a failed request is data: its reason is counted
         outcome.error = f"error: {type(exc).__name__}: {exc}"[:300]
     finally:
@@ -102,19 +112,39 @@ def _schedule(plan: Plan, n: int) -> list[float]:
     return [t for t in plan.times_s[:n] if plan.duration_s is None or t < plan.duration_s]
 
 
-async def _open_loop(engine: Engine, requests: Sequence[Request], plan: Plan) -> LoadRun:
+async def _watching(watch: Watch, outcomes: list[Outcome], stop: list) -> None:
+    """Ask `watch` every CHECK_S; its first verdict stops the sends (stop = [reason, cancel the unanswered])."""
+    from harness.serving.steady import CHECK_S
+
+    while True:
+        await asyncio.sleep(CHECK_S)
+        verdict = watch(outcomes, time.perf_counter())
+        if verdict:
+            stop.extend(verdict)
+            return
+
+
+async def _open_loop(engine: Engine, requests: Sequence[Request], plan: Plan, watch: Watch | None = None) -> LoadRun:
     times = _schedule(plan, plan.num_requests)
     slots = asyncio.Semaphore(plan.max_concurrency) if plan.max_concurrency else None
-    outcomes, tasks = [], []
+    outcomes, tasks, stop = [], [], []
     start = time.perf_counter()
+    watcher = asyncio.ensure_future(_watching(watch, outcomes, stop)) if watch is not None else None
     for i, offset in enumerate(times):
         due = start + offset
         await _sleep_until(due)
+        if stop:
+            break
         outcome = _new_outcome(requests[i % len(requests)], due, time.perf_counter())
         outcomes.append(outcome)
         tasks.append(asyncio.ensure_future(_one(engine, requests[i % len(requests)], outcome, slots, plan.timeout_s)))
+    if watcher is not None:
+        watcher.cancel()
+        if stop and stop[1]:  # past capacity: the unanswered requests are cancelled (and count as failed)
+            for task in tasks:
+                task.cancel()
     await asyncio.gather(*tasks)
-    return LoadRun(outcomes, start, _end(outcomes, start))
+    return LoadRun(outcomes, start, _end(outcomes, start), stop[0] if stop else None)
 
 
 async def _closed_loop(engine: Engine, requests: Sequence[Request], plan: Plan) -> LoadRun:
@@ -177,15 +207,20 @@ def _end(outcomes: Sequence[Outcome], start: float) -> float:
 
 
 async def run(
-    engine: Engine, requests: Sequence[Request], plan: Plan, conversations: Sequence[Sequence[Request]] | None = None
+    engine: Engine,
+    requests: Sequence[Request],
+    plan: Plan,
+    conversations: Sequence[Sequence[Request]] | None = None,
+    watch: Watch | None = None,
 ) -> LoadRun:
     """One load run: every request ends (answered, failed or timed out) before it returns. With
-    `conversations`, their turns are sent in order (each after the previous answer), not `requests`."""
+    `conversations`, their turns are sent in order (each after the previous answer), not `requests`; with
+    `watch` (open loop), sending stops at its first verdict."""
     if conversations:
         return await _conversations(engine, conversations, plan)
     if plan.arrival == "closed":
         return await _closed_loop(engine, requests, plan)
-    return await _open_loop(engine, requests, plan)
+    return await _open_loop(engine, requests, plan, watch)
 
 
 async def warmup(engine: Engine, requests: Sequence[Request], timeout_s: float) -> list[Outcome]:

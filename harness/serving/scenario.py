@@ -4,15 +4,14 @@ the probes around it. harness.scenarios.serving calls `run`; everything returned
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.serving import capacity, datasets, loadgen, metrics, prompts
+from harness.serving import capacity, datasets, loadgen, metrics, prompts, steady
 from harness.serving.engines import open_engine
-
-KEEP_UP = 0.9  # a probe passes only if requests complete at >= 90 % of the rate they arrived (not saturated)
 
 
 class ServingFailed(HarnessError):
@@ -49,10 +48,15 @@ class _Loads:
         self.outcomes: list[metrics.Outcome] = []
         self.window_s = 0.0
 
-    async def load(self, rate: float, arrival: str) -> tuple[dict[str, Any], loadgen.LoadRun]:
+    async def load(self, rate: float, arrival: str, probe: bool = False) -> tuple[dict[str, Any], loadgen.LoadRun]:
         joules_before = self.energy_now() if self.energy_now else None
-        plan = _plan(self.s, rate, arrival, self.seed, self.work)
-        run = await loadgen.run(self.engine, self.requests, plan, self.work.conversations)
+        plan, watch = _plan(self.s, rate, arrival, self.seed, self.work), None
+        if probe:  # Poisson arrivals for up to search_probe_s, watched for a steady state or over-saturation
+            long = int(rate * self.s["search_probe_s"] * 1.5) + 16
+            plan = dataclasses.replace(plan, num_requests=long, duration_s=self.s["search_probe_s"])
+            rules = steady.Rules(rate, self.s["search_keep_up_tolerance"], self.s["num_requests"])
+            watch = steady.Watch(rules)
+        run = await loadgen.run(self.engine, self.requests, plan, self.work.conversations, watch)
         joules_after = self.energy_now() if self.energy_now else None
         self.outcomes.extend(run.outcomes)
         self.window_s += run.window_s
@@ -67,12 +71,16 @@ class _Loads:
         return summary, run
 
     async def probe(self, rate: float) -> capacity.Probe:
-        summary, run = await self.load(rate, "poisson")
+        summary, run = await self.load(rate, "poisson", probe=True)
+        summary["probe_stopped"] = run.stopped or f"ran its {self.s['search_probe_s']:g} s"
         passed, reason = metrics.percentile_meets(run.outcomes, _slo(self.s), self.s["search_percentile"])
+        if run.stopped and run.stopped.startswith("over-saturated"):
+            passed, reason = False, run.stopped
         if passed and summary["generator_bottleneck"]:
             passed, reason = False, "the load generator ran late: the offered load was not reached"
         arrivals, completions = summary["arrival_rate_req_per_s"], summary["completion_rate_req_per_s"]
-        if passed and arrivals and completions and completions < KEEP_UP * arrivals:
+        keep_up = 1 - self.s["search_keep_up_tolerance"]  # completions must keep up with arrivals (not saturated)
+        if passed and arrivals and completions and completions < keep_up * arrivals:
             passed = False
             reason = f"the engine fell behind: completions {completions:.3g} req/s < arrivals {arrivals:.3g} req/s"
         return capacity.Probe(rate, passed, reason, summary, run.outcomes)
@@ -153,6 +161,8 @@ def _capacity_section(found: capacity.Capacity, s: dict[str, Any]) -> dict[str, 
         "reason": found.reason,
         "percentile": s["search_percentile"],
         "tolerance": s["search_tolerance"],
+        "keep_up_tolerance": s["search_keep_up_tolerance"],
+        "probe_s": s["search_probe_s"],
         "max_probes": s["search_max_probes"],
         "probes": [
             {

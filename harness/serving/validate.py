@@ -106,6 +106,9 @@ def _validate_search(s: Any) -> None:
         raise ConfigError("serving.search_max_probes", s.search_max_probes, "must be >= 2")
     if not 0 < s.search_tolerance < 1:
         raise ConfigError("serving.search_tolerance", s.search_tolerance, "must be in (0, 1)")
+    _positive("serving.search_probe_s", s.search_probe_s)
+    if not 0 < s.search_keep_up_tolerance < 1:
+        raise ConfigError("serving.search_keep_up_tolerance", s.search_keep_up_tolerance, "must be in (0, 1)")
 
 
 def _validate_openai(s: Any) -> None:
