@@ -246,6 +246,8 @@ class ServingConfig:
     prefix_count: int = 4  # shared_prefix: distinct prefixes ...
     suffixes_per_prefix: int = 8  # ... each followed by this many suffixes of input_len tokens
     prefix_len: int = 64  # shared_prefix: tokens per prefix
+    metrics_url: str | None = None  # a Prometheus text endpoint of the engine (http://host:port/metrics), scraped
+    metrics_interval_s: float = 1.0  # ... before, every this many seconds during, and after the timed window
     lateness_tolerance_s: float = 0.01  # send lateness p99 above this flags the generator as the bottleneck
     max_failed_fraction: float = 0.05  # more failed/timed-out requests than this: status error
     slo: SloConfig = field(default_factory=SloConfig)

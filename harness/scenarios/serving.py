@@ -27,6 +27,8 @@ _LOAD = (
     *("output_tok_per_s", "total_tok_per_s", "goodput_req_per_s", "arrival_rate_req_per_s"),
     *("completion_rate_req_per_s", "output_tokens", "input_tokens", "offered_rate_req_per_s"),
     *("energy_j", "j_per_1m_output_tokens", "ttft_s_by_turn", "probe_stopped"),
+    *("server_waiting_requests_mean", "server_waiting_requests_max", "server_running_requests_mean"),
+    *("server_kv_cache_usage_max", "server_metrics_samples"),
 )
 _DISTRIBUTIONS = ("ttft_s", "tpot_s", "itl_s", "e2el_s", "queue_wait_s", "send_lateness_s")
 _REPEAT_QUANTILES = tuple(f"{d}_{q}" for d in ("ttft_s", "tpot_s", "itl_s", "e2el_s", "send_lateness_s")

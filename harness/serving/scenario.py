@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.serving import capacity, datasets, loadgen, metrics, prompts, steady
+from harness.serving import capacity, datasets, loadgen, metrics, prompts, server_metrics, steady
 from harness.serving.engines import open_engine
 
 
@@ -47,6 +47,7 @@ class _Loads:
         self.requests: Sequence[prompts.Request] = work.requests
         self.outcomes: list[metrics.Outcome] = []
         self.window_s = 0.0
+        self.scraper: server_metrics.Scraper | None = None  # serving.metrics_url: the engine's own gauges
 
     async def load(self, rate: float, arrival: str, probe: bool = False) -> tuple[dict[str, Any], loadgen.LoadRun]:
         joules_before = self.energy_now() if self.energy_now else None
@@ -68,6 +69,8 @@ class _Loads:
             energy_j=energy_j,
             j_per_1m_output_tokens=energy_j / out_tokens * 1e6 if energy_j is not None and out_tokens else None,
         )
+        if self.scraper is not None:  # the engine's queue over this window, beside the client's figures
+            summary.update(server_metrics.summarize(self.scraper.samples, run.started_at, run.ended_at))
         return summary, run
 
     async def probe(self, rate: float) -> capacity.Probe:
@@ -123,6 +126,10 @@ async def _measure(config: dict, model: Any, tokenizer: Any, probes: Any, energy
         if failed:
             raise ServingFailed(f"{len(failed)} of {len(warm)} warm-up requests failed: {failed[0]}")
         loads = _Loads(engine, work, s, seed, energy_now)
+        if s["metrics_url"]:
+            loads.scraper = server_metrics.Scraper(s["metrics_url"], s["metrics_interval_s"])
+            await loads.scraper.scrape("before")
+            loads.scraper.start()
         probes.begin()
         window_start = time.perf_counter()
         try:
@@ -138,8 +145,15 @@ async def _measure(config: dict, model: Any, tokenizer: Any, probes: Any, energy
                 ]
             out["timed_window_s"] = time.perf_counter() - window_start
             probes.end()  # its readings stay in probes.readings
+            if loads.scraper is not None:
+                await loads.scraper.stop()
+                await loads.scraper.scrape("after")
+                out["server_metrics"] = loads.scraper.section(window_start)
+                out["server_window"] = (window_start, window_start + out["timed_window_s"])
         finally:  # a failed run still stops every probe (threads included)
             probes.close()
+            if loads.scraper is not None:
+                await loads.scraper.close()
     out["engine"] = engine.info()  # after the exit: a started server's exit code is part of it
     out["repeats"] = repeats
     out["loads"] = loads
@@ -186,6 +200,8 @@ def run(config: dict, model: Any, tokenizer: Any, probes: Any, energy_now, run_d
     best = found.best() if found is not None else None
     # with a search, the run's figures are those at capacity: the highest passing probe's
     m = dict(best.summary) if best is not None else _pooled(loads, s)
+    if loads.scraper is not None and best is None:  # the engine's queue over the whole timed window
+        m.update(server_metrics.summarize(loads.scraper.samples, *measured["server_window"]))
     m["capacity_req_per_s"] = found.capacity_req_per_s if found is not None else None
     kept = best.outcomes if best is not None else loads.outcomes  # the requests behind the run's figures
     arrival = "trace" if loads.work.times_s is not None else s["arrival"]
@@ -198,6 +214,7 @@ def run(config: dict, model: Any, tokenizer: Any, probes: Any, energy_now, run_d
         "lengths": {"input_len": s["input_len"], "output_len": s["output_len"], "len_range": s["len_range"]},
         "capacity": _capacity_section(found, s) if found is not None else None,
         "requests": metrics.request_records(kept),
+        "server_metrics": measured.get("server_metrics"),
     }
     return {
         "metrics": m,

@@ -59,6 +59,11 @@ def validate_serving(s: Any, model: Any, gpus: int = 1) -> None:
         if value is not None:
             _positive(f"serving.slo.{key}", value)
     _validate_dataset(s)
+    if s.metrics_url is not None:
+        parsed = urlparse(s.metrics_url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ConfigError("serving.metrics_url", s.metrics_url, "give a Prometheus page: http://host:port/metrics")
+    _positive("serving.metrics_interval_s", s.metrics_interval_s)
     if s.search == "max_rate":
         _validate_search(s)
     if s.engine == "openai":
