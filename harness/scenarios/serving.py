@@ -31,6 +31,7 @@ _LOAD = (
     *("server_kv_cache_usage_max", "server_metrics_samples"),
 )
 _DISTRIBUTIONS = ("ttft_s", "tpot_s", "itl_s", "e2el_s", "queue_wait_s", "send_lateness_s")
+_CACHE = ("prompt_tokens_cached", "prefix_cache_hit_rate", "ttft_s_cache_hit", "ttft_s_cache_miss")
 _REPEAT_QUANTILES = tuple(f"{d}_{q}" for d in ("ttft_s", "tpot_s", "itl_s", "e2el_s", "send_lateness_s")
                           for q in ("p50", "p99", "n"))  # fmt: skip
 
@@ -45,6 +46,7 @@ class Serving(Scenario):
     writes = (
         *_DISTRIBUTIONS,
         *_LOAD,
+        *_CACHE,
         *_REPEAT_QUANTILES,
         *("capacity_req_per_s", "usd_per_1m_output_tokens", "j_per_1m_output_tokens_method"),
         *("per_1m_output_tokens_at", "slo", "wall_s", "flops_per_token_prefill", "flops_per_token_decode"),

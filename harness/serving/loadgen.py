@@ -73,10 +73,23 @@ async def _sleep_until(target: float) -> None:
         await asyncio.sleep(0)
 
 
+class _Deliveries:
+    """The `deliver` an engine calls per delivery; `deliver.cached(n)` reports prompt tokens served from the
+    engine's prefix cache, where the engine says (OpenAI usage.prompt_tokens_details.cached_tokens)."""
+
+    def __init__(self, outcome: Outcome):
+        self.outcome = outcome
+
+    def __call__(self, t: float, n_tokens: int) -> None:
+        self.outcome.token_times.append(t)
+        self.outcome.output_tokens += n_tokens
+
+    def cached(self, n_tokens: int) -> None:
+        self.outcome.cached_tokens = n_tokens
+
+
 async def _one(engine: Engine, request: Request, outcome: Outcome, slots: asyncio.Semaphore | None, timeout_s: float):
-    def deliver(t: float, n_tokens: int) -> None:
-        outcome.token_times.append(t)
-        outcome.output_tokens += n_tokens
+    deliver = _Deliveries(outcome)
 
     if slots is not None:
         await slots.acquire()

@@ -129,6 +129,29 @@ def summarize_run(
         "output_tokens": out_tokens,
         "input_tokens": in_tokens,
         "ttft_s_by_turn": by_turn(done),
+        **prefix_cache(done),
+    }
+
+
+def prefix_cache(done: Sequence[Outcome]) -> dict[str, Any]:
+    """Prompt tokens served from the engine's prefix cache, where it reports them: their sum, the hit rate
+    (cached / prompt tokens of the requests that reported), and TTFT apart for hits (> 0 cached) and misses."""
+    told = [o for o in done if o.cached_tokens is not None]
+    if not told:
+        return {
+            k: None for k in ("prompt_tokens_cached", "prefix_cache_hit_rate", "ttft_s_cache_hit", "ttft_s_cache_miss")
+        }
+    prompt = sum(o.input_tokens for o in told)
+    cached = sum(o.cached_tokens for o in told)
+
+    def ttft(hit: bool) -> dict[str, Any]:
+        return distribution([latencies(o)["ttft_s"] for o in told if (o.cached_tokens > 0) == hit and o.token_times])
+
+    return {
+        "prompt_tokens_cached": cached,
+        "prefix_cache_hit_rate": cached / prompt if prompt else None,
+        "ttft_s_cache_hit": ttft(True),
+        "ttft_s_cache_miss": ttft(False),
     }
 
 

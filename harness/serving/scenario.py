@@ -100,7 +100,8 @@ def _offered(work: datasets.Workload, rate: float, arrival: str) -> float | None
 
 def _repeat_figures(summary: dict[str, Any]) -> dict[str, Any]:
     """A load window's figures, flat (the gate's per-repeat samples): p50s and p99s, throughputs, energy."""
-    flat = {k: v for k, v in summary.items() if not isinstance(v, (dict, list)) and k != "ttft_s_by_turn"}
+    skip = ("ttft_s_by_turn", "ttft_s_cache_hit", "ttft_s_cache_miss")  # distributions or lists, when null
+    flat = {k: v for k, v in summary.items() if not isinstance(v, (dict, list)) and k not in skip}
     for name in ("ttft_s", "tpot_s", "itl_s", "e2el_s", "send_lateness_s"):
         for q in ("p50", "p99"):
             flat[f"{name}_{q}"] = summary[name][q]

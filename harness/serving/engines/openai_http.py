@@ -100,6 +100,9 @@ class OpenAIEngine:
                     deliver(now, 1)
             usage = event.get("usage") or {}
             usage_tokens = usage.get("completion_tokens", usage_tokens)
+            cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+            if cached is not None and hasattr(deliver, "cached"):  # the engine's prefix-cache hit, where it says
+                deliver.cached(int(cached))
         self._counted["deliveries" if usage_tokens is None else "usage"] += 1
         return usage_tokens
 
