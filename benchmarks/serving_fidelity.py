@@ -33,8 +33,8 @@ class Instant:
         deliver(time.perf_counter(), request.max_tokens)
 
 
-def _lateness(engine, arrival: str, rate: float, n: int, reqs) -> dict:
-    plan = loadgen.Plan(arrival, rate, 1.0, 1, None, n, None, 30.0, 0)
+def _lateness(engine, arrival: str, rate: float, n: int, reqs, times: tuple[float, ...] | None = None) -> dict:
+    plan = loadgen.Plan(arrival, rate, 1.0, 1, None, n, None, 30.0, 0, times)
     run = asyncio.run(_with(engine, loadgen.run, reqs, plan))
     summary = metrics.summarize_run(run.outcomes, run.window_s, {}, TARGET_P99_S)
     late = summary["send_lateness_s"]
@@ -70,6 +70,20 @@ def _cb_engine(n: int):
     )
 
 
+def _trace(rate: float, n: int) -> dict:
+    """A Mooncake-style trace file (Poisson arrivals at `rate`, ms timestamps) replayed through serving.dataset."""
+    import tempfile
+
+    from harness.serving import arrivals, datasets, samples
+
+    offsets = tuple(arrivals.schedule_s("poisson", rate, n, seed=5))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = samples.write_mooncake(Path(tmp) / "trace.jsonl", offsets)
+        s = {"dataset": "trace", "dataset_path": str(path), "num_requests": n, "trace_speed": 1.0}
+        work = datasets.build({**s, "output_len": 8, "warmup_requests": 0}, 0)
+    return _lateness(Instant(), "trace", rate, len(work.requests), work.requests, tuple(work.times_s))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rate", type=float, default=50.0)
@@ -80,6 +94,7 @@ def main() -> int:
     load_before = os.getloadavg()
     reqs = prompts.build(64, 16, 8, 0.0, 0)
     runs = [_lateness(Instant(), kind, args.rate, args.requests, reqs) for kind in ("poisson", "constant")]
+    runs.append({"replay": "mooncake-style trace (ms timestamps)", **_trace(args.rate, args.requests)})
     if not args.no_engine:
         n = min(args.requests, 200)
         runs.append(

@@ -238,6 +238,16 @@ class ServingConfig:
     input_len: int = 32  # prompt tokens (mean)
     output_len: int = 16  # tokens to generate (mean); the engine is asked for exactly this many
     len_range: float = 0.0  # lengths drawn uniformly in [len x (1 - r), len x (1 + r)] (vLLM's range ratio)
+    # what is sent (harness/serving/datasets.py): random | sharegpt | trace | shared_prefix
+    dataset: str = "random"
+    dataset_path: str | None = None  # sharegpt: a JSON list of conversations; trace: a CSV or JSON-lines file
+    think_time_s: float = 0.0  # sharegpt: from an answer to the next turn's send
+    trace_speed: float = 1.0  # trace: its times divided by this (2 = twice as fast)
+    prefix_count: int = 4  # shared_prefix: distinct prefixes ...
+    suffixes_per_prefix: int = 8  # ... each followed by this many suffixes of input_len tokens
+    prefix_len: int = 64  # shared_prefix: tokens per prefix
+    metrics_url: str | None = None  # a Prometheus text endpoint of the engine (http://host:port/metrics), scraped
+    metrics_interval_s: float = 1.0  # ... before, every this many seconds during, and after the timed window
     lateness_tolerance_s: float = 0.01  # send lateness p99 above this flags the generator as the bottleneck
     max_failed_fraction: float = 0.05  # more failed/timed-out requests than this: status error
     slo: SloConfig = field(default_factory=SloConfig)
@@ -246,6 +256,8 @@ class ServingConfig:
     search_start_rate: float = 1.0
     search_max_probes: int = 8
     search_tolerance: float = 0.1  # stop when (fail - pass) / pass <= this
+    search_probe_s: float = 30.0  # a probe offers arrivals for up to this long (it stops early once steady)
+    search_keep_up_tolerance: float = 0.1  # a probe's completions may fall short of its arrivals by this fraction
     num_blocks: int | None = None  # transformers engine: KV-cache pages (None: its own default)
     max_batch_tokens: int | None = None  # transformers engine: tokens per step (None: its own default)
     server: ServerConfig = field(default_factory=ServerConfig)

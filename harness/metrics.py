@@ -158,6 +158,19 @@ METRICS: tuple[Metric, ...] = (
     _i("j_per_1m_output_tokens_method"),
     _i("per_1m_output_tokens_at"),
     _i("slo"),
+    _i("ttft_s_by_turn", "s", "TTFT by conversation turn"),  # [{turn, n, p50, p90, p99, mean}] (sharegpt)
+    _i("probe_stopped", "", "why a capacity probe ended"),  # settled / over-saturated / ran its search_probe_s
+    # prefix caching, where the engine reports cached prompt tokens (OpenAI usage.prompt_tokens_details)
+    _i("prompt_tokens_cached", "count"),
+    _c("prefix_cache_hit_rate", "ratio", "higher", "prefix-cache hit rate"),
+    _d("ttft_s_cache_hit", "TTFT, prefix-cache hits"),
+    _d("ttft_s_cache_miss", "TTFT, prefix-cache misses"),
+    # the engine's own gauges (serving.metrics_url, harness/serving/server_metrics.py) over the window
+    _c("server_waiting_requests_mean", "count", "lower", "server queue (mean)"),
+    _c("server_waiting_requests_max", "count", "lower", "server queue (max)"),
+    _c("server_running_requests_mean", "count", None, "server running (mean)"),
+    _c("server_kv_cache_usage_max", "ratio", None, "server KV-cache use (max)"),
+    _i("server_metrics_samples", "count"),
     # serving per repeat (load window): quantiles of its requests, flat
     _t("ttft_s_p99", "s", "lower", "ttft p99 (window)", gate=_GATE10),
     _t("tpot_s_p50", "s", "lower", "tpot p50 (window)", gate=_GATE5),

@@ -38,6 +38,23 @@ MESSAGES = [
         "or serving.server.command",
     ),
     (
+        ["serving.dataset=csv"],
+        "serving.dataset=csv is not valid: choose one of random, sharegpt, trace, shared_prefix",
+    ),
+    (
+        ["serving.dataset=trace", "serving.dataset_path=/no/such/trace.csv"],
+        "serving.dataset_path=/no/such/trace.csv is not valid: serving.dataset=trace needs an existing "
+        ".csv, .jsonl or .json file",
+    ),
+    (["serving.trace_speed=0"], "serving.trace_speed=0.0 is not valid: must be > 0"),
+    (["serving.think_time_s=-1"], "serving.think_time_s=-1.0 is not valid: must be >= 0"),
+    (["serving.dataset=shared_prefix", "serving.prefix_count=0"], "serving.prefix_count=0 is not valid: must be > 0"),
+    (
+        ["serving.dataset=shared_prefix", "serving.prefix_len=2000"],
+        "serving.input_len=32 is not valid: the longest request (2049 tokens) exceeds "
+        "model.max_position_embeddings=2048",
+    ),
+    (
         ["serving.input_len=2000", "serving.output_len=100"],
         "serving.input_len=2000 is not valid: the longest request (2101 tokens) exceeds "
         "model.max_position_embeddings=2048",

@@ -75,6 +75,7 @@ def test_capacity_search_with_a_loose_slo(harness):
         "serving.slo.e2el_ms=60000",
         "serving.search_start_rate=2",
         "serving.search_max_probes=2",
+        "serving.search_probe_s=3",
         "hardware.usd_per_hour=1.0",
     )
     assert proc.returncode == 0, proc.stderr
@@ -83,6 +84,8 @@ def test_capacity_search_with_a_loose_slo(harness):
     cap = r["serving"]["capacity"]
     assert [p["rate_req_per_s"] for p in cap["probes"]] == [2.0, 4.0] and all(p["passed"] for p in cap["probes"])
     assert r["metrics"]["capacity_req_per_s"] == 4.0 and not cap["converged"] and "at least 4" in cap["reason"]
+    # each probe offered arrivals for up to search_probe_s and says why it ended; the tolerances are stated
+    assert all(p["probe_stopped"] for p in cap["probes"]) and cap["keep_up_tolerance"] == 0.1 and cap["probe_s"] == 3
     m = r["metrics"]
     # $ per 1 M output tokens at capacity = USD per second / output tokens per second x 1e6
     assert m["usd_per_1m_output_tokens"] == pytest.approx(1.0 / 3600 / m["output_tok_per_s"] * 1e6)
@@ -92,7 +95,12 @@ def test_capacity_search_with_a_loose_slo(harness):
 
 def test_slo_no_probe_meets_is_an_error_with_its_reason(harness):
     proc, root = _serving_run(
-        harness, "sweep=nocap", "serving.search=max_rate", "serving.slo.ttft_ms=0.001", "serving.search_max_probes=2"
+        harness,
+        "sweep=nocap",
+        "serving.search=max_rate",
+        "serving.slo.ttft_ms=0.001",
+        "serving.search_max_probes=2",
+        "serving.search_probe_s=2",
     )
     assert proc.returncode == 0, proc.stderr  # a failed run is data: the sweep goes on
     (r,) = load_results(root / "nocap")

@@ -26,9 +26,12 @@ _LOAD = (
     *("failure_reasons", "requests_good", "slo_attainment", "window_s", "request_throughput_req_per_s"),
     *("output_tok_per_s", "total_tok_per_s", "goodput_req_per_s", "arrival_rate_req_per_s"),
     *("completion_rate_req_per_s", "output_tokens", "input_tokens", "offered_rate_req_per_s"),
-    *("energy_j", "j_per_1m_output_tokens"),
+    *("energy_j", "j_per_1m_output_tokens", "ttft_s_by_turn", "probe_stopped"),
+    *("server_waiting_requests_mean", "server_waiting_requests_max", "server_running_requests_mean"),
+    *("server_kv_cache_usage_max", "server_metrics_samples"),
 )
 _DISTRIBUTIONS = ("ttft_s", "tpot_s", "itl_s", "e2el_s", "queue_wait_s", "send_lateness_s")
+_CACHE = ("prompt_tokens_cached", "prefix_cache_hit_rate", "ttft_s_cache_hit", "ttft_s_cache_miss")
 _REPEAT_QUANTILES = tuple(f"{d}_{q}" for d in ("ttft_s", "tpot_s", "itl_s", "e2el_s", "send_lateness_s")
                           for q in ("p50", "p99", "n"))  # fmt: skip
 
@@ -43,6 +46,7 @@ class Serving(Scenario):
     writes = (
         *_DISTRIBUTIONS,
         *_LOAD,
+        *_CACHE,
         *_REPEAT_QUANTILES,
         *("capacity_req_per_s", "usd_per_1m_output_tokens", "j_per_1m_output_tokens_method"),
         *("per_1m_output_tokens_at", "slo", "wall_s", "flops_per_token_prefill", "flops_per_token_decode"),
@@ -65,7 +69,9 @@ class Serving(Scenario):
         finally:  # a warm-up that failed before the window began still stops every probe
             ctx.probes.close()
         m = out["metrics"]
-        m.update(flops.inference_flops(ctx.model_facts, s["input_len"], s["output_len"]))
+        done = m["requests_completed"] or 0  # a dataset's lengths are its own: the run's mean request
+        lens = (m["input_tokens"] / done, m["output_tokens"] / done) if done and s["dataset"] != "random" else None
+        m.update(flops.inference_flops(ctx.model_facts, *(lens or (s["input_len"], s["output_len"]))))
         t = time.perf_counter()
         if here and out["first_prompt_ids"]:  # quality of the weights served (MLPerf), after the window
             import torch

@@ -19,6 +19,7 @@ class Probe:
     passed: bool
     reason: str
     summary: dict[str, Any]  # the probe's serving metrics (harness.serving.metrics.summarize_run)
+    outcomes: list[Any] = field(default_factory=list)  # its requests (harness.serving.metrics.Outcome)
 
 
 @dataclass

@@ -28,11 +28,22 @@ def serving_key_fields(s: Mapping[str, Any]) -> dict[str, Any]:
         "len_range": s["len_range"],
         "cb": [s["num_blocks"], s["max_batch_tokens"]],
         "search": [s["search_percentile"], s["search_start_rate"], s["search_max_probes"], s["search_tolerance"]]
+        + [s["search_probe_s"], s["search_keep_up_tolerance"]]
         if search != "none"
         else None,
         "duration_s": s["duration_s"],
     }
-    return {
+    dataset = s.get("dataset", "random")
+    if dataset != "random":  # only then: a random run keeps the key it had before datasets existed
+        detail["dataset"] = {
+            "path": s["dataset_path"] if dataset in ("sharegpt", "trace") else None,
+            "think_time_s": s["think_time_s"] if dataset == "sharegpt" else None,
+            "trace_speed": s["trace_speed"] if dataset == "trace" else None,
+            "prefix": [s["prefix_count"], s["suffixes_per_prefix"], s["prefix_len"]]
+            if dataset == "shared_prefix"
+            else None,
+        }
+    fields = {
         "engine": s["engine"],
         "arrival": s["arrival"] if search == "none" else "poisson",
         "rate": s["rate"] if search == "none" and s["arrival"] != "closed" else None,
@@ -44,3 +55,8 @@ def serving_key_fields(s: Mapping[str, Any]) -> dict[str, Any]:
         "output_len": s["output_len"],
         "serving": hashlib.sha256(json.dumps(detail, sort_keys=True, default=str).encode()).hexdigest()[:8],
     }
+    if dataset != "random":
+        fields["dataset"] = dataset
+        fields["arrival"] = "trace" if dataset == "trace" else fields["arrival"]
+        fields["rate"] = None if dataset == "trace" else fields["rate"]
+    return fields

@@ -36,6 +36,10 @@ class Outcome:
     output_tokens: int = 0
     done_at: float | None = None
     error: str | None = None  # None: completed; else "timeout: ..." or "error: ..." (the reason)
+    conversation: str | None = None  # the request's conversation id and turn (serving.dataset=sharegpt)
+    turn: int | None = None
+    prefix: int | None = None  # its shared prefix (serving.dataset=shared_prefix)
+    cached_tokens: int | None = None  # prompt tokens the engine served from its prefix cache, where it says
 
     @property
     def ok(self) -> bool:
@@ -124,7 +128,61 @@ def summarize_run(
         "completion_rate_req_per_s": _span_rate(ends),
         "output_tokens": out_tokens,
         "input_tokens": in_tokens,
+        "ttft_s_by_turn": by_turn(done),
+        **prefix_cache(done),
     }
+
+
+def prefix_cache(done: Sequence[Outcome]) -> dict[str, Any]:
+    """Prompt tokens served from the engine's prefix cache, where it reports them: their sum, the hit rate
+    (cached / prompt tokens of the requests that reported), and TTFT apart for hits (> 0 cached) and misses."""
+    told = [o for o in done if o.cached_tokens is not None]
+    if not told:
+        return {
+            k: None for k in ("prompt_tokens_cached", "prefix_cache_hit_rate", "ttft_s_cache_hit", "ttft_s_cache_miss")
+        }
+    prompt = sum(o.input_tokens for o in told)
+    cached = sum(o.cached_tokens for o in told)
+
+    def ttft(hit: bool) -> dict[str, Any]:
+        return distribution([latencies(o)["ttft_s"] for o in told if (o.cached_tokens > 0) == hit and o.token_times])
+
+    return {
+        "prompt_tokens_cached": cached,
+        "prefix_cache_hit_rate": cached / prompt if prompt else None,
+        "ttft_s_cache_hit": ttft(True),
+        "ttft_s_cache_miss": ttft(False),
+    }
+
+
+def by_turn(done: Sequence[Outcome]) -> list[dict[str, Any]] | None:
+    """TTFT of completed requests per conversation turn ({turn, n, p50, p90, p99, mean}); None without turns."""
+    turns = sorted({o.turn for o in done if o.turn is not None})
+    out = []
+    for t in turns:
+        d = distribution([x for o in done if o.turn == t if (x := latencies(o)["ttft_s"]) is not None])
+        out.append({"turn": t, **{k: d[k] for k in ("n", "p50", "p90", "p99", "mean")}})
+    return out or None
+
+
+def request_records(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
+    """One record per request (result.serving.requests): its ids, lengths, and times in seconds from the first
+    send (scheduled, sent, done) and its TTFT and E2EL; null where it has none."""
+    if not outcomes:
+        return []
+    t0 = min(o.scheduled_at if o.scheduled_at is not None else o.dispatched_at for o in outcomes)
+    rel = lambda t: round(t - t0, 6) if t is not None else None  # noqa: E731
+    out = []
+    for o in outcomes:
+        lat = latencies(o) if o.ok else {"ttft_s": None, "e2el_s": None}
+        out.append({
+            "index": o.index, "conversation": o.conversation, "turn": o.turn, "prefix": o.prefix,
+            "input_tokens": o.input_tokens, "output_tokens": o.output_tokens, "cached_tokens": o.cached_tokens,
+            "scheduled_s": rel(o.scheduled_at), "sent_s": rel(o.sent_at), "done_s": rel(o.done_at),
+            "send_lateness_s": o.dispatched_at - o.scheduled_at if o.scheduled_at is not None else None,
+            "ttft_s": lat["ttft_s"], "e2el_s": lat["e2el_s"], "error": o.error,
+        })  # fmt: skip
+    return out
 
 
 def _late_bound(outcomes: Sequence[Outcome], tolerance_s: float) -> float:

@@ -4,15 +4,14 @@ the probes around it. harness.scenarios.serving calls `run`; everything returned
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.serving import capacity, loadgen, metrics, prompts
+from harness.serving import capacity, datasets, loadgen, metrics, prompts, server_metrics, steady
 from harness.serving.engines import open_engine
-
-KEEP_UP = 0.9  # a probe passes only if requests complete at >= 90 % of the rate they arrived (not saturated)
 
 
 class ServingFailed(HarnessError):
@@ -20,17 +19,19 @@ class ServingFailed(HarnessError):
     recorded as status `error` with this reason, its metrics kept."""
 
 
-def _plan(s: dict[str, Any], rate: float, arrival: str, seed: int) -> loadgen.Plan:
+def _plan(s: dict[str, Any], rate: float, arrival: str, seed: int, work: datasets.Workload) -> loadgen.Plan:
     return loadgen.Plan(
         arrival=arrival,
         rate=rate,
         burstiness=s["burstiness"],
         concurrency=s["concurrency"],
         max_concurrency=s["max_concurrency"],
-        num_requests=s["num_requests"],
+        num_requests=len(work.requests),
         duration_s=s["duration_s"],
         timeout_s=s["request_timeout_s"],
         seed=seed,
+        times_s=tuple(work.times_s) if work.times_s is not None else None,
+        think_time_s=s["think_time_s"],
     )
 
 
@@ -41,14 +42,22 @@ def _slo(s: dict[str, Any]) -> dict[str, float | None]:
 class _Loads:
     """Runs load windows against one engine; each window's summary carries its own energy where readable."""
 
-    def __init__(self, engine: Any, requests: Sequence[prompts.Request], s: dict, seed: int, energy_now: Callable):
-        self.engine, self.requests, self.s, self.seed, self.energy_now = engine, requests, s, seed, energy_now
+    def __init__(self, engine: Any, work: datasets.Workload, s: dict, seed: int, energy_now: Callable):
+        self.engine, self.work, self.s, self.seed, self.energy_now = engine, work, s, seed, energy_now
+        self.requests: Sequence[prompts.Request] = work.requests
         self.outcomes: list[metrics.Outcome] = []
         self.window_s = 0.0
+        self.scraper: server_metrics.Scraper | None = None  # serving.metrics_url: the engine's own gauges
 
-    async def load(self, rate: float, arrival: str) -> tuple[dict[str, Any], loadgen.LoadRun]:
+    async def load(self, rate: float, arrival: str, probe: bool = False) -> tuple[dict[str, Any], loadgen.LoadRun]:
         joules_before = self.energy_now() if self.energy_now else None
-        run = await loadgen.run(self.engine, self.requests, _plan(self.s, rate, arrival, self.seed))
+        plan, watch = _plan(self.s, rate, arrival, self.seed, self.work), None
+        if probe:  # Poisson arrivals for up to search_probe_s, watched for a steady state or over-saturation
+            long = int(rate * self.s["search_probe_s"] * 1.5) + 16
+            plan = dataclasses.replace(plan, num_requests=long, duration_s=self.s["search_probe_s"])
+            rules = steady.Rules(rate, self.s["search_keep_up_tolerance"], self.s["num_requests"])
+            watch = steady.Watch(rules)
+        run = await loadgen.run(self.engine, self.requests, plan, self.work.conversations, watch)
         joules_after = self.energy_now() if self.energy_now else None
         self.outcomes.extend(run.outcomes)
         self.window_s += run.window_s
@@ -56,27 +65,43 @@ class _Loads:
         energy_j = joules_after - joules_before if joules_before is not None and joules_after is not None else None
         out_tokens = summary["output_tokens"]
         summary.update(
-            offered_rate_req_per_s=rate if arrival != "closed" else None,
+            offered_rate_req_per_s=_offered(self.work, rate, arrival),
             energy_j=energy_j,
             j_per_1m_output_tokens=energy_j / out_tokens * 1e6 if energy_j is not None and out_tokens else None,
         )
+        if self.scraper is not None:  # the engine's queue over this window, beside the client's figures
+            summary.update(server_metrics.summarize(self.scraper.samples, run.started_at, run.ended_at))
         return summary, run
 
     async def probe(self, rate: float) -> capacity.Probe:
-        summary, run = await self.load(rate, "poisson")
+        summary, run = await self.load(rate, "poisson", probe=True)
+        summary["probe_stopped"] = run.stopped or f"ran its {self.s['search_probe_s']:g} s"
         passed, reason = metrics.percentile_meets(run.outcomes, _slo(self.s), self.s["search_percentile"])
+        if run.stopped and run.stopped.startswith("over-saturated"):
+            passed, reason = False, run.stopped
         if passed and summary["generator_bottleneck"]:
             passed, reason = False, "the load generator ran late: the offered load was not reached"
         arrivals, completions = summary["arrival_rate_req_per_s"], summary["completion_rate_req_per_s"]
-        if passed and arrivals and completions and completions < KEEP_UP * arrivals:
+        keep_up = 1 - self.s["search_keep_up_tolerance"]  # completions must keep up with arrivals (not saturated)
+        if passed and arrivals and completions and completions < keep_up * arrivals:
             passed = False
             reason = f"the engine fell behind: completions {completions:.3g} req/s < arrivals {arrivals:.3g} req/s"
-        return capacity.Probe(rate, passed, reason, summary)
+        return capacity.Probe(rate, passed, reason, summary, run.outcomes)
+
+
+def _offered(work: datasets.Workload, rate: float, arrival: str) -> float | None:
+    """The offered rate: the arrival process's (conversation starts, for conversations), a trace's own mean
+    ((rows - 1) / its span), or None for closed-loop users."""
+    if work.times_s is not None:
+        span = work.times_s[-1] - work.times_s[0] if work.times_s else 0.0
+        return (len(work.times_s) - 1) / span if span > 0 else None
+    return rate if arrival != "closed" else None
 
 
 def _repeat_figures(summary: dict[str, Any]) -> dict[str, Any]:
     """A load window's figures, flat (the gate's per-repeat samples): p50s and p99s, throughputs, energy."""
-    flat = {k: v for k, v in summary.items() if not isinstance(v, (dict, list))}
+    skip = ("ttft_s_by_turn", "ttft_s_cache_hit", "ttft_s_cache_miss")  # distributions or lists, when null
+    flat = {k: v for k, v in summary.items() if not isinstance(v, (dict, list)) and k not in skip}
     for name in ("ttft_s", "tpot_s", "itl_s", "e2el_s", "send_lateness_s"):
         for q in ("p50", "p99"):
             flat[f"{name}_{q}"] = summary[name][q]
@@ -88,12 +113,12 @@ def _repeat_figures(summary: dict[str, Any]) -> dict[str, Any]:
 
 async def _measure(config: dict, model: Any, tokenizer: Any, probes: Any, energy_now, run_dir) -> dict:
     s, seed = config["serving"], config["seed"]
-    requests = prompts.build(
-        s["num_requests"] + s["warmup_requests"], s["input_len"], s["output_len"], s["len_range"], seed, tokenizer
-    )
-    warm, measured = requests[: s["warmup_requests"]], requests[s["warmup_requests"] :]
-    out: dict[str, Any] = {}
-    engine = open_engine(s, model, run_dir, config["model"].get("path"))
+    max_len = getattr(getattr(model, "config", None), "max_position_embeddings", None)  # in-process: its context
+    work = datasets.build(s, seed, tokenizer, max_len)
+    warm = datasets.warmup_requests(s, seed, tokenizer)
+    out: dict[str, Any] = {"dataset": work.info}
+    longest = max(len(r.prompt_ids) + r.max_tokens for r in [*work.requests, *warm])
+    engine = open_engine(s, model, run_dir, config["model"].get("path"), (len(work.requests), longest))
     async with engine:
         t0 = time.perf_counter()
         warm_outcomes = await loadgen.warmup(engine, warm, s["request_timeout_s"])
@@ -101,7 +126,11 @@ async def _measure(config: dict, model: Any, tokenizer: Any, probes: Any, energy
         failed = [o.error for o in warm_outcomes if not o.ok]
         if failed:
             raise ServingFailed(f"{len(failed)} of {len(warm)} warm-up requests failed: {failed[0]}")
-        loads = _Loads(engine, measured, s, seed, energy_now)
+        loads = _Loads(engine, work, s, seed, energy_now)
+        if s["metrics_url"]:
+            loads.scraper = server_metrics.Scraper(s["metrics_url"], s["metrics_interval_s"])
+            await loads.scraper.scrape("before")
+            loads.scraper.start()
         probes.begin()
         window_start = time.perf_counter()
         try:
@@ -117,8 +146,15 @@ async def _measure(config: dict, model: Any, tokenizer: Any, probes: Any, energy
                 ]
             out["timed_window_s"] = time.perf_counter() - window_start
             probes.end()  # its readings stay in probes.readings
+            if loads.scraper is not None:
+                await loads.scraper.stop()
+                await loads.scraper.scrape("after")
+                out["server_metrics"] = loads.scraper.section(window_start)
+                out["server_window"] = (window_start, window_start + out["timed_window_s"])
         finally:  # a failed run still stops every probe (threads included)
             probes.close()
+            if loads.scraper is not None:
+                await loads.scraper.close()
     out["engine"] = engine.info()  # after the exit: a started server's exit code is part of it
     out["repeats"] = repeats
     out["loads"] = loads
@@ -128,7 +164,7 @@ async def _measure(config: dict, model: Any, tokenizer: Any, probes: Any, energy
 def _pooled(loads: _Loads, s: dict[str, Any]) -> dict[str, Any]:
     """Every measured request of every load window together; throughputs over the windows' summed time."""
     out = metrics.summarize_run(loads.outcomes, loads.window_s, _slo(s), s["lateness_tolerance_s"])
-    out["offered_rate_req_per_s"] = s["rate"] if s["arrival"] != "closed" else None
+    out["offered_rate_req_per_s"] = _offered(loads.work, s["rate"], s["arrival"])
     return out
 
 
@@ -140,6 +176,8 @@ def _capacity_section(found: capacity.Capacity, s: dict[str, Any]) -> dict[str, 
         "reason": found.reason,
         "percentile": s["search_percentile"],
         "tolerance": s["search_tolerance"],
+        "keep_up_tolerance": s["search_keep_up_tolerance"],
+        "probe_s": s["search_probe_s"],
         "max_probes": s["search_max_probes"],
         "probes": [
             {
@@ -163,14 +201,21 @@ def run(config: dict, model: Any, tokenizer: Any, probes: Any, energy_now, run_d
     best = found.best() if found is not None else None
     # with a search, the run's figures are those at capacity: the highest passing probe's
     m = dict(best.summary) if best is not None else _pooled(loads, s)
+    if loads.scraper is not None and best is None:  # the engine's queue over the whole timed window
+        m.update(server_metrics.summarize(loads.scraper.samples, *measured["server_window"]))
     m["capacity_req_per_s"] = found.capacity_req_per_s if found is not None else None
+    kept = best.outcomes if best is not None else loads.outcomes  # the requests behind the run's figures
+    arrival = "trace" if loads.work.times_s is not None else s["arrival"]
     section = {
         "engine": measured["engine"],
-        "arrival": "poisson" if found is not None else s["arrival"],
+        "arrival": "poisson" if found is not None else arrival,
+        "dataset": measured["dataset"],
         "search": s["search"],
         "slo": _slo(s),
         "lengths": {"input_len": s["input_len"], "output_len": s["output_len"], "len_range": s["len_range"]},
         "capacity": _capacity_section(found, s) if found is not None else None,
+        "requests": metrics.request_records(kept),
+        "server_metrics": measured.get("server_metrics"),
     }
     return {
         "metrics": m,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -11,6 +12,7 @@ ENGINES = ("transformers", "openai")
 ARRIVALS = ("poisson", "gamma", "constant", "closed")
 SEARCHES = ("none", "max_rate")
 APIS = ("completions", "chat")
+DATASETS = ("random", "sharegpt", "trace", "shared_prefix")
 
 
 def _positive(key: str, value: Any) -> None:
@@ -56,12 +58,19 @@ def validate_serving(s: Any, model: Any, gpus: int = 1) -> None:
         value = getattr(s.slo, key)
         if value is not None:
             _positive(f"serving.slo.{key}", value)
+    _validate_dataset(s)
+    if s.metrics_url is not None:
+        parsed = urlparse(s.metrics_url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ConfigError("serving.metrics_url", s.metrics_url, "give a Prometheus page: http://host:port/metrics")
+    _positive("serving.metrics_interval_s", s.metrics_interval_s)
     if s.search == "max_rate":
         _validate_search(s)
     if s.engine == "openai":
         _validate_openai(s)
     elif model.path is None:
-        longest = int(s.input_len * (1 + s.len_range)) + int(s.output_len * (1 + s.len_range)) + 1
+        prefix = s.prefix_len if s.dataset == "shared_prefix" else 0
+        longest = prefix + int(s.input_len * (1 + s.len_range)) + int(s.output_len * (1 + s.len_range)) + 1
         if longest > model.max_position_embeddings:
             raise ConfigError(
                 "serving.input_len",
@@ -69,6 +78,25 @@ def validate_serving(s: Any, model: Any, gpus: int = 1) -> None:
                 f"the longest request ({longest} tokens) exceeds model.max_position_embeddings="
                 f"{model.max_position_embeddings}",
             )
+
+
+def _validate_dataset(s: Any) -> None:
+    _choice("serving.dataset", s.dataset, DATASETS)
+    if s.dataset in ("sharegpt", "trace"):
+        kinds = ".json" if s.dataset == "sharegpt" else ".csv, .jsonl or .json"
+        if not s.dataset_path or not Path(s.dataset_path).is_file():
+            need = f"serving.dataset={s.dataset} needs an existing {kinds} file"
+            raise ConfigError("serving.dataset_path", s.dataset_path, need)
+    if s.think_time_s < 0:
+        raise ConfigError("serving.think_time_s", s.think_time_s, "must be >= 0")
+    _positive("serving.trace_speed", s.trace_speed)
+    if s.dataset == "trace" and s.search == "max_rate":
+        raise ConfigError(
+            "serving.search", s.search, "a trace keeps its own timing: choose none (or scale it: serving.trace_speed)"
+        )
+    if s.dataset == "shared_prefix":
+        for key in ("prefix_count", "suffixes_per_prefix", "prefix_len"):
+            _positive(f"serving.{key}", getattr(s, key))
 
 
 def _validate_search(s: Any) -> None:
@@ -83,6 +111,9 @@ def _validate_search(s: Any) -> None:
         raise ConfigError("serving.search_max_probes", s.search_max_probes, "must be >= 2")
     if not 0 < s.search_tolerance < 1:
         raise ConfigError("serving.search_tolerance", s.search_tolerance, "must be in (0, 1)")
+    _positive("serving.search_probe_s", s.search_probe_s)
+    if not 0 < s.search_keep_up_tolerance < 1:
+        raise ConfigError("serving.search_keep_up_tolerance", s.search_keep_up_tolerance, "must be in (0, 1)")
 
 
 def _validate_openai(s: Any) -> None:

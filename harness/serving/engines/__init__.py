@@ -5,12 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 
-def open_engine(serving_cfg: dict[str, Any], model: Any, run_dir: str | None, model_path: str | None = None) -> Any:
-    """The engine for serving.engine (imports only what that engine needs)."""
+def open_engine(
+    serving_cfg: dict[str, Any],
+    model: Any,
+    run_dir: str | None,
+    model_path: str | None = None,
+    sizes: tuple[int, int] | None = None,
+) -> Any:
+    """The engine for serving.engine (imports only what that engine needs); `sizes`: (requests, longest
+    request in tokens, prompt + output) of the run, for the in-process engine's KV-cache size."""
     if serving_cfg["engine"] == "transformers":
         from harness.serving.engines.transformers_cb import TransformersEngine
 
-        return TransformersEngine(model, serving_cfg)
+        return TransformersEngine(model, serving_cfg, sizes)
     from harness.serving.engines.openai_http import OpenAIEngine
 
     return OpenAIEngine(serving_cfg, run_dir, model_path)

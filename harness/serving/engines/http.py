@@ -39,6 +39,19 @@ async def get_json(http: httpx2.AsyncClient, url: str, timeout_s: float) -> tupl
     return (answer.json() if answer.content.strip() else None), dict(answer.headers)
 
 
+async def get_text(http: httpx2.AsyncClient, url: str, timeout_s: float) -> str:
+    """GET a text document (a Prometheus exposition page). Raises HttpError on a non-2xx status."""
+    try:
+        answer = await http.get(url, timeout=timeout_s)
+    except httpx2.TimeoutException as exc:
+        raise TimeoutError(f"GET {url}: no answer within {timeout_s:g} s") from exc
+    except httpx2.TransportError as exc:
+        raise ConnectionError(f"cannot reach {url}: {exc or type(exc).__name__}") from exc
+    if not answer.is_success:
+        raise HttpError(f"GET {url}: HTTP {answer.status_code}: {answer.text[:200]}")
+    return answer.text
+
+
 async def post_sse(http: httpx2.AsyncClient, url: str, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
     """POST JSON and yield each server-sent event's `data:` object as it arrives, until `[DONE]` or the end."""
     try:

@@ -80,8 +80,9 @@ class OpenAIEngine:
         chat = self.cfg["api"] == "chat"
         body: dict[str, Any] = {"model": self.model, "max_tokens": request.max_tokens, "stream": True, "temperature": 0}
         body["stream_options"] = {"include_usage": True}  # the server's own count of output tokens, at the end
-        if chat:
-            body["messages"] = [{"role": "user", "content": request.prompt_text}]
+        if chat:  # a conversation's turns as its messages; else the prompt as one user turn
+            turns = request.messages or (("user", request.prompt_text),)
+            body["messages"] = [{"role": role, "content": text} for role, text in turns]
         else:
             body["prompt"] = request.prompt_text
         body.update(self.cfg.get("request_extra") or {})
@@ -99,6 +100,9 @@ class OpenAIEngine:
                     deliver(now, 1)
             usage = event.get("usage") or {}
             usage_tokens = usage.get("completion_tokens", usage_tokens)
+            cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+            if cached is not None and hasattr(deliver, "cached"):  # the engine's prefix-cache hit, where it says
+                deliver.cached(int(cached))
         self._counted["deliveries" if usage_tokens is None else "usage"] += 1
         return usage_tokens
 

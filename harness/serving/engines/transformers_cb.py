@@ -19,11 +19,14 @@ from harness.serving.prompts import Request
 PAGE_SIZE = 256  # tokens per KV-cache page: ContinuousBatchingConfig's default page_size
 
 
-def default_num_blocks(s: dict[str, Any]) -> int:
-    """KV-cache pages for every request that can be in flight at once, at its longest. The engine's own
-    default sizes the cache from a share of free device memory, which on a CPU is a share of all RAM."""
+def default_num_blocks(s: dict[str, Any], sizes: tuple[int, int] | None = None) -> int:
+    """KV-cache pages for every request that can be in flight at once, at its longest (`sizes`: the run's
+    request count and longest request in tokens, where a dataset sets them). The engine's own default
+    sizes the cache from a share of free device memory, which on a CPU is a share of all RAM."""
     longest = int(s["input_len"] * (1 + s["len_range"])) + int(s["output_len"] * (1 + s["len_range"])) + 1
     in_flight = s["concurrency"] if s["arrival"] == "closed" else s["num_requests"]
+    if sizes is not None:
+        in_flight, longest = min(in_flight, sizes[0]) if s["arrival"] == "closed" else sizes[0], sizes[1] + 1
     if s.get("max_concurrency"):
         in_flight = min(in_flight, s["max_concurrency"])
     return max(2, in_flight * math.ceil(longest / PAGE_SIZE))
@@ -36,8 +39,8 @@ class EngineError(RuntimeError):
 class TransformersEngine:
     name = "transformers-continuous-batching"
 
-    def __init__(self, model: Any, serving_cfg: dict[str, Any]):
-        self.model, self.cfg = model, serving_cfg
+    def __init__(self, model: Any, serving_cfg: dict[str, Any], sizes: tuple[int, int] | None = None):
+        self.model, self.cfg, self.sizes = model, serving_cfg, sizes
         self.manager: Any = None
         self._ids = itertools.count()
 
@@ -62,7 +65,7 @@ class TransformersEngine:
         # greedy, and no EOS: every request generates exactly its max_tokens
         gen = GenerationConfig(max_new_tokens=self.cfg["output_len"], do_sample=False, eos_token_id=-1)
         cb_kwargs = {k: self.cfg[k] for k in ("num_blocks", "max_batch_tokens") if self.cfg.get(k) is not None}
-        cb_kwargs.setdefault("num_blocks", default_num_blocks(self.cfg))
+        cb_kwargs.setdefault("num_blocks", default_num_blocks(self.cfg, self.sizes))
         # no_grad, not inference_mode: warmup() makes the batch processor and its static tensors on this thread, and
         # the engine's generation thread resets them in place before each session. Inference mode is thread-local and
         # transformers 5.17 starts that thread outside it (5.25 passes on the caller's mode): inference tensors made
