@@ -10,6 +10,7 @@ with both."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 
 import pytest
@@ -36,6 +37,8 @@ def _start_as_in_transformers_5_17(self) -> None:
 @pytest.mark.parametrize("start", ["5.17", "installed"])
 def test_in_process_serving_works_whichever_thread_mode_the_engine_runs_in(monkeypatch, start):
     if start == "5.17":
+        if "use_inference_mode" not in inspect.signature(ContinuousBatchingManager._run_generation_loop).parameters:
+            pytest.skip("the installed transformers starts its thread as 5.17 does: the 'installed' case is that case")
         monkeypatch.setattr(ContinuousBatchingManager, "start", _start_as_in_transformers_5_17)
     model = models.build(models.preset("tiny", num_hidden_layers=1), torch.float32, "cpu", 0)
     cfg = {"output_len": 4, "input_len": 8, "len_range": 0.0, "arrival": "constant", "num_requests": 3}

@@ -16,7 +16,11 @@ import httpx2
 
 
 class HttpError(RuntimeError):
-    """A non-2xx answer: the status and the start of the body."""
+    """A non-2xx answer: the status and the start of the body; `headers`, the answer's."""
+
+    def __init__(self, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.headers = headers or {}
 
 
 def client(max_connections: int | None = None) -> httpx2.AsyncClient:
@@ -35,7 +39,7 @@ async def get_json(http: httpx2.AsyncClient, url: str, timeout_s: float) -> tupl
     except httpx2.TransportError as exc:
         raise ConnectionError(f"cannot reach {url}: {exc or type(exc).__name__}") from exc
     if not answer.is_success:
-        raise HttpError(f"GET {url}: HTTP {answer.status_code}: {answer.text[:200]}")
+        raise HttpError(f"GET {url}: HTTP {answer.status_code}: {answer.text[:200]}", dict(answer.headers))
     return (answer.json() if answer.content.strip() else None), dict(answer.headers)
 
 
@@ -48,7 +52,7 @@ async def get_text(http: httpx2.AsyncClient, url: str, timeout_s: float) -> str:
     except httpx2.TransportError as exc:
         raise ConnectionError(f"cannot reach {url}: {exc or type(exc).__name__}") from exc
     if not answer.is_success:
-        raise HttpError(f"GET {url}: HTTP {answer.status_code}: {answer.text[:200]}")
+        raise HttpError(f"GET {url}: HTTP {answer.status_code}: {answer.text[:200]}", dict(answer.headers))
     return answer.text
 
 

@@ -35,6 +35,7 @@ class OpenAIEngine:
             log = Path(run_dir or ".") / "server.log"
             self.server = Server(serving_cfg["server"], model_path, log)
         self.url = (serving_cfg["url"] or "").rstrip("/")
+        self.model_path = model_path  # the served model's id where the server cannot list its models
         self.model: str | None = serving_cfg.get("served_model")
         self._info: dict[str, Any] = {"name": self.name, "in_process": False}
         self.http = http.client(serving_cfg.get("max_concurrency"))
@@ -56,8 +57,16 @@ class OpenAIEngine:
 
     async def _identify(self) -> None:
         """The served model and the engine's name and version, from what the server says about itself."""
-        # also: is it reachable at all
-        models, headers = await http.get_json(self.http, self.url + "/models", timeout_s=10)
+        # also: is it reachable at all (a server that answers with an error is reachable: transformers serve 5.17
+        # answers GET /v1/models by scanning the Hugging Face cache, and a 500 where there is none)
+        try:
+            models, headers = await http.get_json(self.http, self.url + "/models", timeout_s=10)
+        except http.HttpError as exc:
+            if not (self.model or self.model_path):
+                raise
+            models, headers = None, exc.headers
+            self._info["models_error"] = str(exc)[:300]
+            self.model = self.model or self.model_path
         ids = [m.get("id") for m in (models or {}).get("data", [])]
         self.model = self.model or (ids[0] if ids else None)
         self._info.update(served_models=ids, served_model=self.model, server_header=headers.get("server"))
