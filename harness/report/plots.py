@@ -7,6 +7,7 @@ A Figure is drawn on an Agg canvas and saved as SVG, so nothing depends on the u
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Sequence
 
 import pandas as pd
@@ -14,6 +15,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from harness import scaling
+
+# Hydra logs at INFO to the run's terminal: matplotlib's first-use "generated new fontManager" is not the user's news
+logging.getLogger("matplotlib").setLevel(logging.WARNING)
 
 FRONT, DOMINATED, FAILING, DISTURBED = "#1f6fd1", "#9aa0a6", "#d93025", "#b06000"
 SHOWN = ("model", "precision", "batch_size", "seq_len")
