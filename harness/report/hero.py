@@ -191,11 +191,16 @@ def _front(fig: go.Figure, a: Answer, y: Axis, x: Axis, xs: pd.Series, ys: pd.Se
         marks[knee_idx] = ["knee"]
     if rec is not None and rec in xs.index and not pd.isna(xs[rec]):
         marks.setdefault(rec, []).append("recommended")
+    place = np.log10 if x_log else np.asarray
+    known = place(xs[xs > 0].dropna().to_numpy(dtype=float) if x_log else xs.dropna().to_numpy(dtype=float))
+    lo, hi = (float(known.min()), float(known.max())) if known.size else (0.0, 0.0)
     for n, (idx, words) in enumerate(marks.items()):
         text = html_mod.escape(" · ".join(words) + (f" ({sweep})" if named else ""))
+        at = float(place(xs[idx]))
+        inward = 1 if hi <= lo or (at - lo) / (hi - lo) < 0.5 else -1  # the label on the side with room: never cut
         fig.add_annotation(
-            x=math.log10(xs[idx]) if x_log else xs[idx], y=ys[idx], text=text, showarrow=True, arrowhead=2,
-            ax=50 if n % 2 else -50, ay=-36 if n % 2 == 0 else 36, font=dict(size=12, color="#1f6fd1"),
+            x=at, y=ys[idx], text=text, showarrow=True, arrowhead=2,
+            ax=inward * 50, ay=-36 if n % 2 == 0 else 36, font=dict(size=12, color="#1f6fd1"),
             bgcolor="rgba(255,255,255,0.85)",
         )  # fmt: skip
 
