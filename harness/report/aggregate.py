@@ -4,12 +4,14 @@ Columns (docs/results.md, "Report columns"): the key fields (`workload`, `model`
 `reason`, `sweep`, `command`; every metric under its own name (distributions flattened as
 `<name>_p50`, `<name>_p99`, `<name>_n`, ...); `peak_memory_bytes` (the GPU allocator peak where there is one,
 else the RSS peak); and the sections `quality_*`, `cost_*`, `energy_*`, `timing_*`, `env_*` flattened with
-`_` (so `cost.usd_per_1m_tokens_decode` becomes `cost_usd_per_1m_tokens_decode`). Which of these the
+`_` (so `cost.usd_per_1m_tokens_decode` becomes `cost_usd_per_1m_tokens_decode`); lists are left out, but
+`ttft_s_by_turn` (serving conversations) as JSON text. Which of these the
 report shows, and the default objectives, come from the metric registry (harness.metrics).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,8 @@ def flatten_result(record: Mapping[str, Any], sweep: str, path: Path | None = No
     row["created_at"] = record.get("created_at")
     _flatten(record.get("metrics") or {}, "", row)  # metric names already carry their units
     m = record.get("metrics") or {}
+    if isinstance(m.get("ttft_s_by_turn"), list):  # a list, one figure per turn: kept as JSON text
+        row["ttft_s_by_turn"] = json.dumps(m["ttft_s_by_turn"])
     peak = m.get("cuda_max_allocated_bytes")
     row["peak_memory_bytes"] = peak if peak is not None else m.get("peak_rss_bytes")
     for k, v in (record.get("model") or {}).items():

@@ -102,7 +102,7 @@ def render(
         quality_section.quality(frame, floor, sections.config_label),
         quality_section.projection(frame, served_tokens, sections.config_label),
         sections.plots(scaling_svg, note),
-        serving_plots.section(frame),  # empty without serving runs
+        serving_plots.section(frame, plotly_on_page),  # empty without serving runs
         sections.runs_table(frame, extra_cols),
         sections.failures(frame),
         sections.environment(frame),

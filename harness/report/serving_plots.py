@@ -6,6 +6,8 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
+from harness.report import serving_figures
+from harness.report.answer import config_label
 from harness.report.html import esc, svg_img
 from harness.report.plots import _safe, _svg
 
@@ -53,8 +55,46 @@ def figure(frame: pd.DataFrame) -> str | None:
     return _svg(fig)
 
 
-def section(frame: pd.DataFrame) -> str:
-    """The HTML section (empty when the frame has no serving runs)."""
+def _line(rows: pd.DataFrame) -> pd.Series:
+    return rows["line"]
+
+
+def more_figures(rows: pd.DataFrame, plotly_on_page: bool) -> tuple[str, bool]:
+    """TTFT by turn, cache hit vs miss TTFT, the server's queue and KV-cache use (harness.report.serving_figures),
+    each drawn where its figures exist, else a sentence saying why not; and whether plotly is now on the page."""
+    figs, notes = [], []
+    turn = serving_figures.by_turn(rows, config_label)
+    if turn is not None:
+        figs.append(("serving-turns", turn))
+    else:
+        notes.append("No TTFT by turn: no run replayed conversations (serving.dataset=sharegpt).")
+    cache = serving_figures.cache_hit_miss(rows, _line)
+    if cache is not None:
+        figs.append(("serving-cache", cache))
+    else:
+        notes.append(
+            "No prefix-cache hit vs miss TTFT: the engine reported no cached tokens "
+            "(usage.prompt_tokens_details.cached_tokens)."
+        )
+    server = serving_figures.server_queue(rows, _line)
+    figs += [(f"serving-server-{i}", f) for i, f in enumerate(server)]
+    if not server:
+        scraped = pd.to_numeric(rows.get("server_metrics_samples", pd.Series(dtype=float)), errors="coerce")
+        notes.append(
+            "No server queue or KV-cache figure: "
+            + (
+                "the engine's metrics page had none of the known gauges (docs/serving.md)."
+                if scraped.gt(0).any()
+                else "serving.metrics_url was not scraped."
+            )
+        )
+    charts, plotly_on_page = serving_figures.to_html(figs, plotly_on_page)
+    shown = f'<div class="charts">{charts}</div>' if charts else ""
+    return shown + "".join(f'<p class="note">{esc(n)}</p>' for n in notes), plotly_on_page
+
+
+def section(frame: pd.DataFrame, plotly_on_page: bool = False) -> str:
+    """The HTML section (empty when the frame has no serving runs); plotly_on_page: its script is already there."""
     svg = figure(frame)
     if svg is None:
         return ""
@@ -70,10 +110,14 @@ def section(frame: pd.DataFrame) -> str:
         + "</li>"
         for _, r in caps.iterrows()
     )
+    more, _ = more_figures(rows, plotly_on_page)
     return (
         '<section id="serving"><h2>Serving: latency vs throughput</h2>'
         + svg_img(svg, "latency percentiles against achieved throughput")
         + (f"<ul>{items}</ul>" if items else "")
         + '<p class="muted">Each point is one run (one offered rate); TTFT, TPOT as vLLM defines them '
-        "(docs/serving.md). A p99 from few requests is weak: see the n columns.</p></section>"
+        "(docs/serving.md). A p99 from few requests is weak: see the n columns.</p>"
+        + more
+        + '<p class="muted">Labels n=: the requests behind a TTFT point (completed requests of that turn, or '
+        "that were cache hits / misses); the engine's metrics-page scrapes behind a server point.</p></section>"
     )
