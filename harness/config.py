@@ -248,6 +248,7 @@ class ServingConfig:
     prefix_len: int = 64  # shared_prefix: tokens per prefix
     metrics_url: str | None = None  # a Prometheus text endpoint of the engine (http://host:port/metrics), scraped
     metrics_interval_s: float = 1.0  # ... before, every this many seconds during, and after the timed window
+    reset_cache: bool = False  # empty the engine's prefix cache before the window (harness/serving/cache_reset.py)
     lateness_tolerance_s: float = 0.01  # send lateness p99 above this flags the generator as the bottleneck
     max_failed_fraction: float = 0.05  # more failed/timed-out requests than this: status error
     slo: SloConfig = field(default_factory=SloConfig)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.serving import capacity, datasets, loadgen, metrics, prompts, server_metrics, steady
+from harness.serving import cache_reset, capacity, datasets, loadgen, metrics, prompts, server_metrics, steady
 from harness.serving.engines import open_engine
 
 
@@ -126,6 +126,8 @@ async def _measure(config: dict, model: Any, tokenizer: Any, probes: Any, energy
         failed = [o.error for o in warm_outcomes if not o.ok]
         if failed:
             raise ServingFailed(f"{len(failed)} of {len(warm)} warm-up requests failed: {failed[0]}")
+        if s["reset_cache"]:  # after the warm-up (which fills the cache), before the window
+            out["cache_reset"] = await cache_reset.reset(engine)
         loads = _Loads(engine, work, s, seed, energy_now)
         if s["metrics_url"]:
             loads.scraper = server_metrics.Scraper(s["metrics_url"], s["metrics_interval_s"])
@@ -216,6 +218,7 @@ def run(config: dict, model: Any, tokenizer: Any, probes: Any, energy_now, run_d
         "capacity": _capacity_section(found, s) if found is not None else None,
         "requests": metrics.request_records(kept),
         "server_metrics": measured.get("server_metrics"),
+        "cache_reset": measured.get("cache_reset"),  # serving.reset_cache=true: {endpoint, status, answer}
     }
     return {
         "metrics": m,
