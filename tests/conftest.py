@@ -91,8 +91,10 @@ _ALL_CORES: set[int] = set()
 
 
 def _worker_share(cores: list[int]) -> set[int]:
-    """This xdist worker's slice of the cores (all of them when there are fewer cores than workers)."""
-    workers, index = int(os.environ["PYTEST_XDIST_WORKER_COUNT"]), int(os.environ["PYTEST_XDIST_WORKER"][2:])
+    """This xdist worker's slice of the cores (all of them when there are fewer cores than workers). A worker that
+    replaces a crashed one gets the next id (gw2 of 2 workers): it takes the slice of the id it replaces."""
+    workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    index = int(os.environ["PYTEST_XDIST_WORKER"][2:]) % workers
     per = len(cores) // workers
     return set(cores[index * per : (index + 1) * per]) if per else set(cores)
 
