@@ -35,6 +35,7 @@ class Search:
     active: list[Active] = field(default_factory=list)
     launched: int = 0
     workload: str = ""
+    study: Any = None  # the optuna.Study (None while no run was ok)
 
 
 def make_sampler(settings: Mapping[str, Any], budget: int) -> Any:
@@ -121,6 +122,7 @@ def run_search(space: Space, run_batch: RunBatch, settings: Mapping[str, Any], f
                 study.tell(trial, out)
         if study is None and search.active:
             study = _Study(space, settings, budget, search.active)
+            search.study = study.study
             for t in search.trials:
                 study.replay(t.params, t.outcome)
     return search
