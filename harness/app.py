@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from harness import callbacks, checkpoints, environment, guard, launch, memory_model, results, summary, validation
 from harness import config as config_mod
 from harness.errors import Interrupted, SweepStopped
+from harness.search import settings as search_settings
 
 SWEEP_TOTAL_ENV = "HARNESS_SWEEP_TOTAL"
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -35,6 +36,7 @@ def _slug_resolver(*, _root_: DictConfig) -> str:
 
 def register() -> None:
     config_mod.register()
+    search_settings.register()  # hydra/sweeper=pareto (its plugin, hydra_plugins/harness_search, registers it too)
     if not OmegaConf.has_resolver("harness_run_slug"):
         OmegaConf.register_new_resolver("harness_run_slug", _slug_resolver)
 
@@ -133,5 +135,5 @@ def _worker_disk_full(result: dict[str, Any]) -> bool:
 
 
 @hydra.main(version_base="1.3", config_path=str(config_mod.CONF_DIR), config_name="config")
-def hydra_main(cfg: DictConfig) -> None:
-    run(cfg)
+def hydra_main(cfg: DictConfig) -> dict[str, Any]:
+    return run(cfg)  # the run's result: what a sweeper (hydra/sweeper=pareto) reads

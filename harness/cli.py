@@ -19,6 +19,8 @@ from omegaconf.errors import OmegaConfBaseException
 from harness import config as config_mod
 from harness import validation
 from harness.errors import ConfigError
+from harness.search import settings as search_settings
+from harness.search import space as search_space
 
 GROUPS = ("model", "precision", "workload", "hardware", "dist")
 _FLAGS_WITH_VALUE = {
@@ -191,17 +193,38 @@ def prevalidate(argv: list[str]) -> int:
                 )
     with initialize_config_dir(config_dir=str(config_mod.CONF_DIR), version_base="1.3"):
         _check_keys(parsed, _leaf_keys(compose(config_name="config")))
+        n_trials = _search_trials(parsed, overrides) if multirun else None
         axes = [
-            [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
+            [f"{o.get_key_element()}={v}" for v in search_space.axis_values(o)]
             if o.is_sweep_override()
             else [o.input_line]
             for o in parsed
         ]
-        combos = list(itertools.product(*axes))
+        combos = list(itertools.product(*axes))  # a search's space: every configuration it may run
         roots = {_compose_and_validate(list(combo)) for combo in combos}
     for root in sorted(roots):
         ensure_writable(root)
-    return len(combos)
+    return len(combos) if n_trials is None else min(n_trials, len(combos))
+
+
+def _search_trials(parsed: list, overrides: list[str]) -> int | None:
+    """hydra/sweeper=pareto: its settings checked, its space's axes checked; the runs it launches at most."""
+    if not any(o.key_or_group == "hydra/sweeper" and o.value() == "pareto" for o in parsed):
+        return None
+    hydra_lines = [line for line in overrides if line.lstrip("+~").startswith("hydra")]
+    try:
+        conf = compose(config_name="config", overrides=hydra_lines, return_hydra_config=True).hydra.sweeper
+        settings = OmegaConf.to_container(conf)
+        search_settings.check(settings)
+    except ValueError as exc:
+        key, _, rest = str(exc).partition("=")
+        value, _, why = rest.partition(" is not valid: ")
+        raise ConfigError(key, value, why or str(exc)) from exc
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError("hydra.sweeper", " ".join(hydra_lines), str(exc).strip().splitlines()[0]) from exc
+    task_lines = [line for line in overrides if line not in hydra_lines]
+    search_space.from_overrides(task_lines)  # refuses a workload axis, an interval
+    return int(settings["n_trials"])
 
 
 def ensure_writable(results_dir: str) -> None:

@@ -1,0 +1,1 @@
+"""harness's Hydra sweeper plugin (`hydra/sweeper=pareto`): Hydra finds plugins in the hydra_plugins namespace."""
