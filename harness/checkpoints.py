@@ -65,7 +65,10 @@ def is_trained(config: Mapping[str, Any]) -> bool:
     scenario on the hf backend. The training workload always starts from the seed; a remote backend
     (serving.engine=openai) holds no weights here, the server has its own."""
     workload = config["workload"]["name"]
-    if workload == "classification":  # workload.init=checkpoint on a preset starts from its trained weights
+    if workload in (
+        "classification",
+        "distill",
+    ):  # workload.init=checkpoint on a preset starts from its trained weights
         return config["workload"].get("init") == "checkpoint" and not config["model"].get("path")
     if config["model"].get("weights") != "trained" or workload == "training":
         return False
