@@ -88,3 +88,36 @@ def test_distill_reports_both_students_their_paired_difference_and_the_teachers_
     print(f"\ndistilled {q['accuracy']:.3f} [{q['accuracy_lo']:.3f}, {q['accuracy_hi']:.3f}] "
           f"alone {d['alone']['accuracy']:.3f} [{d['alone']['accuracy_lo']:.3f}, {d['alone']['accuracy_hi']:.3f}] "
           f"teacher {d['teacher_accuracy']:.3f}; {d['verdict']}; label {m['teacher_label_s']:.3f} s")  # fmt: skip
+
+
+def _saved_run(run_dir, workload: str, usd: float, joules: float, weights: dict, **sections) -> str:
+    """A run folder as a save_checkpoint run leaves it: result.json (the real writer) beside checkpoint/."""
+    from synthetic import ENV, config
+
+    from harness import checkpoints
+
+    ckpt = run_dir / checkpoints.CHECKPOINT_DIR
+    ckpt.mkdir(parents=True)
+    (ckpt / "model.safetensors").write_bytes(run_dir.name.encode())
+    section = {"path": str(ckpt), "sha256": checkpoints.file_sha256(ckpt / "model.safetensors")}
+    figures = {"metrics": {"eval_accuracy": 0.5}, "cost": {"training_usd": usd}, "energy": {"total_j": joules}}
+    cfg = config(workload__name=workload)
+    rec = results.make_result(cfg, "ok", None, ENV, weights=weights, checkpoint=section, **figures, **sections)
+    results.write_atomic(run_dir / results.RESULT_FILE, rec)
+    return str(ckpt)
+
+
+def test_a_saved_classifier_or_distilled_student_carries_what_it_cost_to_make_chain_included(tmp_path):
+    from harness import checkpoints
+
+    pretrained = {"kind": "trained", "training": {"usd": 0.5, "energy_j": 50.0}}
+    teacher = _saved_run(tmp_path / "cls", "classification", 1.0, 100.0, pretrained)
+    made = checkpoints.made_by(teacher)
+    assert (made["total_usd"], made["total_energy_j"], made["total_complete"]) == (1.5, 150.0, True)
+    teacher_section = {"teacher": {"kind": "checkpoint", "path": teacher, "made_by": made}}
+    student = _saved_run(tmp_path / "dst", "distill", 0.25, 20.0, {"kind": "random"}, distill=teacher_section)
+    w = checkpoints.provenance({"model": {"path": student}, "workload": {"name": "inference"}, "seed": 0})
+    assert w["kind"] == "local" and w["made_by"]["workload"] == "distill"
+    assert w["total_usd"] == pytest.approx(1.75) and w["total_energy_j"] == pytest.approx(170.0)
+    (tmp_path / "dst" / "checkpoint" / "model.safetensors").write_bytes(b"other weights")  # not what the run saved
+    assert checkpoints.made_by(student) is None

@@ -106,7 +106,10 @@ def _teacher(config: Mapping[str, Any], classes: int, device: Any) -> tuple[torc
         info = {"kind": "preset", "name": name, "trained_in_run": True, "steps": config["distill"]["teacher_steps"]}
     else:
         cfg = {**config["model"], "path": name, "init": "checkpoint", "num_labels": classes}
-        info = {"kind": "checkpoint", "path": name, "trained_in_run": False}
+        from harness.checkpoints import made_by
+
+        made = made_by(name)  # what the teacher cost to make, where a harness run saved it (else None)
+        info = {"kind": "checkpoint", "path": name, "trained_in_run": False, "made_by": made}
     model = models.build_classifier(cfg, torch.float32, device, config["seed"] + 1)
     info["params"] = int(sum(p.numel() for p in model.parameters()))
     return model, info
