@@ -65,7 +65,10 @@ def is_trained(config: Mapping[str, Any]) -> bool:
     scenario on the hf backend. The training workload always starts from the seed; a remote backend
     (serving.engine=openai) holds no weights here, the server has its own."""
     workload = config["workload"]["name"]
-    if workload == "classification":  # workload.init=checkpoint on a preset starts from its trained weights
+    if workload in (
+        "classification",
+        "distill",
+    ):  # workload.init=checkpoint on a preset starts from its trained weights
         return config["workload"].get("init") == "checkpoint" and not config["model"].get("path")
     if config["model"].get("weights") != "trained" or workload == "training":
         return False
@@ -246,7 +249,9 @@ def provenance(config: Mapping[str, Any]) -> dict[str, Any]:
     training run cost (its dollars, energy and time, measured by that run)."""
     model_cfg = config["model"]
     if config["model"].get("path"):
-        return {"kind": "local", "path": model_cfg["path"], "quality_meaningful": True}
+        out = {"kind": "local", "path": model_cfg["path"], "quality_meaningful": True}
+        made = made_by(model_cfg["path"])
+        return out if made is None else {**out, **made}
     if not is_trained(config):
         return {
             "kind": "random",
@@ -275,3 +280,51 @@ def provenance(config: Mapping[str, Any]) -> dict[str, Any]:
             "energy_method": energy.get("total_method"),
         },
     }
+
+
+def made_by(path: str | Path) -> dict[str, Any] | None:
+    """What a checkpoint saved by a harness run (workload.save_checkpoint=true: <run folder>/checkpoint) cost
+    to make, from that run's result: its own training (fine-tuning, or distillation with the teacher's labels)
+    plus what its starting weights and its teacher cost, as their results say (`total_usd`, `total_energy_j`).
+    None when the folder is not such a checkpoint or its weights are not the ones that run saved (sha256)."""
+    run_dir, weights = Path(path).resolve().parent, Path(path) / "model.safetensors"
+    rec = results.load(run_dir / results.RESULT_FILE)
+    if not rec or rec.get("status") != "ok" or not weights.is_file():
+        return None
+    if (rec.get("checkpoint") or {}).get("sha256") != file_sha256(weights):
+        return None
+    cost, energy = rec.get("cost") or {}, rec.get("energy") or {}
+    own = {"usd": cost.get("training_usd", cost.get("run_usd")), "energy_j": energy.get("total_j")}
+    before = [rec.get("weights") or {}, ((rec.get("distill") or {}).get("teacher") or {}).get("made_by") or {}]
+    parts = [own] + [_total(w) for w in before if w]
+    made = {
+        "result": str(run_dir / results.RESULT_FILE),
+        "workload": rec["config"]["workload"]["name"],
+        "usd": own["usd"],
+        "energy_j": own["energy_j"],
+        "wall_s": (rec.get("timing") or {}).get("run_wall_s"),
+        "started_from": before[0] or None,
+        "teacher": before[1] or None,
+    }
+    usd, joules = ([p[k] for p in parts] for k in ("usd", "energy_j"))
+    complete = all(v is not None for v in usd + joules)
+    return {
+        "made_by": made,
+        "total_usd": sum(v for v in usd if v is not None),
+        "total_energy_j": sum(v for v in joules if v is not None),
+        "total_complete": complete,  # false: some part had no price or no energy figure (left out of the sums)
+    }
+
+
+def _total(weights: Mapping[str, Any]) -> dict[str, Any]:
+    """(usd, energy_j) to make weights as their section says: a chain's totals, or harness pretraining's."""
+    if "total_usd" in weights:
+        return {"usd": weights["total_usd"], "energy_j": weights.get("total_energy_j")}
+    if weights.get("kind") == "trained":
+        t = weights.get("training") or {}
+        return {"usd": t.get("usd"), "energy_j": t.get("energy_j")}
+    if "made_by" in weights:  # a teacher's made_by section (distill: its checkpoint's provenance)
+        return {"usd": weights.get("total_usd"), "energy_j": weights.get("total_energy_j")}
+    if weights.get("kind") == "random":
+        return {"usd": 0.0, "energy_j": 0.0}  # the seeded initialisation: nothing spent before the run
+    return {"usd": None, "energy_j": None}  # a local model from elsewhere: what it cost is not known here

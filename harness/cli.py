@@ -119,7 +119,12 @@ def _check_used(overrides: list[str], workload: str, quality_on: bool) -> None:
         key, _, value = o.lstrip("+~").partition("=")
         owners = [w for w, keys in config_mod.WORKLOAD_ONLY.items() if key in keys]
         # data.* is training's text and every other run's held-out quality text: unused only with quality off
-        if not owners and key.startswith("data.") and workload not in ("training", "classification") and not quality_on:
+        if (
+            not owners
+            and key.startswith("data.")
+            and workload not in ("training", "classification", "distill")
+            and not quality_on
+        ):
             owners = ["training", "classification"]
         if owners and workload not in owners:
             by = ", ".join(owners)

@@ -91,11 +91,13 @@ _STEPS = tuple(
 )
 _CLASSIFY = (*_STEPS, "workload.target_accuracy", "workload.init", "data.label_column", "finetune")
 _CLASSIFY += tuple(f"lora.{k}" for k in ("rank", "alpha", "dropout", "target_modules"))
+_DISTILL = tuple(f"distill.{k}" for k in ("temperature", "alpha", "teacher_steps"))
 WORKLOAD_ONLY = {
     "serving": (),
     "inference": tuple(f"workload.{k}" for k in ("warmup_iters", "min_iters", "min_time_s", "max_iters")),
     "training": (*_STEPS, "workload.eval_batches", "workload.target_eval_loss"),
     "classification": _CLASSIFY,
+    "distill": (*_STEPS, "workload.init", "data.label_column", "teacher", *_DISTILL),
 }
 
 
@@ -276,6 +278,15 @@ class LoraConfig:
 
 
 @dataclass
+class DistillConfig:
+    """workload=distill (harness/distill.py): the student learns from the teacher's soft labels (Hinton et al.)."""
+
+    temperature: float = 2.0  # softens both distributions of the KL term (its gradients scaled by T^2)
+    alpha: float = 0.5  # the soft (KL) term's share of the loss; 1 - alpha is the labels' cross-entropy
+    teacher_steps: int = 200  # teacher=<preset>: its training steps here (same schedule, batch and data)
+
+
+@dataclass
 class LauncherConfig:
     """How each run's fresh process starts (harness.launch, docs/launch.md); gpus>1 always goes through torchrun."""
 
@@ -309,6 +320,9 @@ class HarnessConfig:
     interference: InterferenceConfig = field(default_factory=InterferenceConfig)
     finetune: str = "full"  # classification: full (every parameter trains) | lora (lora.*, harness/finetune.py)
     lora: LoraConfig = field(default_factory=LoraConfig)
+    # distill: a classifier checkpoint folder (workload=classification workload.save_checkpoint=true) or a preset
+    teacher: str | None = None
+    distill: DistillConfig = field(default_factory=DistillConfig)
     feasibility: FeasibilityConfig = field(default_factory=FeasibilityConfig)
     batch_size: int = 1  # per device (per rank): the global batch is batch_size x gpus
     seq_len: int = 128  # prompt length in tokens

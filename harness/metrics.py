@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SUMMARY_ALL = ("inference", "training", "serving", "classification")
+SUMMARY_ALL = ("inference", "training", "serving", "classification", "distill")
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def _i(name: str, unit: str = "", label: str = "", **kw) -> Metric:
 
 _GATE5, _GATE10, _GATE_COUNT = (0.05, None), (0.10, None), (0.005, None)
 _GATE_MEM = (0.02, 67108864.0)  # max(2 %, 64 MiB)
-INF, TRAIN, SERVE, CLS = ("inference",), ("training",), ("serving",), ("classification",)
+INF, TRAIN, SERVE, CLS, DIST = ("inference",), ("training",), ("serving",), ("classification",), ("distill",)
 
 METRICS: tuple[Metric, ...] = (
     # inference distributions (result.metrics) and their per-repeat medians (result.repeats)
@@ -98,8 +98,8 @@ METRICS: tuple[Metric, ...] = (
     _i("tokens_generated_per_request", "count"),
     _i("logits_last_position_only"),
     # training
-    _d("step_time_s", "step p50 ms", summary=(*TRAIN, *CLS)),
-    _t("train_tok_per_s", "tokens/s", "higher", "train tok/s", summary=(*TRAIN, *CLS), gate=_GATE5),
+    _d("step_time_s", "step p50 ms", summary=(*TRAIN, *CLS, *DIST)),
+    _t("train_tok_per_s", "tokens/s", "higher", "train tok/s", summary=(*TRAIN, *CLS, *DIST), gate=_GATE5),
     _c("eval_loss_initial", "nats", "lower", "eval loss start", summary=TRAIN),
     _c("eval_loss", "nats", "lower", "eval loss end", summary=TRAIN, report=("eval_loss",)),
     _i("eval_loss_lo", "nats", "eval loss 95 % low"),
@@ -121,12 +121,22 @@ METRICS: tuple[Metric, ...] = (
     _i("loss_scale_final"),
     # classification (held-out accuracy over every held-out example; intervals in the quality section)
     _c("eval_accuracy_initial", "ratio", "higher", "accuracy start", summary=CLS, fmt=".3f"),
-    _c("eval_accuracy", "ratio", "higher", "accuracy end", summary=CLS, fmt=".3f"),
+    _c("eval_accuracy", "ratio", "higher", "accuracy end", summary=(*CLS, *DIST), fmt=".3f"),
     _c("eval_macro_f1", "ratio", "higher", "macro-F1", summary=CLS, fmt=".3f"),
     _i("accuracy_curve"),
     _i("examples_trained", "count"),
     _c("trainable_params", "count", "lower", "trainable params", summary=CLS, report=("trainable_params",)),
     _c("adapter_bytes", "bytes", "lower", "adapter bytes"),
+    # distill (harness/scenarios/distill.py): the distilled student's figures are eval_accuracy / eval_macro_f1
+    _c("alone_eval_accuracy", "ratio", "higher", "alone accuracy", summary=DIST, fmt=".3f"),
+    _c("alone_eval_macro_f1", "ratio", "higher", "alone macro-F1", fmt=".3f"),
+    _c("alone_train_loss_last", "nats", "lower"),
+    _c("distill_accuracy_gain", "ratio", "higher", "distill gain", summary=DIST, fmt="+.3f"),
+    _c("teacher_eval_accuracy", "ratio", "higher", "teacher accuracy", summary=DIST, fmt=".3f"),
+    _i("teacher_params", "count", "teacher params"),
+    _c("teacher_train_s", "s", "lower", "teacher training s"),
+    _c("teacher_label_s", "s", "lower", "teacher labels s", summary=DIST),
+    _c("teacher_label_j", "J", "lower", "teacher labels J"),
     # serving (harness/serving/metrics.py, docs/serving.md): one load window, or the capacity probe's
     _i("offered_rate_req_per_s", "1/s", "rate req/s", summary=SERVE, fmt=".3g"),
     _t("request_throughput_req_per_s", "1/s", "higher", "req/s", summary=SERVE, gate=_GATE5, fmt=".2f"),
@@ -242,6 +252,10 @@ METRICS: tuple[Metric, ...] = (
     _c("j_per_token", "J", "lower", "J/token", section="energy"),
     _c("usd_to_target", "USD", "lower", "cost to target", section="cost"),
     _c("training_usd", "USD", "lower", "training USD", section="cost"),
+    _c("teacher_train_usd", "USD", "lower", "teacher training USD", section="cost"),
+    _c("teacher_label_usd", "USD", "lower", "teacher labels USD", section="cost"),
+    _c("distill_train_usd", "USD", "lower", "distilled student USD", section="cost"),
+    _c("alone_train_usd", "USD", "lower", "student alone USD", section="cost"),
     _c("total_j", "J", "lower", "energy J", section="energy", report=("energy_total_j",)),
     _c(
         "next_token_agreement",
@@ -328,6 +342,12 @@ OBJECTIVES: dict[str, tuple[tuple[str, tuple[str, ...], str, str], ...]] = {
         ("cost to target", ("cost_usd_to_target", "cost_training_usd"), "min", "USD"),
         ("held-out accuracy", ("quality_accuracy",), "max", "ratio"),
         ("wall time", ("target_time_s", "train_window_s"), "min", "s"),
+        ("peak memory", ("peak_memory_bytes",), "min", "bytes"),
+    ),
+    # the cost to make the distilled student (teacher training here, its labels, the student's steps)
+    "distill": (
+        ("cost", ("cost_training_usd",), "min", "USD"),
+        ("held-out accuracy", ("quality_accuracy",), "max", "ratio"),
         ("peak memory", ("peak_memory_bytes",), "min", "bytes"),
     ),
 }

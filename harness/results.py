@@ -55,6 +55,10 @@ def key_fields(config: Mapping[str, Any]) -> dict[str, Any]:
         fields.update(max_steps=w["max_steps"], target_eval_loss=w["target_eval_loss"], data=config["data"]["source"])
     elif w["name"] == "classification":
         fields.update(classification_key_fields(config))
+    elif w["name"] == "distill":
+        fields.update(classification_key_fields(config))
+        d = config["distill"]
+        fields.update(teacher=config["teacher"], temperature=d["temperature"], alpha=d["alpha"])
     elif w["name"] == "serving":
         from harness.serving.keys import serving_key_fields
 
@@ -116,6 +120,8 @@ ADDED_AT_DEFAULT = {
 
 
 def _without_unused_additions(kept: dict[str, Any]) -> dict[str, Any]:
+    if (kept.get("workload") or {}).get("name") != "distill":  # added for workload=distill, read by it only
+        kept = {k: v for k, v in kept.items() if k not in ("teacher", "distill")}
     if kept.get("finetune", "full") == "full":
         kept = {k: v for k, v in kept.items() if k not in ("finetune", "lora")}
     for (section, key), default in ADDED_AT_DEFAULT.items():
@@ -143,7 +149,7 @@ def run_slug(config: Mapping[str, Any]) -> str:
     if f["workload"] == "serving":
         load = f"c{f['concurrency']}" if f["arrival"] == "closed" else f"r{f['rate']}"
         work = f"{f['engine']}-{f['arrival']}-{load}" if f["search"] == "none" else f"{f['engine']}-maxrate"
-    elif f["workload"] == "classification":
+    elif f["workload"] in ("classification", "distill"):
         lora = f"-r{f['lora_rank']}" if f["finetune"] == "lora" else ""
         work = f"steps{f['max_steps']}-{f['init']}-{f['finetune']}{lora}"
     else:

@@ -103,6 +103,10 @@ def validate(cfg: HarnessConfig) -> None:
         from harness import finetune
 
         finetune.validate(cfg)
+    elif w.name == "distill":
+        from harness import distill
+
+        distill.validate(cfg)
     elif cfg.quality.enabled:
         _validate_data(cfg.data)
     _at_least("quality.window_tokens", cfg.quality.window_tokens, 2)

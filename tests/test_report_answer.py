@@ -164,3 +164,42 @@ def test_training_runs_whose_eval_intervals_overlap_tie(tmp_path):
     assert sorted(a.rows.loc[i, "model"] for i in a.tied) == ["small", "tiny"]
     assert a.rows.loc[a.pick["cost"], "model"] == "tiny"
     assert "2 configurations tie for the best" in " ".join(answer.sentences(a))
+
+
+def _classifier(model: str, acc: float, half: float, usd: float, workload: str = "classification") -> dict:
+    """An ok classification run: held-out accuracy / macro-F1 with intervals (harness.taskmetrics fields), priced."""
+    rec = result("fp32", agreement=None, model__name=model, workload__name=workload)
+    rec["metrics"] = {"eval_accuracy": acc, "train_tok_per_s": 1000.0 / usd, "peak_rss_bytes": 100 * 2**20}
+    rec["quality"] = {"task": "classification", "n": 250, "accuracy": acc, "accuracy_lo": acc - half,
+                      "accuracy_hi": acc + half, "macro_f1": acc - 0.1, "macro_f1_lo": acc - 0.1 - half,
+                      "macro_f1_hi": acc - 0.1 + half, "majority_class_accuracy": 0.27}  # fmt: skip
+    rec["cost"] = {"training_usd": usd}
+    return rec
+
+
+def test_classification_answers_on_accuracy_with_its_interval_and_shows_it_in_the_quality_table(tmp_path):
+    records = [_classifier("small", 0.62, 0.05, usd=2.0), _classifier("tiny", 0.60, 0.05, usd=0.5)]
+    records.append(_classifier("base", 0.25, 0.04, usd=0.1))  # cheapest, clearly worse: not tied
+    sweep_dir = write(tmp_path / "results", "c", records)
+    a = answer.answer(annotate(aggregate.load_frame([sweep_dir]), 0.99), "classification")
+    assert sorted(a.rows.loc[i, "model"] for i in a.tied) == ["small", "tiny"]  # higher is better, overlap ties
+    assert a.rows.loc[a.pick["cost"], "model"] == "tiny"
+    text = " ".join(answer.sentences(a))
+    assert "<b>Best quality per dollar: tiny fp32" in text and "accuracy 0.6 [0.55, 0.65]" in text
+    assert "0.5 USD (training USD)" in text and "is 5× cheaper for -0.35 ratio" in text
+    html = build([sweep_dir], out_dir=tmp_path / "r").read_text()
+    hero, _ = _plotly_data(html)["w-classification-0"]
+    (front,) = [t for t in hero if t["mode"] == "lines"]
+    assert front["x"] == pytest.approx([0.1, 0.5, 2.0]) and front["y"] == pytest.approx([0.25, 0.60, 0.62])
+    assert "0.6 (n=250 examples)" in html and "[0.45, 0.55]" in html  # tiny's macro-F1 and its interval
+    assert "above the majority class" in html and "not above the majority class" in html  # base: 0.21 < 0.27
+
+
+def test_a_distill_run_is_answered_like_a_classifier(tmp_path):
+    records = [_classifier("tiny", 0.55, 0.05, usd=0.4, workload="distill")]
+    records[0]["quality"]["distill_verdict"] = "distilled better than alone: +0.05 [0.01, 0.09]"
+    sweep_dir = write(tmp_path / "results", "d", records)
+    a = answer.answer(annotate(aggregate.load_frame([sweep_dir]), 0.99), "distill")
+    assert a.rows.loc[a.pick["cost"], "model"] == "tiny" and a.quality_known
+    html = build([sweep_dir], out_dir=tmp_path / "r").read_text()
+    assert "above the majority class; distilled better than alone: +0.05 [0.01, 0.09]" in html

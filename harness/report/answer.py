@@ -66,6 +66,20 @@ def _axis(column: str, name: str, section: str, sense: str) -> Axis:
 
 
 MEMORY = Axis("peak_memory_bytes", metrics.PEAK_MEMORY, "min")
+# a classifier's held-out accuracy (quality section, bootstrap interval over examples: harness.taskmetrics);
+# cost to workload.target_accuracy where set, else the whole run (a distill run: teacher labels and both students)
+CLASSIFIER = Spec(
+    _axis("quality_accuracy", "accuracy", "quality", "max"),
+    "quality_accuracy_lo",
+    "quality_accuracy_hi",
+    (
+        _axis("cost_usd_to_target", "usd_to_target", "cost", "min"),
+        _axis("cost_training_usd", "training_usd", "cost", "min"),
+    ),
+    _axis("energy_total_j", "total_j", "energy", "min"),
+    (_axis("train_tok_per_s", "train_tok_per_s", "metrics", "max"),),
+    MEMORY,
+)
 SPECS: dict[str, Spec] = {
     "inference": Spec(
         _axis("heldout_loss_nats", "loss_nats", "quality", "min"),
@@ -100,6 +114,8 @@ SPECS: dict[str, Spec] = {
         (_axis("output_tok_per_s", "output_tok_per_s", "metrics", "max"),),
         MEMORY,
     ),
+    "classification": CLASSIFIER,
+    "distill": CLASSIFIER,
 }
 
 

@@ -27,6 +27,8 @@ def verdict_text(row: pd.Series) -> str:
     if row.get("quality_quality_meaningful") is False or row.get("quality_quality_meaningful") == "False":
         return "not meaningful (random weights)"
     v = row.get("quality_verdict")
+    if missing(v) and row.get("quality_task") == "classification":
+        return classifier_verdict(row)
     if missing(v):
         rel = _num(row, "quality_relative_quality")
         return "not measured" if rel is None else ("pass" if row.get("quality_ok") else "BELOW FLOOR")
@@ -34,6 +36,17 @@ def verdict_text(row: pd.Series) -> str:
         more = _num(row, "quality_tokens_to_decide_estimate")
         return "inconclusive" + (f" (~{fmt(more)} tokens would decide, estimate)" if more else "")
     return "FAIL" if v == "fail" else str(v)
+
+
+def classifier_verdict(row: pd.Series) -> str:
+    """A classifier has no fp32 reference: it has learned something when its accuracy interval lies above
+    always predicting the largest class (quality.majority_class_accuracy); a distill run adds its comparison."""
+    lo, floor = _num(row, "quality_accuracy_lo"), _num(row, "quality_majority_class_accuracy")
+    if lo is None or floor is None:
+        return "not measured"
+    text = "above the majority class" if lo > floor else "not above the majority class"
+    versus = row.get("quality_distill_verdict")
+    return text if missing(versus) else f"{text}; {versus}"
 
 
 def annotate(frame: pd.DataFrame, floor: float) -> pd.DataFrame:
@@ -51,7 +64,7 @@ def annotate(frame: pd.DataFrame, floor: float) -> pd.DataFrame:
     frame["quality_ok"] = frame["quality_ok"].fillna(True).astype(bool)
     loss = pd.to_numeric(frame.get("quality_loss_nats", empty), errors="coerce")
     frame[LOSS_OBJECTIVE] = loss.where(~random)
-    for name in ("loss_nats", "accuracy", "accuracy_ratio", "perplexity_ratio"):
+    for name in ("loss_nats", "accuracy", "macro_f1", "accuracy_ratio", "perplexity_ratio"):
         lo, hi = (pd.to_numeric(frame.get(f"quality_{name}_{e}", empty), errors="coerce") for e in ("lo", "hi"))
         frame[f"quality_{name}_interval"] = [
             "–" if missing(a) else _interval(name, a, None if missing(b) else b) for a, b in zip(lo, hi, strict=True)
@@ -95,12 +108,28 @@ def quality(frame: pd.DataFrame, floor: float, config_of: Any) -> str:
             shown = "–" if value is None else f"{fmt(value, 4)} (n={fmt(n)} tokens)"
             interval = r.get(f"{col}_interval")
             rows.append([config_of(r), weights, metric, shown, interval, rel_text, r["quality_verdict_text"]])
+    rows += _classifier_rows(frame, config_of)
     if not rows:
         parts.append('<p class="note">No ok run has held-out quality figures.</p>')
     else:
         parts.append(f'<div class="wide">{table(QUALITY_HEADERS, rows, sortable=True)}</div>')
     parts.append("</section>")
     return "".join(parts)
+
+
+def _classifier_rows(frame: pd.DataFrame, config_of: Any) -> list[list[str]]:
+    """Classification (and distill) runs: held-out accuracy and macro-F1 over n examples, with intervals."""
+    task = frame.get("quality_task", pd.Series(None, index=frame.index, dtype=object))
+    rows = []
+    for _, r in frame[frame["status"].eq("ok") & task.eq("classification")].iterrows():
+        weights, n = str(r.get("weights_kind") or "–"), _num(r, "quality_n")
+        for metric, col in (("accuracy", "quality_accuracy"), ("macro-F1", "quality_macro_f1")):
+            value = _num(r, col)
+            shown = "–" if value is None else f"{fmt(value, 4)} (n={fmt(n)} examples)"
+            rows.append(
+                [config_of(r), weights, metric, shown, r.get(f"{col}_interval"), "–", r["quality_verdict_text"]]
+            )
+    return rows
 
 
 def projection(frame: pd.DataFrame, served_tokens: float | None, config_of: Any) -> str:

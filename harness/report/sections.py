@@ -134,8 +134,8 @@ def compact_columns(frame: pd.DataFrame) -> list[tuple[str, str]]:
         if spec is None:
             continue
         cols.append((spec.quality.column, spec.quality.label))
-        if spec.lo and "quality_loss_nats_interval" in frame:
-            cols.append(("quality_loss_nats_interval", "95 % interval"))
+        if spec.lo:  # quality_loss_nats_lo -> quality_loss_nats_interval (quality_section.annotate)
+            cols.append((spec.lo.removesuffix("_lo") + "_interval", "95 % interval"))
         cost, speed = answer_mod.first_axis(frame, spec.cost), answer_mod.first_axis(frame, spec.speed)
         cols += [(cost.column, cost.label), (speed.column, speed.label), (spec.memory.column, "peak MiB")]
     return [(c, h) for c, h in dict.fromkeys(cols) if c in frame]

@@ -18,6 +18,7 @@ _REGISTRY: dict[str, Any] = {
     "training": "harness.scenarios.training:Training",
     "serving": "harness.scenarios.serving:Serving",
     "classification": "harness.scenarios.classification:Classification",
+    "distill": "harness.scenarios.distill:Distill",
 }
 _plugins_loaded: set[str] = set()
 
