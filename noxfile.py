@@ -91,8 +91,8 @@ def lowest(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff>=0.6")
-    session.run("ruff", "check", "harness", "tests", "benchmarks", "noxfile.py")
-    session.run("ruff", "format", "--check", "harness", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "check", "harness", "hydra_plugins", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "format", "--check", "harness", "hydra_plugins", "tests", "benchmarks", "noxfile.py")
 
 
 @nox.session
