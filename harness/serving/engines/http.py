@@ -30,8 +30,8 @@ def client(max_connections: int | None = None) -> httpx2.AsyncClient:
     return httpx2.AsyncClient(timeout=None, limits=limits, trust_env=False)
 
 
-async def get_json(http: httpx2.AsyncClient, url: str, timeout_s: float) -> tuple[Any, dict[str, str]]:
-    """GET a JSON document; (parsed body, response headers). Raises HttpError on a non-2xx status."""
+async def _get(http: httpx2.AsyncClient, url: str, timeout_s: float) -> httpx2.Response:
+    """GET with the engine errors translated once: TimeoutError, ConnectionError, HttpError (a non-2xx status)."""
     try:
         answer = await http.get(url, timeout=timeout_s)
     except httpx2.TimeoutException as exc:
@@ -40,20 +40,18 @@ async def get_json(http: httpx2.AsyncClient, url: str, timeout_s: float) -> tupl
         raise ConnectionError(f"cannot reach {url}: {exc or type(exc).__name__}") from exc
     if not answer.is_success:
         raise HttpError(f"GET {url}: HTTP {answer.status_code}: {answer.text[:200]}", dict(answer.headers))
+    return answer
+
+
+async def get_json(http: httpx2.AsyncClient, url: str, timeout_s: float) -> tuple[Any, dict[str, str]]:
+    """GET a JSON document; (parsed body, response headers). Raises HttpError on a non-2xx status."""
+    answer = await _get(http, url, timeout_s)
     return (answer.json() if answer.content.strip() else None), dict(answer.headers)
 
 
 async def get_text(http: httpx2.AsyncClient, url: str, timeout_s: float) -> str:
     """GET a text document (a Prometheus exposition page). Raises HttpError on a non-2xx status."""
-    try:
-        answer = await http.get(url, timeout=timeout_s)
-    except httpx2.TimeoutException as exc:
-        raise TimeoutError(f"GET {url}: no answer within {timeout_s:g} s") from exc
-    except httpx2.TransportError as exc:
-        raise ConnectionError(f"cannot reach {url}: {exc or type(exc).__name__}") from exc
-    if not answer.is_success:
-        raise HttpError(f"GET {url}: HTTP {answer.status_code}: {answer.text[:200]}", dict(answer.headers))
-    return answer.text
+    return (await _get(http, url, timeout_s)).text
 
 
 async def post_sse(http: httpx2.AsyncClient, url: str, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
