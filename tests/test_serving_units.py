@@ -239,3 +239,15 @@ def test_lateness_bound_scales_with_the_gap():
     fast = [Outcome(i, 5, 10.0 + i / 50, 10.02 + i / 50, 10.02 + i / 50, [10.1 + i], 1, 10.2 + i) for i in range(5)]
     assert not metrics.summarize_run(slow, 5.0, {}, 0.01)["generator_bottleneck"]
     assert metrics.summarize_run(fast, 5.0, {}, 0.01)["generator_bottleneck"]
+
+
+def test_the_engine_gets_a_batch_budget_sized_to_the_load_never_one_from_free_memory():
+    # left unset beside num_blocks, transformers 5.17 solved max_batch_tokens from free memory: 22 GB of RSS on a CPU
+    from harness.serving.engines import transformers_cb as cb
+
+    s = {"input_len": 32, "output_len": 16, "len_range": 0.0, "arrival": "poisson", "num_requests": 8}
+    s.update(concurrency=4, max_concurrency=None)
+    assert cb.default_max_batch_tokens(s) == 8 * (32 + 16 + 1)  # every request in flight, at its longest
+    assert cb.default_max_batch_tokens({**s, "num_requests": 1, "input_len": 8}) == cb.MIN_BATCH_TOKENS
+    assert cb.default_max_batch_tokens({**s, "num_requests": 1000}) == cb.MAX_BATCH_TOKENS_DEFAULT
+    assert cb.default_max_batch_tokens(s, sizes=(3, 100)) == 3 * 101  # a dataset's own count and longest

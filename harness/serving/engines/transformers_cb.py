@@ -17,19 +17,35 @@ from typing import Any
 from harness.serving.prompts import Request
 
 PAGE_SIZE = 256  # tokens per KV-cache page: ContinuousBatchingConfig's default page_size
+# transformers' PagedAttentionMemoryHandler: _min_max_batch_tokens and _default_max_batch_tokens
+MIN_BATCH_TOKENS, MAX_BATCH_TOKENS_DEFAULT = 256, 8192
 
 
-def default_num_blocks(s: dict[str, Any], sizes: tuple[int, int] | None = None) -> int:
-    """KV-cache pages for every request that can be in flight at once, at its longest (`sizes`: the run's
-    request count and longest request in tokens, where a dataset sets them). The engine's own default
-    sizes the cache from a share of free device memory, which on a CPU is a share of all RAM."""
+def _demand(s: dict[str, Any], sizes: tuple[int, int] | None) -> tuple[int, int]:
+    """(requests that can be in flight at once, the longest request in tokens) for this run's load (`sizes`: the
+    run's request count and longest request, where a dataset sets them)."""
     longest = int(s["input_len"] * (1 + s["len_range"])) + int(s["output_len"] * (1 + s["len_range"])) + 1
     in_flight = s["concurrency"] if s["arrival"] == "closed" else s["num_requests"]
     if sizes is not None:
         in_flight, longest = min(in_flight, sizes[0]) if s["arrival"] == "closed" else sizes[0], sizes[1] + 1
     if s.get("max_concurrency"):
         in_flight = min(in_flight, s["max_concurrency"])
+    return in_flight, longest
+
+
+def default_num_blocks(s: dict[str, Any], sizes: tuple[int, int] | None = None) -> int:
+    """KV-cache pages for every request that can be in flight at once, at its longest. The engine's own default
+    sizes the cache from a share of free device memory, which on a CPU is a share of all RAM."""
+    in_flight, longest = _demand(s, sizes)
     return max(2, in_flight * math.ceil(longest / PAGE_SIZE))
+
+
+def default_max_batch_tokens(s: dict[str, Any], sizes: tuple[int, int] | None = None) -> int:
+    """Tokens one engine step may hold: every in-flight request at its longest, within transformers' own bounds
+    (256 and its 8192 default). Left unset beside num_blocks, transformers 5.17 solves it from free memory, which on
+    a CPU took 22 GB of RSS for a tiny model (5.25 did not)."""
+    in_flight, longest = _demand(s, sizes)
+    return min(MAX_BATCH_TOKENS_DEFAULT, max(MIN_BATCH_TOKENS, in_flight * longest))
 
 
 class EngineError(RuntimeError):
@@ -66,6 +82,7 @@ class TransformersEngine:
         gen = GenerationConfig(max_new_tokens=self.cfg["output_len"], do_sample=False, eos_token_id=-1)
         cb_kwargs = {k: self.cfg[k] for k in ("num_blocks", "max_batch_tokens") if self.cfg.get(k) is not None}
         cb_kwargs.setdefault("num_blocks", default_num_blocks(self.cfg, self.sizes))
+        cb_kwargs.setdefault("max_batch_tokens", default_max_batch_tokens(self.cfg, self.sizes))
         # no_grad, not inference_mode: warmup() makes the batch processor and its static tensors on this thread, and
         # the engine's generation thread resets them in place before each session. Inference mode is thread-local and
         # transformers 5.17 starts that thread outside it (5.25 passes on the caller's mode): inference tensors made
