@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 SERVE = str(Path(sys.executable).parent / "transformers")  # the console script of this environment
+CB_BOUNDS = ["--cb-num-blocks", "64", "--cb-max-batch-tokens", "2048"]  # KV pages and tokens per step, both fixed
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -67,7 +68,8 @@ class TransformersServe:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
         argv = [SERVE, "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(self.port), "--device", "cpu"]
-        argv.append("--continuous-batching")
+        # a bounded cache: unbounded, transformers serve 5.17 sizes it from free memory, which on a CPU is all RAM
+        argv += ["--continuous-batching", *CB_BOUNDS]
         self.log = log
         with open(log, "wb") as f:
             env = {**os.environ, "HF_HUB_OFFLINE": "1"}
