@@ -49,10 +49,15 @@ def test_conversations_trace_and_reset_cache_against_transformers_serve(harness,
         turns = [q for q in turns if q["error"] is None]
         for a, b in zip(turns, turns[1:], strict=False):  # a later turn carries the history: its prompt grows
             assert b["input_tokens"] > a["input_tokens"] + a["output_tokens"] - 1 and b["sent_s"] >= a["done_s"]
-    # the harness does not know a remote server's context: the longest history (276 tokens) is refused by the
-    # tiny model's 256, and recorded as a failed request with the server's reason
-    assert [t["n"] for t in c["metrics"]["ttft_s_by_turn"]] == [4, 3]
-    assert c["metrics"]["requests_failed"] == 1 and "at most 256" in c["metrics"]["failure_reasons"][0]["reason"]
+    # the harness does not know a remote server's context: the longest history (276 tokens) is past the tiny model's
+    # 256. transformers serve 5.25 refuses it, recorded as a failed request with the server's reason; 5.17 checks no
+    # prompt length and serves it (the floor, nox -s lowest)
+    by_turn = [t["n"] for t in c["metrics"]["ttft_s_by_turn"]]
+    if c["metrics"]["requests_failed"]:
+        assert by_turn == [4, 3] and c["metrics"]["requests_failed"] == 1
+        assert "at most 256" in c["metrics"]["failure_reasons"][0]["reason"]
+    else:
+        assert by_turn == [4, 3, 1]
 
     (t,) = load_results(root / "trace")
     assert t["status"] == "ok", t["reason"] and t["serving"]["arrival"] == "trace"
