@@ -24,6 +24,19 @@ COLOURS = {"fp32": "#1f6fd1", "bf16": "#e8710a", "fp16": "#188038", "int8": "#93
 OTHER_COLOURS = ("#d01884", "#12858f", "#795548", "#5f6368")
 SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "star", "hexagon", "pentagon")
 FONT = dict(family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size=12, color="#202124")
+GRID = dict(showgrid=True, gridcolor="#e8eaed", zeroline=False, linecolor="#9aa0a6", ticks="outside")
+
+
+def page_style(fig: go.Figure, title: str, height: int, left: int, legend_y: float, legend_size: int) -> None:
+    """The report's look for every plotly chart: font, title, margins, a horizontal legend below, hover labels."""
+    fig.update_layout(
+        template="none", font=FONT, title=dict(text=html_mod.escape(title), font=dict(size=14), x=0.01),
+        margin=dict(l=left, r=16, t=44, b=56), height=height, hovermode="closest", plot_bgcolor="#ffffff",
+        legend=dict(orientation="h", yanchor="top", y=legend_y, x=0, font=dict(size=legend_size)),
+        hoverlabel=dict(font=dict(size=12), align="left"),
+    )  # fmt: skip
+
+
 EXCLUDED_LINE = {"below the quality floor": "#d93025", "disturbed (measured beside other load)": "#b06000"}
 
 
@@ -207,13 +220,8 @@ def _front(fig: go.Figure, a: Answer, y: Axis, x: Axis, xs: pd.Series, ys: pd.Se
 
 def _layout(fig: go.Figure, y: Axis, x: Axis, title: str, xs: pd.Series, y_span: np.ndarray) -> None:
     x_log = _is_log(xs.dropna())
-    fig.update_layout(
-        template="none", font=FONT, title=dict(text=html_mod.escape(title), font=dict(size=14), x=0.01),
-        margin=dict(l=64, r=16, t=44, b=56), height=420, hovermode="closest", plot_bgcolor="#ffffff",
-        legend=dict(orientation="h", yanchor="top", y=-0.2, x=0, font=dict(size=12)),
-        hoverlabel=dict(font=dict(size=12), align="left"),
-    )  # fmt: skip
-    grid = dict(showgrid=True, gridcolor="#e8eaed", zeroline=False, linecolor="#9aa0a6", ticks="outside")
+    page_style(fig, title, height=420, left=64, legend_y=-0.2, legend_size=12)
+    grid = GRID
     fig.update_xaxes(
         title=dict(text=_axis_title(x), font=dict(size=12)), type="log" if x_log else "linear",
         range=_range(xs.to_numpy(dtype=float), x_log), tickfont=dict(size=11), **grid, **_log_ticks(xs, x_log),

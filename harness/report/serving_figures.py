@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from harness.report.hero import FONT
+from harness.report.hero import GRID, page_style
 
 COLOURS = ("#1f6fd1", "#e8710a", "#188038", "#9334e6", "#d01884", "#12858f", "#795548", "#5f6368")
 DASHES = ("solid", "dash", "dot")
@@ -44,13 +44,8 @@ def turns(value: object) -> list[dict]:
 
 
 def _layout(fig: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure:
-    fig.update_layout(
-        template="none", font=FONT, title=dict(text=html_mod.escape(title), font=dict(size=14), x=0.01),
-        margin=dict(l=60, r=16, t=44, b=56), height=360, hovermode="closest", plot_bgcolor="#ffffff",
-        legend=dict(orientation="h", yanchor="top", y=-0.22, x=0, font=dict(size=11)),
-        hoverlabel=dict(font=dict(size=12), align="left"),
-    )  # fmt: skip
-    grid = dict(showgrid=True, gridcolor="#e8eaed", zeroline=False, linecolor="#9aa0a6", ticks="outside")
+    page_style(fig, title, height=360, left=60, legend_y=-0.22, legend_size=11)
+    grid = GRID
     fig.update_xaxes(title=dict(text=x_title, font=dict(size=12)), tickfont=dict(size=11), **grid)
     fig.update_yaxes(title=dict(text=y_title, font=dict(size=12)), tickfont=dict(size=11), rangemode="tozero", **grid)
     return fig
