@@ -41,10 +41,12 @@ def test_preload_and_spawn_sweeps_record_their_mode_and_their_own_threads(harnes
         assert f["key"] == s["key"] and f["config_hash"] == s["config_hash"]  # the same run, started two ways
         assert f["environment"]["git"] == s["environment"]["git"]  # captured in the child, as when spawned
         # about the same memory: a forked run holds the library pages a spawned one does (without the touch:
-        # ~100 MB less). Finer agreement is benchmarks/fixed_cost.py's: a window this short varies by ~2 % run
-        # to run in one mode (seen 501-511 MB spawned), so no finer bound here.
+        # ~100 MB less, about -20 %). Finer agreement is benchmarks/fixed_cost.py's: a window this short varies
+        # by ~2 % run to run in one mode (seen 501-511 MB spawned), and a forked child also maps the server's
+        # preloaded modules its workload does not import (CI on 2 cores: 544 MB forked, 521 MB spawned, +4.4 %),
+        # so the bound is 10 %: half the failure it guards against.
         rss = f["metrics"]["peak_rss_bytes"] / s["metrics"]["peak_rss_bytes"]
-        assert abs(rss - 1) < 0.04, (f["metrics"]["peak_rss_bytes"], s["metrics"]["peak_rss_bytes"])
+        assert abs(rss - 1) < 0.10, (f["metrics"]["peak_rss_bytes"], s["metrics"]["peak_rss_bytes"])
         # what the imports print is in the run's own log, as a spawned worker's is, and not on the terminal
         first = open(s["launcher"]["log"]).read().partition("\n")[0]
         assert first in open(f["launcher"]["log"]).read() and (not first or first not in forked_stderr)
