@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness import adaptive
+from harness import adaptive, scenarios
 
 SCHEMA = "harness.result/1"
 RESULT_FILE = "result.json"
@@ -51,20 +51,7 @@ def key_fields(config: Mapping[str, Any]) -> dict[str, Any]:
         "batch_size": config["batch_size"],
         "seq_len": config["seq_len"],
     }
-    if w["name"] == "training":
-        fields.update(max_steps=w["max_steps"], target_eval_loss=w["target_eval_loss"], data=config["data"]["source"])
-    elif w["name"] == "classification":
-        fields.update(classification_key_fields(config))
-    elif w["name"] == "distill":
-        fields.update(classification_key_fields(config))
-        d = config["distill"]
-        fields.update(teacher=config["teacher"], temperature=d["temperature"], alpha=d["alpha"])
-    elif w["name"] == "serving":
-        from harness.serving.keys import serving_key_fields
-
-        fields.update(serving_key_fields(config["serving"]))
-    else:
-        fields["decode_tokens"] = w["decode_tokens"]
+    fields.update(scenarios.spec(w["name"], strict=False).key_fields(config))  # what this workload is (Spec.key_fields)
     fields.update(
         gpus=config["gpus"],
         seed=config["seed"],
@@ -80,22 +67,8 @@ def key_fields(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def classification_key_fields(config: Mapping[str, Any]) -> dict[str, Any]:
-    """What a classification run is beyond the common fields: budget, target, data, start, what trains."""
-    w, ft = config["workload"], config.get("finetune", "full")
-    out = {
-        "max_steps": w["max_steps"],
-        "target_accuracy": w.get("target_accuracy"),
-        "data": config["data"]["source"],
-        "init": w.get("init", "random"),
-        "finetune": ft,
-    }
-    if out["init"] == "checkpoint" and not config["model"].get("path"):
-        out["pretrain_steps"] = config["model"].get("train_steps")  # which harness-trained weights
-    if ft == "lora":
-        lora = config["lora"]
-        targets = ",".join(lora.get("target_modules") or []) or "default"
-        out.update(lora_rank=lora["rank"], lora_alpha=lora["alpha"], lora_targets=targets)
-    return out
+    """What a classification run is beyond the common fields (kept for callers of the old name)."""
+    return scenarios.spec("classification").key_fields(config)
 
 
 def canonical_key(config: Mapping[str, Any]) -> str:
@@ -120,8 +93,11 @@ ADDED_AT_DEFAULT = {
 
 
 def _without_unused_additions(kept: dict[str, Any]) -> dict[str, Any]:
-    if (kept.get("workload") or {}).get("name") != "distill":  # added for workload=distill, read by it only
-        kept = {k: v for k, v in kept.items() if k not in ("teacher", "distill")}
+    # sections a workload added after results existed (Spec.added_sections): out of every other one's hash
+    name = (kept.get("workload") or {}).get("name")
+    unused = {k for s in scenarios.all_specs() if s.name != name for k in s.added_sections}
+    unused -= set(scenarios.spec(name, strict=False).added_sections)
+    kept = {k: v for k, v in kept.items() if k not in unused}
     if kept.get("finetune", "full") == "full":
         kept = {k: v for k, v in kept.items() if k not in ("finetune", "lora")}
     for (section, key), default in ADDED_AT_DEFAULT.items():
@@ -146,14 +122,7 @@ def config_hash(config: Mapping[str, Any]) -> str:
 def run_slug(config: Mapping[str, Any]) -> str:
     """A readable, filesystem-safe folder name for a run, unique per configuration."""
     f = key_fields(config)
-    if f["workload"] == "serving":
-        load = f"c{f['concurrency']}" if f["arrival"] == "closed" else f"r{f['rate']}"
-        work = f"{f['engine']}-{f['arrival']}-{load}" if f["search"] == "none" else f"{f['engine']}-maxrate"
-    elif f["workload"] in ("classification", "distill"):
-        lora = f"-r{f['lora_rank']}" if f["finetune"] == "lora" else ""
-        work = f"steps{f['max_steps']}-{f['init']}-{f['finetune']}{lora}"
-    else:
-        work = f"steps{f['max_steps']}" if f["workload"] == "training" else f"dec{f['decode_tokens']}"
+    work = scenarios.spec(f["workload"], strict=False).slug_work(f)  # the work done, as the workload names it
     slug = (
         f"{f['workload']}-{f['model']}-{f['precision']}-bs{f['batch_size']}-seq{f['seq_len']}"
         f"-{work}-g{f['gpus']}-s{f['seed']}-{f['device']}-{config_hash(config)}"

@@ -1,9 +1,11 @@
 """Scenarios: what is timed inside a run (`base`: the interface; `inference`, `training`, `serving`), by name.
 
 A scenario is one module and one config file (conf/workload/<name>.yaml, `workload.name: <name>`).
-Built-in ones are listed below; others register themselves with `register` from a module named in
-the HARNESS_PLUGINS environment variable (comma-separated module names, imported on first use, in
-the CLI and in the worker process alike) — this is how the test suite adds one.
+Built-in ones are listed below, each with its torch-free declaration (harness/scenarios/specs.py), which
+`spec` returns to the CLI and the launcher so that they never import torch; others register themselves
+with `register` from a module named in the HARNESS_PLUGINS environment variable (comma-separated module
+names, imported on first use, in the CLI and in the worker process alike) — this is how the test suite adds
+one. A plugin's Scenario class is its own Spec.
 """
 
 from __future__ import annotations
@@ -20,12 +22,22 @@ _REGISTRY: dict[str, Any] = {
     "classification": "harness.scenarios.classification:Classification",
     "distill": "harness.scenarios.distill:Distill",
 }
+# what each shipped workload is, without torch (a Spec; the Scenario above subclasses it). A scenario
+# without one here (a plugin's class is both) answers `spec` with its Scenario class.
+_SPECS: dict[str, str] = {
+    "inference": "harness.scenarios.specs:InferenceSpec",
+    "training": "harness.scenarios.specs:TrainingSpec",
+    "serving": "harness.scenarios.specs:ServingSpec",
+    "classification": "harness.scenarios.specs:ClassificationSpec",
+    "distill": "harness.scenarios.specs:DistillSpec",
+}
 _plugins_loaded: set[str] = set()
 
 
 def register(cls: Any) -> Any:
     """Class decorator: make `cls` (a harness.scenarios.base.Scenario) available as `cls.name`."""
     _REGISTRY[cls.name] = cls
+    _SPECS.pop(cls.name, None)  # the class declares itself
     return cls
 
 
@@ -42,13 +54,37 @@ def names() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
+def _resolve(table: dict[str, Any], name: str) -> Any:
+    target = table[name]
+    if isinstance(target, str):
+        module, cls = target.split(":")
+        target = table[name] = getattr(importlib.import_module(module), cls)
+    return target
+
+
 def get(name: str) -> Any:
-    """An instance of the scenario registered as `name`."""
+    """An instance of the scenario registered as `name` (its module may import torch: the worker's side)."""
     _load_plugins()
     if name not in _REGISTRY:
         raise KeyError(f"scenario {name!r} is not registered: choose one of {', '.join(_REGISTRY)}")
-    target = _REGISTRY[name]
-    if isinstance(target, str):
-        module, cls = target.split(":")
-        target = _REGISTRY[name] = getattr(importlib.import_module(module), cls)
-    return target()
+    return _resolve(_REGISTRY, name)()
+
+
+def spec(name: str, strict: bool = True) -> Any:
+    """What the workload `name` is (a harness.scenarios.base.Spec): keys, slug, config, objectives, summary.
+    The shipped ones import no torch, so the CLI and the launcher ask this, never `get`. strict=False: a
+    name not registered in this process (a stored result of a plugin not loaded now) gets the base Spec's
+    answers, which are what harness.results answered for any name it did not know before the seams."""
+    _load_plugins()
+    if name in _SPECS:
+        return _resolve(_SPECS, name)()
+    if not strict and name not in _REGISTRY:
+        from harness.scenarios.base import Spec
+
+        return Spec()
+    return get(name)
+
+
+def all_specs() -> tuple[Any, ...]:
+    """Every registered workload's Spec, built-in first."""
+    return tuple(spec(n) for n in names())

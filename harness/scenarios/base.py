@@ -1,8 +1,12 @@
-"""The scenario interface: what is timed and how, and the typed record of what it measured.
+"""The scenario interface: what a workload is (`Spec`), what is timed and how (`Scenario`), and the typed
+record of what it measured.
 
-A scenario declares the backend capabilities it needs, how it takes its precision, how its ranks
-combine, and the metric names it writes (each must be in harness.metrics). The worker gives it a
-RunContext and gets back a Measured; it never branches on a scenario's name.
+`Spec` holds what the launcher side asks of a workload without importing torch: its key fields and run
+slug, the config it reads and checks, its objectives and summary columns, whether it runs on harness-trained
+weights. `Scenario` adds what the worker needs: the backend capabilities, how it takes its precision, how
+its ranks combine, the metric names it writes (each must be in harness.metrics) and `run`. The worker
+gives it a RunContext and gets back a Measured; no module outside harness/scenarios/ (and the serving
+scenario's harness/serving/) branches on a scenario's name.
 """
 
 from __future__ import annotations
@@ -55,16 +59,47 @@ class Measured:
     timing: dict[str, float] = field(default_factory=dict)  # extra timing entries: quality_s
 
 
-class Scenario:
-    """Subclass, set the class attributes, implement run(); register with harness.scenarios.register."""
+class Spec:
+    """What a workload is, declared without importing torch (the CLI, the launcher and the readers ask it).
+
+    The defaults are those of a decode workload (inference, and any plugin scenario that says no more):
+    what harness.results, harness.validation and the CLI did for a workload name they did not know."""
 
     name: ClassVar[str]
-    requires: ClassVar[frozenset[str]]  # backend capabilities (harness.backends.base)
-    precision_mode: ClassVar[str]  # harness.transforms.precision WEIGHTS or AUTOCAST
-    parallel: ClassVar[str] = REPLICAS  # REPLICAS: each rank serves its own load; DATA_PARALLEL: DDP
-    writes: ClassVar[tuple[str, ...]] = ()  # metric names in result.metrics and repeats (harness.metrics)
-    summed_over_ranks: ClassVar[tuple[str, ...]] = ()  # REPLICAS: throughputs that add up over ranks
-    repeat_cost: ClassVar[tuple[str, str] | None] = None  # (repeat rate key, repeat cost key) for pricing
+    # config keys only this workload reads (dotted); another shipped workload's run refuses them
+    # (harness.cli). None: not declared (a plugin scenario reads what it likes), nothing is refused.
+    only_keys: ClassVar[tuple[str, ...] | None] = None
+    reads_data: ClassVar[bool] = False  # data.* is its own input (else only the quality text: unused with it off)
+    # top-level config sections this workload added after results existed: out of every other one's hash
+    added_sections: ClassVar[tuple[str, ...]] = ()
+    # Pareto objectives (label, report columns tried in order, sense, unit); summary: registry metric names
+    # its terminal table shows, in registry order; scaling: its whole-run throughput (harness.scaling)
+    objectives: ClassVar[tuple[tuple[str, tuple[str, ...], str, str], ...]] = ()
+    summary: ClassVar[tuple[str, ...]] = ()
+    scaling_throughput: ClassVar[str | None] = None
+    # the summary's dollar column (metric, section) and whether held-out quality columns follow it
+    summary_cost: ClassVar[tuple[str, str]] = ("usd_per_1m_tokens_generated", "cost")
+    summary_quality: ClassVar[bool] = True
+    repeats_refused: ClassVar[str | None] = None  # why repeats=auto is refused, where it is by design
+
+    def key_fields(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """What a run of this workload is beyond the common fields (harness.results.key_fields), in key order."""
+        return {"decode_tokens": config["workload"]["decode_tokens"]}
+
+    def slug_work(self, fields: Mapping[str, Any]) -> str:
+        """The run slug's part naming the work done (harness.results.run_slug), from the key fields."""
+        return f"dec{fields['decode_tokens']}"
+
+    def validate(self, cfg: Any) -> None:
+        """Checks of this workload's own settings (cfg: the typed HarnessConfig); raise ConfigError."""
+        from harness import validation
+
+        if cfg.quality.enabled:  # the held-out quality text
+            validation.validate_data(cfg.data)
+
+    def positions_needed(self, cfg: Any) -> int | None:
+        """The model positions one sequence takes (checked against max_position_embeddings), or None."""
+        return cfg.seq_len + cfg.workload.decode_tokens + 1
 
     def backend(self, config: Mapping[str, Any]) -> str:
         """The backend that holds the model for this run (harness.backends); checked against `requires`."""
@@ -72,16 +107,41 @@ class Scenario:
 
         return DEFAULT
 
-    def model_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        """The model node the backend builds: the preset, or (model.weights=trained) its cached checkpoint."""
-        from harness import checkpoints
-
-        return checkpoints.model_config(config)
+    def trained_weights(self, config: Mapping[str, Any]) -> bool:
+        """Runs on harness-trained weights loaded in this process (harness.checkpoints.is_trained)."""
+        return config["model"].get("weights") == "trained" and self.backend(config) == "hf"
 
     def repeats_figure(self, config: Mapping[str, Any]) -> str | None:
         """The per-repeat figure `repeats=auto` watches (harness.adaptive); None: this scenario's repeats are
         not independent windows it can add one at a time, and repeats=auto is refused (harness.config)."""
         return None
+
+    def memory_shape(self, config: Mapping[str, Any]) -> tuple[str, int, int, int]:
+        """(kind, sequences, prompt tokens, total tokens) a run holds at once, for harness.memory_model:
+        kind `train` (weights, gradients, optimizer, activations) or `decode` (weights and a KV cache)."""
+        seq = int(config["seq_len"])
+        return "decode", int(config["batch_size"]), seq, seq + int(config["workload"]["decode_tokens"])
+
+    def observes_int8_kernels(self, config: Mapping[str, Any]) -> bool:
+        """precision=int8: record which matmul really runs at this run's shapes (harness.precision)."""
+        return False
+
+
+class Scenario(Spec):
+    """Subclass, set the class attributes, implement run(); register with harness.scenarios.register."""
+
+    requires: ClassVar[frozenset[str]]  # backend capabilities (harness.backends.base)
+    precision_mode: ClassVar[str]  # harness.transforms.precision WEIGHTS or AUTOCAST
+    parallel: ClassVar[str] = REPLICAS  # REPLICAS: each rank serves its own load; DATA_PARALLEL: DDP
+    writes: ClassVar[tuple[str, ...]] = ()  # metric names in result.metrics and repeats (harness.metrics)
+    summed_over_ranks: ClassVar[tuple[str, ...]] = ()  # REPLICAS: throughputs that add up over ranks
+    repeat_cost: ClassVar[tuple[str, str] | None] = None  # (repeat rate key, repeat cost key) for pricing
+
+    def model_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The model node the backend builds: the preset, or (model.weights=trained) its cached checkpoint."""
+        from harness import checkpoints
+
+        return checkpoints.model_config(config)
 
     def run(self, ctx: RunContext) -> Measured:
         raise NotImplementedError

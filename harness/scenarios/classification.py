@@ -22,6 +22,7 @@ from harness import data, finetune, flops, labelled, taskmetrics
 from harness.backends.base import CLASSIFY, TRAIN_STEP
 from harness.scenarios import register
 from harness.scenarios.base import DATA_PARALLEL, Measured, Phase, RunContext, Scenario
+from harness.scenarios.specs import ClassificationSpec
 from harness.scenarios.training import Schedule, _autocast, _chunks, _curve, _optimizer, lr_at, optimizer_step
 from harness.stats import summarize
 from harness.transforms.precision import AUTOCAST
@@ -140,7 +141,7 @@ def train(
 
 
 @register
-class Classification(Scenario):
+class Classification(ClassificationSpec, Scenario):
     """A sequence classifier trained on labelled text; DDP over ranks, as training."""
 
     name = "classification"
@@ -155,9 +156,6 @@ class Classification(Scenario):
         *("step_time_s_p50", "step_time_s_mean", "wall_s", "energy_j", "j_per_token", "usd_per_1m_tokens_train"),
     )
     repeat_cost = ("train_tok_per_s", "usd_per_1m_tokens_train")
-
-    def backend(self, config: Mapping[str, Any]) -> str:
-        return "hf-classifier"
 
     def model_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """The preset (or its harness-trained checkpoint, init=checkpoint), with the labelled set's class count."""

@@ -26,6 +26,7 @@ from harness import data, distill, labelled, models, taskmetrics
 from harness.scenarios import register
 from harness.scenarios.base import REPLICAS, Measured, Phase, RunContext
 from harness.scenarios.classification import EVAL_BATCH, Batches, Classification, Examples, encode, predict
+from harness.scenarios.specs import DistillSpec
 from harness.scenarios.training import Schedule, _autocast, _chunks, _optimizer, lr_at, optimizer_step
 
 NO_COUNTER = "null: no energy counter readable mid-window here (an estimate covers the whole window only)"
@@ -116,7 +117,7 @@ def _teacher(config: Mapping[str, Any], classes: int, device: Any) -> tuple[torc
 
 
 @register
-class Distill(Classification):
+class Distill(DistillSpec, Classification):
     """A student trained on a teacher's soft labels, beside the same student trained alone (one device)."""
 
     name = "distill"

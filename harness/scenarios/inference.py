@@ -8,7 +8,7 @@ figures are stable on a fast model and bounded on a slow one.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ from harness.probes.base import ProbeSet
 from harness.probes.energy import between
 from harness.scenarios import register
 from harness.scenarios.base import Measured, Phase, RunContext, Scenario
+from harness.scenarios.specs import InferenceSpec
 from harness.stats import summarize
 from harness.transforms.precision import WEIGHTS
 
@@ -172,7 +173,7 @@ def _repeat(
 
 
 @register
-class Inference(Scenario):
+class Inference(InferenceSpec, Scenario):
     """Offline batches: each rank (a replica) serves its own prompts; quality against fp32 after timing."""
 
     name = "inference"
@@ -191,10 +192,6 @@ class Inference(Scenario):
     )
     summed_over_ranks = ("prefill_tok_per_s", "decode_tok_per_s", "e2e_tok_per_s", "samples_per_s")
     repeat_cost = ("e2e_tok_per_s", "usd_per_1m_tokens_generated")
-
-    def repeats_figure(self, config: Mapping[str, Any]) -> str:
-        """The main figure (the summary's headline): decode tokens/s, or e2e tokens/s without decode steps."""
-        return "decode_tok_per_s" if config["workload"]["decode_tokens"] > 0 else "e2e_tok_per_s"
 
     def run(self, ctx: RunContext) -> Measured:
         config, w, device = ctx.config, ctx.config["workload"], ctx.device.torch_device

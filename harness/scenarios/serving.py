@@ -17,6 +17,7 @@ from harness import data, flops, quality
 from harness.backends.base import GENERATE
 from harness.scenarios import register
 from harness.scenarios.base import Measured, Phase, RunContext, Scenario
+from harness.scenarios.specs import ServingSpec
 from harness.serving.keys import in_process
 from harness.transforms.precision import WEIGHTS
 
@@ -37,7 +38,7 @@ _REPEAT_QUANTILES = tuple(f"{d}_{q}" for d in ("ttft_s", "tpot_s", "itl_s", "e2e
 
 
 @register
-class Serving(Scenario):
+class Serving(ServingSpec, Scenario):
     """One process serves the load (gpus=1); the engine generates, the harness times every request."""
 
     name = "serving"
@@ -53,9 +54,6 @@ class Serving(Scenario):
         *("achieved_flop_per_s_decode", "mfu_decode"),
     )
     repeat_cost = ("output_tok_per_s", "usd_per_1m_output_tokens")
-
-    def backend(self, config: Mapping[str, Any]) -> str:
-        return "hf" if in_process(config["serving"]) else "remote"
 
     def run(self, ctx: RunContext) -> Measured:
         from harness.serving import scenario

@@ -22,6 +22,7 @@ from harness.backends.base import TRAIN_STEP
 from harness.probes.base import ProbeSet
 from harness.scenarios import register
 from harness.scenarios.base import DATA_PARALLEL, Measured, Phase, RunContext, Scenario
+from harness.scenarios.specs import TrainingSpec
 from harness.stats import summarize
 from harness.transforms.precision import AUTOCAST
 
@@ -240,7 +241,7 @@ def _chunks(times: list[float], joules: list[float | None], count: int, tokens_p
 
 
 @register
-class Training(Scenario):
+class Training(TrainingSpec, Scenario):
     """AdamW on real text; DDP over ranks (synchronous steps: one step covers every rank's batch)."""
 
     name = "training"

@@ -1,0 +1,247 @@
+"""What each shipped workload is, declared without importing torch: key fields, run slug, the config it
+reads and checks, objectives, summary columns, trained weights (harness.scenarios.base.Spec).
+
+The CLI, the launcher, the results' keys and the readers ask these (harness.scenarios.spec); the worker's
+Scenario classes (harness/scenarios/<name>.py, which import torch) subclass them and add the timed run.
+What each method returns is what harness.results, harness.validation, harness.cli, harness.config,
+harness.summary, harness.memory_model, harness.checkpoints and harness.metrics computed with a branch on
+the workload's name before (tests/test_seams.py holds keys, hashes and slugs from then).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from harness.metrics import get as metric
+from harness.scenarios.base import Spec
+
+# the workload keys the step-budget workloads share (training, classification, distill)
+_STEPS = tuple(
+    f"workload.{k}"
+    for k in ("max_steps", "warmup_steps", "lr", "lr_warmup_steps", "weight_decay", "grad_clip", "eval_interval")
+)
+_LORA = tuple(f"lora.{k}" for k in ("rank", "alpha", "dropout", "target_modules"))
+_TRAINING_SUMMARY = ("step_time_s", "train_tok_per_s")
+
+
+class InferenceSpec(Spec):
+    """Offline batches: prefill, then decode_tokens greedy steps (harness/scenarios/inference.py)."""
+
+    name = "inference"
+    only_keys = tuple(f"workload.{k}" for k in ("warmup_iters", "min_iters", "min_time_s", "max_iters"))
+    objectives = (
+        ("decode throughput", ("decode_tok_per_s", "e2e_tok_per_s"), "max", "tokens/s"),
+        (metric("usd_per_1m_tokens_generated", "cost").label, ("cost_usd_per_1m_tokens_generated",), "min", "USD"),
+        ("p99 request latency", ("request_latency_s_p99",), "min", "s"),
+        ("peak memory", ("peak_memory_bytes",), "min", "bytes"),
+        ("held-out loss", ("heldout_loss_nats",), "min", "nats"),
+    )
+    summary = (
+        "prefill_latency_s",
+        "decode_latency_s",
+        "decode_tok_per_s",
+        "e2e_tok_per_s",
+        "mfu_prefill",
+        "mbu_decode",
+    )
+    scaling_throughput = "e2e_tok_per_s"
+
+    def repeats_figure(self, config: Mapping[str, Any]) -> str:
+        """The main figure (the summary's headline): decode tokens/s, or e2e tokens/s without decode steps."""
+        return "decode_tok_per_s" if config["workload"]["decode_tokens"] > 0 else "e2e_tok_per_s"
+
+    def observes_int8_kernels(self, config: Mapping[str, Any]) -> bool:
+        return config["precision"]["name"] == "int8"
+
+
+class TrainingSpec(Spec):
+    """A step budget (or time-to-quality) from the seeded initialisation (harness/scenarios/training.py)."""
+
+    name = "training"
+    only_keys = (*_STEPS, "workload.eval_batches", "workload.target_eval_loss")
+    reads_data = True
+    # with workload.target_eval_loss, training's cost and time are to reach it (a run that did not is off
+    # the front); without, the training loop's
+    objectives = (
+        ("cost to target", ("cost_usd_to_target", "cost_training_usd"), "min", "USD"),
+        ("final eval loss", ("eval_loss",), "min", "nats"),
+        ("wall time", ("target_time_s", "train_window_s"), "min", "s"),
+    )
+    summary = (*_TRAINING_SUMMARY, "eval_loss_initial", "eval_loss", "target")
+    scaling_throughput = "train_tok_per_s"
+    summary_cost = ("training_usd", "cost")  # the run's total dollars
+    summary_quality = False
+    repeats_refused = "training times its whole step budget (workload.max_steps), cut into `repeats` chunks"
+
+    def key_fields(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        w = config["workload"]
+        return {
+            "max_steps": w["max_steps"],
+            "target_eval_loss": w["target_eval_loss"],
+            "data": config["data"]["source"],
+        }
+
+    def slug_work(self, fields: Mapping[str, Any]) -> str:
+        return f"steps{fields['max_steps']}"
+
+    def validate(self, cfg: Any) -> None:
+        from harness import validation
+
+        validation.validate_training(cfg)
+
+    def trained_weights(self, config: Mapping[str, Any]) -> bool:
+        return False  # training always starts from the seeded initialisation
+
+    def memory_shape(self, config: Mapping[str, Any]) -> tuple[str, int, int, int]:
+        seq = int(config["seq_len"])
+        return "train", int(config["batch_size"]), seq, seq
+
+
+class ServingSpec(Spec):
+    """Open- or closed-loop load against an engine (harness/scenarios/serving.py, harness/serving/)."""
+
+    name = "serving"
+    only_keys = ()  # its settings are serving.*, which no other workload reads either
+    objectives = (
+        # goodput needs an SLO (serving.slo.*); without one every completed request is good
+        ("goodput", ("goodput_req_per_s", "request_throughput_req_per_s"), "max", "req/s"),
+        (metric("usd_per_1m_output_tokens").label, ("usd_per_1m_output_tokens",), "min", "USD"),
+        ("p99 TTFT", ("ttft_s_p99",), "min", "s"),
+        ("capacity", ("capacity_req_per_s",), "max", "req/s"),
+    )
+    summary = (
+        "offered_rate_req_per_s",
+        "request_throughput_req_per_s",
+        "output_tok_per_s",
+        "ttft_s",
+        "tpot_s",
+        "goodput_req_per_s",
+        "capacity_req_per_s",
+    )
+    summary_cost = ("usd_per_1m_output_tokens", "metrics")  # at the measured load or at capacity
+    repeats_refused = "serving's windows are its load (serving.num_requests, serving.duration_s)"
+
+    def key_fields(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        from harness.serving.keys import serving_key_fields
+
+        return serving_key_fields(config["serving"])
+
+    def slug_work(self, fields: Mapping[str, Any]) -> str:
+        if fields["search"] != "none":
+            return f"{fields['engine']}-maxrate"
+        load = f"c{fields['concurrency']}" if fields["arrival"] == "closed" else f"r{fields['rate']}"
+        return f"{fields['engine']}-{fields['arrival']}-{load}"
+
+    def validate(self, cfg: Any) -> None:
+        from harness.serving.validate import validate_serving
+
+        super().validate(cfg)
+        validate_serving(cfg.serving, cfg.model, cfg.gpus)
+
+    def positions_needed(self, cfg: Any) -> int | None:
+        return None  # serving lengths are checked by harness.serving.validate
+
+    def backend(self, config: Mapping[str, Any]) -> str:
+        from harness.serving.keys import in_process
+
+        return "hf" if in_process(config["serving"]) else "remote"
+
+    def memory_shape(self, config: Mapping[str, Any]) -> tuple[str, int, int, int]:
+        s = config["serving"]
+        seq, total, b = int(s["input_len"]), int(s["input_len"]) + int(s["output_len"]), int(s["num_requests"])
+        return "decode", min(b, int(s.get("max_concurrency") or b)), seq, total
+
+
+class ClassificationSpec(Spec):
+    """Sequence classification on labelled text (harness/scenarios/classification.py)."""
+
+    name = "classification"
+    only_keys = (*_STEPS, "workload.target_accuracy", "workload.init", "data.label_column", "finetune", *_LORA)
+    reads_data = True
+    # with workload.target_accuracy, cost and time to reach it; without, the training loop's
+    objectives = (
+        ("cost to target", ("cost_usd_to_target", "cost_training_usd"), "min", "USD"),
+        ("held-out accuracy", ("quality_accuracy",), "max", "ratio"),
+        ("wall time", ("target_time_s", "train_window_s"), "min", "s"),
+        ("peak memory", ("peak_memory_bytes",), "min", "bytes"),
+    )
+    summary = (
+        *_TRAINING_SUMMARY,
+        "target",
+        "eval_accuracy_initial",
+        "eval_accuracy",
+        "eval_macro_f1",
+        "trainable_params",
+    )
+
+    def key_fields(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Budget, target, data, start, what trains."""
+        w, ft = config["workload"], config.get("finetune", "full")
+        out = {
+            "max_steps": w["max_steps"],
+            "target_accuracy": w.get("target_accuracy"),
+            "data": config["data"]["source"],
+            "init": w.get("init", "random"),
+            "finetune": ft,
+        }
+        if out["init"] == "checkpoint" and not config["model"].get("path"):
+            out["pretrain_steps"] = config["model"].get("train_steps")  # which harness-trained weights
+        if ft == "lora":
+            lora = config["lora"]
+            targets = ",".join(lora.get("target_modules") or []) or "default"
+            out.update(lora_rank=lora["rank"], lora_alpha=lora["alpha"], lora_targets=targets)
+        return out
+
+    def slug_work(self, fields: Mapping[str, Any]) -> str:
+        lora = f"-r{fields['lora_rank']}" if fields["finetune"] == "lora" else ""
+        return f"steps{fields['max_steps']}-{fields['init']}-{fields['finetune']}{lora}"
+
+    def validate(self, cfg: Any) -> None:
+        from harness import finetune
+
+        finetune.validate(cfg)
+
+    def backend(self, config: Mapping[str, Any]) -> str:
+        return "hf-classifier"
+
+    def trained_weights(self, config: Mapping[str, Any]) -> bool:
+        # workload.init=checkpoint on a preset starts from its trained weights
+        return config["workload"].get("init") == "checkpoint" and not config["model"].get("path")
+
+
+class DistillSpec(ClassificationSpec):
+    """A student learns from a teacher's soft labels, beside one from labels alone (harness/scenarios/distill.py)."""
+
+    name = "distill"
+    only_keys = (*_STEPS, "workload.init", "data.label_column", "teacher")
+    only_keys += tuple(f"distill.{k}" for k in ("temperature", "alpha", "teacher_steps"))
+    added_sections = ("teacher", "distill")  # added for workload=distill, read by it only
+    # the cost to make the distilled student (teacher training here, its labels, the student's steps)
+    objectives = (
+        ("cost", ("cost_training_usd",), "min", "USD"),
+        ("held-out accuracy", ("quality_accuracy",), "max", "ratio"),
+        ("peak memory", ("peak_memory_bytes",), "min", "bytes"),
+    )
+    summary = (
+        *_TRAINING_SUMMARY,
+        "eval_accuracy",
+        "alone_eval_accuracy",
+        "distill_accuracy_gain",
+        "teacher_eval_accuracy",
+        "teacher_label_s",
+    )
+
+    def key_fields(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        d = config["distill"]
+        return {
+            **super().key_fields(config),
+            "teacher": config["teacher"],
+            "temperature": d["temperature"],
+            "alpha": d["alpha"],
+        }
+
+    def validate(self, cfg: Any) -> None:
+        from harness import distill
+
+        distill.validate(cfg)
