@@ -14,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from harness import callbacks, checkpoints, environment, guard, launch, memory_model, results, summary, validation
+from harness import callbacks, environment, guard, launch, memory_model, pretrain, results, summary, validation
 from harness import config as config_mod
 from harness.errors import Interrupted, SweepStopped
 from harness.search import settings as search_settings
@@ -93,7 +93,7 @@ def _resume_or_launch(
     if result is None:
         print(f"{position} {name}: running ...", flush=True)
         # model.weights=trained: its checkpoint is trained first (once, cached) as a measured run of its own
-        result = checkpoints.prepare(config, run_dir) or launch.run_isolated(config, run_dir, overrides)
+        result = pretrain.prepare(config, run_dir) or launch.run_isolated(config, run_dir, overrides)
     extra = ""
     if result["status"] == "ok":
         extra = ", " + summary.headline_line(result)

@@ -2,7 +2,9 @@
 offline corpus, to a fixed token budget, and keeps the checkpoint in a cache keyed by everything that
 determines it.
 
-The training is a run of its own (fresh process, through harness.launch, measured like any training run),
+The training is a run of its own (fresh process, through harness.launch, measured like any training run:
+harness.pretrain makes it; this module only names, reads and describes the cache, so the worker can import
+it without the launcher),
 so what the weights cost to make is a measured result, kept beside them (`<cache>/<key>/training/result.json`)
 and carried into every inference run that uses them (the result's `weights` section).
 
@@ -13,15 +15,13 @@ second process that needs the same checkpoint wait for the first instead of trai
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import fcntl
 import hashlib
 import importlib
 import importlib.metadata
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +47,6 @@ CHECKPOINT_DIR = "checkpoint"  # inside a training run's folder (workload.save_c
 _ARCH_SKIP = ("name", "weights", "path", "train_steps")
 
 
-class CheckpointError(RuntimeError):
-    """The training run that makes a checkpoint did not finish ok; `result` is that run's result."""
-
-    def __init__(self, message: str, result: Mapping[str, Any]):
-        super().__init__(message)
-        self.result = result
-
-
 def cache_root() -> Path:
     """$HARNESS_CACHE, else ~/.cache/harness."""
     return Path(os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "harness")
@@ -62,25 +54,12 @@ def cache_root() -> Path:
 
 def is_trained(config: Mapping[str, Any]) -> bool:
     """A run on harness-trained weights loaded in this process: inference, serving in-process, a plugin
-    scenario on the hf backend. The training workload always starts from the seed; a remote backend
-    (serving.engine=openai) holds no weights here, the server has its own."""
-    workload = config["workload"]["name"]
-    if workload in (
-        "classification",
-        "distill",
-    ):  # workload.init=checkpoint on a preset starts from its trained weights
-        return config["workload"].get("init") == "checkpoint" and not config["model"].get("path")
-    if config["model"].get("weights") != "trained" or workload == "training":
-        return False
-    if workload == "inference":  # the shipped scenarios answer without importing torch into the launcher
-        return True
-    if workload == "serving":
-        from harness.serving.keys import in_process
-
-        return in_process(config["serving"])
+    scenario on the hf backend, classification from init=checkpoint (Spec.trained_weights). The training
+    workload always starts from the seed; a remote backend (serving.engine=openai) holds no weights here.
+    The shipped workloads answer from their Specs, without importing torch into the launcher."""
     from harness import scenarios
 
-    return scenarios.get(workload).backend(config) == "hf"
+    return scenarios.spec(config["workload"]["name"]).trained_weights(config)
 
 
 def key(model_cfg: Mapping[str, Any]) -> str:
@@ -164,63 +143,11 @@ def training_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def training_result(model_cfg: Mapping[str, Any]) -> dict[str, Any] | None:
     """The ok training result of a complete checkpoint, or None."""
     run_dir = folder(model_cfg) / "training"
     result = results.load(run_dir / results.RESULT_FILE)
     if result and result.get("status") == "ok" and (run_dir / CHECKPOINT_DIR / "model.safetensors").is_file():
-        return result
-    return None
-
-
-def ensure(config: Mapping[str, Any], say: Any = print) -> dict[str, Any]:
-    """Train the checkpoint unless the cache has it; returns its training result. Raises CheckpointError when
-    the training run fails (its result, with the reason, stays in the cache folder)."""
-    from harness import launch
-
-    model_cfg = config["model"]
-    with _locked(folder(model_cfg) / ".lock"):
-        found = training_result(model_cfg)
-        if found is not None:
-            return found
-        say(f"    training {model_cfg['name']} once for model.weights=trained -> {folder(model_cfg)}", flush=True)
-        result = launch.run_isolated(training_config(config), folder(model_cfg) / "training")
-    if result["status"] != "ok":
-        raise CheckpointError(f"training the checkpoint failed ({result['status']}): {result.get('reason')}", result)
-    say(f"    trained in {result['timing']['run_wall_s']:.1f} s, {_loss_text(result)}", flush=True)
-    return result
-
-
-def _loss_text(result: Mapping[str, Any]) -> str:
-    m = result["metrics"]
-    return f"held-out loss {m['eval_loss_initial']:.3f} -> {m['eval_loss']:.3f} nats/token"
-
-
-def prepare(config: Mapping[str, Any], run_dir: Path) -> dict[str, Any] | None:
-    """Before an inference run on trained weights: make sure the checkpoint exists. Returns None when the run
-    can go ahead, else the run's own failed result (written to run_dir), so a sweep goes on."""
-    if not is_trained(config):
-        return None
-    try:
-        ensure(config)
-    except CheckpointError as exc:
-        from harness import environment
-
-        status = exc.result["status"] if exc.result["status"] in ("oom", "unsupported") else "error"
-        extra = {k: exc.result[k] for k in ("traceback", "log_tail") if exc.result.get(k)}
-        result = results.make_result(config, status, str(exc)[:2000], environment.capture(), **extra)
-        results.write_atomic(Path(run_dir) / results.RESULT_FILE, result)
         return result
     return None
 

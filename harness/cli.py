@@ -111,21 +111,20 @@ def _omegaconf_cause(exc: BaseException) -> OmegaConfBaseException | None:
 
 
 def _check_used(overrides: list[str], workload: str, quality_on: bool) -> None:
-    """A key the run's workload never reads would be silently ignored: refuse it. Only the shipped
-    workloads' keys are known (config.WORKLOAD_ONLY); a plugin scenario reads what it likes."""
-    if workload not in config_mod.WORKLOAD_ONLY:
+    """A key the run's workload never reads would be silently ignored: refuse it. Only the keys the workloads
+    declare as their own are known (Spec.only_keys); a plugin scenario that declares none reads what it likes."""
+    from harness import scenarios
+
+    own = scenarios.spec(workload, strict=False)
+    if own.only_keys is None:
         return
+    declared = [s for s in scenarios.all_specs() if s.only_keys is not None]
     for o in overrides:
         key, _, value = o.lstrip("+~").partition("=")
-        owners = [w for w, keys in config_mod.WORKLOAD_ONLY.items() if key in keys]
-        # data.* is training's text and every other run's held-out quality text: unused only with quality off
-        if (
-            not owners
-            and key.startswith("data.")
-            and workload not in ("training", "classification", "distill")
-            and not quality_on
-        ):
-            owners = ["training", "classification"]
+        owners = [s.name for s in declared if key in s.only_keys]
+        # data.* is the step workloads' input and every other run's held-out quality text: unused only with quality off
+        if not owners and key.startswith("data.") and not own.reads_data and not quality_on:
+            owners = [s.name for s in declared if s.reads_data]
         if owners and workload not in owners:
             by = ", ".join(owners)
             raise ConfigError(key, value, f"is used only by workload={by}; this run is workload={workload}")

@@ -82,25 +82,6 @@ class WorkloadConfig:
     init: str = "random"
 
 
-# the workload fields only one shipped workload reads (WorkloadConfig holds them all): setting one for another
-# shipped workload is refused; serving reads none of them (its settings are serving.*); a plugin scenario,
-# absent here, is not checked
-_STEPS = tuple(
-    f"workload.{k}"
-    for k in ("max_steps", "warmup_steps", "lr", "lr_warmup_steps", "weight_decay", "grad_clip", "eval_interval")
-)
-_CLASSIFY = (*_STEPS, "workload.target_accuracy", "workload.init", "data.label_column", "finetune")
-_CLASSIFY += tuple(f"lora.{k}" for k in ("rank", "alpha", "dropout", "target_modules"))
-_DISTILL = tuple(f"distill.{k}" for k in ("temperature", "alpha", "teacher_steps"))
-WORKLOAD_ONLY = {
-    "serving": (),
-    "inference": tuple(f"workload.{k}" for k in ("warmup_iters", "min_iters", "min_time_s", "max_iters")),
-    "training": (*_STEPS, "workload.eval_batches", "workload.target_eval_loss"),
-    "classification": _CLASSIFY,
-    "distill": (*_STEPS, "workload.init", "data.label_column", "teacher", *_DISTILL),
-}
-
-
 @dataclass
 class DataConfig:
     """Training text, offline. `source`: pydoc (text shipped with CPython), text | json | parquet (a local
@@ -293,6 +274,8 @@ class LauncherConfig:
     # true: forked from a server that imported torch, transformers and torchao once (per-run fixed cost
     # well under 1 s); false: a fresh interpreter per run (`python -m harness.worker`, ~4 s of imports each)
     preload: bool = True
+    # a launcher a plugin registered (harness.launchers, harness.plugins); null: preload or spawn, as above
+    name: str | None = None
 
 
 @dataclass

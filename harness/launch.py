@@ -18,7 +18,7 @@ from typing import Any
 
 import psutil
 
-from harness import distributed, environment, forkserver, guard, results
+from harness import distributed, environment, forkserver, guard, launchers, results
 from harness.errors import Interrupted, UnsupportedError
 from harness.probes import nvml
 
@@ -182,6 +182,8 @@ def launch_mode(config: dict[str, Any]) -> str:
     preloading server, harness.forkserver) or `spawn` (a fresh interpreter; launcher.preload=false)."""
     if config["gpus"] != 1 or config["dist"]["nnodes"] != 1:
         return "torchrun"
+    if config.get("launcher", {}).get("name"):  # a plugin's launcher (harness.launchers)
+        return config["launcher"]["name"]
     return "preload" if config.get("launcher", {}).get("preload", True) else "spawn"
 
 
@@ -201,6 +203,9 @@ def _start(
         except (OSError, EOFError) as exc:  # the server died before forking (a broken install, no /dev/shm ...)
             warnings.append(f"launcher: the fork server failed ({type(exc).__name__}: {exc}); the worker was spawned")
             mode = "spawn"
+    start = launchers.get(mode)
+    if start is not None:
+        return start(worker_command(config, spec_path), _worker_env(), log), mode
     return _spawn(config, spec_path, log), mode
 
 

@@ -26,6 +26,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from harness import scenarios
+
 BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
 GB = 1e9  # the catalog's memory_gb is in decimal gigabytes, as vendors state it (H200: 141 GB)
 
@@ -78,31 +80,24 @@ def _weights(model: Mapping[str, Any], precision: str, device: str) -> int:
 def predict(config: Mapping[str, Any], device: str = "cpu") -> Prediction:
     """The predicted peak of `config` (a resolved run config) on `device` (cpu | cuda), in bytes per rank."""
     model, precision = config["model"], config["precision"]["name"]
-    workload = config["workload"]["name"]
+    # what the workload holds at once (Spec.memory_shape): training's step, or sequences and their KV cache
+    kind, b, seq, total = scenarios.spec(config["workload"]["name"], strict=False).memory_shape(config)
     d, i, n_layers, vocab = (
         int(model[k]) for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "vocab_size")
     )
     heads = int(model["num_attention_heads"])
     kv_dim = int(model.get("num_key_value_heads") or heads) * (d // heads)
     params = sum(param_counts(model))
-    b = int(config["batch_size"])
-    if workload == "training":
-        tokens = b * int(config["seq_len"])
+    if kind == "train":
+        tokens = b * seq
         compute = 4 if precision in ("fp32", "int8") else 2
         linear = param_counts(model)[0]
         weights = 4 * params + (2 * linear if compute == 2 else 0)  # fp32 master + autocast copies
         act = 4 if device == "cpu" else compute  # measured on CPU: bf16 autocast keeps as much as fp32
         # + the attention scores and probabilities kept for the backward pass (heads × seq_len per token, fp32)
-        per_token = n_layers * ((10 * d + 4 * i) * act + 2 * heads * int(config["seq_len"]) * 4) + 2 * vocab * 4
+        per_token = n_layers * ((10 * d + 4 * i) * act + 2 * heads * seq * 4) + 2 * vocab * 4
         parts = (weights, 4 * params, 8 * params, tokens * per_token, 0)
     else:
-        if workload == "serving":
-            s = config["serving"]
-            seq, total, b = int(s["input_len"]), int(s["input_len"]) + int(s["output_len"]), int(s["num_requests"])
-            b = min(b, int(s.get("max_concurrency") or b))
-        else:
-            seq = int(config["seq_len"])
-            total = seq + int(config["workload"]["decode_tokens"])
         kv_bytes = 2 if precision in ("fp16", "bf16") or (precision == "int8" and device == "cuda") else 4
         kv = b * total * 2 * n_layers * kv_dim * kv_bytes
         # CPU kernels compute bf16/fp16/int8 activations in fp32 (oneDNN, dynamic int8 quantization): measured

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SUMMARY_ALL = ("inference", "training", "serving", "classification", "distill")
-
 
 @dataclass(frozen=True)
 class Metric:
@@ -29,7 +27,6 @@ class Metric:
     label: str = ""
     section: str = "metrics"
     distribution: bool = False
-    summary: tuple[str, ...] = ()  # scenarios whose terminal table shows it (in registry order)
     report: tuple[str, ...] = ()  # report-table columns it appears as (`request_latency_s_p99`)
     gate: tuple[float, float | None] | None = None  # default (threshold, floor) in conf/gate/default.yaml
     export: str | None = None  # pytest-benchmark: "latency" (a benchmark per repeat) or "extra" (extra_info)
@@ -60,12 +57,11 @@ def _i(name: str, unit: str = "", label: str = "", **kw) -> Metric:
 
 _GATE5, _GATE10, _GATE_COUNT = (0.05, None), (0.10, None), (0.005, None)
 _GATE_MEM = (0.02, 67108864.0)  # max(2 %, 64 MiB)
-INF, TRAIN, SERVE, CLS, DIST = ("inference",), ("training",), ("serving",), ("classification",), ("distill",)
 
 METRICS: tuple[Metric, ...] = (
     # inference distributions (result.metrics) and their per-repeat medians (result.repeats)
-    _d("prefill_latency_s", "prefill p50 ms", summary=INF),
-    _d("decode_latency_s", "decode p50 ms/tok", summary=INF),
+    _d("prefill_latency_s", "prefill p50 ms"),
+    _d("decode_latency_s", "decode p50 ms/tok"),
     _d("request_latency_s", "request latency", report=("request_latency_s_p99", "request_latency_s_n")),
     _t("prefill_latency_s_p50", "s", "lower", "prefill p50 (repeat)", gate=_GATE5, export="latency"),
     _t("ttft_s_p50", "s", "lower", "ttft p50 (repeat)", gate=_GATE5, export="latency"),
@@ -77,7 +73,6 @@ METRICS: tuple[Metric, ...] = (
         "tokens/s",
         "higher",
         "decode tok/s",
-        summary=INF,
         report=("decode_tok_per_s",),
         gate=_GATE5,
         export="extra",
@@ -87,7 +82,6 @@ METRICS: tuple[Metric, ...] = (
         "tokens/s",
         "higher",
         "e2e tok/s",
-        summary=INF,
         report=("e2e_tok_per_s",),
         gate=_GATE5,
         export="extra",
@@ -98,14 +92,14 @@ METRICS: tuple[Metric, ...] = (
     _i("tokens_generated_per_request", "count"),
     _i("logits_last_position_only"),
     # training
-    _d("step_time_s", "step p50 ms", summary=(*TRAIN, *CLS, *DIST)),
-    _t("train_tok_per_s", "tokens/s", "higher", "train tok/s", summary=(*TRAIN, *CLS, *DIST), gate=_GATE5),
-    _c("eval_loss_initial", "nats", "lower", "eval loss start", summary=TRAIN),
-    _c("eval_loss", "nats", "lower", "eval loss end", summary=TRAIN, report=("eval_loss",)),
+    _d("step_time_s", "step p50 ms"),
+    _t("train_tok_per_s", "tokens/s", "higher", "train tok/s", gate=_GATE5),
+    _c("eval_loss_initial", "nats", "lower", "eval loss start"),
+    _c("eval_loss", "nats", "lower", "eval loss end", report=("eval_loss",)),
     _i("eval_loss_lo", "nats", "eval loss 95 % low"),
     _i("eval_loss_hi", "nats", "eval loss 95 % high"),
     _i("eval_loss_n", "count", "held-out sequences"),
-    _i("target", "", "target", summary=(*TRAIN, *CLS)),
+    _i("target", "", "target"),
     _t("step_time_s_p50", "s", "lower", "step p50 (chunk)", gate=_GATE5),
     _i("step_time_s_mean", "s"),
     _i("steps", "count"),
@@ -120,31 +114,31 @@ METRICS: tuple[Metric, ...] = (
     _c("train_window_s", "s", "lower", "training loop wall time"),
     _i("loss_scale_final"),
     # classification (held-out accuracy over every held-out example; intervals in the quality section)
-    _c("eval_accuracy_initial", "ratio", "higher", "accuracy start", summary=CLS, fmt=".3f"),
-    _c("eval_accuracy", "ratio", "higher", "accuracy end", summary=(*CLS, *DIST), fmt=".3f"),
-    _c("eval_macro_f1", "ratio", "higher", "macro-F1", summary=CLS, fmt=".3f"),
+    _c("eval_accuracy_initial", "ratio", "higher", "accuracy start", fmt=".3f"),
+    _c("eval_accuracy", "ratio", "higher", "accuracy end", fmt=".3f"),
+    _c("eval_macro_f1", "ratio", "higher", "macro-F1", fmt=".3f"),
     _i("accuracy_curve"),
     _i("examples_trained", "count"),
-    _c("trainable_params", "count", "lower", "trainable params", summary=CLS, report=("trainable_params",)),
+    _c("trainable_params", "count", "lower", "trainable params", report=("trainable_params",)),
     _c("adapter_bytes", "bytes", "lower", "adapter bytes"),
     # distill (harness/scenarios/distill.py): the distilled student's figures are eval_accuracy / eval_macro_f1
-    _c("alone_eval_accuracy", "ratio", "higher", "alone accuracy", summary=DIST, fmt=".3f"),
+    _c("alone_eval_accuracy", "ratio", "higher", "alone accuracy", fmt=".3f"),
     _c("alone_eval_macro_f1", "ratio", "higher", "alone macro-F1", fmt=".3f"),
     _c("alone_train_loss_last", "nats", "lower"),
-    _c("distill_accuracy_gain", "ratio", "higher", "distill gain", summary=DIST, fmt="+.3f"),
-    _c("teacher_eval_accuracy", "ratio", "higher", "teacher accuracy", summary=DIST, fmt=".3f"),
+    _c("distill_accuracy_gain", "ratio", "higher", "distill gain", fmt="+.3f"),
+    _c("teacher_eval_accuracy", "ratio", "higher", "teacher accuracy", fmt=".3f"),
     _i("teacher_params", "count", "teacher params"),
     _c("teacher_train_s", "s", "lower", "teacher training s"),
-    _c("teacher_label_s", "s", "lower", "teacher labels s", summary=DIST),
+    _c("teacher_label_s", "s", "lower", "teacher labels s"),
     _c("teacher_label_j", "J", "lower", "teacher labels J"),
     # serving (harness/serving/metrics.py, docs/serving.md): one load window, or the capacity probe's
-    _i("offered_rate_req_per_s", "1/s", "rate req/s", summary=SERVE, fmt=".3g"),
-    _t("request_throughput_req_per_s", "1/s", "higher", "req/s", summary=SERVE, gate=_GATE5, fmt=".2f"),
-    _t("output_tok_per_s", "tokens/s", "higher", "out tok/s", summary=SERVE, gate=_GATE5),
-    _d("ttft_s", "TTFT p99 ms", summary=SERVE, summary_stat="p99", fmt=".1f"),  # inference writes it too
-    _d("tpot_s", "TPOT p99 ms", summary=SERVE, summary_stat="p99", fmt=".1f"),
-    _t("goodput_req_per_s", "1/s", "higher", "goodput req/s", summary=SERVE, gate=_GATE5, fmt=".2f"),
-    _c("capacity_req_per_s", "1/s", "higher", "capacity req/s", summary=SERVE, gate=_GATE10, fmt=".3g"),
+    _i("offered_rate_req_per_s", "1/s", "rate req/s", fmt=".3g"),
+    _t("request_throughput_req_per_s", "1/s", "higher", "req/s", gate=_GATE5, fmt=".2f"),
+    _t("output_tok_per_s", "tokens/s", "higher", "out tok/s", gate=_GATE5),
+    _d("ttft_s", "TTFT p99 ms", summary_stat="p99", fmt=".1f"),  # inference writes it too
+    _d("tpot_s", "TPOT p99 ms", summary_stat="p99", fmt=".1f"),
+    _t("goodput_req_per_s", "1/s", "higher", "goodput req/s", gate=_GATE5, fmt=".2f"),
+    _c("capacity_req_per_s", "1/s", "higher", "capacity req/s", gate=_GATE10, fmt=".3g"),
     _d("itl_s", "inter-token latency"),
     _d("e2el_s", "end-to-end request latency"),
     _d("queue_wait_s", "wait for a max_concurrency slot"),
@@ -210,9 +204,9 @@ METRICS: tuple[Metric, ...] = (
     _c("achieved_flop_per_s_decode", "FLOP/s", "higher"),
     _c("achieved_flop_per_s_train", "FLOP/s", "higher"),
     # prefill is compute-bound (MFU), decode memory-bound (MBU): the two physical limits, side by side
-    _c("mfu_prefill", "ratio", "higher", "MFU prefill", summary=INF, report=("mfu_prefill",), fmt=".3g"),
+    _c("mfu_prefill", "ratio", "higher", "MFU prefill", report=("mfu_prefill",), fmt=".3g"),
     _c("mfu_decode", "ratio", "higher"),
-    _c("mbu_decode", "ratio", "higher", "MBU decode", summary=INF, report=("mbu_decode",), fmt=".3g"),
+    _c("mbu_decode", "ratio", "higher", "MBU decode", report=("mbu_decode",), fmt=".3g"),
     _c("weight_bytes_per_decode_step", "bytes", "lower"),
     _c("kv_cache_bytes_per_decode_step", "bytes", "lower"),
     _i("kv_cache_element_bytes", "bytes"),
@@ -313,46 +307,19 @@ DERIVED_COLUMNS = {
     "interference_other_cpu_share": (),
 }
 
-# Default Pareto objectives per scenario: (label, columns tried in order, sense, unit). Columns are
-# report columns of registry metrics (Metric.column, distribution stats, DERIVED_COLUMNS).
-# with workload.target_eval_loss, training's cost and time are to reach it (a run that did not is off
-# the front); without, the training loop's
-OBJECTIVES: dict[str, tuple[tuple[str, tuple[str, ...], str, str], ...]] = {
-    "inference": (
-        ("decode throughput", ("decode_tok_per_s", "e2e_tok_per_s"), "max", "tokens/s"),
-        (get("usd_per_1m_tokens_generated", "cost").label, ("cost_usd_per_1m_tokens_generated",), "min", "USD"),
-        ("p99 request latency", ("request_latency_s_p99",), "min", "s"),
-        ("peak memory", ("peak_memory_bytes",), "min", "bytes"),
-        ("held-out loss", ("heldout_loss_nats",), "min", "nats"),
-    ),
-    "serving": (
-        # goodput needs an SLO (serving.slo.*); without one every completed request is good
-        ("goodput", ("goodput_req_per_s", "request_throughput_req_per_s"), "max", "req/s"),
-        (get("usd_per_1m_output_tokens").label, ("usd_per_1m_output_tokens",), "min", "USD"),
-        ("p99 TTFT", ("ttft_s_p99",), "min", "s"),
-        ("capacity", ("capacity_req_per_s",), "max", "req/s"),
-    ),
-    "training": (
-        ("cost to target", ("cost_usd_to_target", "cost_training_usd"), "min", "USD"),
-        ("final eval loss", ("eval_loss",), "min", "nats"),
-        ("wall time", ("target_time_s", "train_window_s"), "min", "s"),
-    ),
-    # with workload.target_accuracy, cost and time to reach it; without, the training loop's
-    "classification": (
-        ("cost to target", ("cost_usd_to_target", "cost_training_usd"), "min", "USD"),
-        ("held-out accuracy", ("quality_accuracy",), "max", "ratio"),
-        ("wall time", ("target_time_s", "train_window_s"), "min", "s"),
-        ("peak memory", ("peak_memory_bytes",), "min", "bytes"),
-    ),
-    # the cost to make the distilled student (teacher training here, its labels, the student's steps)
-    "distill": (
-        ("cost", ("cost_training_usd",), "min", "USD"),
-        ("held-out accuracy", ("quality_accuracy",), "max", "ratio"),
-        ("peak memory", ("peak_memory_bytes",), "min", "bytes"),
-    ),
-}
-# Scaling efficiency's throughput per scenario (harness.scaling): the whole run's rate
-SCALING_THROUGHPUT = {"training": "train_tok_per_s", "inference": "e2e_tok_per_s"}
+
+# Default Pareto objectives per scenario, `OBJECTIVES[<workload>]`: each scenario declares its own
+# (harness.scenarios.base.Spec.objectives: label, columns tried in order, sense, unit), as report columns of
+# registry metrics (Metric.column, distribution stats, DERIVED_COLUMNS). Scaling efficiency's throughput per
+# scenario, `SCALING_THROUGHPUT[<workload>]` (harness.scaling): Spec.scaling_throughput, the whole run's rate.
+def __getattr__(name: str) -> dict:
+    from harness import scenarios  # asked when read: a scenario's Spec names registry metrics (import order)
+
+    if name == "OBJECTIVES":
+        return {s.name: s.objectives for s in scenarios.all_specs() if s.objectives}
+    if name == "SCALING_THROUGHPUT":
+        return {s.name: s.scaling_throughput for s in scenarios.all_specs() if s.scaling_throughput}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def names(section: str = "metrics") -> tuple[str, ...]:
@@ -360,7 +327,18 @@ def names(section: str = "metrics") -> tuple[str, ...]:
 
 
 def summary_columns(scenario: str) -> tuple[Metric, ...]:
-    return tuple(m for m in METRICS if scenario in m.summary)
+    """The terminal table's columns of a scenario: the metrics its Spec.summary names, in registry order."""
+    from harness import scenarios
+
+    names = scenarios.spec(scenario, strict=False).summary
+    return tuple(m for m in METRICS if m.section == "metrics" and m.name in names)
+
+
+def summary_scenarios(m: Metric) -> tuple[str, ...]:
+    """The scenarios whose terminal table shows `m` (docs/results.md's "summary" column)."""
+    from harness import scenarios
+
+    return tuple(s.name for s in scenarios.all_specs() if m.section == "metrics" and m.name in s.summary)
 
 
 def gate_defaults() -> dict[str, dict]:
@@ -416,7 +394,8 @@ def markdown_table() -> str:
     for m in METRICS:
         gate = "" if m.gate is None else f"{m.gate[0]:g}" + (f", {m.gate[1]:.0f}" if m.gate[1] else "")
         dist = " (distribution)" if m.distribution else ""
-        cells = (f"`{m.name}`{dist}", m.label, m.section, m.unit, m.better or "", m.kind, ", ".join(m.summary),
+        shown = ", ".join(summary_scenarios(m))
+        cells = (f"`{m.name}`{dist}", m.label, m.section, m.unit, m.better or "", m.kind, shown,
                  ", ".join(f"`{c}`" for c in m.report), gate, m.export or "")  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from harness import adaptive, interference, metrics
+from harness import adaptive, interference, metrics, scenarios
 
 
 def _ms(dist: Any, stat: str = "p50", fmt: str = ".2f") -> str:
@@ -114,17 +114,14 @@ def _quality_cells(r: dict[str, Any]) -> tuple:
 
 def _extra(workload: str, r: dict[str, Any] | None) -> tuple:
     """Cost (and, where the weights run in this process, held-out quality) columns beside the registry's:
-    headers when r is None. Training's dollars are the run's total; the others' are per 1 M tokens."""
-    if workload == "training":
-        return (metrics.get("training_usd", "cost").label,) if r is None else (_cost_cell(r),)
+    headers when r is None. Which dollar figure and whether quality follows are the workload's
+    (Spec.summary_cost, Spec.summary_quality): training's dollars are the run's total; the others' per 1 M tokens."""
+    spec = scenarios.spec(workload, strict=False)
     if r is None:
         # the registry's names: the same figure is called the same in the report, runs.csv and the gate
-        per = metrics.get(
-            "usd_per_1m_output_tokens" if workload == "serving" else "usd_per_1m_tokens_generated",
-            "metrics" if workload == "serving" else "cost",
-        ).label
-        return (per, "held-out loss [95% CI]", "accuracy", "quality")
-    return (_cost_cell(r), *_quality_cells(r))
+        per = metrics.get(*spec.summary_cost).label
+        return (per, "held-out loss [95% CI]", "accuracy", "quality") if spec.summary_quality else (per,)
+    return (_cost_cell(r), *_quality_cells(r)) if spec.summary_quality else (_cost_cell(r),)
 
 
 def _notes(records: list[dict[str, Any]]) -> list[str]:

@@ -9,7 +9,7 @@ import re
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 
-from harness import adaptive, datafiles
+from harness import adaptive, datafiles, launchers, scenarios
 from harness.config import (
     COST_MODES,
     DATA_SOURCES,
@@ -69,9 +69,7 @@ def validate(cfg: HarnessConfig) -> None:
     _validate_paths(cfg)
     if cfg.precision.name not in PRECISIONS:
         raise ConfigError("precision.name", cfg.precision.name, f"choose one of {', '.join(PRECISIONS)}")
-    from harness import scenarios  # the registry: built-in scenarios and HARNESS_PLUGINS ones
-
-    if cfg.workload.name not in scenarios.names():
+    if cfg.workload.name not in scenarios.names():  # built-in scenarios and HARNESS_PLUGINS ones
         raise ConfigError("workload.name", cfg.workload.name, f"choose one of {', '.join(scenarios.names())}")
     if cfg.hardware.device not in DEVICES:
         raise ConfigError("hardware.device", cfg.hardware.device, f"choose one of {', '.join(DEVICES)}")
@@ -97,25 +95,17 @@ def validate(cfg: HarnessConfig) -> None:
         raise ConfigError("quality.floor", cfg.quality.floor, "must be between 0 and 1 (a share of the fp32 reference)")
     _at_least("quality.eval_tokens", cfg.quality.eval_tokens, 2)
     _validate_model(cfg)
-    if w.name == "training":
-        _validate_training(cfg)
-    elif w.name == "classification":
-        from harness import finetune
-
-        finetune.validate(cfg)
-    elif w.name == "distill":
-        from harness import distill
-
-        distill.validate(cfg)
-    elif cfg.quality.enabled:
-        _validate_data(cfg.data)
     _at_least("quality.window_tokens", cfg.quality.window_tokens, 2)
     _at_least("quality.bootstrap", cfg.quality.bootstrap, 100)
-    if w.name == "serving":
-        from harness.serving.validate import validate_serving
-
-        validate_serving(cfg.serving, cfg.model, cfg.gpus)
+    spec = scenarios.spec(w.name)
+    if not spec.reads_data and cfg.quality.enabled:  # data.* is only the held-out quality text here
+        validate_data(cfg.data)
+    spec.validate(cfg)  # the workload's own settings (Spec.validate), its own data included
     _validate_dist(cfg)
+    name = cfg.launcher.name
+    if name is not None and launchers.get(name) is None:
+        choices = ", ".join(launchers.names()) or "none is registered (harness.launchers)"
+        raise ConfigError("launcher.name", name, f"choose one of {choices}; null: launcher.preload decides")
     _validate_interference(cfg.interference)
 
 
@@ -131,12 +121,6 @@ def _validate_interference(i: InterferenceConfig) -> None:
         )
 
 
-# the shipped scenarios whose repeats cannot be adaptive, and why (their Scenario.repeats_figure is None;
-# tests/test_adaptive.py checks the two agree); a plugin scenario is asked directly
-AUTO_REPEATS_REFUSED = {
-    "training": "training times its whole step budget (workload.max_steps), cut into `repeats` chunks",
-    "serving": "serving's windows are its load (serving.num_requests, serving.duration_s)",
-}
 AUTO_REPEATS_KEYS = adaptive.KEYS
 
 
@@ -155,17 +139,15 @@ def _validate_repeats(cfg: HarnessConfig) -> None:
     if r != "auto":
         return
     name = cfg.workload.name
-    why = AUTO_REPEATS_REFUSED.get(name)
-    if why is None and name != "inference":
-        from harness import scenarios  # a plugin: already imported by scenarios.names()
-
-        if scenarios.get(name).repeats_figure({"workload": {"decode_tokens": cfg.workload.decode_tokens}}) is None:
-            why = f"workload={name} declares no figure to watch (Scenario.repeats_figure)"
+    spec = scenarios.spec(name)
+    why = spec.repeats_refused  # refused by design, and why (Spec.repeats_refused)
+    if why is None and spec.repeats_figure({"workload": {"decode_tokens": cfg.workload.decode_tokens}}) is None:
+        why = f"workload={name} declares no figure to watch (Scenario.repeats_figure)"
     if why is not None:
         raise ConfigError("repeats", r, f"{why}; choose an integer >= 1 (auto is for workload=inference)")
 
 
-def _validate_training(cfg: HarnessConfig) -> None:
+def validate_training(cfg: HarnessConfig) -> None:
     w, d = cfg.workload, cfg.data
     validate_steps(w)
     if w.target_eval_loss is not None and w.target_eval_loss <= 0:
@@ -174,7 +156,7 @@ def _validate_training(cfg: HarnessConfig) -> None:
         raise ConfigError(
             "model.weights", "trained", "training starts from the seeded initialisation: use model.weights=random"
         )
-    _validate_data(d)
+    validate_data(d)
 
 
 def validate_steps(w: WorkloadConfig) -> None:
@@ -189,7 +171,7 @@ def validate_steps(w: WorkloadConfig) -> None:
         raise ConfigError("workload.lr", w.lr, "must be > 0")
 
 
-def _validate_data(d: DataConfig) -> None:
+def validate_data(d: DataConfig) -> None:
     """The data group: training text, and the held-out text of every run's quality evaluation."""
     if d.source not in DATA_SOURCES:
         raise ConfigError("data.source", d.source, f"choose one of {', '.join(DATA_SOURCES)}")
@@ -265,10 +247,8 @@ def _validate_model(cfg: HarnessConfig) -> None:
         )
     if m.vocab_size < 256:
         raise ConfigError("model.vocab_size", m.vocab_size, "must be >= 256 (prompts are byte-level token ids)")
-    if cfg.workload.name == "serving":
-        return  # serving lengths are checked by harness.serving.validate
-    needed = cfg.seq_len + cfg.workload.decode_tokens + 1
-    if needed > m.max_position_embeddings:
+    needed = scenarios.spec(cfg.workload.name).positions_needed(cfg)  # None: the workload checks its own lengths
+    if needed is not None and needed > m.max_position_embeddings:
         raise ConfigError(
             "seq_len",
             cfg.seq_len,

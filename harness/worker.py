@@ -114,7 +114,8 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
             sections["environment_extra"]["gpu"] = gpu.info()
             sections["warnings"].extend(gpu.identity_warnings())
         t = time.perf_counter()
-        model_cfg = scenario.model_config(config)  # model.weights=trained: its cached checkpoint
+        # the preset, or (Spec.trained_weights) its cached checkpoint; then what the scenario adds to it
+        model_cfg = scenario.model_config(config, checkpoints.model_config(config))
         model = backend.load(model_cfg, transforms.load_dtype(chain), device.torch_device, config["seed"])
         hardware.synchronize(cuda)  # CUDA work is asynchronous: the clock stops when the device is done
         timing["model_build_s"] = time.perf_counter() - t
@@ -132,7 +133,7 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
         prec_section = sections.setdefault("precision", {})
         if device.type == "cuda":
             prec_section.update(precision.tf32_state())
-        if prec == "int8" and scenario.name == "inference":  # which matmul really runs, at this run's shapes
+        if scenario.observes_int8_kernels(config):  # which matmul really runs, at this run's shapes
             prec_section["kernels"] = precision.observe_int8(
                 model, config["batch_size"], config["seq_len"], device.torch_device, device.type
             )

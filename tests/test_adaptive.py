@@ -11,7 +11,7 @@ from harness.config import HarnessConfig, ModelConfig, PrecisionConfig
 from harness.errors import ConfigError
 from harness.report.aggregate import flatten_result
 from harness.scenarios import inference
-from harness.validation import AUTO_REPEATS_REFUSED, validate
+from harness.validation import validate
 from tests.conftest import run_cli
 
 # with two outliers and n - 2 values of 100, the bootstrap median leaves 100 with probability
@@ -141,15 +141,18 @@ def test_validation_at_the_edges(key, accepted, refused, rule):
 
 
 def test_auto_is_refused_where_repeats_are_not_independent_windows():
-    for name, why in AUTO_REPEATS_REFUSED.items():
+    refused = {s.name: s.repeats_refused for s in scenarios.all_specs() if s.repeats_refused}
+    assert set(refused) == {"training", "serving"}
+    for name, why in refused.items():
         with pytest.raises(ConfigError) as err:
             validate(_cfg(name, repeats="auto"))
         assert str(err.value).startswith(f"repeats=auto is not valid: {why}; choose an integer >= 1")
         validate(_cfg(name, repeats=4))  # an integer is fine
-    # the table agrees with the scenarios themselves
+    # the reasons agree with the scenarios' own figures, and the worker's classes answer as their Specs
     config = {"workload": {"decode_tokens": 32}}
     for name in ("inference", "training", "serving"):
-        assert (scenarios.get(name).repeats_figure(config) is None) == (name in AUTO_REPEATS_REFUSED)
+        assert (scenarios.get(name).repeats_figure(config) is None) == (name in refused)
+        assert scenarios.get(name).repeats_figure(config) == scenarios.spec(name).repeats_figure(config)
     assert scenarios.get("inference").repeats_figure({"workload": {"decode_tokens": 0}}) == "e2e_tok_per_s"
 
 

@@ -10,7 +10,7 @@ import sys
 
 from conftest import FAST, REPO, load_results, run_cli
 
-from harness import checkpoints, models
+from harness import checkpoints, models, pretrain
 
 # a budget of 4 steps: seconds, not a useful model; enough to test the plumbing
 SHORT = ["model.train_steps=4", *FAST]
@@ -62,7 +62,7 @@ def test_trained_once_then_reused_and_deterministic(tmp_path, monkeypatch):
     assert run["quality"]["quality_meaningful"] is True and run["quality"]["verdict"] == "pass"  # fp32: itself
     # the same seed and settings in another cache (trained directly, no inference run): the same weights
     monkeypatch.setenv("HARNESS_CACHE", str(cache_b))
-    again = checkpoints.ensure(_composed("model.train_steps=4"), say=lambda *a, **k: None)
+    again = pretrain.ensure(_composed("model.train_steps=4"), say=lambda *a, **k: None)
     assert checkpoints.folder(_composed("model.train_steps=4")["model"]).name == folder.name
     assert again["checkpoint"]["sha256"] == train["checkpoint"]["sha256"]
     assert again["checkpoint"]["sha256"] == checkpoints.file_sha256(ckpt / "model.safetensors")

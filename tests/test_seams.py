@@ -14,3 +14,63 @@ GOLDEN = json.loads((Path(__file__).parent / "data" / "seams_golden.json").read_
 def test_keys_hashes_and_slugs_are_those_of_before_the_move():
     # tests/data/seams_golden.json was written at 5e07a75, when harness/results.py branched on workload names
     assert seams_golden.compute() == GOLDEN
+
+
+def test_objectives_summary_columns_and_scaling_are_those_of_before_the_move():
+    # written at 5e07a75 (harness.metrics.OBJECTIVES, SCALING_THROUGHPUT, summary_columns, summary._extra),
+    # before each scenario declared its own lists (Spec.objectives, summary, scaling_throughput, summary_cost)
+    from harness import metrics, summary
+
+    expected = json.loads((Path(__file__).parent / "data" / "seams_registry_golden.json").read_text())
+    shipped = ("inference", "training", "serving", "classification", "distill")
+    now = {
+        "obj": metrics.OBJECTIVES,
+        "scal": metrics.SCALING_THROUGHPUT,
+        "sum": {s: [c.name for c in metrics.summary_columns(s)] for s in shipped},
+        "extra": {s: summary._extra(s, None) for s in shipped},
+    }
+    assert json.loads(json.dumps(now)) == expected
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """harness module -> the harness modules it imports, at the top or inside a function (ast, not run)."""
+    import ast
+
+    root = Path(__file__).resolve().parent.parent / "harness"
+    files = {".".join(f.relative_to(root.parent).with_suffix("").parts).removesuffix(".__init__"): f
+             for f in root.rglob("*.py")}  # fmt: skip
+    graph = {}
+    for name, f in files.items():
+        deps = set()
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("harness"):
+                deps |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in files else node.module
+                         for a in node.names}  # fmt: skip
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names if a.name.startswith("harness")}
+        graph[name] = {d for d in deps if d in files and d != name}
+    return graph
+
+
+def _reaches(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for d in graph[todo.pop()] - seen:
+            seen.add(d)
+            todo.append(d)
+    return seen
+
+
+def test_no_harness_module_imports_itself_through_others():
+    # checkpoints -> launch -> forkserver -> worker -> checkpoints was one: making a checkpoint (a launch) is
+    # harness.pretrain's now, and the worker only reads the cache (harness.checkpoints); the scenarios'
+    # Specs -> checkpoints -> results -> scenarios was another (the worker now asks checkpoints.model_config)
+    graph = _import_graph()
+    assert "harness.launch" not in _reaches(graph, "harness.checkpoints")
+    assert "harness.launch" not in _reaches(graph, "harness.worker")
+    assert [m for m in graph if m in _reaches(graph, m)] == []
+
+
+def test_the_graph_sees_a_circle_where_there_is_one():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert "a" in _reaches(graph, "a") and "d" not in _reaches(graph, "d")

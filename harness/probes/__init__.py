@@ -2,17 +2,29 @@
 NVML, RAPL, codecarbon), GPU facts through NVML (`nvml`), what else ran beside the window (`interference`),
 and the timers of timed steps (`timing`).
 
-`for_device` is the one place that decides which probes watch a run.
+`for_device` is the one place that decides which probes watch a run; a plugin (harness.plugins) adds a
+probe factory with `register`, asked there for every run.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
+from harness.plugins import load
 from harness.probes.base import Probe, ProbeSet, Reading
 
-__all__ = ["Probe", "ProbeSet", "Reading", "for_device"]
+__all__ = ["Probe", "ProbeSet", "Reading", "for_device", "register"]
+
+# plugins' probes: factory(config, device, place) -> a Probe for this run, or None where it does not apply
+_FACTORIES: list[Callable[[dict[str, Any], Any, Any], Probe | None]] = []
+
+
+def register(factory: Callable[[dict[str, Any], Any, Any], Probe | None]) -> Callable:
+    """Decorator: `factory(config, device, place)` gives a probe for each run (None: not this run)."""
+    _FACTORIES.append(factory)
+    return factory
 
 
 def for_device(
@@ -46,6 +58,8 @@ def for_device(
             rank=place.rank,
         )
     )
+    load()
+    probes.extend(p for p in (f(config, device, place) for f in _FACTORIES) if p is not None)
     barrier = window_barrier(place, replicas)
     if not config["energy"]["enabled"]:
         return ProbeSet([*probes, *barrier])

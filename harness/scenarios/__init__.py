@@ -11,10 +11,11 @@ one. A plugin's Scenario class is its own Spec.
 from __future__ import annotations
 
 import importlib
-import os
 from typing import Any
 
-PLUGINS_ENV = "HARNESS_PLUGINS"
+from harness.plugins import PLUGINS_ENV, load
+
+__all__ = ["PLUGINS_ENV", "all_specs", "get", "names", "register", "spec"]
 _REGISTRY: dict[str, Any] = {
     "inference": "harness.scenarios.inference:Inference",
     "training": "harness.scenarios.training:Training",
@@ -31,7 +32,6 @@ _SPECS: dict[str, str] = {
     "classification": "harness.scenarios.specs:ClassificationSpec",
     "distill": "harness.scenarios.specs:DistillSpec",
 }
-_plugins_loaded: set[str] = set()
 
 
 def register(cls: Any) -> Any:
@@ -41,16 +41,9 @@ def register(cls: Any) -> Any:
     return cls
 
 
-def _load_plugins() -> None:
-    for module in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(","))):
-        if module not in _plugins_loaded:
-            _plugins_loaded.add(module)
-            importlib.import_module(module)
-
-
 def names() -> tuple[str, ...]:
     """Every registered scenario name (built-in first). Imports no scenario module but plugins."""
-    _load_plugins()
+    load()
     return tuple(_REGISTRY)
 
 
@@ -64,7 +57,7 @@ def _resolve(table: dict[str, Any], name: str) -> Any:
 
 def get(name: str) -> Any:
     """An instance of the scenario registered as `name` (its module may import torch: the worker's side)."""
-    _load_plugins()
+    load()
     if name not in _REGISTRY:
         raise KeyError(f"scenario {name!r} is not registered: choose one of {', '.join(_REGISTRY)}")
     return _resolve(_REGISTRY, name)()
@@ -75,7 +68,7 @@ def spec(name: str, strict: bool = True) -> Any:
     The shipped ones import no torch, so the CLI and the launcher ask this, never `get`. strict=False: a
     name not registered in this process (a stored result of a plugin not loaded now) gets the base Spec's
     answers, which are what harness.results answered for any name it did not know before the seams."""
-    _load_plugins()
+    load()
     if name in _SPECS:
         return _resolve(_SPECS, name)()
     if not strict and name not in _REGISTRY:

@@ -91,11 +91,8 @@ class Spec:
         return f"dec{fields['decode_tokens']}"
 
     def validate(self, cfg: Any) -> None:
-        """Checks of this workload's own settings (cfg: the typed HarnessConfig); raise ConfigError."""
-        from harness import validation
-
-        if cfg.quality.enabled:  # the held-out quality text
-            validation.validate_data(cfg.data)
+        """Checks of this workload's own settings (cfg: the typed HarnessConfig); raise ConfigError. The data
+        group is checked by harness.validation where it is only the quality text (reads_data false)."""
 
     def positions_needed(self, cfg: Any) -> int | None:
         """The model positions one sequence takes (checked against max_position_embeddings), or None."""
@@ -137,11 +134,10 @@ class Scenario(Spec):
     summed_over_ranks: ClassVar[tuple[str, ...]] = ()  # REPLICAS: throughputs that add up over ranks
     repeat_cost: ClassVar[tuple[str, str] | None] = None  # (repeat rate key, repeat cost key) for pricing
 
-    def model_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        """The model node the backend builds: the preset, or (model.weights=trained) its cached checkpoint."""
-        from harness import checkpoints
-
-        return checkpoints.model_config(config)
+    def model_config(self, config: Mapping[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+        """The model node the backend builds, from `model`: the preset, or (Spec.trained_weights) its cached
+        checkpoint (harness.checkpoints.model_config, asked by the worker). As it is by default."""
+        return model
 
     def run(self, ctx: RunContext) -> Measured:
         raise NotImplementedError

@@ -157,9 +157,8 @@ class Classification(ClassificationSpec, Scenario):
     )
     repeat_cost = ("train_tok_per_s", "usd_per_1m_tokens_train")
 
-    def model_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
+    def model_config(self, config: Mapping[str, Any], model_cfg: dict[str, Any]) -> dict[str, Any]:
         """The preset (or its harness-trained checkpoint, init=checkpoint), with the labelled set's class count."""
-        model_cfg = super().model_config(config)
         names = labelled.load(dict(config["data"])).names
         return {**model_cfg, "num_labels": len(names), "init": config["workload"].get("init", "random")}
 

@@ -136,7 +136,6 @@ class ServingSpec(Spec):
     def validate(self, cfg: Any) -> None:
         from harness.serving.validate import validate_serving
 
-        super().validate(cfg)
         validate_serving(cfg.serving, cfg.model, cfg.gpus)
 
     def positions_needed(self, cfg: Any) -> int | None:
