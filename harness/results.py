@@ -66,11 +66,6 @@ def key_fields(config: Mapping[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def classification_key_fields(config: Mapping[str, Any]) -> dict[str, Any]:
-    """What a classification run is beyond the common fields (kept for callers of the old name)."""
-    return scenarios.spec("classification").key_fields(config)
-
-
 def canonical_key(config: Mapping[str, Any]) -> str:
     """A stable string that matches the same measured configuration across sweeps."""
     return " ".join(f"{k}={v}" for k, v in key_fields(config).items())

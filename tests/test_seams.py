@@ -17,9 +17,11 @@ def test_keys_hashes_and_slugs_are_those_of_before_the_move():
 
 
 def test_objectives_summary_columns_and_scaling_are_those_of_before_the_move():
-    # written at 5e07a75 (harness.metrics.OBJECTIVES, SCALING_THROUGHPUT, summary_columns, summary._extra),
-    # before each scenario declared its own lists (Spec.objectives, summary, scaling_throughput, summary_cost)
+    # written at 5e07a75 (harness.metrics.OBJECTIVES, SCALING_THROUGHPUT, summary_columns, summary._extra,
+    # report.answer.SPECS), before each scenario declared its own (Spec.objectives, summary, scaling_throughput,
+    # summary_cost, answer)
     from harness import metrics, summary
+    from harness.report import answer
 
     expected = json.loads((Path(__file__).parent / "data" / "seams_registry_golden.json").read_text())
     shipped = ("inference", "training", "serving", "classification", "distill")
@@ -28,6 +30,7 @@ def test_objectives_summary_columns_and_scaling_are_those_of_before_the_move():
         "scal": metrics.SCALING_THROUGHPUT,
         "sum": {s: [c.name for c in metrics.summary_columns(s)] for s in shipped},
         "extra": {s: summary._extra(s, None) for s in shipped},
+        "answer": {s: repr(answer.spec_for(s)) for s in shipped},
     }
     assert json.loads(json.dumps(now)) == expected
 
@@ -74,3 +77,52 @@ def test_no_harness_module_imports_itself_through_others():
 def test_the_graph_sees_a_circle_where_there_is_one():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert "a" in _reaches(graph, "a") and "d" not in _reaches(graph, "d")
+
+
+def _workload_branches(names: set[str]) -> list[str]:
+    """`x == "training"`, `w in ("classification", "distill")` ... in harness modules outside the scenarios'."""
+    import ast
+
+    root = Path(__file__).resolve().parent.parent / "harness"
+    found = []
+    for f in sorted(root.rglob("*.py")):
+        if {"scenarios", "serving"} & set(f.relative_to(root).parts[:-1]):
+            continue  # the scenarios' own modules (harness/serving/ is the serving scenario's)
+        for node in ast.walk(ast.parse(f.read_text())):
+            if not isinstance(node, ast.Compare):
+                continue
+            text = ast.unparse(node)
+            if "quality_task" in text:  # the quality section's task kind (quality.task), not a workload
+                continue
+            parts = [node.left, *node.comparators]
+            consts = [c for p in parts for c in ([p] if isinstance(p, ast.Constant) else getattr(p, "elts", []))]
+            if any(isinstance(c, ast.Constant) and c.value in names for c in consts):
+                found.append(f"{f.relative_to(root.parent)}:{node.lineno}: {text}")
+    return found
+
+
+def test_no_module_outside_the_scenarios_branches_on_a_workload_name():
+    from harness import scenarios
+
+    assert _workload_branches(set(scenarios.names())) == []
+    # and the check sees a branch where there is one: validation's `d.source == "hf"` (a data source, not a workload)
+    assert any(b.startswith("harness/validation.py") and "'hf'" in b for b in _workload_branches({"hf"}))
+
+
+def test_the_launcher_side_imports_no_torch():
+    # the CLI, validation, keys, the launcher, the summary and the report ask the scenarios' Specs, which are
+    # declared without torch (harness/scenarios/specs.py); the worker's Scenario classes import it
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from harness import app, cli, launch, memory_model, results, summary, validation\n"
+        "from harness.report import build\n"
+        "from harness import scenarios\n"
+        "for name in scenarios.names():\n"
+        "    s = scenarios.spec(name); s.objectives, s.summary, s.answer\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr

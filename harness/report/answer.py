@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from harness import metrics
+from harness import metrics, scenarios
 from harness.report.html import esc, fmt, missing
 from harness.report.pareto import knee_index, pareto_mask
 from harness.summary import label as run_label
@@ -66,55 +66,23 @@ def _axis(column: str, name: str, section: str, sense: str) -> Axis:
 
 
 MEMORY = Axis("peak_memory_bytes", metrics.PEAK_MEMORY, "min")
-# what a run that trains is priced, charged and timed on: cost to its target where set, else the whole run
-TRAINED = (
-    (
-        _axis("cost_usd_to_target", "usd_to_target", "cost", "min"),
-        _axis("cost_training_usd", "training_usd", "cost", "min"),
-    ),
-    _axis("energy_total_j", "total_j", "energy", "min"),
-    (_axis("train_tok_per_s", "train_tok_per_s", "metrics", "max"),),
-    MEMORY,
-)
-# a classifier's held-out accuracy (quality section, bootstrap interval over examples: harness.taskmetrics);
-# cost to workload.target_accuracy where set, else the whole run (a distill run: teacher labels and both students)
-CLASSIFIER = Spec(
-    _axis("quality_accuracy", "accuracy", "quality", "max"),
-    "quality_accuracy_lo",
-    "quality_accuracy_hi",
-    *TRAINED,
-)
-SPECS: dict[str, Spec] = {
-    "inference": Spec(
-        _axis("heldout_loss_nats", "loss_nats", "quality", "min"),
-        "quality_loss_nats_lo",
-        "quality_loss_nats_hi",
-        (_axis("cost_usd_per_1m_tokens_generated", "usd_per_1m_tokens_generated", "cost", "min"),),
-        _axis("energy_j_per_token", "j_per_token", "energy", "min"),
-        (
-            _axis("e2e_tok_per_s", "e2e_tok_per_s", "metrics", "max"),
-            _axis("decode_tok_per_s", "decode_tok_per_s", "metrics", "max"),
-        ),
+
+
+def spec_for(workload: str) -> Spec | None:
+    """What the answer reads for `workload`, as its scenario declares it (harness.scenarios.base.Spec.answer:
+    axes of (report column, registry metric, section, sense)); None for one that declares none."""
+    declared = scenarios.spec(workload, strict=False).answer
+    if declared is None:
+        return None
+    return Spec(
+        _axis(*declared["quality"]),
+        declared["lo"],
+        declared["hi"],
+        tuple(_axis(*c) for c in declared["cost"]),
+        _axis(*declared["energy"]),
+        tuple(_axis(*c) for c in declared["speed"]),
         MEMORY,
-    ),
-    "training": Spec(
-        _axis("eval_loss", "eval_loss", "metrics", "min"),
-        "eval_loss_lo",
-        "eval_loss_hi",
-        *TRAINED,
-    ),
-    "serving": Spec(
-        _axis("slo_attainment", "slo_attainment", "metrics", "max"),
-        None,
-        None,
-        (_axis("usd_per_1m_output_tokens", "usd_per_1m_output_tokens", "metrics", "min"),),
-        _axis("j_per_1m_output_tokens", "j_per_1m_output_tokens", "metrics", "min"),
-        (_axis("output_tok_per_s", "output_tok_per_s", "metrics", "max"),),
-        MEMORY,
-    ),
-    "classification": CLASSIFIER,
-    "distill": CLASSIFIER,
-}
+    )
 
 
 def num(frame: pd.DataFrame, column: str | None) -> pd.Series:
@@ -195,7 +163,7 @@ class Answer:
 
 def answer(rows: pd.DataFrame, workload: str) -> Answer | None:
     """The answer for the runs of one workload (None for a workload without a Spec, e.g. a plugin's)."""
-    spec = SPECS.get(workload)
+    spec = spec_for(workload)
     if spec is None:
         return None
     why = exclusions(rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
@@ -9,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import results
-from harness.report import aggregate, answer, hero, plots, quality_section, sections, serving_plots
+from harness import results, scenarios
+from harness.report import aggregate, answer, hero, plots, quality_section, sections
 from harness.report.html import Section, page, table
 from harness.report.pareto import DEFAULT_OBJECTIVES, Objective, front
 
@@ -97,12 +98,15 @@ def render(
         f"{len(frame)} runs from {len(sweeps)} sweep(s): {', '.join(sweeps)}; generated "
         f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}"
     )
+    # the workloads' own report sections (Spec.report_section: serving's), for the workloads of these runs
+    workloads = dict.fromkeys(str(w) for w in frame.get("workload", ()))
+    own = [s.report_section for s in (scenarios.spec(w, strict=False) for w in workloads) if s.report_section]
     body = [
         sections.summary(groups, floor, charts) + sections.disturbed_note(frame) + sections.adaptive_note(frame),
         quality_section.quality(frame, floor, sections.config_label),
         quality_section.projection(frame, served_tokens, sections.config_label),
         sections.plots(scaling_svg, note),
-        serving_plots.section(frame, plotly_on_page),  # empty without serving runs
+        *(_call(target, frame, plotly_on_page) for _, _, target in own),  # the workloads' own (serving's)
         sections.runs_table(frame, extra_cols),
         sections.failures(frame),
         sections.environment(frame),
@@ -116,7 +120,7 @@ def render(
         ("quality", "Quality"),
         *([("projection", "Cost projection")] if served_tokens else []),
         ("plots", "Scaling"),
-        *([("serving", "Serving")] if "serving" in set(frame.get("workload", ())) else []),
+        *((anchor, title) for anchor, title, _ in own),
         ("runs", "All runs"),
         ("failures", "Failures"),
         ("environment", "Environment"),
@@ -124,6 +128,12 @@ def render(
         ("methodology", "Methodology"),
     ]
     return page(title, subtitle, nav, body, extra), frame
+
+
+def _call(target: str, frame: pd.DataFrame, plotly_on_page: bool) -> str:
+    """A workload's own report section (Spec.report_section's "module:function")."""
+    module, function = target.split(":")
+    return getattr(importlib.import_module(module), function)(frame, plotly_on_page)
 
 
 def damaged_section(damaged: Sequence[tuple[Path, str]]) -> list[Section]:

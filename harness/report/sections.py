@@ -126,11 +126,11 @@ def _row_class(r: pd.Series) -> str:
 
 def compact_columns(frame: pd.DataFrame) -> list[tuple[str, str]]:
     """The runs table's default columns: per workload of the frame, its answer's quality (and interval),
-    cost, throughput and peak memory (harness.report.answer.SPECS, labels from the metric registry)."""
+    cost, throughput and peak memory (harness.report.answer.spec_for, labels from the metric registry)."""
     cols = [("sweep", "sweep")] if frame["sweep"].nunique() > 1 else []
     cols.append(("status", "status"))
     for workload in dict.fromkeys(frame.get("workload", pd.Series(dtype=object)).astype(str)):
-        spec = answer_mod.SPECS.get(workload)
+        spec = answer_mod.spec_for(workload)
         if spec is None:
             continue
         cols.append((spec.quality.column, spec.quality.label))

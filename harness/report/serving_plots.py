@@ -1,5 +1,6 @@
 """The serving section of the report: latency percentiles against achieved throughput, one line per
-configuration (its runs at several rates), with the SLO bound and the capacity found by a search marked."""
+configuration (its runs at several rates), with the SLO bound and the capacity found by a search marked.
+The serving scenario's own section: its Spec names it (harness.scenarios.specs.ServingSpec.report_section)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from harness.report import serving_figures
 from harness.report.answer import config_label
 from harness.report.html import esc, svg_img
 from harness.report.plots import _safe, _svg
+from harness.scenarios.specs import ServingSpec
 
 LINE = ("model", "precision", "engine", "arrival", "input_len", "output_len")
 PANELS = (("ttft_s", "TTFT", "slo_ttft_ms"), ("tpot_s", "TPOT (first token excluded)", "slo_tpot_ms"))
@@ -17,7 +19,9 @@ X = "request_throughput_req_per_s"
 
 
 def _lines(frame: pd.DataFrame) -> pd.DataFrame:
-    ok = frame[(frame.get("workload") == "serving") & (frame["status"] == "ok")] if "workload" in frame else frame[:0]
+    if "workload" not in frame:
+        return frame[:0]
+    ok = frame[(frame["workload"] == ServingSpec.name) & (frame["status"] == "ok")]
     if ok.empty or X not in ok:
         return ok
     keys = [k for k in LINE if k in ok]

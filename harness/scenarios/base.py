@@ -81,6 +81,13 @@ class Spec:
     summary_cost: ClassVar[tuple[str, str]] = ("usd_per_1m_tokens_generated", "cost")
     summary_quality: ClassVar[bool] = True
     repeats_refused: ClassVar[str | None] = None  # why repeats=auto is refused, where it is by design
+    # what the report's answer (harness.report.answer) reads: {"quality": axis, "lo"/"hi": its interval's
+    # columns or None, "cost": axes, "energy": axis, "speed": axes}, each axis (report column, registry metric,
+    # section, "min" | "max"), the first with data of several used; None: no answer for this workload
+    answer: ClassVar[dict[str, Any] | None] = None
+    # a report section of its own: (anchor, title, "module:function"); function(frame, plotly_on_page) -> html,
+    # empty without this workload's runs (harness.report.build)
+    report_section: ClassVar[tuple[str, str, str] | None] = None
 
     def key_fields(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """What a run of this workload is beyond the common fields (harness.results.key_fields), in key order."""

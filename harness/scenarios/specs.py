@@ -23,6 +23,16 @@ _STEPS = tuple(
 )
 _LORA = tuple(f"lora.{k}" for k in ("rank", "alpha", "dropout", "target_modules"))
 _TRAINING_SUMMARY = ("step_time_s", "train_tok_per_s")
+# what a run that trains is priced, charged and timed on in the report's answer: cost to its target where
+# set, else the whole run
+_TRAINED_ANSWER = {
+    "cost": (
+        ("cost_usd_to_target", "usd_to_target", "cost", "min"),
+        ("cost_training_usd", "training_usd", "cost", "min"),
+    ),
+    "energy": ("energy_total_j", "total_j", "energy", "min"),
+    "speed": (("train_tok_per_s", "train_tok_per_s", "metrics", "max"),),
+}
 
 
 class InferenceSpec(Spec):
@@ -46,6 +56,17 @@ class InferenceSpec(Spec):
         "mbu_decode",
     )
     scaling_throughput = "e2e_tok_per_s"
+    answer = {
+        "quality": ("heldout_loss_nats", "loss_nats", "quality", "min"),
+        "lo": "quality_loss_nats_lo",
+        "hi": "quality_loss_nats_hi",
+        "cost": (("cost_usd_per_1m_tokens_generated", "usd_per_1m_tokens_generated", "cost", "min"),),
+        "energy": ("energy_j_per_token", "j_per_token", "energy", "min"),
+        "speed": (
+            ("e2e_tok_per_s", "e2e_tok_per_s", "metrics", "max"),
+            ("decode_tok_per_s", "decode_tok_per_s", "metrics", "max"),
+        ),
+    }
 
     def repeats_figure(self, config: Mapping[str, Any]) -> str:
         """The main figure (the summary's headline): decode tokens/s, or e2e tokens/s without decode steps."""
@@ -72,6 +93,8 @@ class TrainingSpec(Spec):
     scaling_throughput = "train_tok_per_s"
     summary_cost = ("training_usd", "cost")  # the run's total dollars
     summary_quality = False
+    answer = {"quality": ("eval_loss", "eval_loss", "metrics", "min"), "lo": "eval_loss_lo", "hi": "eval_loss_hi"}
+    answer |= _TRAINED_ANSWER
     repeats_refused = "training times its whole step budget (workload.max_steps), cut into `repeats` chunks"
 
     def key_fields(self, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -120,6 +143,15 @@ class ServingSpec(Spec):
         "capacity_req_per_s",
     )
     summary_cost = ("usd_per_1m_output_tokens", "metrics")  # at the measured load or at capacity
+    answer = {
+        "quality": ("slo_attainment", "slo_attainment", "metrics", "max"),
+        "lo": None,
+        "hi": None,
+        "cost": (("usd_per_1m_output_tokens", "usd_per_1m_output_tokens", "metrics", "min"),),
+        "energy": ("j_per_1m_output_tokens", "j_per_1m_output_tokens", "metrics", "min"),
+        "speed": (("output_tok_per_s", "output_tok_per_s", "metrics", "max"),),
+    }
+    report_section = ("serving", "Serving", "harness.report.serving_plots:section")
     repeats_refused = "serving's windows are its load (serving.num_requests, serving.duration_s)"
 
     def key_fields(self, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -173,6 +205,10 @@ class ClassificationSpec(Spec):
         "eval_macro_f1",
         "trainable_params",
     )
+    # a classifier's held-out accuracy (quality section, bootstrap interval over examples: harness.taskmetrics);
+    # cost to workload.target_accuracy where set, else the whole run (a distill run: teacher labels and both students)
+    answer = {"quality": ("quality_accuracy", "accuracy", "quality", "max"), "lo": "quality_accuracy_lo"}
+    answer |= {"hi": "quality_accuracy_hi", **_TRAINED_ANSWER}
 
     def key_fields(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """Budget, target, data, start, what trains."""
