@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness import data, models
+from harness import data
 
 METHOD = (
     "held-out next-token cross-entropy, perplexity and top-1 accuracy; accuracy and perplexity ratios to the "
@@ -115,13 +115,14 @@ def held_out_windows(config: Mapping[str, Any], tokenizer: Any, context: int) ->
     return torch.stack([stream[s : s + window + 1] for s in starts]), text
 
 
-def _window_sums(model: torch.nn.Module, windows: torch.Tensor, device: Any, ref_logits: list | None = None):
-    """Per-window sums (nll, correct) and the logits of each batch (kept for the paired comparison)."""
+def _window_sums(backend: Any, windows: torch.Tensor, device: Any, ref_logits: list | None = None):
+    """Per-window sums (nll, correct) and the logits of each batch (kept for the paired comparison);
+    `backend`: a harness backend with the `logits` capability."""
     nll, correct, kept, agree, kl = [], [], [], [], []
     with torch.inference_mode():
         for i, batch in enumerate(windows.split(8)):
             ids = batch.to(device)
-            logits = model(input_ids=ids[:, :-1], use_cache=False).logits.to("cpu", torch.float64)
+            logits = backend.logits(ids[:, :-1]).to("cpu", torch.float64)
             target = batch[:, 1:]
             lp = logits.log_softmax(-1)
             nll.append(-lp.gather(-1, target.unsqueeze(-1)).squeeze(-1).sum(-1))
@@ -137,12 +138,15 @@ def _window_sums(model: torch.nn.Module, windows: torch.Tensor, device: Any, ref
     return cat(nll), cat(correct), kept, cat(agree), cat(kl)
 
 
-def evaluate(
-    model: torch.nn.Module, config: Mapping[str, Any], ids: torch.Tensor, tokenizer: Any, device: Any
-) -> dict[str, Any]:
-    """The run's `quality` section (held-out task metrics, intervals, verdict); never raises.
+def evaluate(backend: Any, config: Mapping[str, Any], ids: torch.Tensor, tokenizer: Any, device: Any) -> dict[str, Any]:
+    """The run's `quality` section (held-out task metrics, intervals, verdict); never raises. `backend`: the
+    run's (its `logits`, and `reference` for the fp32 build), or a bare model, held by a Hugging Face eager one.
     `ids` (the timed prompts) are not scored: held-out text is."""
     from harness import checkpoints, quality_eval
+    from harness.backends.hf import HFEager
+
+    backend = backend if hasattr(backend, "capabilities") else HFEager.around(backend)
+    model = backend.model
 
     qcfg = config.get("quality") or {}
     floor = float(qcfg.get("floor", 0.99))
@@ -163,7 +167,7 @@ def evaluate(
     try:
         context = getattr(getattr(model, "config", None), "max_position_embeddings", None) or 2048
         windows, text = held_out_windows(config, tokenizer, context)
-        nll, correct, run_logits, _, _ = _window_sums(model, windows, device)
+        nll, correct, run_logits, _, _ = _window_sums(backend, windows, device)
         if prec == "fp32":  # the run is its own reference: identical by definition, not by measurement
             ref_nll, ref_correct = nll, correct
             agree, kl = correct * 0 + windows.shape[1] - 1, correct * 0.0
@@ -171,10 +175,10 @@ def evaluate(
             reason = _reference_does_not_fit(model, config, device)
             if reason:
                 return {**section, "status": "skipped", "reason": reason}
-            reference = models.build(checkpoints.model_config(config), torch.float32, device, config["seed"])
+            reference = backend.reference(checkpoints.model_config(config), device, config["seed"])
             ref_nll, ref_correct, ref_logits, _, _ = _window_sums(reference, windows, device)
             del reference
-            _, _, _, agree, kl = _window_sums(model, windows, device, ref_logits)
+            _, _, _, agree, kl = _window_sums(backend, windows, device, ref_logits)
         per = quality_eval.Windows(
             np.full(len(nll), windows.shape[1] - 1.0), nll, correct, ref_nll, ref_correct, agree, kl
         )

@@ -14,6 +14,7 @@ import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 import traceback  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -21,6 +22,51 @@ from harness import distributed, environment, results  # noqa: E402
 from harness.errors import UnsupportedError  # noqa: E402
 
 TRACEBACK_LINES = 15
+
+
+@dataclass
+class Record:
+    """What the worker has found, section by section, as the run goes (docs/results.md): a field per section
+    the worker writes; `extra` holds the transforms' and the scenario's own (precision, quality, serving,
+    finetune ...) by name. A failure keeps whatever was filled before it."""
+
+    warnings: list[str] = field(default_factory=list)
+    environment: dict[str, Any] = field(default_factory=dict)  # this process's (joins environment.capture())
+    hardware: dict[str, Any] | None = None
+    distributed: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    checkpoint: dict[str, Any] | None = None
+    model: dict[str, Any] | None = None
+    weights: dict[str, Any] | None = None
+    repeats: list[dict[str, Any]] | None = None
+    metrics: dict[str, Any] | None = None
+    energy: dict[str, Any] | None = None
+    cost: dict[str, Any] | None = None
+    interference: dict[str, Any] | None = None
+    traceback: list[str] | None = None
+    main: bool = True  # False on ranks other than 0, which report through rank 0
+
+    _FIELDS = ("hardware", "distributed", "checkpoint", "model", "weights", "repeats", "metrics", "energy", "cost")
+    _FIELDS += ("interference", "traceback")
+
+    def sections(self) -> dict[str, Any]:
+        """The result's sections (harness.results.make_result's keywords): those filled, in the order of the run."""
+        out: dict[str, Any] = {"warnings": self.warnings}
+        for name in self._FIELDS:
+            if name == "checkpoint":
+                out.update(self.extra)  # after distributed, as the run filled them
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+    def take(self, sections: dict[str, Any]) -> None:
+        """Back from a scenario's `finish`, which reads and changes the sections (Scenario.finish)."""
+        for name, value in sections.items():
+            if name in self._FIELDS or name == "warnings":
+                setattr(self, name, value)
+            else:
+                self.extra[name] = value
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -48,8 +94,8 @@ def _torch_environment(device: Any, torch: Any) -> dict[str, Any]:
     return env
 
 
-def _place(config: dict[str, Any], torch: Any, sections: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
-    """This rank's place, device, torch.cuda (or None) and catalog facts; threads set; sections filled."""
+def _place(config: dict[str, Any], torch: Any, record: Record) -> tuple[Any, Any, Any, Any]:
+    """This rank's place, device, torch.cuda (or None) and catalog facts; threads set; the record filled."""
     from harness import catalog, distributed, hardware
 
     place = distributed.place()
@@ -62,13 +108,13 @@ def _place(config: dict[str, Any], torch: Any, sections: dict[str, Any]) -> tupl
         torch.set_num_threads(config["threads"])
     elif place.local_world_size > 1 and device.type == "cpu":
         torch.set_num_threads(distributed.threads_per_rank(cores, place.local_world_size))
-    sections["environment_extra"] = _torch_environment(device, torch)
+    record.environment = _torch_environment(device, torch)
     distributed.check_fits(config["gpus"], device.type, device.count if device.type == "cuda" else 0, cores)
     facts = catalog.resolve(config["hardware"], device.type, device.name)
-    sections["warnings"].extend(facts.warnings)
+    record.warnings.extend(facts.warnings)
     keys = ("family", "memory_gb", "memory_bandwidth_gb_per_s", "board_power_w", "peak_tflops", "peak_source")
-    sections["hardware"] = {"entry": facts.entry, "how": facts.how, "device_name": device.name}
-    sections["hardware"].update({k: facts.hardware.get(k) for k in keys})
+    record.hardware = {"entry": facts.entry, "how": facts.how, "device_name": device.name}
+    record.hardware.update({k: facts.hardware.get(k) for k in keys})
     return place, device, cuda, facts
 
 
@@ -87,8 +133,8 @@ def _distributed(config: dict[str, Any], place: Any, device: Any, torch: Any) ->
     }
 
 
-def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str, Any], run_dir: Path) -> None:
-    """place and device → backend → transforms → scenario → merge ranks → accounting, into `sections`."""
+def measure(config: dict[str, Any], timing: dict[str, float], record: Record, run_dir: Path) -> None:
+    """place and device → backend → transforms → scenario → merge ranks → accounting, into `record`."""
     from harness import prepare
 
     prepare.ready()  # what a forked run starts with (its imports, harness.prepare): startup_s holds its cost
@@ -101,18 +147,18 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
 
     timing["startup_s"] = time.time() - timing["spawned_at"]
     scenario = scenarios.get(config["workload"]["name"])
-    place, device, cuda, facts = _place(config, torch, sections)
+    place, device, cuda, facts = _place(config, torch, record)
     backend = backends.create(scenario.backend(config))
     backends.check_capabilities(scenario.name, scenario.requires, backend)
     chain = transforms.for_run(config, scenario.precision_mode, device.type, cuda, backend.holds_weights)
     for transform in chain:
         transform.check()
-    sections["distributed"] = _distributed(config, place, device, torch)
+    record.distributed = _distributed(config, place, device, torch)
     gpu = NvmlGpu(device) if device.type == "cuda" else None
     try:
         if gpu is not None:
-            sections["environment_extra"]["gpu"] = gpu.info()
-            sections["warnings"].extend(gpu.identity_warnings())
+            record.environment["gpu"] = gpu.info()
+            record.warnings.extend(gpu.identity_warnings())
         t = time.perf_counter()
         # the preset, or (Spec.trained_weights) its cached checkpoint; then what the scenario adds to it
         model_cfg = scenario.model_config(config, checkpoints.model_config(config))
@@ -123,14 +169,14 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
         t, runtime = time.perf_counter(), {}
         for transform in chain:
             applied = transform.apply(model)
-            sections[applied.section], runtime = dict(applied.how), {**runtime, **applied.runtime}
+            record.extra[applied.section], runtime = dict(applied.how), {**runtime, **applied.runtime}
         if scenario.parallel == DATA_PARALLEL and place.world_size > 1:
             ids = [device.index] if device.type == "cuda" else None
             backend.model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
         hardware.synchronize(cuda)
         timing["precision_apply_s"] = time.perf_counter() - t
         prec = config["precision"]["name"]
-        prec_section = sections.setdefault("precision", {})
+        prec_section = record.extra.setdefault("precision", {})
         if device.type == "cuda":
             prec_section.update(precision.tf32_state())
         if scenario.observes_int8_kernels(config):  # which matmul really runs, at this run's shapes
@@ -159,11 +205,11 @@ def measure(config: dict[str, Any], timing: dict[str, float], sections: dict[str
         ctx = RunContext(config, backend, facts_model, device, place, timer, watch, runtime, energy_now, run_dir)
         measured = scenario.run(ctx)
         if config["workload"].get("save_checkpoint") and place.is_main:  # loadable: model=local model.path=<it>
-            sections["checkpoint"] = checkpoints.save(backend.model, run_dir)
+            record.checkpoint = checkpoints.save(backend.model, run_dir)
     finally:
         if gpu is not None:
             gpu.close()
-    _account(ctx, scenario, measured, peak, facts, timing, sections)
+    _account(ctx, scenario, measured, peak, facts, timing, record)
 
 
 def _bandwidth_peak(device_type: str, facts: Any) -> dict[str, Any]:
@@ -180,10 +226,10 @@ def _bandwidth_peak(device_type: str, facts: Any) -> dict[str, Any]:
 
 
 def _account(
-    ctx: Any, scenario: Any, measured: Any, peak: dict, facts: Any, timing: dict[str, float], sections: dict
+    ctx: Any, scenario: Any, measured: Any, peak: dict, facts: Any, timing: dict[str, float], record: Record
 ) -> None:
     """After the window: the measured record and the probes' readings → metrics; ranks merged on rank 0;
-    energy, cost and per-repeat prices (harness.accounting) → the result's sections."""
+    energy, cost and per-repeat prices (harness.accounting) → the record."""
     import torch
 
     from harness import accounting, checkpoints, cost, distributed
@@ -194,52 +240,55 @@ def _account(
     if measured.warmup_s is not None:
         timing["warmup_s"] = measured.warmup_s
     timing.update(measured.timing)
-    sections.update(measured.sections)
+    record.take(measured.sections)  # the scenario's own sections (quality, serving, finetune ...)
     metrics = measured.metrics
     metrics.update(watch.values())
     metrics.update(peak)
-    metrics.update(_mfu(measured.phases, peak, sections.get("precision") or {}, ctx.device, facts))
+    metrics.update(_mfu(measured.phases, peak, record.extra.get("precision") or {}, ctx.device, facts))
     if "peak_bandwidth_bytes_per_s" in peak:
         metrics.update(accounting.mbu(metrics, peak["peak_bandwidth_bytes_per_s"]))
     metrics.update({k: facts_model[k] for k in ("params", "params_embedding", "params_non_embedding", "matmul_params")})
     metrics["threads"] = torch.get_num_threads()
     metrics["timing_method"] = ctx.timer.method
-    sections["model"] = {k: facts_model[k] for k in ("model_type", "n_layers", "d_model", "vocab_size")}
-    sections["weights"] = checkpoints.provenance(config)  # random / local / trained (+ what training cost)
-    sections["repeats"] = measured.repeats
+    record.model = {k: facts_model[k] for k in ("model_type", "n_layers", "d_model", "vocab_size")}
+    record.weights = checkpoints.provenance(config)  # random / local / trained (+ what training cost)
+    record.repeats = measured.repeats
 
     mine = {"rank": place.rank, "metrics": accounting.rank_summary(metrics), "components": watch.components()}
     mine["interference"] = watch.sections().get("interference")
     ranks = distributed.gather(mine, place)  # the process group is left in main(), once the model is gone
     if not place.is_main:
-        sections["_not_main"] = True
+        record.main = False
         return
     units = accounting.merge_ranks(metrics, measured.units, ranks, scenario.parallel, scenario.summed_over_ranks)
-    sections["metrics"] = metrics
+    record.metrics = metrics
     components = [c for r in ranks for c in r["components"]]
-    sections["energy"] = accounting.energy_section(components, measured.timed_window_s, units, config["energy"])
-    vcpus = sections["environment_extra"].get("cpu_affinity_cores") or (os.cpu_count() or 1)
+    record.energy = accounting.energy_section(components, measured.timed_window_s, units, config["energy"])
+    vcpus = record.environment.get("cpu_affinity_cores") or (os.cpu_count() or 1)
     devices = cost.device_count(
         facts.hardware.get("price_unit") or "device", device.type, config["gpus"], vcpus, config["dist"]["nnodes"]
     )
     timing["run_wall_s"] = time.time() - timing["spawned_at"]
-    sections["cost"] = accounting.cost_section(
-        facts.price(), devices, timing, metrics, sections["energy"], config["cost"], scenario
-    )
-    accounting.price_repeats(sections["repeats"], sections["cost"], scenario, config["energy"]["pue"], place.world_size)
-    _interference([r.get("interference") for r in ranks], config, sections)
-    scenario.finish(sections, config)  # may raise: the run's status and reason, its figures kept
+    price = facts.price()
+    record.cost = accounting.cost_section(price, devices, timing, metrics, record.energy, config["cost"], scenario)
+    accounting.price_repeats(record.repeats, record.cost, scenario, config["energy"]["pue"], place.world_size)
+    _interference([r.get("interference") for r in ranks], config, record)
+    sections = record.sections()
+    try:
+        scenario.finish(sections, config)  # may raise: the run's status and reason, its figures kept
+    finally:
+        record.take(sections)
 
 
-def _interference(parts: list, config: dict[str, Any], sections: dict[str, Any]) -> None:
+def _interference(parts: list, config: dict[str, Any], record: Record) -> None:
     """Every rank's interference reading → the `interference` section, judged; a warning when disturbed."""
     from harness import interference
 
     thresholds = interference.Thresholds(**(config.get("interference") or {}))
-    sections["interference"] = interference.section(parts, thresholds)
-    warning = interference.warning(sections["interference"])
+    record.interference = interference.section(parts, thresholds)
+    warning = interference.warning(record.interference)
     if warning:
-        sections["warnings"].append(warning)
+        record.warnings.append(warning)
 
 
 def _mfu(phases: Any, peak: dict, prec: dict, device: Any, facts: Any) -> dict[str, Any]:
@@ -264,35 +313,34 @@ def execute(spec: dict[str, Any]) -> dict[str, Any] | None:
     config = spec["config"]
     timing: dict[str, float] = {"spawned_at": spec.get("spawned_at", _T_START)}
     status, reason = "ok", None
-    sections: dict[str, Any] = {"warnings": []}
+    record = Record()
     try:
-        measure(config, timing, sections, Path(spec["result_path"]).parent)
+        measure(config, timing, record, Path(spec["result_path"]).parent)
     except UnsupportedError as exc:
         status, reason = "unsupported", str(exc)
     except BaseException as exc:  # noqa: BLE001 - the run is data: every failure is recorded
         tb = traceback.format_exc().strip().splitlines()[-TRACEBACK_LINES:]
         status = "oom" if _is_oom(exc) else "error"
         reason = f"{type(exc).__name__}: {exc}".strip()[:2000]
-        sections["traceback"] = tb
+        record.traceback = tb
     world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
     if status != "ok" and world > 1:
         # a failed rank never leaves the others waiting at the gather: the first to fail writes the
         # run's result with its reason, and every failed rank exits at once so torchrun ends the group
-        sections.pop("_not_main", None)
         reason = f"rank {rank} of {world}: {reason}"
         if distributed.claim_failure(Path(spec["result_path"]), f"{timing['spawned_at']:.6f}"):
-            results.write_atomic(Path(spec["result_path"]), _result(config, status, reason, timing, sections))
+            results.write_atomic(Path(spec["result_path"]), _result(config, status, reason, timing, record))
         distributed.exit_failed_rank()
-    if sections.pop("_not_main", False):
+    if not record.main:
         return None
-    return _result(config, status, reason, timing, sections)
+    return _result(config, status, reason, timing, record)
 
 
-def _result(config: dict, status: str, reason: str | None, timing: dict, sections: dict) -> dict[str, Any]:
+def _result(config: dict, status: str, reason: str | None, timing: dict, record: Record) -> dict[str, Any]:
     timing.setdefault("run_wall_s", time.time() - timing["spawned_at"])
     env = environment.capture()
-    env.update(sections.pop("environment_extra", {}))
-    return results.make_result(config, status, reason, env, timing=timing, **sections)
+    env.update(record.environment)
+    return results.make_result(config, status, reason, env, timing=timing, **record.sections())
 
 
 def main(argv: list[str]) -> int:

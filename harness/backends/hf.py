@@ -39,6 +39,17 @@ class HFEager:
         """Parameter counts and shape numbers (harness.models.describe), before any quantization."""
         return models.describe(self.model)
 
+    def logits(self, ids: torch.Tensor) -> torch.Tensor:
+        """Every position's logits (batch, positions, vocab) of `ids`, without a cache (the `logits`
+        capability): what held-out scoring reads (harness.quality)."""
+        return self.model(input_ids=ids, use_cache=False).logits
+
+    def reference(self, model_cfg: Mapping[str, Any], device: str, seed: int) -> HFEager:
+        """A second backend of this kind holding an fp32 build of the same weights (quality's reference)."""
+        ref = type(self)()
+        ref.load(model_cfg, torch.float32, device, seed)
+        return ref
+
     def forward(self, ids: torch.Tensor, cache: Any = None) -> Step:
         """One prefill (cache None) or decode step with the KV cache, under the keyword the installed
         transformers takes (harness.models.cache_keyword)."""

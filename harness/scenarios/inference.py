@@ -208,7 +208,7 @@ class Inference(InferenceSpec, Scenario):
         out = run(ctx.backend.forward, ids, w["decode_tokens"], policy, ctx.timer, ctx.probes, ctx.energy_now)
         # quality beside speed (MLPerf): the same prompt through the fp32 reference, after the timed window
         t = time.perf_counter()
-        scored = quality.evaluate(ctx.backend.model, config, ids, tokenizer, device)
+        scored = quality.evaluate(ctx.backend, config, ids, tokenizer, device)
         quality_s = time.perf_counter() - t
         m = out["metrics"]
         m["logits_last_position_only"] = getattr(ctx.backend, "last_position_only", None)

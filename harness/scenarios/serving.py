@@ -75,7 +75,7 @@ class Serving(ServingSpec, Scenario):
             import torch
 
             ids = torch.tensor([out["first_prompt_ids"]], device=ctx.device.torch_device)
-            scored = quality.evaluate(model, config, ids, tokenizer, ctx.device.torch_device)
+            scored = quality.evaluate(ctx.backend, config, ids, tokenizer, ctx.device.torch_device)
         else:
             scored = {"status": "skipped", "reason": "serving.engine=openai: the weights are served elsewhere"}
         return Measured(
