@@ -244,6 +244,9 @@ class ServingConfig:
     dataset: str = "random"
     dataset_path: str | None = None  # sharegpt: a JSON list of conversations; trace: a CSV or JSON-lines file
     think_time_s: float = 0.0  # sharegpt: from an answer to the next turn's send
+    # sharegpt: the most prompt tokens a turn carries; a longer history loses its oldest exchanges first.
+    # None: the model's context (max_position_embeddings) less the turn's output length
+    max_context_tokens: int | None = None
     trace_speed: float = 1.0  # trace: its times divided by this (2 = twice as fast)
     prefix_count: int = 4  # shared_prefix: distinct prefixes ...
     suffixes_per_prefix: int = 8  # ... each followed by this many suffixes of input_len tokens

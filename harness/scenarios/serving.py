@@ -64,8 +64,10 @@ class Serving(Scenario):
         tokenizer = data.local_tokenizer(config["model"].get("path"))
         here = in_process(s)  # the weights load in this process
         model = ctx.backend.model if here else None
+        # the served model's context: a remote engine's from the model's config (its shape, loaded here)
+        max_len = getattr(getattr(ctx.backend.model, "config", None), "max_position_embeddings", None)
         try:
-            out = scenario.run(config, model, tokenizer, ctx.probes, ctx.energy_now, ctx.run_dir)
+            out = scenario.run(config, model, tokenizer, ctx.probes, ctx.energy_now, ctx.run_dir, max_len)
         finally:  # a warm-up that failed before the window began still stops every probe
             ctx.probes.close()
         m = out["metrics"]
