@@ -47,7 +47,8 @@ def test_conversations_trace_and_reset_cache_against_transformers_serve(harness,
         assert [q["turn"] for q in turns] == list(range(len(turns)))
         turns = [q for q in turns if q["error"] is None]
         for a, b in zip(turns, turns[1:], strict=False):  # a later turn carries the history: its prompt grows
-            assert b["input_tokens"] > a["input_tokens"] + a["output_tokens"] - 1 and b["sent_s"] >= a["done_s"]
+            grows = b["input_tokens"] > a["input_tokens"] + a["output_tokens"] - 1
+            assert (grows or b["history_turns_dropped"] > 0) and b["sent_s"] >= a["done_s"]
     # the longest history (276 tokens) is past the tiny model's 256 (its config.json): its oldest exchange is left
     # out, so transformers serve 5.25 (which refuses a prompt past the context) serves every turn, as 5.17 does
     assert [t["n"] for t in c["metrics"]["ttft_s_by_turn"]] == [4, 3, 1] and c["metrics"]["requests_failed"] == 0
