@@ -64,6 +64,10 @@ class WorkloadConfig:
     min_iters: int = 5  # per repeat: at least this many timed requests ...
     min_time_s: float = 1.0  # ... and at least this much timed wall time
     max_iters: int = 10_000  # per repeat: a cap so a tiny model cannot spin forever
+    # speculative decoding (harness/speculative.py): a model preset that drafts for the target (null: off);
+    # its weights follow model.weights. Offline inference only, batch_size=1
+    draft_model: str | None = None
+    draft_tokens: int = 4  # tokens the draft proposes per verify step (transformers' num_assistant_tokens)
     # training
     max_steps: int = 100  # the step budget: tokens = max_steps x batch_size x seq_len x gpus
     warmup_steps: int = 3  # first optimizer steps, excluded from step-time figures
@@ -92,9 +96,10 @@ _STEPS = tuple(
 _CLASSIFY = (*_STEPS, "workload.target_accuracy", "workload.init", "data.label_column", "finetune")
 _CLASSIFY += tuple(f"lora.{k}" for k in ("rank", "alpha", "dropout", "target_modules"))
 _DISTILL = tuple(f"distill.{k}" for k in ("temperature", "alpha", "teacher_steps"))
+_DRAFT = ("workload.draft_model", "workload.draft_tokens")  # serving reads them to refuse them (unsupported)
 WORKLOAD_ONLY = {
-    "serving": (),
-    "inference": tuple(f"workload.{k}" for k in ("warmup_iters", "min_iters", "min_time_s", "max_iters")),
+    "serving": _DRAFT,
+    "inference": (*(f"workload.{k}" for k in ("warmup_iters", "min_iters", "min_time_s", "max_iters")), *_DRAFT),
     "training": (*_STEPS, "workload.eval_batches", "workload.target_eval_loss"),
     "classification": _CLASSIFY,
     "distill": (*_STEPS, "workload.init", "data.label_column", "teacher", *_DISTILL),

@@ -65,6 +65,8 @@ def key_fields(config: Mapping[str, Any]) -> dict[str, Any]:
         fields.update(serving_key_fields(config["serving"]))
     else:
         fields["decode_tokens"] = w["decode_tokens"]
+    if w.get("draft_model"):  # only then: a run without a draft keeps the key it had before
+        fields.update(draft_model=w["draft_model"], draft_tokens=w["draft_tokens"])
     fields.update(
         gpus=config["gpus"],
         seed=config["seed"],
@@ -116,6 +118,8 @@ ADDED_AT_DEFAULT = {
     ("workload", "target_accuracy"): None,
     ("workload", "init"): "random",
     ("data", "label_column"): "label",
+    ("workload", "draft_model"): None,
+    ("workload", "draft_tokens"): 4,
 }
 
 
@@ -154,6 +158,8 @@ def run_slug(config: Mapping[str, Any]) -> str:
         work = f"steps{f['max_steps']}-{f['init']}-{f['finetune']}{lora}"
     else:
         work = f"steps{f['max_steps']}" if f["workload"] == "training" else f"dec{f['decode_tokens']}"
+    if f.get("draft_model"):
+        work += f"-draft{f['draft_model']}k{f['draft_tokens']}"
     slug = (
         f"{f['workload']}-{f['model']}-{f['precision']}-bs{f['batch_size']}-seq{f['seq_len']}"
         f"-{work}-g{f['gpus']}-s{f['seed']}-{f['device']}-{config_hash(config)}"

@@ -11,7 +11,6 @@ Both models keep a KV cache; after a verify step each is cropped back to the tok
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,25 +21,29 @@ from harness import models
 
 @dataclass
 class Counts:
-    """Over every verify step: draft tokens proposed and accepted, and the steps (each emits accepted + 1)."""
+    """Over every verify step: draft tokens proposed and accepted, and the steps (each emits accepted + 1). A
+    request's last step may propose nothing (one token left): a target step, not counted in the acceptance."""
 
     proposed: int = 0
     accepted: int = 0
     verify_steps: int = 0
-    accepted_per_step: list[int] = field(default_factory=list)
+    accepted_per_step: list[int] = field(default_factory=list)  # the steps that proposed tokens
 
     def add(self, proposed: int, accepted: int) -> None:
         self.proposed += proposed
         self.accepted += accepted
         self.verify_steps += 1
-        self.accepted_per_step.append(accepted)
+        if proposed:
+            self.accepted_per_step.append(accepted)
 
     def figures(self) -> dict[str, Any]:
-        """acceptance_rate (accepted / proposed) and mean_accepted_tokens (accepted draft tokens per verify step;
-        each step emits that plus one, the target's own); None before any step."""
+        """acceptance_rate (accepted / proposed), mean_accepted_tokens (accepted draft tokens per step that
+        proposed some; each step emits its accepted tokens plus the target's own) and tokens_per_verify_step (over
+        every step); None before any step."""
+        drafted = len(self.accepted_per_step)
         return {
             "acceptance_rate": self.accepted / self.proposed if self.proposed else None,
-            "mean_accepted_tokens": self.accepted / self.verify_steps if self.verify_steps else None,
+            "mean_accepted_tokens": self.accepted / drafted if drafted else None,
             "tokens_per_verify_step": (self.accepted + self.verify_steps) / self.verify_steps
             if self.verify_steps
             else None,
@@ -119,11 +122,3 @@ def check_equal(target, draft, input_ids, decode_tokens: int, k: int, timer) -> 
         "first_mismatch_at": first,
         "method": "greedy speculative output vs the target's own greedy decode of the same prompt",
     }
-
-
-def same_vocab(target_cfg: Mapping[str, Any], draft_cfg: Mapping[str, Any]) -> str | None:
-    """Why the draft cannot propose tokens for the target (None: they share one vocabulary)."""
-    tv, dv = target_cfg.get("vocab_size"), draft_cfg.get("vocab_size")
-    if tv != dv:
-        return f"model.vocab_size={tv} but the draft's vocab_size={dv}: a draft must share the target's tokenizer"
-    return None

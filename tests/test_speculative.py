@@ -82,9 +82,3 @@ def test_a_copy_of_the_target_is_accepted_every_time_and_the_output_is_its_greed
         checked = speculative.check_equal(target, draft, ids, 9, 4, _Clock())
     assert counts.figures()["acceptance_rate"] == 1.0 and counts.accepted_per_step == [4, 3]  # 5 + 4 tokens
     assert checked["equal"] and checked["tokens_compared"] == 10 and checked["first_mismatch_at"] is None
-
-
-def test_a_draft_with_another_vocabulary_is_named():
-    why = speculative.same_vocab({"vocab_size": 256}, {"vocab_size": 512})
-    assert "vocab_size=256" in why and "512" in why
-    assert speculative.same_vocab({"vocab_size": 256}, {"vocab_size": 256}) is None
