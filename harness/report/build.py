@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness import results
-from harness.report import aggregate, answer, hero, plots, quality_section, sections, serving_plots
+from harness.report import aggregate, answer, hero, plots, quality_section, sections, serving_plots, speculative
 from harness.report.html import Section, page, table
 from harness.report.pareto import DEFAULT_OBJECTIVES, Objective, front
 
@@ -97,11 +97,13 @@ def render(
         f"{len(frame)} runs from {len(sweeps)} sweep(s): {', '.join(sweeps)}; generated "
         f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}"
     )
+    spec_html, plotly_on_page = speculative.section(frame, plotly_on_page)  # empty without draft runs
     body = [
         sections.summary(groups, floor, charts) + sections.disturbed_note(frame) + sections.adaptive_note(frame),
         quality_section.quality(frame, floor, sections.config_label),
         quality_section.projection(frame, served_tokens, sections.config_label),
         sections.plots(scaling_svg, note),
+        spec_html,
         serving_plots.section(frame, plotly_on_page),  # empty without serving runs
         sections.runs_table(frame, extra_cols),
         sections.failures(frame),
@@ -116,6 +118,7 @@ def render(
         ("quality", "Quality"),
         *([("projection", "Cost projection")] if served_tokens else []),
         ("plots", "Scaling"),
+        *([("speculative", "Speculative decoding")] if spec_html else []),
         *([("serving", "Serving")] if "serving" in set(frame.get("workload", ())) else []),
         ("runs", "All runs"),
         ("failures", "Failures"),
