@@ -39,7 +39,7 @@ def test_serving_with_a_draft_is_unsupported_with_the_reason(harness):
     import importlib.metadata
 
     proc, root = harness("workload=serving", "model.weights=random", "workload.draft_model=tiny",
-                         "serving.num_requests=2", "repeats=1")  # fmt: skip
+                         "serving.num_requests=2", "serving.warmup_requests=1", "repeats=1", fast=False)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     (r,) = load_results(root)
     version = importlib.metadata.version("transformers")
