@@ -6,7 +6,7 @@ by construction; the run checks it against a plain greedy decode (`check_equal`)
 in bf16/fp16 can round differently from one-token steps.
 
 Both models keep a KV cache; after a verify step each is cropped back to the tokens accepted (a negative
-`crop`, which transformers' DynamicCache takes from 4.56 to 5.x).
+`crop` removes that many tokens from transformers' DynamicCache: seen with 5.25, where a positive one is refused).
 """
 
 from __future__ import annotations
