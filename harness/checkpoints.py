@@ -104,6 +104,18 @@ def model_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return model_cfg
 
 
+def draft_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's config with workload.draft_model as its model: the draft's weights follow model.weights."""
+    from omegaconf import OmegaConf  # not harness.models: the launcher calls this, and it keeps torch out
+
+    from harness.config import CONF_DIR, ModelConfig
+
+    name = config["workload"]["draft_model"]
+    node = OmegaConf.merge(OmegaConf.structured(ModelConfig), OmegaConf.load(CONF_DIR / "model" / f"{name}.yaml"))
+    draft = {**OmegaConf.to_container(node, resolve=True), "weights": config["model"].get("weights", "random")}
+    return {**config, "model": draft}
+
+
 def training_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The training run that makes the checkpoint: the recipe on this run's hardware, cost and energy settings."""
     from omegaconf import OmegaConf

@@ -64,6 +64,10 @@ class WorkloadConfig:
     min_iters: int = 5  # per repeat: at least this many timed requests ...
     min_time_s: float = 1.0  # ... and at least this much timed wall time
     max_iters: int = 10_000  # per repeat: a cap so a tiny model cannot spin forever
+    # speculative decoding (harness/speculative.py): a model preset that drafts for the target (null: off);
+    # its weights follow model.weights. Offline inference only, batch_size=1
+    draft_model: str | None = None
+    draft_tokens: int = 4  # tokens the draft proposes per verify step (transformers' num_assistant_tokens)
     # training
     max_steps: int = 100  # the step budget: tokens = max_steps x batch_size x seq_len x gpus
     warmup_steps: int = 3  # first optimizer steps, excluded from step-time figures
@@ -225,6 +229,9 @@ class ServingConfig:
     dataset: str = "random"
     dataset_path: str | None = None  # sharegpt: a JSON list of conversations; trace: a CSV or JSON-lines file
     think_time_s: float = 0.0  # sharegpt: from an answer to the next turn's send
+    # sharegpt: the most prompt tokens a turn carries; a longer history loses its oldest exchanges first.
+    # None: the model's context (max_position_embeddings) less the turn's output length
+    max_context_tokens: int | None = None
     trace_speed: float = 1.0  # trace: its times divided by this (2 = twice as fast)
     prefix_count: int = 4  # shared_prefix: distinct prefixes ...
     suffixes_per_prefix: int = 8  # ... each followed by this many suffixes of input_len tokens

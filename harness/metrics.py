@@ -213,6 +213,13 @@ METRICS: tuple[Metric, ...] = (
     _c("bytes_per_decode_step", "bytes", "lower"),
     _c("decode_steps_per_s", "1/s", "higher"),
     _c("achieved_bytes_per_s_decode", "bytes/s", "higher"),
+    # speculative decoding (workload.draft_model, harness/speculative.py); the speed-up is the report's pairing
+    _c("acceptance_rate", "ratio", "higher", "acceptance", report=("acceptance_rate",), fmt=".3g"),
+    _c("mean_accepted_tokens", "count", "higher", "accepted/step", report=("mean_accepted_tokens",), fmt=".3g"),
+    _c("tokens_per_verify_step", "count", "higher"),
+    _i("draft_tokens_proposed", "count"),
+    _i("draft_tokens_accepted", "count"),
+    _i("verify_steps", "count"),
     _i("peak_bandwidth_bytes_per_s", "bytes/s"),
     _i("bandwidth_source"),
     _i("calibration_bandwidth_bytes_per_s", "bytes/s"),

@@ -67,6 +67,8 @@ def prepare(config: Mapping[str, Any], run_dir: Path) -> dict[str, Any] | None:
         return None
     try:
         ensure(config)
+        if config["workload"].get("draft_model"):  # the draft's weights follow model.weights (harness.speculative)
+            ensure(checkpoints.draft_config(config))
     except CheckpointError as exc:
         status = exc.result["status"] if exc.result["status"] in ("oom", "unsupported") else "error"
         extra = {k: exc.result[k] for k in ("traceback", "log_tail") if exc.result.get(k)}

@@ -52,6 +52,8 @@ def key_fields(config: Mapping[str, Any]) -> dict[str, Any]:
         "seq_len": config["seq_len"],
     }
     fields.update(scenarios.spec(w["name"], strict=False).key_fields(config))  # what this workload is (Spec.key_fields)
+    if w.get("draft_model"):  # only then: a run without a draft keeps the key it had before
+        fields.update(draft_model=w["draft_model"], draft_tokens=w["draft_tokens"])
     fields.update(
         gpus=config["gpus"],
         seed=config["seed"],
@@ -84,6 +86,9 @@ ADDED_AT_DEFAULT = {
     ("workload", "target_accuracy"): None,
     ("workload", "init"): "random",
     ("data", "label_column"): "label",
+    ("workload", "draft_model"): None,
+    ("workload", "draft_tokens"): 4,
+    ("serving", "max_context_tokens"): None,
 }
 
 
@@ -118,6 +123,8 @@ def run_slug(config: Mapping[str, Any]) -> str:
     """A readable, filesystem-safe folder name for a run, unique per configuration."""
     f = key_fields(config)
     work = scenarios.spec(f["workload"], strict=False).slug_work(f)  # the work done, as the workload names it
+    if f.get("draft_model"):
+        work += f"-draft{f['draft_model']}k{f['draft_tokens']}"
     slug = (
         f"{f['workload']}-{f['model']}-{f['precision']}-bs{f['batch_size']}-seq{f['seq_len']}"
         f"-{work}-g{f['gpus']}-s{f['seed']}-{f['device']}-{config_hash(config)}"

@@ -40,7 +40,8 @@ def label(key_fields: dict[str, Any]) -> str:
     if load is not None:  # a serving run: its load, not a batch, is what it is
         return f"{f['model']} {f['precision']} {f['engine']} {load} gpus={number_text(f['gpus'])}"
     n = number_text
-    return f"{f['model']} {f['precision']} bs={n(f['batch_size'])} seq={n(f['seq_len'])} gpus={n(f['gpus'])}"
+    draft = f" draft={f['draft_model']} k={n(f['draft_tokens'])}" if f.get("draft_model") else ""
+    return f"{f['model']} {f['precision']} bs={n(f['batch_size'])} seq={n(f['seq_len'])} gpus={n(f['gpus'])}{draft}"
 
 
 def headline(r: dict[str, Any]) -> str:
@@ -58,7 +59,8 @@ def headline(r: dict[str, Any]) -> str:
         head = f"capacity {cap:.3g} req/s, " if cap is not None else ""
         req_per_s = _num(m.get("request_throughput_req_per_s"), ".2f")
         return f"{head}{req_per_s} req/s, TTFT p99 {_ms(m.get('ttft_s'), 'p99', '.1f')} ms"
-    return f"decode {_num(m.get('decode_tok_per_s'), '.1f')} tok/s"
+    spec = f", acceptance {_num(m['acceptance_rate'], '.2f')}" if m.get("acceptance_rate") is not None else ""
+    return f"decode {_num(m.get('decode_tok_per_s'), '.1f')} tok/s{spec}"
 
 
 def headline_line(r: dict[str, Any]) -> str:

@@ -95,6 +95,7 @@ def validate(cfg: HarnessConfig) -> None:
         raise ConfigError("quality.floor", cfg.quality.floor, "must be between 0 and 1 (a share of the fp32 reference)")
     _at_least("quality.eval_tokens", cfg.quality.eval_tokens, 2)
     _validate_model(cfg)
+    _validate_draft(cfg)
     _at_least("quality.window_tokens", cfg.quality.window_tokens, 2)
     _at_least("quality.bootstrap", cfg.quality.bootstrap, 100)
     spec = scenarios.spec(w.name)
@@ -107,6 +108,31 @@ def validate(cfg: HarnessConfig) -> None:
         choices = ", ".join(launchers.names()) or "none is registered (harness.launchers)"
         raise ConfigError("launcher.name", name, f"choose one of {choices}; null: launcher.preload decides")
     _validate_interference(cfg.interference)
+
+
+def _validate_draft(cfg: HarnessConfig) -> None:
+    """workload.draft_model: a preset sharing the target's vocabulary; one sequence at a time (batch_size=1)."""
+    w = cfg.workload
+    if w.draft_model is None:
+        return
+    from omegaconf import OmegaConf
+
+    from harness.config import CONF_DIR, group_choices
+
+    presets = [p for p in group_choices("model") if p != "local"]
+    if w.draft_model not in presets:
+        raise ConfigError("workload.draft_model", w.draft_model, f"choose a model preset: {', '.join(presets)}")
+    _at_least("workload.draft_tokens", w.draft_tokens, 1)
+    vocab = cfg.model.vocab_size
+    if cfg.model.path is not None:
+        import json
+
+        vocab = json.loads((Path(cfg.model.path) / "config.json").read_text()).get("vocab_size")
+    draft_vocab = OmegaConf.load(CONF_DIR / "model" / f"{w.draft_model}.yaml").get("vocab_size")
+    if draft_vocab != vocab:  # the draft proposes token ids the target reads: one tokenizer, one vocabulary
+        why = f"its vocab_size={draft_vocab} but the target's (model={cfg.model.name}) is {vocab}"
+        why += ": one tokenizer for both"
+        raise ConfigError("workload.draft_model", w.draft_model, why)
 
 
 def _validate_interference(i: InterferenceConfig) -> None:

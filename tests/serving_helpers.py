@@ -94,3 +94,51 @@ class TransformersServe:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+
+
+class ContextLimitedServer:
+    """A stand-in OpenAI completions server on 127.0.0.1 that refuses, with HTTP 400, a request whose prompt
+    (1 token per UTF-8 byte, as the byte-level tokenizer above) and output do not fit `context` tokens — what
+    transformers serve 5.25 does — and otherwise streams `max_tokens` one-token chunks; it keeps every prompt."""
+
+    def __init__(self, context: int):
+        import http.server
+        import threading
+
+        self.context, self.prompts = context, []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's name
+                body = json.dumps({"data": [{"id": "stand-in"}]}).encode() if self.path == "/v1/models" else b"{}"
+                self.send_response(200 if self.path == "/v1/models" else 404)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):  # noqa: N802
+                req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                n_in, n_out = len(req["prompt"].encode()), int(req["max_tokens"])
+                outer.prompts.append((n_in, n_out))
+                if n_in + n_out > outer.context:
+                    self.send_response(400)
+                    self.end_headers()
+                    msg = f"prompt of {n_in} tokens + {n_out} new tokens: the context is at most {outer.context}"
+                    self.wfile.write(json.dumps({"error": {"message": msg}}).encode())
+                    return
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.end_headers()
+                events = [{"choices": [{"index": 0, "text": "a"}]} for _ in range(n_out)]
+                events.append({"choices": [], "usage": {"prompt_tokens": n_in, "completion_tokens": n_out}})
+                self.wfile.write(("".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n").encode())
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

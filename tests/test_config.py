@@ -39,6 +39,21 @@ MESSAGES = [
     (["timeout_s=0"], "timeout_s=0.0 is not valid: must be > 0"),
     (["threads=0"], "threads=0 is not valid: must be >= 1"),
     (["model=local"], "model.path=None is not valid: model=local needs model.path=<local model directory>"),
+    (
+        ["workload.draft_model=huge"],
+        "workload.draft_model=huge is not valid: choose a model preset: 125m, 1b, 7b, base, small, tiny",
+    ),  # fmt: skip
+    (
+        ["workload.draft_model=tiny", "batch_size=2"],
+        "batch_size=2 is not valid: speculative decoding "
+        "(workload.draft_model) verifies one sequence: batch_size=1 (as transformers)",
+    ),  # fmt: skip
+    (["workload.draft_model=tiny", "workload.draft_tokens=0"], "workload.draft_tokens=0 is not valid: must be >= 1"),
+    (
+        ["model=small", "model.vocab_size=512", "workload.draft_model=tiny"],
+        "workload.draft_model=tiny is not valid: "
+        "its vocab_size=256 but the target's (model=small) is 512: one tokenizer for both",
+    ),  # fmt: skip
 ]
 warm(overrides for overrides, _ in MESSAGES)
 

@@ -215,3 +215,29 @@ def test_an_unbounded_ratio_interval_is_shown_as_such():
     )
     shown = quality_section.annotate(frame, 0.99)["quality_accuracy_ratio_interval"].tolist()
     assert shown == ["[1.2000, unbounded)", "–", "[0.9900, 1.0100]"]
+
+
+def test_speculative_runs_pair_with_their_run_without_the_draft():
+    import pandas as pd
+
+    from harness.report import speculative
+
+    key = "workload=inference model=small precision=fp32 batch_size=1 seq_len=16 decode_tokens=8 gpus=1 seed=0"
+    base = {"status": "ok", "model": "small", "precision": "fp32", "batch_size": 1, "seq_len": 16, "gpus": 1,
+            "workload": "inference", "created_at": "2026-01-01"}  # fmt: skip
+    frame = pd.DataFrame([
+        {**base, "key": key, "draft_model": None, "decode_tok_per_s": 40.0, "cost_usd_per_1m_tokens_generated": 2.0},
+        {**base, "key": key.replace(" gpus=", " draft_model=tiny draft_tokens=4 gpus="), "draft_model": "tiny",
+         "draft_tokens": 4, "decode_tok_per_s": 100.0, "cost_usd_per_1m_tokens_generated": 1.0,
+         "acceptance_rate": 0.75, "mean_accepted_tokens": 3.0, "speculative_greedy_equal_equal": True},
+        {**base, "key": key.replace("seq_len=16", "seq_len=32").replace(" gpus=", " draft_model=tiny draft_tokens=4 "
+         "gpus="), "draft_model": "tiny", "draft_tokens": 4, "decode_tok_per_s": 9.0},  # no partner: left out
+    ])  # fmt: skip
+    p = speculative.pairs(frame)
+    assert len(p) == 1 and p.iloc[0]["speedup"] == 2.5 and p.iloc[0]["cost_ratio"] == 0.5
+    assert p.iloc[0]["draft"] == "tiny k=4" and "draft=tiny k=4" in p.iloc[0]["run"]
+    html, on_page = speculative.section(frame)
+    assert 'id="speculative-speedup"' in html and "2.5x" in html and on_page
+    alone, _ = speculative.section(frame[frame["draft_model"].notna()])
+    assert "No speed-up" in alone and "draft_model=null,tiny" in alone
+    assert speculative.section(frame[frame["draft_model"].isna()]) == ("", False)

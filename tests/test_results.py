@@ -301,3 +301,16 @@ def test_the_config_hash_does_not_depend_on_key_order_and_holds_any_value():
     with_path = dict(cfg, data=dict(cfg["data"], path=Path("/data/corpus.txt")))
     as_text = dict(cfg, data=dict(cfg["data"], path="/data/corpus.txt"))
     assert results.config_hash(with_path) == results.config_hash(as_text) != results.config_hash(cfg)
+
+
+def test_a_draft_joins_the_key_and_the_slug_only_when_set():
+    base, cfg = _config(), _config("workload.draft_model=small", "workload.draft_tokens=6")
+    before = {k: v for k, v in base.items()}
+    before["workload"] = {k: v for k, v in base["workload"].items() if k not in ("draft_model", "draft_tokens")}
+    # a run without a draft keeps the key and config_hash it had before the fields existed
+    assert results.config_hash(base) == results.config_hash(before)
+    assert results.canonical_key(base) == results.canonical_key(before) and "draft" not in results.run_slug(base)
+    assert results.canonical_key(cfg) == results.canonical_key(base).replace(
+        " gpus=", " draft_model=small draft_tokens=6 gpus="
+    )
+    assert "-dec32-draftsmallk6-" in results.run_slug(cfg) and results.config_hash(cfg) != results.config_hash(base)

@@ -48,6 +48,7 @@ MESSAGES = [
     ),
     (["serving.trace_speed=0"], "serving.trace_speed=0.0 is not valid: must be > 0"),
     (["serving.think_time_s=-1"], "serving.think_time_s=-1.0 is not valid: must be >= 0"),
+    (["serving.max_context_tokens=0"], "serving.max_context_tokens=0 is not valid: must be > 0"),
     (["serving.dataset=shared_prefix", "serving.prefix_count=0"], "serving.prefix_count=0 is not valid: must be > 0"),
     (
         ["serving.dataset=shared_prefix", "serving.prefix_len=2000"],

@@ -126,6 +126,28 @@ def test_sharegpt_turns_carry_their_history(files):
     assert [len(c) for c in w4.conversations] == [3, 1]
 
 
+def test_a_history_past_the_context_loses_its_oldest_exchanges(files):
+    turns = [t["value"] for t in json.loads(files["sharegpt"].read_text())[0]["conversations"]]  # q0 a0 q1 a1 q2 a2
+    kept = datasets.render([("user", turns[2]), ("assistant", turns[3]), ("user", turns[4])])
+    full = datasets.render([("user", turns[0]), ("assistant", turns[1]), ("user", turns[2]), ("assistant", turns[3]),
+                            ("user", turns[4])])  # fmt: skip
+    s = {**BASE, "dataset": "sharegpt", "dataset_path": str(files["sharegpt"]), "max_context_tokens": len(kept)}
+    w = datasets.build(s, 0)
+    third = w.conversations[0][2]
+    assert third.prompt_text == kept and len(third.prompt_ids) == len(kept)  # bytes: one token each
+    assert third.messages == (("user", turns[2]), ("assistant", turns[3]), ("user", turns[4]))
+    assert (third.history_turns_dropped, third.history_tokens_dropped) == (1, len(full) - len(kept))
+    assert w.conversations[0][0].history_turns_dropped == 0 and w.info["prompts_cut"] == 0
+    assert w.info["history_turns_dropped"] == sum(r.history_turns_dropped for r in w.requests) >= 1
+    # without the bound: the model's context less the turn's output length
+    w = datasets.build({**s, "max_context_tokens": None}, 0, max_len=len(kept) + third.max_tokens)
+    assert w.conversations[0][2].prompt_text == kept and w.info["prompts_cut"] == 0
+    assert all(len(r.prompt_ids) + r.max_tokens <= len(kept) + third.max_tokens for r in w.requests)
+    # a question alone past the bound is cut from the left (the latest text kept), and counted
+    w = datasets.build({**s, "max_context_tokens": 10}, 0)
+    assert all(len(r.prompt_ids) <= 10 for r in w.requests) and w.info["prompts_cut"] == len(w.requests)
+
+
 def test_conversation_turns_wait_for_the_answer_and_the_think_time(files, monkeypatch):
     w = datasets.build({**BASE, "dataset": "sharegpt", "dataset_path": str(files["sharegpt"])}, 0)
     clock, sleep_until = _fake_clock([0.0] * 100)

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 from conftest import load_results
-from serving_helpers import TransformersServe, tiny_model_dir
+from serving_helpers import ContextLimitedServer, TransformersServe, tiny_model_dir
 
 from harness.errors import UnsupportedError
 from harness.serving import cache_reset, samples
@@ -29,7 +29,6 @@ def test_conversations_trace_and_reset_cache_against_transformers_serve(harness,
         server.wait_healthy()
         base = ["serving.engine=openai", f"serving.url={server.url}", "model=local", f"model.path={model}"]
         conv = ["sweep=conv", "serving.dataset=sharegpt", f"serving.dataset_path={files['sharegpt']}", "serving.rate=8"]
-        conv.append("serving.max_failed_fraction=0.2")  # see below: one turn outgrows the tiny model's context
         trace = ["sweep=trace", "serving.dataset=trace", f"serving.dataset_path={files['mooncake']}"]
         proc, root = harness(*SMALL, *base, *conv, fast=False, timeout=300)
         assert proc.returncode == 0, proc.stderr
@@ -48,16 +47,12 @@ def test_conversations_trace_and_reset_cache_against_transformers_serve(harness,
         assert [q["turn"] for q in turns] == list(range(len(turns)))
         turns = [q for q in turns if q["error"] is None]
         for a, b in zip(turns, turns[1:], strict=False):  # a later turn carries the history: its prompt grows
-            assert b["input_tokens"] > a["input_tokens"] + a["output_tokens"] - 1 and b["sent_s"] >= a["done_s"]
-    # the harness does not know a remote server's context: the longest history (276 tokens) is past the tiny model's
-    # 256. transformers serve 5.25 refuses it, recorded as a failed request with the server's reason; 5.17 checks no
-    # prompt length and serves it (the floor, nox -s lowest)
-    by_turn = [t["n"] for t in c["metrics"]["ttft_s_by_turn"]]
-    if c["metrics"]["requests_failed"]:
-        assert by_turn == [4, 3] and c["metrics"]["requests_failed"] == 1
-        assert "at most 256" in c["metrics"]["failure_reasons"][0]["reason"]
-    else:
-        assert by_turn == [4, 3, 1]
+            grows = b["input_tokens"] > a["input_tokens"] + a["output_tokens"] - 1
+            assert (grows or b["history_turns_dropped"] > 0) and b["sent_s"] >= a["done_s"]
+    # the longest history (276 tokens) is past the tiny model's 256 (its config.json): its oldest exchange is left
+    # out, so transformers serve 5.25 (which refuses a prompt past the context) serves every turn, as 5.17 does
+    assert [t["n"] for t in c["metrics"]["ttft_s_by_turn"]] == [4, 3, 1] and c["metrics"]["requests_failed"] == 0
+    assert c["serving"]["dataset"]["history_turns_dropped"] >= 1
 
     (t,) = load_results(root / "trace")
     assert t["status"] == "ok", t["reason"] and t["serving"]["arrival"] == "trace"
@@ -96,3 +91,27 @@ def test_reset_cache_posts_to_vllms_endpoint_and_records_the_answer():
         server.shutdown()
     with pytest.raises(UnsupportedError, match="in-process engine"):
         asyncio.run(cache_reset.reset(object()))
+
+
+def test_conversation_histories_are_trimmed_to_the_servers_context(harness, tmp_path):
+    """A history past the model's context (256 tokens) loses its oldest exchanges: no request is refused."""
+    files = samples.write_all(tmp_path / "samples")
+    model = tiny_model_dir(tmp_path / "tinyllm")
+    server = ContextLimitedServer(context=256)
+    try:
+        args = ["serving.engine=openai", f"serving.url={server.url}", "model=local", f"model.path={model}"]
+        args += ["serving.dataset=sharegpt", f"serving.dataset_path={files['sharegpt']}", "serving.rate=8"]
+        proc, root = harness(*SMALL, *args, fast=False, timeout=300)
+    finally:
+        server.close()
+    assert proc.returncode == 0, proc.stderr
+    (c,) = load_results(root)
+    assert c["status"] == "ok", c["reason"]
+    assert c["metrics"]["requests_failed"] == 0 and c["metrics"]["requests_completed"] == 8
+    assert all(n_in + n_out <= 256 for n_in, n_out in server.prompts)
+    reqs = c["serving"]["requests"]
+    trimmed = [q for q in reqs if q["history_turns_dropped"]]
+    assert trimmed and all(q["history_tokens_dropped"] > 0 and q["turn"] >= 1 for q in trimmed)
+    ds = c["serving"]["dataset"]
+    assert ds["histories_trimmed"] == len(trimmed) and ds["prompts_cut"] == 0
+    assert ds["history_turns_dropped"] == sum(q["history_turns_dropped"] for q in reqs)

@@ -36,6 +36,7 @@ def flatten_result(record: Mapping[str, Any], sweep: str, path: Path | None = No
     """One result record as one flat row."""
     row: dict[str, Any] = {"sweep": sweep}
     row.update(record.get("key_fields") or {})
+    row["key"] = record.get("key")  # the canonical key (speculative runs pair with their run without a draft)
     row["status"] = record.get("status")
     row["reason"] = record.get("reason")
     row["created_at"] = record.get("created_at")
@@ -55,6 +56,7 @@ def flatten_result(record: Mapping[str, Any], sweep: str, path: Path | None = No
         _flatten(value or {}, section, row)
     _flatten(record.get("environment") or {}, "env", row)
     row.update(interference.columns(record))  # the disturbed flag (its section holds lists)
+    _flatten(record.get("speculative") or {}, "speculative", row)  # workload.draft_model: the equality check
     row["repeats_n"] = len(record.get("repeats") or [])
     _flatten(record.get("adaptive_repeats") or {}, "adaptive_repeats", row)  # repeats=auto: how it stopped
     row["command"] = reproduce.for_result(record) if record.get("config") else ""

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness import results, scenarios
-from harness.report import aggregate, answer, hero, plots, quality_section, sections
+from harness.report import aggregate, answer, hero, plots, quality_section, sections, speculative
 from harness.report.html import Section, page, table
 from harness.report.pareto import DEFAULT_OBJECTIVES, Objective, front
 
@@ -101,11 +101,13 @@ def render(
     # the workloads' own report sections (Spec.report_section: serving's), for the workloads of these runs
     workloads = dict.fromkeys(str(w) for w in frame.get("workload", ()))
     own = [s.report_section for s in (scenarios.spec(w, strict=False) for w in workloads) if s.report_section]
+    spec_html, plotly_on_page = speculative.section(frame, plotly_on_page)  # empty without draft runs
     body = [
         sections.summary(groups, floor, charts) + sections.disturbed_note(frame) + sections.adaptive_note(frame),
         quality_section.quality(frame, floor, sections.config_label),
         quality_section.projection(frame, served_tokens, sections.config_label),
         sections.plots(scaling_svg, note),
+        spec_html,
         *(_call(target, frame, plotly_on_page) for _, _, target in own),  # the workloads' own (serving's)
         sections.runs_table(frame, extra_cols),
         sections.failures(frame),
@@ -120,6 +122,7 @@ def render(
         ("quality", "Quality"),
         *([("projection", "Cost projection")] if served_tokens else []),
         ("plots", "Scaling"),
+        *([("speculative", "Speculative decoding")] if spec_html else []),
         *((anchor, title) for anchor, title, _ in own),
         ("runs", "All runs"),
         ("failures", "Failures"),

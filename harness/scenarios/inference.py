@@ -8,6 +8,7 @@ figures are stable on a fast model and bounded on a slow one.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from harness.stats import summarize
 from harness.transforms.precision import WEIGHTS
 
 Forward = Callable[..., Any]  # backend.forward(ids, cache=None) -> harness.backends.base.Step
+Request = Callable[..., list]  # (forward, input_ids, decode_tokens, timer) -> timer marks, as `request`
 
 
 @dataclass(frozen=True)
@@ -79,27 +81,28 @@ def run(
     timer: Any,
     probes: ProbeSet | None = None,
     energy_now: Callable[[], float | None] | None = None,
+    one: Request = request,
 ) -> dict[str, Any]:
     """Warm up, then time `policy.repeats` repeats (or, with "auto", until policy.rule stops) with the probes
     around them (their readings stay in `probes.readings`). Returns metrics, per-repeat figures, timings and,
     for auto, how it stopped. `energy_now` (joules since the probes began, ProbeSet.energy_now) gives each
-    repeat its energy."""
+    repeat its energy. `one` runs a request (speculative decoding: harness.speculative)."""
     probes = probes if probes is not None else ProbeSet([])
     batch, seq_len = input_ids.shape
     try:
         with torch.inference_mode():
             t0 = time.perf_counter()
             for _ in range(policy.warmup_iters):
-                request(forward, input_ids, decode_tokens, timer)
+                one(forward, input_ids, decode_tokens, timer)
             while not probes.settled():  # a GPU: until its SM clock is steady, or a cap (harness.probes.clocks)
-                request(forward, input_ids, decode_tokens, timer)
+                one(forward, input_ids, decode_tokens, timer)
             warmup_s = time.perf_counter() - t0
 
             probes.begin()
             window_start = time.perf_counter()
             all_samples: dict[str, list[float]] = {"prefill": [], "ttft": [], "decode": [], "request": []}
             repeats, stopped = adaptive.run_repeats(
-                lambda: _repeat(forward, input_ids, decode_tokens, policy, timer, all_samples, energy_now),
+                lambda: _repeat(forward, input_ids, decode_tokens, policy, timer, all_samples, energy_now, one),
                 policy.repeats,
                 policy.rule,
                 policy.figure,
@@ -136,6 +139,7 @@ def _repeat(
     timer: Any,
     all_samples: dict[str, list[float]],
     energy_now: Callable[[], float | None] | None = None,
+    one: Request = request,
 ) -> dict[str, Any]:
     """One repeat: requests until min_iters and min_time_s are both met; its samples join all_samples."""
     batch, seq_len = input_ids.shape
@@ -146,7 +150,7 @@ def _repeat(
         len(samples["request"]) < policy.min_iters or time.perf_counter() - start < policy.min_time_s
     ):
         w0 = time.perf_counter()
-        marks = request(forward, input_ids, decode_tokens, timer)
+        marks = one(forward, input_ids, decode_tokens, timer)
         w1 = time.perf_counter()
         e = [timer.elapsed_s(a, b) for a, b in zip(marks, marks[1:], strict=False)]
         samples["prefill"].append(e[0])
@@ -189,6 +193,8 @@ class Inference(InferenceSpec, Scenario):
         *("achieved_flop_per_s_prefill", "achieved_flop_per_s_decode", "mfu_prefill", "mfu_decode"),
         *("weight_bytes_per_decode_step", "kv_cache_bytes_per_decode_step", "kv_cache_element_bytes"),
         *("bytes_per_decode_step", "decode_steps_per_s", "achieved_bytes_per_s_decode", "mbu_decode"),
+        *("acceptance_rate", "mean_accepted_tokens", "tokens_per_verify_step", "draft_tokens_proposed"),
+        *("draft_tokens_accepted", "verify_steps"),
     )
     summed_over_ranks = ("prefill_tok_per_s", "decode_tok_per_s", "e2e_tok_per_s", "samples_per_s")
     repeat_cost = ("e2e_tok_per_s", "usd_per_1m_tokens_generated")
@@ -205,7 +211,9 @@ class Inference(InferenceSpec, Scenario):
             adaptive.rule_from(config),
             self.repeats_figure(config),
         )
-        out = run(ctx.backend.forward, ids, w["decode_tokens"], policy, ctx.timer, ctx.probes, ctx.energy_now)
+        draft = _Draft(ctx) if w.get("draft_model") else None
+        one = draft.request if draft is not None else request
+        out = run(ctx.backend.forward, ids, w["decode_tokens"], policy, ctx.timer, ctx.probes, ctx.energy_now, one)
         # quality beside speed (MLPerf): the same prompt through the fp32 reference, after the timed window
         t = time.perf_counter()
         scored = quality.evaluate(ctx.backend, config, ids, tokenizer, device)
@@ -216,6 +224,10 @@ class Inference(InferenceSpec, Scenario):
         # MBU's numerator (the worker divides by the peak bandwidth): the model as run, transforms applied
         m.update(traffic.decode_bytes(ctx.backend.model, ids.shape[0], config["seq_len"], w["decode_tokens"]))
         m["decode_steps_per_s"] = m["decode_tok_per_s"] / ids.shape[0] if m["decode_tok_per_s"] else None
+        sections = {"quality": scored}
+        if draft is not None:  # acceptance, and the output checked against the target's own greedy one
+            m.update(draft.counts.figures())
+            sections["speculative"] = draft.section(ids, w["decode_tokens"], ctx.timer)
         phases = [
             Phase("prefill", m["prefill_tok_per_s"], m["flops_per_token_prefill"], 1),
             Phase("decode", m["decode_tok_per_s"], m["flops_per_token_decode"], 1),
@@ -228,7 +240,46 @@ class Inference(InferenceSpec, Scenario):
             phases=phases,
             units=units,
             warmup_s=out["warmup_s"],
-            sections={"quality": scored}
-            | ({"adaptive_repeats": out["adaptive_repeats"]} if out["adaptive_repeats"] else {}),
+            sections=sections | ({"adaptive_repeats": out["adaptive_repeats"]} if out["adaptive_repeats"] else {}),
             timing={"quality_s": quality_s},
         )
+
+
+class _Draft:
+    """workload.draft_model: the draft built beside the target (its weights by the target's model.weights rule,
+    in the target's dtype), and the request that decodes speculatively (harness.speculative)."""
+
+    def __init__(self, ctx: RunContext):
+        from harness import checkpoints, models, speculative
+
+        target = ctx.backend.model
+        dtype = target.get_input_embeddings().weight.dtype  # int8 quantizes linear layers only: the load dtype
+        self.cfg = checkpoints.model_config(checkpoints.draft_config(ctx.config))
+        self.model = models.build(self.cfg, dtype, str(ctx.device.torch_device), ctx.config["seed"])
+        self.target, self.k = target, ctx.config["workload"]["draft_tokens"]
+        self.counts = speculative.Counts()  # every request, warm-up included: the same prompt each time
+
+    def request(self, forward: Forward, input_ids: torch.Tensor, decode_tokens: int, timer: Any) -> list:
+        from harness import speculative
+
+        return speculative.request(self.target, self.model, input_ids, decode_tokens, self.k, timer, self.counts)
+
+    def section(self, ids: torch.Tensor, decode_tokens: int, timer: Any) -> dict[str, Any]:
+        """The result's `speculative` section: the draft, k, the counts and the equality check (untimed)."""
+        from harness import models, speculative
+
+        t = time.perf_counter()
+        with torch.inference_mode():
+            checked = speculative.check_equal(self.target, self.model, ids, decode_tokens, self.k, timer)
+        facts = models.describe(self.model)
+        return {
+            "draft_model": self.cfg["name"],
+            "draft_path": self.cfg.get("path"),
+            "draft_params": facts["params"],
+            "draft_tokens": self.k,
+            "counts_cover": "every request of the run, warm-up included (the same prompt each time)",
+            # how many proposals each verify step kept: {accepted: steps}
+            "accepted_per_step": dict(sorted(Counter(self.counts.accepted_per_step).items())),
+            "greedy_equal": checked,
+            "check_s": time.perf_counter() - t,
+        }

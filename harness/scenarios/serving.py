@@ -59,11 +59,14 @@ class Serving(ServingSpec, Scenario):
         from harness.serving import scenario
 
         config, s = ctx.config, ctx.config["serving"]
+        _refuse_draft(config)
         tokenizer = data.local_tokenizer(config["model"].get("path"))
         here = in_process(s)  # the weights load in this process
         model = ctx.backend.model if here else None
+        # the served model's context: a remote engine's from the model's config (its shape, loaded here)
+        max_len = getattr(getattr(ctx.backend.model, "config", None), "max_position_embeddings", None)
         try:
-            out = scenario.run(config, model, tokenizer, ctx.probes, ctx.energy_now, ctx.run_dir)
+            out = scenario.run(config, model, tokenizer, ctx.probes, ctx.energy_now, ctx.run_dir, max_len)
         finally:  # a warm-up that failed before the window began still stops every probe
             ctx.probes.close()
         m = out["metrics"]
@@ -93,3 +96,25 @@ class Serving(ServingSpec, Scenario):
         from harness.serving import accounting
 
         accounting.finish(sections, config)  # raises ServingFailed (status error) if the run fell short
+
+
+def _refuse_draft(config: Mapping[str, Any]) -> None:
+    """workload.draft_model has no serving engine here: say which and why (status unsupported)."""
+    draft = config["workload"].get("draft_model")
+    if not draft:
+        return
+    import importlib.metadata
+
+    from harness.errors import UnsupportedError
+
+    if in_process(config["serving"]):
+        version = importlib.metadata.version("transformers")
+        raise UnsupportedError(
+            f"workload.draft_model={draft}: transformers {version} continuous batching (generate_batch, "
+            "ContinuousBatchingManager), the in-process engine, takes no assistant model; speculative decoding "
+            "is measured offline (workload=inference)"
+        )
+    raise UnsupportedError(
+        f"workload.draft_model={draft}: a remote engine drafts with its own settings (vLLM --speculative-config, "
+        "SGLang --speculative-algorithm), not the harness's; start it so with serving.server.command"
+    )

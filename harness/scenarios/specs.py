@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from harness.errors import ConfigError
 from harness.metrics import get as metric
 from harness.scenarios.base import Spec
 
@@ -21,6 +22,8 @@ _STEPS = tuple(
     f"workload.{k}"
     for k in ("max_steps", "warmup_steps", "lr", "lr_warmup_steps", "weight_decay", "grad_clip", "eval_interval")
 )
+# a draft model (speculative decoding, inference only); serving reads them to refuse them (unsupported)
+_DRAFT = ("workload.draft_model", "workload.draft_tokens")
 _LORA = tuple(f"lora.{k}" for k in ("rank", "alpha", "dropout", "target_modules"))
 _TRAINING_SUMMARY = ("step_time_s", "train_tok_per_s")
 # what a run that trains is priced, charged and timed on in the report's answer: cost to its target where
@@ -39,7 +42,7 @@ class InferenceSpec(Spec):
     """Offline batches: prefill, then decode_tokens greedy steps (harness/scenarios/inference.py)."""
 
     name = "inference"
-    only_keys = tuple(f"workload.{k}" for k in ("warmup_iters", "min_iters", "min_time_s", "max_iters"))
+    only_keys = (*(f"workload.{k}" for k in ("warmup_iters", "min_iters", "min_time_s", "max_iters")), *_DRAFT)
     objectives = (
         ("decode throughput", ("decode_tok_per_s", "e2e_tok_per_s"), "max", "tokens/s"),
         (metric("usd_per_1m_tokens_generated", "cost").label, ("cost_usd_per_1m_tokens_generated",), "min", "USD"),
@@ -74,6 +77,11 @@ class InferenceSpec(Spec):
 
     def observes_int8_kernels(self, config: Mapping[str, Any]) -> bool:
         return config["precision"]["name"] == "int8"
+
+    def validate(self, cfg: Any) -> None:
+        if cfg.workload.draft_model is not None and cfg.batch_size != 1:
+            why = "speculative decoding (workload.draft_model) verifies one sequence: batch_size=1 (as transformers)"
+            raise ConfigError("batch_size", cfg.batch_size, why)
 
 
 class TrainingSpec(Spec):
@@ -125,7 +133,7 @@ class ServingSpec(Spec):
     """Open- or closed-loop load against an engine (harness/scenarios/serving.py, harness/serving/)."""
 
     name = "serving"
-    only_keys = ()  # its settings are serving.*, which no other workload reads either
+    only_keys = _DRAFT  # its settings are serving.*; it reads a draft only to refuse it (unsupported)
     objectives = (
         # goodput needs an SLO (serving.slo.*); without one every completed request is good
         ("goodput", ("goodput_req_per_s", "request_throughput_req_per_s"), "max", "req/s"),

@@ -6,7 +6,9 @@ Conversations: turn k's prompt carries the whole history, with the file's own an
 assistant turns (so every run sends the same prompts, and turn k's prompt extends turn k-1's, as a chat
 client's does: what a prefix cache serves); its output length is the file's answer's length. A trace keeps
 its own arrival times (scaled by serving.trace_speed) and lengths; its prompts are corpus windows of those
-lengths. A prompt longer than the model's context is cut from the left (the latest text kept), and counted.
+lengths. A conversation's history past serving.max_context_tokens (default: the model's context less the
+output length) loses its oldest exchanges first, counted per request; a prompt still longer than the
+model's context is cut from the left (the latest text kept), and counted.
 """
 
 from __future__ import annotations
@@ -82,31 +84,61 @@ def render(messages: list[tuple[str, str]]) -> str:
     return "".join(f"{names[r]}: {text}\n\n" for r, text in messages) + "Assistant:"
 
 
-def _conversation(cid: str, turns: list[tuple[str, str]], tokenizer: Any, max_len: int | None, output_len: int):
-    """The requests of one conversation (one per user turn) and how many were cut to fit."""
+def _budget(max_tokens: int, max_len: int | None, max_context: int | None) -> int | None:
+    """The most prompt tokens a request may carry: serving.max_context_tokens, else the model's context less
+    the request's output length (None: no bound known)."""
+    if max_context is not None:
+        return max_context
+    return max_len - max_tokens if max_len is not None else None
+
+
+def _trim(history: list, question: tuple[str, str], budget: int | None, tokenizer: Any) -> tuple[list, int, int]:
+    """The latest history that fits `budget` with the question: whole (user, assistant) exchanges dropped
+    oldest first, as a chat client trims its window; (kept history, exchanges dropped, tokens dropped)."""
+    full = len(prompts.encode(render([*history, question]), tokenizer))
+    kept = list(history)
+    while budget is not None and kept and len(prompts.encode(render([*kept, question]), tokenizer)) > budget:
+        kept = kept[2:]  # one exchange: the user's turn and the answer to it
+    dropped = (len(history) - len(kept)) // 2
+    tokens = full - len(prompts.encode(render([*kept, question]), tokenizer)) if dropped else 0
+    return kept, dropped, tokens
+
+
+def _conversation(cid: str, turns: list[tuple[str, str]], tokenizer: Any, max_len: int | None, output_len: int,
+                  max_context: int | None = None):  # fmt: skip
+    """The requests of one conversation (one per user turn) and how many were cut to fit (a question that
+    alone is past the budget, cut from the left). A history past the budget loses its oldest exchanges."""
     out, history, cut = [], [], 0
     for k, (role, text) in enumerate(turns):
         if role != "user":
             continue
         answer = turns[k + 1][1] if k + 1 < len(turns) and turns[k + 1][0] == "assistant" else None
         max_tokens = max(1, len(prompts.encode(answer, tokenizer))) if answer else output_len
-        messages = [*history, ("user", text)]
-        ids, max_tokens, was_cut = _fit(prompts.encode(render(messages), tokenizer), max_tokens, max_len)
+        kept, dropped, dropped_tokens = _trim(history, ("user", text), _budget(max_tokens, max_len, max_context),
+                                              tokenizer)  # fmt: skip
+        messages = [*kept, ("user", text)]
+        ids = prompts.encode(render(messages), tokenizer)
+        over = max_context is not None and len(ids) > max_context  # the question alone is past the bound
+        ids = ids[len(ids) - max_context :] if over else ids
+        ids, max_tokens, was_cut = _fit(ids, max_tokens, max_len)
+        was_cut = was_cut or over
         cut += was_cut
         prompt = prompts.decode(ids, tokenizer) if was_cut else render(messages)
         chat = None if was_cut else tuple(messages)
-        out.append(Request(0, ids, prompt, max_tokens, conversation=cid, turn=len(out), messages=chat))
-        history = [*messages, ("assistant", answer or "")]
+        out.append(Request(0, ids, prompt, max_tokens, conversation=cid, turn=len(out), messages=chat,
+                           history_turns_dropped=dropped, history_tokens_dropped=dropped_tokens))  # fmt: skip
+        history = [*history, ("user", text), ("assistant", answer or "")]
     return out, cut
 
 
-def sharegpt(path: str, n: int, tokenizer: Any, max_len: int | None, output_len: int) -> Workload:
+def sharegpt(path: str, n: int, tokenizer: Any, max_len: int | None, output_len: int,
+             max_context: int | None = None) -> Workload:  # fmt: skip
     """Conversations in file order until `n` turns (the last one may be cut short)."""
     convs, total, cut = [], 0, 0
     for cid, turns in read_conversations(path):
         if total >= n:
             break
-        reqs, c = _conversation(cid, turns, tokenizer, max_len, output_len)
+        reqs, c = _conversation(cid, turns, tokenizer, max_len, output_len, max_context)
         reqs = reqs[: n - total]
         if reqs:
             convs.append(reqs)
@@ -117,6 +149,10 @@ def sharegpt(path: str, n: int, tokenizer: Any, max_len: int | None, output_len:
     by_id = iter(flat)
     convs = [[next(by_id) for _ in conv] for conv in convs]
     info = {"conversations": len(convs), "turns_max": max(len(c) for c in convs), "prompts_cut": cut}
+    info["max_context_tokens"] = max_context
+    info["histories_trimmed"] = sum(r.history_turns_dropped > 0 for r in flat)
+    info["history_turns_dropped"] = sum(r.history_turns_dropped for r in flat)
+    info["history_tokens_dropped"] = sum(r.history_tokens_dropped for r in flat)
     return Workload(flat, conversations=convs, info=info)
 
 
@@ -210,7 +246,7 @@ def build(s: dict[str, Any], seed: int, tokenizer: Any = None, max_len: int | No
     """The measured requests of serving.dataset (the warm-up requests are synthetic, apart)."""
     kind, n = s["dataset"], s["num_requests"]
     if kind == "sharegpt":
-        w = sharegpt(s["dataset_path"], n, tokenizer, max_len, s["output_len"])
+        w = sharegpt(s["dataset_path"], n, tokenizer, max_len, s["output_len"], s.get("max_context_tokens"))
     elif kind == "trace":
         w = trace(s["dataset_path"], n, s["trace_speed"], seed, tokenizer, max_len)
     elif kind == "shared_prefix":

@@ -33,6 +33,8 @@ def serving_key_fields(s: Mapping[str, Any]) -> dict[str, Any]:
         else None,
         "duration_s": s["duration_s"],
     }
+    if s.get("max_context_tokens") is not None:  # only then: a run without it keeps the key it had before
+        detail["max_context_tokens"] = s["max_context_tokens"]
     if s.get("reset_cache"):  # only then: a run without it keeps the key it had before
         detail["reset_cache"] = True
     dataset = s.get("dataset", "random")

@@ -115,6 +115,7 @@ async def _one(engine: Engine, request: Request, outcome: Outcome, slots: asynci
 def _new_outcome(request: Request, scheduled: float | None, now: float) -> Outcome:
     o = Outcome(request.index, len(request.prompt_ids), scheduled, now, now)
     o.conversation, o.turn, o.prefix = request.conversation, request.turn, request.prefix
+    o.history_turns_dropped, o.history_tokens_dropped = request.history_turns_dropped, request.history_tokens_dropped
     return o
 
 

@@ -40,6 +40,8 @@ class Outcome:
     turn: int | None = None
     prefix: int | None = None  # its shared prefix (serving.dataset=shared_prefix)
     cached_tokens: int | None = None  # prompt tokens the engine served from its prefix cache, where it says
+    history_turns_dropped: int = 0  # sharegpt: the oldest exchanges left out of its history to fit the context
+    history_tokens_dropped: int = 0
 
     @property
     def ok(self) -> bool:
@@ -181,6 +183,7 @@ def request_records(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
             "scheduled_s": rel(o.scheduled_at), "sent_s": rel(o.sent_at), "done_s": rel(o.done_at),
             "send_lateness_s": o.dispatched_at - o.scheduled_at if o.scheduled_at is not None else None,
             "ttft_s": lat["ttft_s"], "e2el_s": lat["e2el_s"], "error": o.error,
+            "history_turns_dropped": o.history_turns_dropped, "history_tokens_dropped": o.history_tokens_dropped,
         })  # fmt: skip
     return out
 

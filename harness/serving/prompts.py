@@ -18,6 +18,8 @@ class Request:
     turn: int | None = None  # the turn within its conversation, from 0
     prefix: int | None = None  # the shared prefix's index (serving.dataset=shared_prefix)
     messages: tuple[tuple[str, str], ...] | None = None  # (role, content) for serving.api=chat; None: one user turn
+    history_turns_dropped: int = 0  # sharegpt: the oldest exchanges left out to fit serving.max_context_tokens
+    history_tokens_dropped: int = 0  # ... and the prompt tokens they held
 
 
 def _lengths(mean: int, spread: float, n: int, rng: np.random.Generator) -> list[int]:

@@ -111,9 +111,8 @@ def _repeat_figures(summary: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-async def _measure(config: dict, model: Any, tokenizer: Any, probes: Any, energy_now, run_dir) -> dict:
+async def _measure(config: dict, model: Any, tokenizer: Any, probes: Any, energy_now, run_dir, max_len) -> dict:
     s, seed = config["serving"], config["seed"]
-    max_len = getattr(getattr(model, "config", None), "max_position_embeddings", None)  # in-process: its context
     work = datasets.build(s, seed, tokenizer, max_len)
     warm = datasets.warmup_requests(s, seed, tokenizer)
     out: dict[str, Any] = {"dataset": work.info}
@@ -193,11 +192,15 @@ def _capacity_section(found: capacity.Capacity, s: dict[str, Any]) -> dict[str, 
     }
 
 
-def run(config: dict, model: Any, tokenizer: Any, probes: Any, energy_now, run_dir: str | None) -> dict:
-    """The serving run (`probes`: a harness.probes.ProbeSet, begun and ended around the timed window):
-    metrics, repeats (one per load window, or one per probe), timings,
-    units (output tokens, completed requests) and the `serving` section (engine, load, capacity, probes)."""
-    measured = asyncio.run(_measure(config, model, tokenizer, probes, energy_now, run_dir))
+def run(config: dict, model: Any, tokenizer: Any, probes: Any, energy_now, run_dir: str | None,
+        max_len: int | None = None) -> dict:  # fmt: skip
+    """The serving run (`probes`: a harness.probes.ProbeSet, begun and ended around the timed window;
+    `max_len`: the served model's context in tokens, None if unknown): metrics, repeats (one per load window,
+    or one per probe), timings, units (output tokens, completed requests) and the `serving` section (engine,
+    load, capacity, probes)."""
+    if max_len is None:  # in-process: the model's own
+        max_len = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    measured = asyncio.run(_measure(config, model, tokenizer, probes, energy_now, run_dir, max_len))
     s, loads = config["serving"], measured["loads"]
     found: capacity.Capacity | None = measured.get("capacity")
     best = found.best() if found is not None else None

@@ -87,6 +87,8 @@ def _validate_dataset(s: Any) -> None:
         if not s.dataset_path or not Path(s.dataset_path).is_file():
             need = f"serving.dataset={s.dataset} needs an existing {kinds} file"
             raise ConfigError("serving.dataset_path", s.dataset_path, need)
+    if s.max_context_tokens is not None:
+        _positive("serving.max_context_tokens", s.max_context_tokens)
     if s.think_time_s < 0:
         raise ConfigError("serving.think_time_s", s.think_time_s, "must be >= 0")
     _positive("serving.trace_speed", s.trace_speed)
