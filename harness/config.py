@@ -74,6 +74,11 @@ class WorkloadConfig:
     eval_interval: int = 20  # steps between held-out evaluations (and one at the end)
     eval_batches: int = 4  # fixed held-out batches per evaluation
     target_eval_loss: float | None = None  # stop when the eval loss reaches this (time-to-quality)
+    # training levers (training, classification, distill): an optimizer step of batch_size sequences runs as
+    # grad_accum_steps micro-batches of batch_size / grad_accum_steps (the same global batch, less activation
+    # memory); grad_checkpointing recomputes each layer's forward in the backward pass instead of keeping it
+    grad_accum_steps: int = 1
+    grad_checkpointing: bool = False
     save_checkpoint: bool = False  # save the final weights in the run folder (checkpoint/, an HF checkpoint)
     # classification (shares the training fields above): stop when held-out accuracy reaches this (0..1)
     target_accuracy: float | None = None
@@ -89,6 +94,7 @@ _STEPS = tuple(
     f"workload.{k}"
     for k in ("max_steps", "warmup_steps", "lr", "lr_warmup_steps", "weight_decay", "grad_clip", "eval_interval")
 )
+_STEPS += ("workload.grad_accum_steps", "workload.grad_checkpointing")  # the training levers
 _CLASSIFY = (*_STEPS, "workload.target_accuracy", "workload.init", "data.label_column", "finetune")
 _CLASSIFY += tuple(f"lora.{k}" for k in ("rank", "alpha", "dropout", "target_modules"))
 _DISTILL = tuple(f"distill.{k}" for k in ("temperature", "alpha", "teacher_steps"))

@@ -65,6 +65,7 @@ def key_fields(config: Mapping[str, Any]) -> dict[str, Any]:
         fields.update(serving_key_fields(config["serving"]))
     else:
         fields["decode_tokens"] = w["decode_tokens"]
+    fields.update(lever_key_fields(w))
     fields.update(
         gpus=config["gpus"],
         seed=config["seed"],
@@ -77,6 +78,15 @@ def key_fields(config: Mapping[str, Any]) -> dict[str, Any]:
         # keys of runs without one stay as they were
         fields["memory_limit_bytes"] = config["memory_limit_bytes"]
     return fields
+
+
+# The training levers, in the key only away from their defaults: a run from before them keeps its key
+LEVER_DEFAULTS = {"grad_accum_steps": 1, "grad_checkpointing": False}
+
+
+def lever_key_fields(workload: Mapping[str, Any]) -> dict[str, Any]:
+    """The training levers a run set (workload.grad_accum_steps != 1, workload.grad_checkpointing=true)."""
+    return {k: workload[k] for k, default in LEVER_DEFAULTS.items() if workload.get(k, default) != default}
 
 
 def classification_key_fields(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -116,6 +126,8 @@ ADDED_AT_DEFAULT = {
     ("workload", "target_accuracy"): None,
     ("workload", "init"): "random",
     ("data", "label_column"): "label",
+    ("workload", "grad_accum_steps"): 1,
+    ("workload", "grad_checkpointing"): False,
 }
 
 
@@ -154,6 +166,8 @@ def run_slug(config: Mapping[str, Any]) -> str:
         work = f"steps{f['max_steps']}-{f['init']}-{f['finetune']}{lora}"
     else:
         work = f"steps{f['max_steps']}" if f["workload"] == "training" else f"dec{f['decode_tokens']}"
+    work += f"-ga{f['grad_accum_steps']}" if "grad_accum_steps" in f else ""
+    work += "-ckpt" if f.get("grad_checkpointing") else ""
     slug = (
         f"{f['workload']}-{f['model']}-{f['precision']}-bs{f['batch_size']}-seq{f['seq_len']}"
         f"-{work}-g{f['gpus']}-s{f['seed']}-{f['device']}-{config_hash(config)}"

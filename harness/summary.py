@@ -40,7 +40,16 @@ def label(key_fields: dict[str, Any]) -> str:
     if load is not None:  # a serving run: its load, not a batch, is what it is
         return f"{f['model']} {f['precision']} {f['engine']} {load} gpus={number_text(f['gpus'])}"
     n = number_text
-    return f"{f['model']} {f['precision']} bs={n(f['batch_size'])} seq={n(f['seq_len'])} gpus={n(f['gpus'])}"
+    text = f"{f['model']} {f['precision']} bs={n(f['batch_size'])} seq={n(f['seq_len'])} gpus={n(f['gpus'])}"
+    return text + lever_label(f)
+
+
+def lever_label(key_fields: dict[str, Any]) -> str:
+    """The training levers a run set, as a label suffix (" accum=4 ckpt"); "" for a run at their defaults.
+    Accepts a report row's fields too (absent ones None or NaN, counts as floats)."""
+    accum, ckpt = key_fields.get("grad_accum_steps"), key_fields.get("grad_checkpointing")
+    out = f" accum={number_text(accum)}" if isinstance(accum, (int, float)) and accum == accum and accum != 1 else ""
+    return out + (" ckpt" if ckpt == 1 else "")  # True, or 1.0 from a report row
 
 
 def headline(r: dict[str, Any]) -> str:

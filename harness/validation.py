@@ -109,6 +109,8 @@ def validate(cfg: HarnessConfig) -> None:
         distill.validate(cfg)
     elif cfg.quality.enabled:
         _validate_data(cfg.data)
+    if w.name in ("training", "classification", "distill"):
+        validate_levers(w, cfg.batch_size)
     _at_least("quality.window_tokens", cfg.quality.window_tokens, 2)
     _at_least("quality.bootstrap", cfg.quality.bootstrap, 100)
     if w.name == "serving":
@@ -187,6 +189,16 @@ def validate_steps(w: WorkloadConfig) -> None:
         raise ConfigError("workload.warmup_steps", w.warmup_steps, f"must be < workload.max_steps={w.max_steps}")
     if w.lr <= 0:
         raise ConfigError("workload.lr", w.lr, "must be > 0")
+
+
+def validate_levers(w: WorkloadConfig, batch_size: int) -> None:
+    """The training levers: grad_accum_steps splits batch_size (the global batch) into equal micro-batches."""
+    n = w.grad_accum_steps
+    if n < 1 or batch_size % n:  # the schema makes it an int and grad_checkpointing a bool
+        divisors = ", ".join(str(k) for k in range(1, batch_size + 1) if batch_size % k == 0)
+        raise ConfigError(
+            "workload.grad_accum_steps", n, f"must divide batch_size={batch_size} (choose one of {divisors})"
+        )
 
 
 def _validate_data(d: DataConfig) -> None:
