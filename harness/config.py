@@ -78,6 +78,11 @@ class WorkloadConfig:
     eval_interval: int = 20  # steps between held-out evaluations (and one at the end)
     eval_batches: int = 4  # fixed held-out batches per evaluation
     target_eval_loss: float | None = None  # stop when the eval loss reaches this (time-to-quality)
+    # training levers (training, classification, distill): an optimizer step of batch_size sequences runs as
+    # grad_accum_steps micro-batches of batch_size / grad_accum_steps (the same global batch, less activation
+    # memory); grad_checkpointing recomputes each layer's forward in the backward pass instead of keeping it
+    grad_accum_steps: int = 1
+    grad_checkpointing: bool = False
     save_checkpoint: bool = False  # save the final weights in the run folder (checkpoint/, an HF checkpoint)
     # classification (shares the training fields above): stop when held-out accuracy reaches this (0..1)
     target_accuracy: float | None = None

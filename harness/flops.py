@@ -28,6 +28,8 @@ def inference_flops(desc: dict, seq_len: int, decode_tokens: int) -> dict[str, f
 
 
 def training_flops_per_token(desc: dict, seq_len: int) -> float | None:
-    """Forward + backward FLOPs per trained token: 3x the forward (backward ~ 2x forward)."""
+    """Forward + backward FLOPs per trained token: 3x the forward (backward ~ 2x forward). Model FLOPs: the
+    forward that activation checkpointing (workload.grad_checkpointing) recomputes is not counted, as in PaLM's
+    MFU (Chowdhery et al. 2022, appendix B); hardware FLOPs would count it (~4x the forward)."""
     forward = forward_flops_per_token(desc["matmul_params"], desc["n_layers"], desc["d_model"], seq_len)
     return 3.0 * forward if forward is not None else None

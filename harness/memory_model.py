@@ -12,6 +12,10 @@ before the model exists (interpreter, torch, libraries: not predicted here):
   product — Korthikanti et al. 2022, "Reducing Activation Recomputation", counted for a SwiGLU block; in fp32 on
   CPU, where bf16 autocast was measured to keep as much as fp32), the attention scores and probabilities
   (2 · heads · seq_len per token per layer, fp32), plus the logits and their softmax for the loss (2·V, fp32);
+  with workload.grad_accum_steps=N the activations are one micro-batch's (batch_size / N sequences): the backward
+  of each micro-batch frees them before the next; with workload.grad_checkpointing=true each layer keeps only its
+  input (the residual stream, d per token, fp32: autocast leaves the residual adds in fp32) and the backward
+  recomputes one layer at a time, so the peak holds every layer's input plus one layer's activations and scores;
 - inference: the KV cache at batch × (seq_len + decode_tokens) (2 · layers · kv_heads · head_dim elements per
   token in the compute dtype), counted twice (it grows by torch.cat, old and new copies held by the allocator),
   and the prefill's largest transient: one layer's MLP (3·I per token: gate, up and their product, the SwiGLU
@@ -88,14 +92,18 @@ def predict(config: Mapping[str, Any], device: str = "cpu") -> Prediction:
     heads = int(model["num_attention_heads"])
     kv_dim = int(model.get("num_key_value_heads") or heads) * (d // heads)
     params = sum(param_counts(model))
-    if kind == "train":
+    if kind == "train":  # b: one micro-batch (Spec.memory_shape divides by workload.grad_accum_steps)
+        w = config["workload"]
         tokens = b * seq
         compute = 4 if precision in ("fp32", "int8") else 2
         linear = param_counts(model)[0]
         weights = 4 * params + (2 * linear if compute == 2 else 0)  # fp32 master + autocast copies
         act = 4 if device == "cpu" else compute  # measured on CPU: bf16 autocast keeps as much as fp32
         # + the attention scores and probabilities kept for the backward pass (heads × seq_len per token, fp32)
-        per_token = n_layers * ((10 * d + 4 * i) * act + 2 * heads * seq * 4) + 2 * vocab * 4
+        layer = (10 * d + 4 * i) * act + 2 * heads * seq * 4
+        # gradient checkpointing keeps each layer's input (d per token) and recomputes one layer at a time
+        kept = n_layers * d * 4 + layer if w.get("grad_checkpointing") else n_layers * layer
+        per_token = kept + 2 * vocab * 4
         parts = (weights, 4 * params, 8 * params, tokens * per_token, 0)
     else:
         kv_bytes = 2 if precision in ("fp16", "bf16") or (precision == "int8" and device == "cuda") else 4

@@ -54,6 +54,7 @@ def key_fields(config: Mapping[str, Any]) -> dict[str, Any]:
     fields.update(scenarios.spec(w["name"], strict=False).key_fields(config))  # what this workload is (Spec.key_fields)
     if w.get("draft_model"):  # only then: a run without a draft keeps the key it had before
         fields.update(draft_model=w["draft_model"], draft_tokens=w["draft_tokens"])
+    fields.update(lever_key_fields(w))  # the training levers a run set (none: the key of before)
     fields.update(
         gpus=config["gpus"],
         seed=config["seed"],
@@ -66,6 +67,15 @@ def key_fields(config: Mapping[str, Any]) -> dict[str, Any]:
         # keys of runs without one stay as they were
         fields["memory_limit_bytes"] = config["memory_limit_bytes"]
     return fields
+
+
+# The training levers, in the key only away from their defaults: a run from before them keeps its key
+LEVER_DEFAULTS = {"grad_accum_steps": 1, "grad_checkpointing": False}
+
+
+def lever_key_fields(workload: Mapping[str, Any]) -> dict[str, Any]:
+    """The training levers a run set (workload.grad_accum_steps != 1, workload.grad_checkpointing=true)."""
+    return {k: workload[k] for k, default in LEVER_DEFAULTS.items() if workload.get(k, default) != default}
 
 
 def canonical_key(config: Mapping[str, Any]) -> str:
@@ -89,6 +99,8 @@ ADDED_AT_DEFAULT = {
     ("workload", "draft_model"): None,
     ("workload", "draft_tokens"): 4,
     ("serving", "max_context_tokens"): None,
+    ("workload", "grad_accum_steps"): 1,
+    ("workload", "grad_checkpointing"): False,
 }
 
 
@@ -125,6 +137,8 @@ def run_slug(config: Mapping[str, Any]) -> str:
     work = scenarios.spec(f["workload"], strict=False).slug_work(f)  # the work done, as the workload names it
     if f.get("draft_model"):
         work += f"-draft{f['draft_model']}k{f['draft_tokens']}"
+    work += f"-ga{f['grad_accum_steps']}" if "grad_accum_steps" in f else ""
+    work += "-ckpt" if f.get("grad_checkpointing") else ""
     slug = (
         f"{f['workload']}-{f['model']}-{f['precision']}-bs{f['batch_size']}-seq{f['seq_len']}"
         f"-{work}-g{f['gpus']}-s{f['seed']}-{f['device']}-{config_hash(config)}"

@@ -41,7 +41,16 @@ def label(key_fields: dict[str, Any]) -> str:
         return f"{f['model']} {f['precision']} {f['engine']} {load} gpus={number_text(f['gpus'])}"
     n = number_text
     draft = f" draft={f['draft_model']} k={n(f['draft_tokens'])}" if f.get("draft_model") else ""
-    return f"{f['model']} {f['precision']} bs={n(f['batch_size'])} seq={n(f['seq_len'])} gpus={n(f['gpus'])}{draft}"
+    text = f"{f['model']} {f['precision']} bs={n(f['batch_size'])} seq={n(f['seq_len'])} gpus={n(f['gpus'])}{draft}"
+    return text + lever_label(f)
+
+
+def lever_label(key_fields: dict[str, Any]) -> str:
+    """The training levers a run set, as a label suffix (" accum=4 ckpt"); "" for a run at their defaults.
+    Accepts a report row's fields too (absent ones None or NaN, counts as floats)."""
+    accum, ckpt = key_fields.get("grad_accum_steps"), key_fields.get("grad_checkpointing")
+    out = f" accum={number_text(accum)}" if isinstance(accum, (int, float)) and accum == accum and accum != 1 else ""
+    return out + (" ckpt" if ckpt == 1 else "")  # True, or 1.0 from a report row
 
 
 def headline(r: dict[str, Any]) -> str:

@@ -197,6 +197,16 @@ def validate_steps(w: WorkloadConfig) -> None:
         raise ConfigError("workload.lr", w.lr, "must be > 0")
 
 
+def validate_levers(w: WorkloadConfig, batch_size: int) -> None:
+    """The training levers: grad_accum_steps splits batch_size (the global batch) into equal micro-batches."""
+    n = w.grad_accum_steps
+    if n < 1 or batch_size % n:  # the schema makes it an int and grad_checkpointing a bool
+        divisors = ", ".join(str(k) for k in range(1, batch_size + 1) if batch_size % k == 0)
+        raise ConfigError(
+            "workload.grad_accum_steps", n, f"must divide batch_size={batch_size} (choose one of {divisors})"
+        )
+
+
 def validate_data(d: DataConfig) -> None:
     """The data group: training text, and the held-out text of every run's quality evaluation."""
     if d.source not in DATA_SOURCES:

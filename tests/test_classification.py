@@ -133,6 +133,22 @@ def test_classification_reports_accuracy_and_f1_with_intervals_and_prices_the_ta
     assert r["key_fields"]["workload"] == "classification" and r["key_fields"]["target_accuracy"] == 0.2
 
 
+@pytest.mark.e2e
+def test_classification_takes_the_training_levers(harness):
+    proc, root = harness(
+        *("sweep=clev", *CLS, "workload.max_steps=8", "workload.eval_interval=8"),
+        *("workload.grad_accum_steps=4", "workload.grad_checkpointing=true"),
+        fast=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (r,) = load_results(root / "clev")
+    assert r["status"] == "ok", r["reason"]
+    assert r["levers"] == {**r["levers"], "grad_accum_steps": 4, "micro_batch_size": 4, "checkpointed_layers": 4}
+    assert r["key_fields"]["grad_accum_steps"] == 4 and r["key_fields"]["grad_checkpointing"] is True
+    assert r["metrics"]["samples_per_s"] > 0 and r["metrics"]["steps"] == 8
+    assert "accum=4 ckpt" in proc.stdout
+
+
 def _wide_local_model(path) -> None:
     """A local causal LM whose parameters, not its activations, dominate memory at batch 2 x 16 tokens: full
     fine-tuning keeps gradients and two AdamW moments of all ~8.6 M of them (~100 MB); LoRA of a few thousand."""

@@ -76,6 +76,40 @@ def test_target_eval_loss_stops_early_and_prices_it(harness):
     )
 
 
+def test_levers_accumulation_and_checkpointing_keep_the_loss_curve(harness):
+    """The same global batches in 1 or 2 micro-batches, under activation checkpointing: the same held-out curve
+    (float noise), the levers in the result's key, folder, label and reproduce command."""
+    from harness import reproduce
+
+    proc, root = harness(
+        "-m", "sweep=lev", *TRAIN, "workload.grad_accum_steps=1,2", "workload.grad_checkpointing=true", fast=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    by = {r["levers"]["grad_accum_steps"]: r for r in load_results(root / "lev")}
+    one, two = by[1], by[2]
+    for n, r in by.items():
+        assert r["status"] == "ok", r["reason"]
+        assert r["levers"] == {
+            "grad_accum_steps": n,
+            "micro_batch_size": 4 // n,
+            "grad_checkpointing": True,
+            "checkpointed_layers": 4,
+        }
+        assert r["key_fields"]["grad_checkpointing"] is True
+        assert r["metrics"]["tokens_per_step"] == 4 * 32 and r["metrics"]["tokens_trained"] == 12 * 4 * 32
+        assert f"workload.grad_accum_steps={n}" in reproduce.for_result(r)
+    assert "grad_accum_steps" not in one["key_fields"] and two["key_fields"]["grad_accum_steps"] == 2
+    folders = sorted(p.parent.name for p in (root / "lev").glob("*/result.json"))
+    assert [f.split("-g1-")[0] for f in folders] == [
+        f"training-tiny-fp32-bs4-seq32-steps12{w}" for w in ("-ckpt", "-ga2-ckpt")
+    ]
+    for (s1, v1, _), (s2, v2, _) in zip(one["metrics"]["eval_curve"], two["metrics"]["eval_curve"], strict=True):
+        assert s1 == s2 and v1 == pytest.approx(v2, abs=1e-3)
+    assert one["metrics"]["eval_loss"] < one["metrics"]["eval_loss_initial"] - 0.5  # it learned
+    assert "tiny fp32 bs=4 seq=32 gpus=1 accum=2 ckpt" in proc.stdout
+    assert "tiny fp32 bs=4 seq=32 gpus=1 ckpt" in proc.stdout
+
+
 @pytest.mark.alone  # CPU ranks: a core each
 def test_two_cpu_ranks_with_gloo_and_scaling_efficiency(harness):
     proc, root = harness("-m", "sweep=ddp", *TRAIN, "gpus=1,2", fast=False)
@@ -147,6 +181,10 @@ def test_local_text_and_json_data(harness, tmp_path):
         ("workload.target_eval_loss=0", "workload.target_eval_loss=0.0 is not valid: must be > 0"),
         ("data.path=/no/such/file.txt", "data.path=/no/such/file.txt is not valid: data.source=text needs an existing"),
         ("workload.max_steps=0", "workload.max_steps=0 is not valid: must be >= 1"),
+        (
+            "workload.grad_accum_steps=3",
+            "workload.grad_accum_steps=3 is not valid: must divide batch_size=8 (choose one of 1, 2, 4, 8)",
+        ),
     ],
 )
 def test_bad_training_input(tmp_path, arg, expected):

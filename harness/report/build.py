@@ -20,7 +20,7 @@ DEFAULT_FLOOR = 0.99  # MLPerf: >= 99 % of the fp32 reference
 # the key fields (harness.results.key_fields) as report columns: what makes one scaling line
 LINE_KEYS = (
     *("workload", "model", "precision", "batch_size", "seq_len", "decode_tokens", "max_steps"),
-    *("target_eval_loss", "data", "gpus", "seed", "device", "arch"),
+    *("target_eval_loss", "data", "gpus", "seed", "device", "arch", "grad_accum_steps", "grad_checkpointing"),
 )
 
 

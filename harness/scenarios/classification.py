@@ -23,7 +23,7 @@ from harness.backends.base import CLASSIFY, TRAIN_STEP
 from harness.scenarios import register
 from harness.scenarios.base import DATA_PARALLEL, Measured, Phase, RunContext, Scenario
 from harness.scenarios.specs import ClassificationSpec
-from harness.scenarios.training import Schedule, _autocast, _chunks, _curve, _optimizer, lr_at, optimizer_step
+from harness.scenarios.training import Schedule, _autocast, _chunks, _curve, _optimizer, accumulated_step, levers, lr_at
 from harness.stats import summarize
 from harness.transforms.precision import AUTOCAST
 
@@ -80,7 +80,7 @@ def predict(model: torch.nn.Module, ex: Examples, autocast_dtype: Any, device: A
 
 
 def train(
-    model: torch.nn.Module, batches: Batches, held: Examples, s: Schedule, target: float | None, ctx: Any
+    model: torch.nn.Module, batches: Batches, held: Examples, s: Schedule, target: float | None, ctx: Any, accum: int
 ) -> dict:
     """Steps of the schedule (or to the target accuracy): step times, losses, the held-out accuracy curve."""
     autocast_dtype, device_type = ctx.runtime.get("autocast_dtype"), ctx.device.type
@@ -92,6 +92,11 @@ def train(
     step_times, step_joules, losses, evals, eval_s = [], [], [], [(0, score())], 0.0
     reached: dict[str, Any] = {"target_accuracy": target, "reached": False}
     model.train()
+
+    def loss_of(part: Any) -> torch.Tensor:
+        with _autocast(device_type, autocast_dtype):
+            return model(input_ids=part[0], attention_mask=part[1], labels=part[2]).loss
+
     try:
         probes.begin()
         start = time.perf_counter()
@@ -101,9 +106,7 @@ def train(
                 group["lr"] = lr_at(step, s)
             joules_before = energy_now() if energy_now is not None else None
             m0 = timer.mark()
-            with _autocast(device_type, autocast_dtype):
-                loss = model(input_ids=ids, attention_mask=mask, labels=y).loss
-            optimizer_step(loss, model, optimizer, scaler, s.grad_clip)
+            loss = accumulated_step(model, optimizer, scaler, s.grad_clip, [ids, mask, y], loss_of, accum)
             m1 = timer.mark()
             timer.sync()
             if step > s.warmup_steps:
@@ -177,7 +180,8 @@ class Classification(ClassificationSpec, Scenario):
         schedule = Schedule(*(w[k] for k in keys), None, config["repeats"])
         model, section = finetune.apply(ctx.backend.model, config)
         ctx.backend.model = model
-        out = train(model, batches, held, schedule, w.get("target_accuracy"), ctx)
+        applied = levers(model, w, config["batch_size"])
+        out = train(model, batches, held, schedule, w.get("target_accuracy"), ctx, applied["grad_accum_steps"])
         m = out["metrics"]
         tokens_per_step = config["batch_size"] * config["seq_len"]
         preds = predict(model, held, ctx.runtime.get("autocast_dtype"), ctx.device.torch_device, ctx.device.type)
@@ -201,7 +205,7 @@ class Classification(ClassificationSpec, Scenario):
         units = {"token": m["tokens_trained"], "sample": m["examples_trained"], "step": m["steps"]}
         phases = [Phase("train", m["train_tok_per_s"], m["flops_per_token_train"], world)]
         sections = {"data": {**sets.info, "tokenizer": "local tokenizer" if tokenizer else "bytes (UTF-8)"}}
-        sections.update(quality=quality, finetune=section)
+        sections.update(quality=quality, finetune=section, levers=applied)
         return Measured(m, repeats, out["window_s"], phases, units, sections=sections)
 
     @staticmethod

@@ -27,7 +27,7 @@ from harness.scenarios import register
 from harness.scenarios.base import REPLICAS, Measured, Phase, RunContext
 from harness.scenarios.classification import EVAL_BATCH, Batches, Classification, Examples, encode, predict
 from harness.scenarios.specs import DistillSpec
-from harness.scenarios.training import Schedule, _autocast, _chunks, _optimizer, lr_at, optimizer_step
+from harness.scenarios.training import Schedule, _autocast, _chunks, _optimizer, accumulated_step, levers, lr_at
 
 NO_COUNTER = "null: no energy counter readable mid-window here (an estimate covers the whole window only)"
 PARTS = ("teacher_train", "teacher_label", "distill_train", "alone_train")
@@ -60,24 +60,29 @@ def _next(b: Batches) -> tuple[torch.Tensor, ...]:
 
 
 def fit(model: torch.nn.Module, batches: Batches, s: Schedule, ctx: Any, soft: Any = None, d: Any = None) -> dict:
-    """max_steps steps on cross-entropy, or (soft: teacher logits per training example) on the distill loss."""
+    """max_steps steps on cross-entropy, or (soft: teacher logits per training example) on the distill loss;
+    each step in workload.grad_accum_steps micro-batches."""
     autocast_dtype, device_type, timer = ctx.runtime.get("autocast_dtype"), ctx.device.type, ctx.timer
     optimizer = _optimizer(model, s)
     scaler = torch.amp.GradScaler(device_type) if autocast_dtype == torch.float16 else None
     step_times, losses = [], []
+    accum = int(ctx.config["workload"].get("grad_accum_steps", 1))
     model.train()
+
+    def loss_of(part: Any) -> torch.Tensor:
+        idx, ids, mask, y = part
+        with _autocast(device_type, autocast_dtype):
+            logits = model(input_ids=ids, attention_mask=mask).logits
+        if soft is None:
+            return F.cross_entropy(logits.float(), y)
+        return distill.loss(logits, soft[idx].to(logits.device), y, d["temperature"], d["alpha"])
+
     for step in range(1, s.max_steps + 1):
         idx, ids, mask, y = _next(batches)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, s)
         m0 = timer.mark()
-        with _autocast(device_type, autocast_dtype):
-            logits = model(input_ids=ids, attention_mask=mask).logits
-        if soft is None:
-            loss = F.cross_entropy(logits.float(), y)
-        else:
-            loss = distill.loss(logits, soft[idx].to(logits.device), y, d["temperature"], d["alpha"])
-        optimizer_step(loss, model, optimizer, scaler, s.grad_clip)
+        loss = accumulated_step(model, optimizer, scaler, s.grad_clip, [idx, ids, mask, y], loss_of, accum)
         m1 = timer.mark()
         timer.sync()
         if step > s.warmup_steps:
@@ -151,6 +156,10 @@ class Distill(DistillSpec, Classification):
         batches = lambda ex: Batches(ex, config["batch_size"], config["seed"] * 1000, dev)  # noqa: E731
         student = ctx.backend.model
         alone = copy.deepcopy(student)  # the same initial weights, trained on the labels only
+        applied = levers(student, w, config["batch_size"])  # the same levers for both students (and the teacher
+        levers(alone, w, config["batch_size"])  # where it trains here)
+        if info["trained_in_run"]:
+            levers(teacher, w, config["batch_size"])
         window = Window(ctx)
         try:
             ctx.probes.begin()
@@ -165,7 +174,10 @@ class Distill(DistillSpec, Classification):
             ctx.probes.end()
         finally:
             ctx.probes.close()
-        return self._measured(ctx, sets, held_s, (student, alone, teacher), (out, alone_out), window, window_s, info)
+        trio, outs = (student, alone, teacher), (out, alone_out)
+        measured = self._measured(ctx, sets, held_s, trio, outs, window, window_s, info)
+        measured.sections["levers"] = applied
+        return measured
 
     def _measured(self, ctx, sets, held, trio, outs, window, window_s, info) -> Measured:  # noqa: ANN001
         """Score the three models on the held-out examples; the figures, sections and timing of the run."""

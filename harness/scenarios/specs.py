@@ -22,6 +22,7 @@ _STEPS = tuple(
     f"workload.{k}"
     for k in ("max_steps", "warmup_steps", "lr", "lr_warmup_steps", "weight_decay", "grad_clip", "eval_interval")
 )
+_STEPS += ("workload.grad_accum_steps", "workload.grad_checkpointing")  # the training levers
 # a draft model (speculative decoding, inference only); serving reads them to refuse them (unsupported)
 _DRAFT = ("workload.draft_model", "workload.draft_tokens")
 _LORA = tuple(f"lora.{k}" for k in ("rank", "alpha", "dropout", "target_modules"))
@@ -120,13 +121,14 @@ class TrainingSpec(Spec):
         from harness import validation
 
         validation.validate_training(cfg)
+        validation.validate_levers(cfg.workload, cfg.batch_size)
 
     def trained_weights(self, config: Mapping[str, Any]) -> bool:
         return False  # training always starts from the seeded initialisation
 
     def memory_shape(self, config: Mapping[str, Any]) -> tuple[str, int, int, int]:
-        seq = int(config["seq_len"])
-        return "train", int(config["batch_size"]), seq, seq
+        seq, accum = int(config["seq_len"]), int(config["workload"].get("grad_accum_steps", 1))
+        return "train", int(config["batch_size"]) // accum, seq, seq  # one micro-batch's activations
 
 
 class ServingSpec(Spec):
@@ -241,9 +243,10 @@ class ClassificationSpec(Spec):
         return f"steps{fields['max_steps']}-{fields['init']}-{fields['finetune']}{lora}"
 
     def validate(self, cfg: Any) -> None:
-        from harness import finetune
+        from harness import finetune, validation
 
         finetune.validate(cfg)
+        validation.validate_levers(cfg.workload, cfg.batch_size)
 
     def backend(self, config: Mapping[str, Any]) -> str:
         return "hf-classifier"
@@ -285,6 +288,7 @@ class DistillSpec(ClassificationSpec):
         }
 
     def validate(self, cfg: Any) -> None:
-        from harness import distill
+        from harness import distill, validation
 
         distill.validate(cfg)
+        validation.validate_levers(cfg.workload, cfg.batch_size)

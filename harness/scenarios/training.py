@@ -8,6 +8,7 @@ Mixed precision through autocast (bf16; fp16 with a gradient scaler), as the pre
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -101,13 +102,36 @@ def eval_interval(
     return {"eval_loss_lo": fig["loss_nats_lo"], "eval_loss_hi": fig["loss_nats_hi"], "eval_loss_n": len(tokens)}
 
 
-def optimizer_step(loss: torch.Tensor, model: torch.nn.Module, optimizer: Any, scaler: Any, grad_clip: float) -> None:
-    """Backward, clip, step, zero: with fp16's gradient scaler (unscaled before clipping) where there is one."""
+def accumulated_step(
+    model: torch.nn.Module,
+    optimizer: Any,
+    scaler: Any,
+    grad_clip: float,
+    batch: Sequence[torch.Tensor],
+    loss_of: Callable[[Sequence[torch.Tensor]], torch.Tensor],
+    accum: int = 1,
+) -> torch.Tensor:
+    """One optimizer step over `batch` (tensors sharing their first dimension: the global batch) run as `accum`
+    equal micro-batches; returns the global batch's loss (detached, the mean of the micro-batch losses).
+
+    Each micro-batch's loss is scaled by 1/accum, so the summed gradients are those of the global batch's mean
+    loss (the micro-batches hold equal token counts). fp16's gradient scaler scales every backward and unscales
+    once, before clipping. Under DDP the non-final micro-batches run in `no_sync` (forward and backward: DDP
+    decides at the forward), so the gradients are all-reduced once per step, as without accumulation.
+    """
+    size = batch[0].shape[0] // accum
+    no_sync = getattr(model, "no_sync", None)  # DDP's; a bare model has none
+    total: torch.Tensor | None = None
+    for i in range(accum):
+        part = [t[i * size : (i + 1) * size] for t in batch]
+        with no_sync() if no_sync is not None and i < accum - 1 else contextlib.nullcontext():
+            loss = loss_of(part)
+            scaled = loss / accum if accum > 1 else loss  # accum=1: the very computation as before the lever
+            (scaler.scale(scaled) if scaler is not None else scaled).backward()
+        part_loss = scaled.detach().float()  # on the device: no sync inside the timed step
+        total = part_loss if total is None else total + part_loss
     if scaler is not None:
-        scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
-    else:
-        loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     if scaler is not None:
         scaler.step(optimizer)
@@ -115,6 +139,38 @@ def optimizer_step(loss: torch.Tensor, model: torch.nn.Module, optimizer: Any, s
     else:
         optimizer.step()
     optimizer.zero_grad(set_to_none=True)
+    assert total is not None  # accum >= 1 (validated)
+    return total
+
+
+def checkpointing(model: torch.nn.Module) -> int:
+    """Turn on activation (gradient) checkpointing: each decoder layer's forward is recomputed in the backward
+    pass instead of keeping its activations. Non-reentrant (torch's recommended form, which DDP and inputs without
+    grad need); transformers turns the layers' KV cache off under it. Returns the layers it covers (0: none)."""
+    inner = getattr(model, "module", model)  # under DDP: the model it wraps
+    kwargs = {"use_reentrant": False}
+    if hasattr(inner, "activation_checkpointing_enable"):  # transformers >= 5.x; the old name warns
+        inner.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        inner.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    return sum(isinstance(m, GradientCheckpointingLayer) and bool(m.gradient_checkpointing) for m in inner.modules())
+
+
+def levers(model: torch.nn.Module, workload: Mapping[str, Any], batch_size: int) -> dict[str, Any]:
+    """Apply the run's training levers to `model`; the result's `levers` section (what was applied)."""
+    accum = int(workload.get("grad_accum_steps", 1))
+    ckpt = bool(workload.get("grad_checkpointing", False))
+    layers = checkpointing(model) if ckpt else 0
+    if ckpt and layers == 0:
+        raise ValueError(f"{type(getattr(model, 'module', model)).__name__} has no layer that checkpoints")
+    return {
+        "grad_accum_steps": accum,
+        "micro_batch_size": batch_size // accum,
+        "grad_checkpointing": ckpt,
+        "checkpointed_layers": layers,
+    }
 
 
 def _curve(points: list) -> list:
@@ -133,12 +189,15 @@ def run(
     timer: Any,
     probes: ProbeSet | None = None,
     energy_now: Callable[[], float | None] | None = None,
+    accum: int = 1,
+    checkpointed: bool = False,
 ) -> dict[str, Any]:
     """Train for the schedule (or to the target); returns metrics, per-chunk figures and timings (the
     probes' readings stay in `probes.readings`). fp16 autocast runs with a gradient scaler.
 
     `energy_now` (joules since the probes began, ProbeSet.energy_now) is read around each step, outside
-    its timed span, to give each chunk its energy.
+    its timed span, to give each chunk its energy. `accum`: micro-batches per optimizer step (accumulated_step);
+    `checkpointed`: the model checkpoints its layers (training forwards then ask for no KV cache).
     """
     probes = probes if probes is not None else ProbeSet([])
     optimizer = _optimizer(model, schedule)
@@ -151,6 +210,12 @@ def run(
     target = {"target_eval_loss": schedule.target_eval_loss, "reached": False}
     tokens_per_step = 0
     eval_s = 0.0
+    no_cache = {"use_cache": False} if checkpointed else {}
+
+    def lm_loss(part: Sequence[torch.Tensor]) -> torch.Tensor:
+        with _autocast(device_type, autocast_dtype):
+            return model(input_ids=part[0], labels=part[0], **no_cache).loss
+
     try:
         initial = evaluate(model, held_out, autocast_dtype, device_type)
         evals.append((0, initial, math.exp(initial)))
@@ -158,14 +223,12 @@ def run(
         start = time.perf_counter()
         for step in range(1, schedule.max_steps + 1):
             x = train.next()
-            tokens_per_step = x.numel()
+            tokens_per_step = x.numel()  # the global batch, whatever the micro-batches
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, schedule)
             joules_before = energy_now() if energy_now is not None else None
             m0 = timer.mark()
-            with _autocast(device_type, autocast_dtype):
-                loss = model(input_ids=x, labels=x).loss
-            optimizer_step(loss, model, optimizer, scaler, schedule.grad_clip)
+            loss = accumulated_step(model, optimizer, scaler, schedule.grad_clip, [x], lm_loss, accum)
             m1 = timer.mark()
             timer.sync()
             if step > schedule.warmup_steps:
@@ -271,8 +334,10 @@ class Training(TrainingSpec, Scenario):
         schedule = Schedule(*(w[k] for k in keys), w["target_eval_loss"], config["repeats"])
         autocast_dtype = ctx.runtime.get("autocast_dtype")
         model = ctx.backend.model
+        applied = levers(model, w, config["batch_size"])
         out = run(
-            model, batches, held_out, schedule, autocast_dtype, ctx.device.type, ctx.timer, ctx.probes, ctx.energy_now
+            *(model, batches, held_out, schedule, autocast_dtype, ctx.device.type, ctx.timer, ctx.probes),
+            *(ctx.energy_now, applied["grad_accum_steps"], applied["grad_checkpointing"]),
         )
         m = out["metrics"]
         step_s = m["step_time_s"]["mean"]
@@ -287,7 +352,8 @@ class Training(TrainingSpec, Scenario):
             "step": m["steps"],
         }
         phases = [Phase("train", m["train_tok_per_s"], m["flops_per_token_train"], place.world_size)]
-        return Measured(m, out["repeats"], out["timed_window_s"], phases, units, sections={"data": info})
+        sections = {"data": info, "levers": applied}
+        return Measured(m, out["repeats"], out["timed_window_s"], phases, units, sections=sections)
 
     def price(self, cost_section: Mapping[str, Any], metrics: Mapping[str, Any], timing: Mapping[str, float]) -> dict:
         return cost.training(cost_section["usd_per_s"], metrics, timing)
