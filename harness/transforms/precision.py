@@ -21,6 +21,13 @@ _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class Precision:
+    name = "precision"
+
+    @classmethod
+    def for_run(cls, ctx: Any, settings: Any) -> Precision:
+        """The run's precision group (precision.name), taken as its scenario takes precision."""
+        return cls(ctx.config["precision"]["name"], ctx.precision_mode, ctx.device_type, ctx.cuda, ctx.holds_weights)
+
     def __init__(self, name: str, mode: str, device_type: str, cuda: Any = None, holds_weights: bool = True):
         if mode not in (WEIGHTS, AUTOCAST):
             raise ValueError(f"precision mode {mode!r} is not valid: choose {WEIGHTS} or {AUTOCAST}")
