@@ -174,7 +174,7 @@ def _apply(chain: list, model: Any, sections: dict[str, Any]) -> tuple[dict[str,
         applied = transform.apply(model)
         if applied.section != "transforms":
             sections[applied.section] = dict(applied.how)
-        done.append({"name": transform.name, **applied.how})
+        done.append({"transform": type(transform).name, **applied.how})  # precision's `name` is its dtype
         runtime.update(applied.runtime)
     return runtime, done
 
