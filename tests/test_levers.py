@@ -205,3 +205,56 @@ def test_a_transform_from_the_test_suite_runs_end_to_end(tmp_path):
     assert q1["reference_loss_nats"] == pytest.approx(q0["loss_nats"])  # scored against the untransformed run
     assert q1["loss_nats"] != pytest.approx(q0["loss_nats"])
     assert "+scale_head" in proc.stdout and "transforms=[precision,scale_head]" in scaled["overrides"]
+
+
+# --- the backend group ---
+
+
+def test_compile_maps_the_eager_backend_and_refuses_what_it_cannot_serve():
+    from harness import backends, scenarios
+    from harness.backends.compiled import HFCompiled
+
+    cfg = composed("backend=compile", "backend.mode=reduce-overhead", "seq_len=16")
+    b = backends.for_run("hf", cfg)
+    assert isinstance(b, HFCompiled) and b.mode == "reduce-overhead" and b.max_cache_len == 16 + 32 + 1
+    assert type(backends.for_run("hf", composed())).__name__ == "HFEager"
+    training = scenarios.get("training")
+    with pytest.raises(UnsupportedError, match="scenario training needs train_step, which backend hf-compile"):
+        backends.check_capabilities(training.name, training.requires, b)
+    with pytest.raises(UnsupportedError, match="backend=compile compiles the Hugging Face eager backend"):
+        backends.for_run("remote", cfg)
+
+
+def test_the_reproduce_command_and_the_hero_legend_carry_the_levers():
+    import pandas as pd
+
+    from harness import reproduce
+    from harness.report.hero import with_levers
+
+    cmd = reproduce.command(composed("backend=compile", "transforms=[precision,prune]", "transform.prune.sparsity=0.7"))
+    assert "backend=compile" in cmd and "transform.prune.sparsity=0.7" in cmd and "prune" in cmd
+    assert "backend" not in reproduce.command(composed()) and "transform" not in reproduce.command(composed())
+    rows = pd.DataFrame(
+        {
+            "precision": ["fp32", "fp32", "bf16"],
+            "backend": [None, "compile", float("nan")],
+            "transforms": [None, None, "precision+int4g32"],
+        }
+    )
+    assert with_levers(rows).tolist() == ["fp32", "fp32 compile", "bf16 +int4g32"]
+
+
+@pytest.mark.e2e
+def test_compile_compiles_before_the_window_and_prices_it(harness):
+    """The real CLI with backend=compile on the tiny model (inductor on 2 cores: a few minutes)."""
+    proc, root = harness("backend=compile", "hardware.usd_per_hour=1.0", "energy.enabled=false", timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    (r,) = load_results(root)
+    assert r["status"] == "ok", r.get("reason")
+    b, t = r["backend"], r["timing"]
+    assert b["name"] == "compile" and b["implementation"] == "hf-compile" and "StaticCache" in b["cache"]
+    assert b["graphs"] >= 2 and b["recompiles"] == 0 and b["compile_calls_after_warm"] == 0
+    assert 0 < b["compile_s"] == t["compile_s"] == r["metrics"]["compile_s"] < t["warmup_s"]
+    assert r["cost"]["compile_usd"] == pytest.approx(r["cost"]["device_usd_per_s"] * t["compile_s"])
+    assert b["next_token_agreement_vs_eager"] == 1.0 and b["max_abs_logit_diff_vs_eager"] < 1e-3
+    assert r["key_fields"]["backend"] == "compile" and " compile " in proc.stdout
