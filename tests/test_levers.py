@@ -258,3 +258,39 @@ def test_compile_compiles_before_the_window_and_prices_it(harness):
     assert r["cost"]["compile_usd"] == pytest.approx(r["cost"]["device_usd_per_s"] * t["compile_s"])
     assert b["next_token_agreement_vs_eager"] == 1.0 and b["max_abs_logit_diff_vs_eager"] < 1e-3
     assert r["key_fields"]["backend"] == "compile" and " compile " in proc.stdout
+
+
+class _FakeCuda:
+    """torch.cuda's two calls the checks make: the device index and its compute capability."""
+
+    def __init__(self, capability: tuple[int, int]):
+        self.capability = capability
+
+    def current_device(self) -> int:
+        return 0
+
+    def get_device_capability(self, index: int) -> tuple[int, int]:
+        return self.capability
+
+
+@pytest.mark.parametrize(
+    "capability, precision, reason",
+    [
+        ((7, 5), "fp16", "compute capability >= 8.0; this GPU is 7.5"),
+        ((9, 0), "fp32", "take fp16 or bf16 weights; precision=fp32"),
+        ((9, 0), "bf16", None),
+    ],
+)
+def test_2_4_needs_an_ampere_gpu_and_half_precision(capability, precision, reason):
+    from harness.transforms.prune import sparse_kernel_reason
+
+    ctx = _ctx({"precision": {"name": precision}}, device="cuda", cuda=_FakeCuda(capability))
+    got = sparse_kernel_reason(ctx)
+    assert got == reason if reason is None else reason in got
+
+
+def test_int4_on_a_gpu_needs_compute_capability_8():
+    ctx = _ctx(device="cuda", cuda=_FakeCuda((7, 0)))
+    with pytest.raises(UnsupportedError, match="compute capability >= 8.0, not 7.0"):
+        Int4(32, ctx).check()
+    Int4(32, _ctx(device="cuda", cuda=_FakeCuda((9, 0)))).check()
