@@ -153,7 +153,7 @@ def evaluate(
         "status": "ok",
         "reason": None,
         "method": METHOD,
-        "reference": "self: this run is fp32" if own_reference else "fp32 build of the same weights, untransformed",
+        "reference": "self: this run is fp32" if own_reference else "fp32 build of the same weights",
         "weights": weights["kind"],
         "quality_meaningful": meaningful,
         "floor": floor,
