@@ -294,3 +294,14 @@ def test_int4_on_a_gpu_needs_compute_capability_8():
     with pytest.raises(UnsupportedError, match="compute capability >= 8.0, not 7.0"):
         Int4(32, ctx).check()
     Int4(32, _ctx(device="cuda", cuda=_FakeCuda((9, 0)))).check()
+
+
+def test_the_checkpoint_for_trained_weights_is_trained_without_the_runs_levers():
+    """A compile or int4 run on trained weights trains them as any run does: eager, untransformed (the
+    compiled backend has no train step: its checkpoint training ended `unsupported` before)."""
+    from harness import checkpoints
+
+    cfg = composed("backend=compile", "transforms=[precision,int4]")
+    train = checkpoints.training_config(cfg)
+    assert train["backend"] == {"name": "eager"} and train["transforms"] == ["precision"]
+    assert transforms.tag(train) is None and "backend" not in results.key_fields(train)
