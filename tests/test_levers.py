@@ -305,3 +305,19 @@ def test_the_checkpoint_for_trained_weights_is_trained_without_the_runs_levers()
     train = checkpoints.training_config(cfg)
     assert train["backend"] == {"name": "eager"} and train["transforms"] == ["precision"]
     assert transforms.tag(train) is None and "backend" not in results.key_fields(train)
+
+
+def test_a_model_torch_compile_refuses_ends_unsupported_with_the_reason():
+    from torch._dynamo.exc import Unsupported
+
+    from harness.backends.compiled import HFCompiled
+
+    b = HFCompiled({"mode": "default", "fullgraph": True}, max_cache_len=None)
+    b.model = models.build(TINY, torch.float32, "cpu", seed=0)
+
+    def refuses(**_kwargs):
+        raise Unsupported("graph break in a data-dependent branch")
+
+    b._compiled, b._prompt = refuses, torch.zeros(1, 4, dtype=torch.long)  # compiled and warm: the call refuses
+    with pytest.raises(UnsupportedError, match=r"fullgraph=True\) cannot compile this model here: Unsupported: graph"):
+        b.forward(torch.zeros(1, 4, dtype=torch.long))

@@ -20,6 +20,7 @@ import torch
 from harness import models
 from harness.backends.base import DECODE, LOGITS, PREFILL, Step
 from harness.backends.hf import HFEager
+from harness.errors import UnsupportedError
 
 WARM_ROUNDS = 4  # at most: a model that still compiles in its fourth round is counted in `recompiles` later
 STATIC_CACHE = "transformers StaticCache (preallocated to max_cache_len; one shape per decode step)"
@@ -115,14 +116,23 @@ class HFCompiled(HFEager):
         self._seen.update({(tuple(ids.shape), True), ((ids.shape[0], 1), False)})
 
     def _call(self, ids: torch.Tensor, cache: Any) -> Step:
+        from torch._dynamo.exc import BackendCompilerFailed, Unsupported
+
         with_cache = {models.cache_keyword(self.model): cache}
         try:
-            out = self._compiled(input_ids=ids, use_cache=True, **with_cache, **self._kwargs)
-        except TypeError:
-            if not self._kwargs:
-                raise
-            self._kwargs = {}
-            out = self._compiled(input_ids=ids, use_cache=True, **with_cache)
+            try:
+                out = self._compiled(input_ids=ids, use_cache=True, **with_cache, **self._kwargs)
+            except TypeError:
+                if not self._kwargs:
+                    raise
+                self._kwargs = {}
+                out = self._compiled(input_ids=ids, use_cache=True, **with_cache)
+        except (Unsupported, BackendCompilerFailed) as exc:  # fullgraph=true over a graph break; a compiler failure
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            raise UnsupportedError(
+                f"torch.compile(mode={self.mode}, fullgraph={self.fullgraph}) cannot compile this model here: "
+                f"{type(exc).__name__}: {first}"
+            ) from exc
         return Step(out.logits, models.output_cache(out))
 
     def agreement(self, ids: torch.Tensor) -> dict[str, Any]:
