@@ -1,10 +1,11 @@
 """Transforms: what changes the model before it runs, in the order `transforms=[...]` lists them (`base`: the
 interface; `precision`: dtype and int8; `int4`: torchao weight-only int4; `prune`: magnitude pruning).
 
-A transform is one module and one yaml: the module registers its class under its name; conf/transform/<name>.yaml
-holds its settings (`transform.<name>.<key>=...`). Built-in ones are listed below; others register themselves
-with `register` from a module named in HARNESS_PLUGINS (comma-separated module names, imported on first use, in
-the CLI and in the worker alike), as the test suite's own transform does (tests/plugins/).
+A transform is one module and one yaml: the module (harness/transforms/<name>.py, found by its file name and
+imported when chosen) registers its class with `register`; conf/transform/<name>.yaml holds its settings
+(`transform.<name>.<key>=...`). Others register themselves from a module named in HARNESS_PLUGINS
+(comma-separated module names, imported on first use, in the CLI and in the worker alike), as the test
+suite's own transform does (tests/plugins/).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from harness.transforms.base import Applied, Transform
@@ -23,12 +25,15 @@ __all__ = ["Applied", "Context", "Transform", "for_run", "load_dtype", "names", 
 
 PLUGINS_ENV = "HARNESS_PLUGINS"
 DEFAULT = ("precision",)
-_REGISTRY: dict[str, Any] = {
-    "precision": "harness.transforms.precision:Precision",
-    "int4": "harness.transforms.int4:Int4",
-    "prune": "harness.transforms.prune:Prune",
-}
+_REGISTRY: dict[str, Any] = {}
 _plugins_loaded: set[str] = set()
+_NOT_TRANSFORMS = ("__init__", "base")
+
+
+def _built_in() -> list[str]:
+    """The modules of this package that are transforms, by file name (precision first): nothing is imported."""
+    found = sorted(p.stem for p in Path(__file__).parent.glob("*.py") if p.stem not in _NOT_TRANSFORMS)
+    return sorted(found, key=lambda n: n != "precision")
 
 
 @dataclass(frozen=True)
@@ -56,21 +61,19 @@ def _load_plugins() -> None:
 
 
 def names() -> tuple[str, ...]:
-    """Every registered transform name (built-in first). Imports no transform module but plugins."""
+    """Every transform name (built-in first). Imports no transform module but plugins."""
     _load_plugins()
-    return tuple(_REGISTRY)
+    return tuple(dict.fromkeys([*_built_in(), *_REGISTRY]))
 
 
 def get(name: str) -> Any:
-    """The transform class registered as `name`."""
+    """The transform class registered as `name` (a built-in one: its module imported first)."""
     _load_plugins()
+    if name not in _REGISTRY and name in _built_in():
+        importlib.import_module(f"{__name__}.{name}")
     if name not in _REGISTRY:
-        raise KeyError(f"transform {name!r} is not registered: choose one of {', '.join(_REGISTRY)}")
-    target = _REGISTRY[name]
-    if isinstance(target, str):
-        module, cls = target.split(":")
-        target = _REGISTRY[name] = getattr(importlib.import_module(module), cls)
-    return target
+        raise KeyError(f"transform {name!r} is not registered: choose one of {', '.join(names())}")
+    return _REGISTRY[name]
 
 
 def listed(config: Mapping[str, Any]) -> list[str]:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # torch is imported where a model is changed: choosing and va
     import torch
 
 from harness.errors import ConfigError, UnsupportedError
+from harness.transforms import register
 from harness.transforms.base import Applied
 
 GROUP_SIZES = (32, 64, 128, 256)
@@ -28,6 +29,7 @@ CPU_METHOD = (
 )
 
 
+@register
 class Int4:
     name = "int4"
 

@@ -13,6 +13,7 @@ import torch
 
 from harness import precision
 from harness.errors import UnsupportedError
+from harness.transforms import register
 from harness.transforms.base import Applied
 
 WEIGHTS, AUTOCAST = "weights", "autocast"  # how a scenario takes its precision (Scenario.precision_mode)
@@ -20,6 +21,7 @@ REMOTE_METHOD = "the remote engine's own (see serving.engine)"
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+@register
 class Precision:
     name = "precision"
 

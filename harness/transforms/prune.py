@@ -18,12 +18,14 @@ if TYPE_CHECKING:  # torch is imported where a model is changed: choosing and va
     import torch
 
 from harness.errors import ConfigError, UnsupportedError
+from harness.transforms import register
 from harness.transforms.base import Applied
 
 PATTERNS = ("unstructured", "2:4")
 METHOD = "magnitude (|w|) pruning per layer, zeros written in place (torch.no_grad)"
 
 
+@register
 class Prune:
     name = "prune"
 
