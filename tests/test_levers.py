@@ -181,6 +181,7 @@ def _plugin_env() -> dict[str, str]:
 
 
 @pytest.mark.e2e
+@pytest.mark.timeout(900)
 def test_a_transform_from_the_test_suite_runs_end_to_end(tmp_path):
     args = ["-m", *FAST, "transforms=[precision],[precision,scale_head]", "+transform.scale_head.factor=0.25"]
     proc = subprocess.run(
@@ -188,7 +189,7 @@ def test_a_transform_from_the_test_suite_runs_end_to_end(tmp_path):
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=850,
         env=_plugin_env(),
     )
     assert proc.returncode == 0, proc.stderr
@@ -245,9 +246,10 @@ def test_the_reproduce_command_and_the_hero_legend_carry_the_levers():
 
 
 @pytest.mark.e2e
+@pytest.mark.timeout(1500)  # inductor on 2 shared cores: minutes (the first run of a session also trains tiny)
 def test_compile_compiles_before_the_window_and_prices_it(harness):
     """The real CLI with backend=compile on the tiny model (inductor on 2 cores: a few minutes)."""
-    proc, root = harness("backend=compile", "hardware.usd_per_hour=1.0", "energy.enabled=false", timeout=900)
+    proc, root = harness("backend=compile", "hardware.usd_per_hour=1.0", "energy.enabled=false", timeout=1400)
     assert proc.returncode == 0, proc.stderr
     (r,) = load_results(root)
     assert r["status"] == "ok", r.get("reason")
