@@ -34,8 +34,9 @@ COMMON_METRICS = (
     *("peak_flop_per_s", "peak_source", "calibration_flop_per_s"),  # catalog or calibrate
     # catalog or calibrate, for scenarios that write mbu_decode (harness.traffic)
     *("peak_bandwidth_bytes_per_s", "bandwidth_source", "calibration_bandwidth_bytes_per_s"),
-    *("params", "params_embedding", "params_non_embedding", "matmul_params"),  # backend.describe()
+    *("params", "params_embedding", "params_non_embedding", "matmul_params", "params_nonzero"),  # describe()
     *("threads", "timing_method", "ranks"),
+    "compile_s",  # backend=compile (priced in the cost section as compile_usd)
 )
 
 

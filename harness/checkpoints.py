@@ -140,6 +140,9 @@ def training_config(config: Mapping[str, Any]) -> dict[str, Any]:
     out.update(
         model={**config["model"], "weights": "random", "path": None},
         precision={"name": "fp32"},
+        # the weights are trained as the recipe says, whatever levers the run that needs them measures
+        backend={"name": "eager"},
+        transforms=["precision"],
         workload=workload,
         data=OmegaConf.to_container(OmegaConf.structured(DataConfig)),
         batch_size=RECIPE["batch_size"],

@@ -81,12 +81,17 @@ def _leaf_keys(node: Any, prefix: str = "") -> list[str]:
     return keys
 
 
+# config nodes that take new keys with `+` (their entries are checked by their owners: harness.transforms.validate)
+OPEN_NODES = ("transform.",)
+
+
 def _check_keys(parsed: list, known: list[str]) -> None:
     for o in parsed:
         key = o.key_or_group
         if key.startswith("hydra") or o.is_delete():
             continue
-        if (o.is_add() or o.is_force_add()) and key not in known:
+        open_node = key.startswith(OPEN_NODES)  # a plugin transform's settings: +transform.<name>.<key>=...
+        if (o.is_add() or o.is_force_add()) and key not in known and not open_node:
             near = difflib.get_close_matches(key, known, n=1)
             hint = f"; did you mean {near[0]}?" if near else ""
             raise ConfigError(o.input_line.split("=", 1)[0], o.input_line.split("=", 1)[1], f"no such key{hint}")
@@ -96,7 +101,7 @@ def _check_keys(parsed: list, known: list[str]) -> None:
             for v in values:
                 if v not in choices:
                     raise ConfigError(key, v, f"choose one of {', '.join(choices)}")
-        elif key not in known:
+        elif key not in known and not open_node:
             near = difflib.get_close_matches(key, known, n=1)
             hint = f"did you mean {near[0]}?" if near else f"valid keys: {', '.join(k for k in known if '.' not in k)}"
             raise ConfigError(key, ",".join(values), f"no such key; {hint}")

@@ -24,6 +24,9 @@ PRICE_UNITS = ("device", "vcpu")
 PEAK_DTYPES = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
 INITS = ("random", "checkpoint")  # workload.init of the classification workload
 FINETUNES = ("full", "lora")
+BACKENDS = ("eager", "compile")  # backend.name (conf/backend/): what executes a Hugging Face model
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile modes
+DEFAULT_TRANSFORMS = ("precision",)
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
@@ -51,6 +54,25 @@ class ModelConfig:
 @dataclass
 class PrecisionConfig:
     name: str = MISSING
+
+
+@dataclass
+class BackendConfig:
+    """What executes the model (conf/backend/<name>.yaml; harness/backends/): `eager` (Hugging Face as a plain
+    PyTorch module) or `compile` (the same module through torch.compile; its settings below)."""
+
+    name: str = "eager"
+    mode: str = "default"  # torch.compile mode: reduce-overhead adds CUDA graphs on a GPU
+    fullgraph: bool = False  # true: a graph break is an error (the run ends `error`) rather than a fallback
+    dynamic: bool = False  # false: one graph per shape, so every shape compiles once, before the timed window
+    static_cache: bool = True  # a transformers StaticCache sized for the run, where the model supports one
+
+
+def transform_settings() -> dict[str, Any]:
+    """Every shipped transform's settings, conf/transform/<name>.yaml (a transform without a file has none)."""
+    from omegaconf import OmegaConf
+
+    return {p.stem: OmegaConf.to_container(OmegaConf.load(p)) for p in sorted((CONF_DIR / "transform").glob("*.yaml"))}
 
 
 @dataclass
@@ -303,6 +325,11 @@ class FeasibilityConfig:
 class HarnessConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    # what changes the model before it runs, in this order (harness/transforms/): precision, int4, prune ...
+    transforms: list[str] = field(default_factory=lambda: list(DEFAULT_TRANSFORMS))
+    # each transform's settings, under its name (conf/transform/<name>.yaml); read only for the ones listed
+    transform: dict[str, Any] = field(default_factory=transform_settings)
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     energy: EnergyConfig = field(default_factory=EnergyConfig)

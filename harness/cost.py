@@ -58,6 +58,8 @@ def compute(
     out["timed_window_usd"] = usd_per_s * timing["timed_window_s"]
     # the whole run rents the devices from process start to the end; energy is only measured in the window
     out["run_usd"] = device_usd_per_s * timing["run_wall_s"] + (usd_per_s - device_usd_per_s) * timing["timed_window_s"]
+    if "compile_s" in timing:  # backend=compile: the devices rented while compiling (already inside run_usd)
+        out["compile_usd"] = device_usd_per_s * timing["compile_s"]
     if "train_tok_per_s" in rates:  # training
         out["usd_per_1m_tokens_train"] = _per(usd_per_s, rates["train_tok_per_s"], 1e6)
     else:  # inference

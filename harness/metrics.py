@@ -197,6 +197,8 @@ METRICS: tuple[Metric, ...] = (
     _i("params_embedding", "count"),
     _i("params_non_embedding", "count"),
     _c("matmul_params", "count", "lower", gate=_GATE_COUNT),
+    _c("params_nonzero", "count", "lower", "nonzero params"),  # after transforms: what pruning left
+    _c("compile_s", "s", "lower", "compile s", report=("compile_s",)),  # backend=compile, before the window
     _c("flops_per_token_prefill", "FLOP", "lower", gate=_GATE_COUNT, export="extra"),
     _c("flops_per_token_decode", "FLOP", "lower", gate=_GATE_COUNT, export="extra"),
     _c("flops_per_token_train", "FLOP", "lower", gate=_GATE_COUNT),
@@ -251,6 +253,7 @@ METRICS: tuple[Metric, ...] = (
         report=("cost_usd_per_1m_tokens_generated",),
     ),  # fmt: skip
     _c("j_per_token", "J", "lower", "J/token", section="energy"),
+    _c("compile_usd", "USD", "lower", "compile USD", section="cost"),  # backend=compile: part of run_usd
     _c("usd_to_target", "USD", "lower", "cost to target", section="cost"),
     _c("training_usd", "USD", "lower", "training USD", section="cost"),
     _c("teacher_train_usd", "USD", "lower", "teacher training USD", section="cost"),

@@ -79,7 +79,8 @@ def build_classifier(model_cfg: Mapping[str, Any], dtype: torch.dtype, device: s
 
 
 def describe(model: torch.nn.Module) -> dict[str, Any]:
-    """Parameter counts and the shape numbers the FLOP formula needs (taken before quantization)."""
+    """Parameter counts and the shape numbers the FLOP formula needs, of the model as it is (after transforms:
+    a quantized weight counts its logical elements; params_nonzero what pruning left)."""
     total = sum(p.numel() for p in model.parameters())
     embedding = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding))
     # Every nn.Linear is one matmul per token: in*out multiply-adds. A tied lm_head is counted here too,
@@ -88,6 +89,7 @@ def describe(model: torch.nn.Module) -> dict[str, Any]:
     cfg = model.config
     return {
         "params": int(total),
+        "params_nonzero": nonzero(model),
         "params_embedding": int(embedding),
         "params_non_embedding": int(total - embedding),
         "matmul_params": int(matmul),
@@ -96,6 +98,20 @@ def describe(model: torch.nn.Module) -> dict[str, Any]:
         "vocab_size": getattr(cfg, "vocab_size", None),
         "model_type": getattr(cfg, "model_type", None),
     }
+
+
+def nonzero(model: torch.nn.Module) -> int:
+    """Parameters that are not zero: a plain tensor counted; a quantized or sparse tensor subclass by the
+    elements it holds (a 2:4 semi-structured weight keeps half), the rest as its logical size."""
+    total = 0
+    for p in model.parameters():
+        if type(p) in (torch.Tensor, torch.nn.Parameter) and p.device.type != "meta":
+            total += int(torch.count_nonzero(p.detach()))
+        elif type(p).__name__.startswith("SparseSemiStructured"):
+            total += p.numel() // 2
+        else:
+            total += p.numel()
+    return total
 
 
 # Recent transformers (5.24 here) take and return a causal LM's KV cache as `cache`; `past_key_values` (the only

@@ -150,14 +150,14 @@ def evaluate(backend: Any, config: Mapping[str, Any], ids: torch.Tensor, tokeniz
 
     qcfg = config.get("quality") or {}
     floor = float(qcfg.get("floor", 0.99))
-    prec = config["precision"]["name"]
+    own_reference = is_reference(config)
     weights = checkpoints.provenance(config) if "workload" in config else {"kind": "random"}
     meaningful = weights["kind"] != "random"
     section: dict[str, Any] = {
         "status": "ok",
         "reason": None,
         "method": METHOD,
-        "reference": "self: this run is fp32" if prec == "fp32" else "fp32 build of the same weights",
+        "reference": "self: this run is fp32" if own_reference else "fp32 build of the same weights",
         "weights": weights["kind"],
         "quality_meaningful": meaningful,
         "floor": floor,
@@ -168,7 +168,7 @@ def evaluate(backend: Any, config: Mapping[str, Any], ids: torch.Tensor, tokeniz
         context = getattr(getattr(model, "config", None), "max_position_embeddings", None) or 2048
         windows, text = held_out_windows(config, tokenizer, context)
         nll, correct, run_logits, _, _ = _window_sums(backend, windows, device)
-        if prec == "fp32":  # the run is its own reference: identical by definition, not by measurement
+        if own_reference:  # the run is its own reference: identical by definition, not by measurement
             ref_nll, ref_correct = nll, correct
             agree, kl = correct * 0 + windows.shape[1] - 1, correct * 0.0
         else:
@@ -207,6 +207,13 @@ def evaluate(backend: Any, config: Mapping[str, Any], ids: torch.Tensor, tokeniz
 
 
 # pragma: no mutate end
+def is_reference(config: Mapping[str, Any]) -> bool:
+    """Whether the run is the fp32 reference itself: fp32 and no transform beyond precision (int4, pruning
+    change the weights; they are scored against the untransformed fp32 build)."""
+    chain = list(config.get("transforms") or ["precision"])
+    return config["precision"]["name"] == "fp32" and chain == ["precision"]
+
+
 def relative_quality(section: Mapping[str, Any]) -> float | None:
     """The lower of the accuracy and perplexity ratios to the fp32 reference (1.0 = as good as it); results
     from before held-out metrics: next-token agreement, capped by the perplexity ratio where there is one."""

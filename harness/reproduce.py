@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.config import CONF_DIR
 
-GROUPS = ("model", "precision", "workload", "hardware", "dist")  # Hydra config groups: chosen by `name`
+GROUPS = ("model", "precision", "backend", "workload", "hardware", "dist")  # Hydra config groups: chosen by `name`
 ALWAYS = ("model", "precision", "batch_size", "seq_len")  # spelled out even at their defaults
 NOT_REPRODUCED = ("sweep", "results_dir", "resume")  # bookkeeping: does not change what is measured
 

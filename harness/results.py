@@ -62,6 +62,7 @@ def key_fields(config: Mapping[str, Any]) -> dict[str, Any]:
         # the model's numbers, hashed: an override such as model.hidden_size=256 is another run
         arch=hashlib.sha256(arch.encode()).hexdigest()[:8],
     )
+    fields.update(lever_fields(config))
     if config.get("memory_limit_bytes") is not None:
         # the limit decides whether a run can succeed (oom is final): only set limits join the key, so the
         # keys of runs without one stay as they were
@@ -76,6 +77,32 @@ LEVER_DEFAULTS = {"grad_accum_steps": 1, "grad_checkpointing": False}
 def lever_key_fields(workload: Mapping[str, Any]) -> dict[str, Any]:
     """The training levers a run set (workload.grad_accum_steps != 1, workload.grad_checkpointing=true)."""
     return {k: workload[k] for k, default in LEVER_DEFAULTS.items() if workload.get(k, default) != default}
+
+
+def lever_fields(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The backend and the transforms (with their settings) as the key shows them, each only where it is not
+    at its default (backend=eager, transforms=[precision]), so that keys from before them stay as they were."""
+    from harness import transforms
+
+    out: dict[str, Any] = {}
+    b = config.get("backend") or {}
+    if b.get("name", "eager") != "eager":
+        out["backend"] = backend_tag(b)
+    tag = transforms.tag(config)
+    if tag is not None:
+        out["transforms"] = tag
+    return out
+
+
+def backend_tag(b: Mapping[str, Any]) -> str:
+    """ "compile", "compile-reduce-overhead", "compile-fullgraph-dynamic-nostatic": the settings not at default."""
+    parts = [b["name"]]
+    if b.get("mode", "default") != "default":
+        parts.append(b["mode"])
+    parts += [flag for flag, on in (("fullgraph", b.get("fullgraph")), ("dynamic", b.get("dynamic"))) if on]
+    if b["name"] == "compile" and not b.get("static_cache", True):
+        parts.append("nostatic")
+    return "-".join(parts)
 
 
 def canonical_key(config: Mapping[str, Any]) -> str:
@@ -112,11 +139,25 @@ def _without_unused_additions(kept: dict[str, Any]) -> dict[str, Any]:
     kept = {k: v for k, v in kept.items() if k not in unused}
     if kept.get("finetune", "full") == "full":
         kept = {k: v for k, v in kept.items() if k not in ("finetune", "lora")}
+    kept = _without_default_levers(kept)
     for (section, key), default in ADDED_AT_DEFAULT.items():
         node = kept.get(section)
         if isinstance(node, Mapping) and key in node and node[key] == default:
             kept[section] = {k: v for k, v in node.items() if k != key}
     return kept
+
+
+def _without_default_levers(kept: dict[str, Any]) -> dict[str, Any]:
+    """backend=eager and transforms=[precision] hash as before they existed; a transform's settings count
+    only when it is listed."""
+    if (kept.get("backend") or {}).get("name", "eager") == "eager":
+        kept = {k: v for k, v in kept.items() if k != "backend"}
+    chain = list(kept.get("transforms") or ["precision"])
+    if chain == ["precision"]:
+        kept = {k: v for k, v in kept.items() if k != "transforms"}
+    listed = {k: v for k, v in (kept.get("transform") or {}).items() if k in chain}
+    kept = {k: v for k, v in kept.items() if k != "transform"}
+    return {**kept, "transform": listed} if listed else kept
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
@@ -139,8 +180,9 @@ def run_slug(config: Mapping[str, Any]) -> str:
         work += f"-draft{f['draft_model']}k{f['draft_tokens']}"
     work += f"-ga{f['grad_accum_steps']}" if "grad_accum_steps" in f else ""
     work += "-ckpt" if f.get("grad_checkpointing") else ""
+    levers = "".join(f"-{f[k]}" for k in ("backend", "transforms") if k in f)  # only where not at default
     slug = (
-        f"{f['workload']}-{f['model']}-{f['precision']}-bs{f['batch_size']}-seq{f['seq_len']}"
+        f"{f['workload']}-{f['model']}-{f['precision']}{levers}-bs{f['batch_size']}-seq{f['seq_len']}"
         f"-{work}-g{f['gpus']}-s{f['seed']}-{f['device']}-{config_hash(config)}"
     )
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", slug)

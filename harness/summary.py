@@ -34,18 +34,30 @@ def load_label(key_fields: dict[str, Any]) -> str | None:
     return f"{f['arrival']} rate={number_text(f['rate'])}"
 
 
+def lever_label(key_fields: dict[str, Any]) -> str:
+    """The backend and transforms beyond the defaults, as a label shows them (" compile +int4g32"); "" else.
+    Accepts a report row's fields too (absent ones None or NaN)."""
+    parts = []
+    for k in ("backend", "transforms"):
+        v = key_fields.get(k)
+        if isinstance(v, str) and v:
+            parts.append(v if k == "backend" else "+" + "+".join(v.split("+")[1:] or [v]))
+    return "".join(f" {p}" for p in parts)
+
+
 def label(key_fields: dict[str, Any]) -> str:
     f = key_fields
     load = load_label(f)
+    prec = f"{f['precision']}{lever_label(f)}"
     if load is not None:  # a serving run: its load, not a batch, is what it is
-        return f"{f['model']} {f['precision']} {f['engine']} {load} gpus={number_text(f['gpus'])}"
+        return f"{f['model']} {prec} {f['engine']} {load} gpus={number_text(f['gpus'])}"
     n = number_text
     draft = f" draft={f['draft_model']} k={n(f['draft_tokens'])}" if f.get("draft_model") else ""
-    text = f"{f['model']} {f['precision']} bs={n(f['batch_size'])} seq={n(f['seq_len'])} gpus={n(f['gpus'])}{draft}"
-    return text + lever_label(f)
+    text = f"{f['model']} {prec} bs={n(f['batch_size'])} seq={n(f['seq_len'])} gpus={n(f['gpus'])}{draft}"
+    return text + training_label(f)
 
 
-def lever_label(key_fields: dict[str, Any]) -> str:
+def training_label(key_fields: dict[str, Any]) -> str:
     """The training levers a run set, as a label suffix (" accum=4 ckpt"); "" for a run at their defaults.
     Accepts a report row's fields too (absent ones None or NaN, counts as floats)."""
     accum, ckpt = key_fields.get("grad_accum_steps"), key_fields.get("grad_checkpointing")

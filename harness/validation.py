@@ -11,6 +11,8 @@ from pathlib import Path
 
 from harness import adaptive, datafiles, launchers, scenarios
 from harness.config import (
+    BACKENDS,
+    COMPILE_MODES,
     COST_MODES,
     DATA_SOURCES,
     DEVICES,
@@ -108,6 +110,19 @@ def validate(cfg: HarnessConfig) -> None:
         choices = ", ".join(launchers.names()) or "none is registered (harness.launchers)"
         raise ConfigError("launcher.name", name, f"choose one of {choices}; null: launcher.preload decides")
     _validate_interference(cfg.interference)
+    _validate_levers(cfg)
+
+
+def _validate_levers(cfg: HarnessConfig) -> None:
+    """backend.* (conf/backend/) and transforms=[...] with each listed transform's settings (transform.<name>)."""
+    from harness import transforms
+
+    b = cfg.backend
+    if b.name not in BACKENDS:
+        raise ConfigError("backend.name", b.name, f"choose one of {', '.join(BACKENDS)}")
+    if b.name == "compile" and b.mode not in COMPILE_MODES:
+        raise ConfigError("backend.mode", b.mode, f"choose one of {', '.join(COMPILE_MODES)}")
+    transforms.validate({"transforms": list(cfg.transforms), "transform": dict(cfg.transform)})
 
 
 def _validate_draft(cfg: HarnessConfig) -> None:

@@ -148,7 +148,7 @@ def measure(config: dict[str, Any], timing: dict[str, float], record: Record, ru
     timing["startup_s"] = time.time() - timing["spawned_at"]
     scenario = scenarios.get(config["workload"]["name"])
     place, device, cuda, facts = _place(config, torch, record)
-    backend = backends.create(scenario.backend(config))
+    backend = backends.for_run(scenario.backend(config), config)  # the `backend` group: eager or compile
     backends.check_capabilities(scenario.name, scenario.requires, backend)
     chain = transforms.for_run(config, scenario.precision_mode, device.type, cuda, backend.holds_weights)
     for transform in chain:
@@ -165,11 +165,9 @@ def measure(config: dict[str, Any], timing: dict[str, float], record: Record, ru
         model = backend.load(model_cfg, transforms.load_dtype(chain), device.torch_device, config["seed"])
         hardware.synchronize(cuda)  # CUDA work is asynchronous: the clock stops when the device is done
         timing["model_build_s"] = time.perf_counter() - t
-        facts_model = backend.describe()  # before quantization changes the layers
-        t, runtime = time.perf_counter(), {}
-        for transform in chain:
-            applied = transform.apply(model)
-            record.extra[applied.section], runtime = dict(applied.how), {**runtime, **applied.runtime}
+        t = time.perf_counter()
+        runtime, record.extra["transforms"] = _apply(chain, model, record.extra)
+        facts_model = backend.describe()  # the model as transformed: counts, FLOPs and bytes of what runs
         if scenario.parallel == DATA_PARALLEL and place.world_size > 1:
             ids = [device.index] if device.type == "cuda" else None
             backend.model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
@@ -184,16 +182,17 @@ def measure(config: dict[str, Any], timing: dict[str, float], record: Record, ru
                 model, config["batch_size"], config["seq_len"], device.torch_device, device.type
             )
         timing["fixed_cost_s"] = time.time() - timing["spawned_at"]
+        peak_prec = runtime.get("peak_dtype", prec)  # int4 on a GPU casts the model to bf16: the bf16 peak
         t = time.perf_counter()
         if device.type == "cuda":
-            peak_dtype = precision.peak_dtype(prec, device.type, prec_section.get("tf32_matmul", False))
+            peak_dtype = precision.peak_dtype(peak_prec, device.type, prec_section.get("tf32_matmul", False))
             peak = {
                 "peak_flop_per_s": facts.peak_flop_per_s(peak_dtype),
                 "peak_dtype": peak_dtype,
                 "peak_source": facts.hardware.get("peak_source"),
             }
         else:
-            peak = calibrate.cpu_peak_for(prec)
+            peak = calibrate.cpu_peak_for(peak_prec)
         if "mbu_decode" in scenario.writes:  # MBU beside MFU: the bandwidth a decode step is bound by
             peak.update(_bandwidth_peak(device.type, facts))
         timing["calibration_s"] = time.perf_counter() - t
@@ -204,12 +203,37 @@ def measure(config: dict[str, Any], timing: dict[str, float], record: Record, ru
         energy_now = watch.energy_now() if place.world_size == 1 else None
         ctx = RunContext(config, backend, facts_model, device, place, timer, watch, runtime, energy_now, run_dir)
         measured = scenario.run(ctx)
+        record.extra["backend"] = _backend_record(backend, config, timing)
         if config["workload"].get("save_checkpoint") and place.is_main:  # loadable: model=local model.path=<it>
             record.checkpoint = checkpoints.save(backend.model, run_dir)
     finally:
         if gpu is not None:
             gpu.close()
     _account(ctx, scenario, measured, peak, facts, timing, record)
+
+
+def _apply(chain: list, model: Any, sections: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Apply the transforms in order: the runtime facts they pass on, and how each was obtained (the result's
+    `transforms` section, in order; precision's record also stays in its own `precision` section)."""
+    runtime: dict[str, Any] = {}
+    done: list[dict[str, Any]] = []
+    for transform in chain:
+        applied = transform.apply(model)
+        if applied.section != "transforms":
+            sections[applied.section] = dict(applied.how)
+        done.append({"transform": type(transform).name, **applied.how})  # precision's `name` is its dtype
+        runtime.update(applied.runtime)
+    return runtime, done
+
+
+def _backend_record(backend: Any, config: dict[str, Any], timing: dict[str, float]) -> dict[str, Any]:
+    """The result's `backend` section; a compiled backend's compile time also goes to timing.compile_s."""
+    record = getattr(backend, "record", None)
+    out = record() if record is not None else {"name": (config.get("backend") or {}).get("name", "eager")}
+    out.setdefault("implementation", backend.name)
+    if "compile_s" in out:
+        timing["compile_s"] = out["compile_s"]
+    return out
 
 
 def _bandwidth_peak(device_type: str, facts: Any) -> dict[str, Any]:
@@ -248,6 +272,9 @@ def _account(
     if "peak_bandwidth_bytes_per_s" in peak:
         metrics.update(accounting.mbu(metrics, peak["peak_bandwidth_bytes_per_s"]))
     metrics.update({k: facts_model[k] for k in ("params", "params_embedding", "params_non_embedding", "matmul_params")})
+    metrics["params_nonzero"] = facts_model.get("params_nonzero")
+    if "compile_s" in timing:  # backend=compile: its compile time, outside the timed window
+        metrics["compile_s"] = timing["compile_s"]
     metrics["threads"] = torch.get_num_threads()
     metrics["timing_method"] = ctx.timer.method
     record.model = {k: facts_model[k] for k in ("model_type", "n_layers", "d_model", "vocab_size")}

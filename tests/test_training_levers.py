@@ -219,7 +219,7 @@ def test_labels_show_the_levers():
     # a report row: absent fields are None or NaN, counts floats
     row = {**results.key_fields(resolved("workload=training")), "grad_accum_steps": 2.0, "grad_checkpointing": math.nan}
     assert summary.label(row) == "tiny fp32 bs=8 seq=128 gpus=1 accum=2"
-    assert summary.lever_label({"grad_accum_steps": math.nan, "grad_checkpointing": True}) == " ckpt"
+    assert summary.training_label({"grad_accum_steps": math.nan, "grad_checkpointing": True}) == " ckpt"
 
 
 def test_memory_model_accumulation_and_checkpointing_known_answers():

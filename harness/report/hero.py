@@ -2,8 +2,8 @@
 every configuration of every sweep on one chart, the front drawn and the knee marked; beside it quality
 against throughput and against peak memory. Hover shows a point's configuration, figures and command.
 
-Colour is the precision, the marker the model, an open marker a second (third, ...) sweep. Axes are padded
-to the intervals, so a difference smaller than an interval never fills the chart.
+Colour is the precision (and its levers: backend, transforms), the marker the model, an open marker a second
+(third, ...) sweep. Axes are padded to the intervals, so a difference smaller than an interval never fills the chart.
 """
 
 from __future__ import annotations
@@ -138,13 +138,13 @@ def figure(answers: Sequence[Answer], y: Axis, x: Axis, title: str, knee: bool) 
     lo, hi = lo.fillna(ys), hi.fillna(ys)
     fig = go.Figure()
     sweeps = list(dict.fromkeys(rows["sweep"]))
-    precisions = sorted(set(rows["precision"].astype(str)))
+    precisions = sorted(set(with_levers(rows)))
     models = list(dict.fromkeys(rows["model_label"].astype(str)))
     for a in answers:
         sweep_no = sweeps.index(a.rows["sweep"].iloc[0])
-        for (model, precision), g in a.rows[shown.reindex(a.rows.index)].groupby(
-            ["model_label", "precision"], sort=True
-        ):
+        picked = a.rows[shown.reindex(a.rows.index)]
+        groups = picked.assign(_prec=with_levers(picked)).groupby(["model_label", "_prec"], sort=True)
+        for (model, precision), g in groups:
             idx = g.index
             symbol = SYMBOLS[models.index(str(model)) % len(SYMBOLS)] + ("-open" if sweep_no else "")
             name = f"{model} · {precision}" + (f" · {a.rows['sweep'].iloc[0]}" if len(sweeps) > 1 else "")
@@ -155,6 +155,19 @@ def figure(answers: Sequence[Answer], y: Axis, x: Axis, title: str, knee: bool) 
         _front(fig, a, y, x, xs, ys, len(sweeps) > 1, knee)
     _layout(fig, y, x, title, xs[shown], np.concatenate([lo[shown], hi[shown]]))
     return fig
+
+
+def with_levers(rows: pd.DataFrame) -> pd.Series:
+    """The precision with the run's backend and transforms beyond the defaults ("fp32 compile +int4g32"):
+    each lever combination its own colour and legend entry."""
+    from harness.report.html import missing
+    from harness.summary import lever_label
+
+    def one(r: pd.Series) -> str:
+        fields = {k: (None if missing(r.get(k)) else r.get(k)) for k in ("backend", "transforms")}
+        return f"{r['precision']}{lever_label(fields)}"
+
+    return rows.apply(one, axis=1).astype(str) if len(rows) else rows["precision"].astype(str)
 
 
 def _points(a: Answer, idx: pd.Index, xs, ys, bars, name: str, symbol: str, colour: str, sweeps: int) -> go.Scatter:

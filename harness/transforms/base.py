@@ -1,8 +1,12 @@
-"""The transform interface: what changes the model before it runs (dtype, int8; LoRA, pruning, compile later).
+"""The transform interface: what changes the model before it runs (dtype, int8, int4, pruning; LoRA later).
 
-`check` raises UnsupportedError before anything is built; `apply` changes the model in place and
-returns an Applied record: how the change was obtained (for the result file) and what the scenario
-needs to know at run time (e.g. an autocast dtype).
+A transform class is built for a run by `for_run(ctx, settings)` (harness.transforms.Context; its settings are
+transform.<name> of the config). `check` raises UnsupportedError before anything is built; `apply` changes the
+model in place and returns an Applied record: how the change was obtained and whether it changed the kernels
+that run (the result's `transforms` section), and what the scenario needs to know at run time (an autocast
+dtype; `peak_dtype`: the dtype whose peak an MFU is divided by, where the transform changed it).
+Optional class methods: `validate(settings)` raises harness.errors.ConfigError; `tag(settings)` is the short
+text the run's key and label show ("int4g32").
 """
 
 from __future__ import annotations
@@ -14,8 +18,8 @@ from typing import Any, Protocol
 
 @dataclass(frozen=True)
 class Applied:
-    section: str  # the result section that records it (`precision`)
-    how: Mapping[str, Any]  # written under that section: name, method, dtypes ...
+    section: str  # the result section that records it (`precision`; `transforms` for the others)
+    how: Mapping[str, Any]  # written under that section: name, method, dtypes, kernels_changed ...
     runtime: Mapping[str, Any] = field(default_factory=dict)  # for the scenario: {"autocast_dtype": ...}
 
 

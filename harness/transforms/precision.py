@@ -13,6 +13,7 @@ import torch
 
 from harness import precision
 from harness.errors import UnsupportedError
+from harness.transforms import register
 from harness.transforms.base import Applied
 
 WEIGHTS, AUTOCAST = "weights", "autocast"  # how a scenario takes its precision (Scenario.precision_mode)
@@ -20,7 +21,15 @@ REMOTE_METHOD = "the remote engine's own (see serving.engine)"
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+@register
 class Precision:
+    name = "precision"
+
+    @classmethod
+    def for_run(cls, ctx: Any, settings: Any) -> Precision:
+        """The run's precision group (precision.name), taken as its scenario takes precision."""
+        return cls(ctx.config["precision"]["name"], ctx.precision_mode, ctx.device_type, ctx.cuda, ctx.holds_weights)
+
     def __init__(self, name: str, mode: str, device_type: str, cuda: Any = None, holds_weights: bool = True):
         if mode not in (WEIGHTS, AUTOCAST):
             raise ValueError(f"precision mode {mode!r} is not valid: choose {WEIGHTS} or {AUTOCAST}")
