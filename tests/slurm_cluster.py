@@ -22,14 +22,15 @@ from pathlib import Path
 
 import psutil
 
-DAEMONS = ("munged", "mungekey", "mariadb-install-db", "mariadbd", "slurmdbd", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "sacct")
+DAEMONS = ("munged", "mungekey", "mariadb-install-db", "mariadbd", "slurmdbd", "slurmctld", "slurmd", "setsid")
+CLIENTS = ("sbatch", "squeue", "scancel", "sacct", "sinfo", "srun")
 START_TIMEOUT_S = 60.0
 CLUSTER_ENV = "HARNESS_SLURM_REQUIRED"  # set (to 1) by .ci/run: there a missing Slurm fails the tests, never skips
 
 
 def missing() -> list[str]:
     """The Slurm and munge programs this machine lacks (empty: a cluster can start)."""
-    return [name for name in DAEMONS if shutil.which(name, path=_path()) is None]
+    return [name for name in (*DAEMONS, *CLIENTS) if shutil.which(name, path=_path()) is None]
 
 
 def _path() -> str:
@@ -179,11 +180,20 @@ def _database(cluster: Cluster, port: int, env: dict[str, str]) -> None:
     base = ["--no-defaults", f"--datadir={data}", "--user=root"]
     subprocess.run(
         ["mariadb-install-db", *base, "--auth-root-authentication-method=normal", "--skip-test-db"],
-        env=env, check=True, capture_output=True, timeout=START_TIMEOUT_S,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=START_TIMEOUT_S,
     )
     server = [
-        "mariadbd", *base, f"--socket={root / 'mariadb.sock'}", f"--port={port}", "--bind-address=127.0.0.1",
-        f"--pid-file={root / 'mariadb.pid'}", f"--log-error={root / 'mariadb.log'}", "--skip-log-bin",
+        "mariadbd",
+        *base,
+        f"--socket={root / 'mariadb.sock'}",
+        f"--port={port}",
+        "--bind-address=127.0.0.1",
+        f"--pid-file={root / 'mariadb.pid'}",
+        f"--log-error={root / 'mariadb.log'}",
+        "--skip-log-bin",
     ]
     # mariadbd has no daemon mode of its own: setsid -f forks it off, so it is nobody's child
     _daemon(cluster, "mariadbd", ["setsid", "-f", *server], root / "mariadb.pid", env)

@@ -16,8 +16,9 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus
@@ -61,8 +62,8 @@ class _Harness(base.BaseSubmititLauncher):
             runs.append(_Run(self, list(overrides), idx, total))
             job_params.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()))
         submitted_at = time.time()
-        jobs = executor.map_array(self, *zip(*job_params))
-        for run, job in zip(runs, jobs):
+        jobs = executor.map_array(self, *zip(*job_params, strict=True))
+        for run, job in zip(runs, jobs, strict=True):
             run.job = job
         return _wait(runs, submitted_at)
 

@@ -1,0 +1,152 @@
+"""`hydra/launcher=slurm` against a real Slurm: a two-node cluster started on this machine for the session
+(tests/slurm_cluster.py), the sweep submitted through hydra-submitit-launcher as a user's would be.
+
+Where the Slurm and munge programs are missing the tests skip, naming the packages; with HARNESS_SLURM_REQUIRED=1
+(.ci/run sets it, after installing them) a missing program fails them instead, so CI can never skip silently.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import slurm_cluster
+from conftest import FAST, load_results
+
+from harness import results
+
+# the sweep's jobs on the test cluster: no GPU, one core and a little memory each; array_parallelism=1 runs one
+# job at a time, so the second waits, PENDING (JobArrayTaskLimit), while the first runs
+SLURM = [
+    "hydra/launcher=slurm",
+    "hydra.launcher.partition=debug",
+    "hydra.launcher.gpus_per_node=0",
+    "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.mem_gb=1",
+    "hydra.launcher.timeout_min=20",
+]
+# seeded random weights: no checkpoint to train first (what is compared is the same either way)
+RUN = [*FAST, "model.weights=random"]
+PACKAGES = "apt-get install --no-install-recommends slurmctld slurmd slurm-client slurmdbd munge mariadb-server"
+
+# What may differ between the result of one configuration run by the local launcher and by Slurm. Everything else
+# in the result file must be equal.
+NOT_COMPARED = {
+    "created_at": "the time the file was written",
+    "metrics": "measured figures: two runs of one configuration never time alike",
+    "repeats": "measured figures",
+    "timing": "measured figures (startup, model build, the timed windows)",
+    "energy": "measured figures (an estimate from the timed window's length)",
+    "cost": "derived from the measured time",
+    "interference": "what else ran on the cores at the time",
+    "warnings": "interference warnings depend on what else ran at the time",
+    "launcher": "this launch's pid, log path, launch id and wall time",
+    "overrides": "carry sweep= and results_dir=, which name the folder",
+}
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory):
+    """A two-node Slurm cluster (both nodes on this host), stopped at the end of the session."""
+    gone = slurm_cluster.missing()
+    if gone:
+        why = f"Slurm is not installed here (missing {', '.join(gone)}; {PACKAGES})"
+        if os.environ.get(slurm_cluster.CLUSTER_ENV) == "1":
+            pytest.fail(f"{why}, and {slurm_cluster.CLUSTER_ENV}=1 says this machine must run the Slurm tests")
+        pytest.skip(why)
+    cluster = slurm_cluster.start(tmp_path_factory.mktemp("slurm"), n_nodes=2)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def on_cluster(slurm, monkeypatch):
+    """The CLI started by this test reaches the cluster (submitit calls sbatch, sacct and scancel)."""
+    for name, value in slurm.env.items():
+        monkeypatch.setenv(name, value)
+    return slurm
+
+
+def _comparable(result: dict) -> dict:
+    out = {k: v for k, v in result.items() if k not in NOT_COMPARED}
+    out["config"] = {k: v for k, v in result["config"].items() if k not in results.VOLATILE}
+    return out
+
+
+@pytest.mark.alone
+@pytest.mark.timeout(900)
+def test_slurm_sweep_writes_what_the_local_launcher_writes(on_cluster, harness):
+    proc, root = harness("-m", "sweep=local", "model.weights=random", "precision=fp32,bf16", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    slurm_args = [*SLURM, "hydra.launcher.array_parallelism=1", "model.weights=random", "precision=fp32,bf16"]
+    proc, root = harness("-m", "sweep=slurm", *slurm_args, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    local = {r["key"]: r for r in load_results(root / "local")}
+    slurm = {r["key"]: r for r in load_results(root / "slurm")}
+    assert sorted(local) == sorted(slurm) and len(local) == 2
+    for key in local:
+        assert slurm[key]["status"] == "ok", slurm[key]["reason"]
+        assert _comparable(slurm[key]) == _comparable(local[key]), key
+    # the jobs ran under Slurm (their logs are submitit's, under .submitit/<job id>), and the terminal saw them
+    # wait and run: array_parallelism=1 holds the second job PENDING while the first runs
+    out = proc.stdout
+    assert re.search(r"\[2/2\] tiny bf16 .*: job \d+_1 PENDING", out), out
+    assert re.search(r"\[1/2\] tiny fp32 .*: job \d+_0 RUNNING on harness[01] \(log: .*\.submitit/", out), out
+    assert re.search(r"\[2/2\] tiny bf16 .*: ok \(job \d+_1\), decode", out), out
+    assert "2 results (2 ok)" in out
+    job_id = re.search(r"job (\d+)_0 RUNNING", out).group(1)
+    sacct = on_cluster.run("sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", job_id).stdout.split()
+    assert sorted(sacct) == [f"{job_id}_0|COMPLETED", f"{job_id}_1|COMPLETED"], sacct
+
+
+@pytest.mark.alone
+@pytest.mark.timeout(900)
+def test_scancel_records_the_run_killed_and_resume_retries_it(on_cluster, tmp_path):
+    # a longer timed window (min_time_s) so that the cancel lands while the worker measures
+    args = [*RUN, "workload.min_time_s=2", f"results_dir={tmp_path / 'results'}", "sweep=cancel"]
+    cmd = [sys.executable, "-m", "harness", "-m", *SLURM, "hydra.launcher.array_parallelism=1", *args]
+    cmd.append("precision=fp32,bf16")
+    log = tmp_path / "sweep.out"
+    with open(log, "w") as out:
+        sweep = subprocess.Popen(cmd, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, text=True)
+    try:
+        job = _first_job_measuring(log, tmp_path / "results" / "cancel", sweep)
+        on_cluster.run("scancel", job)
+        assert sweep.wait(timeout=600) == 0, log.read_text()
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+            sweep.wait()
+    text = log.read_text()
+    by_precision = {r["key_fields"]["precision"]: r for r in load_results(tmp_path / "results" / "cancel")}
+    killed = by_precision["fp32"]
+    assert killed["status"] == "killed", (killed["status"], killed["reason"], text)
+    assert "SIGTERM" in killed["reason"] and "resume retries it" in killed["reason"], killed["reason"]
+    assert by_precision["bf16"]["status"] == "ok", by_precision["bf16"]["reason"]
+    assert re.search(r"\[1/2\] tiny fp32 .*: killed \(job \d+_0\): ", text), text
+    assert "2 results (1 ok, 1 killed)" in text, text
+    # the same command again: the killed run is measured again, the complete one skipped
+    again = subprocess.run([*cmd], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    by_precision = {r["key_fields"]["precision"]: r for r in load_results(tmp_path / "results" / "cancel")}
+    assert by_precision["fp32"]["status"] == "ok", by_precision["fp32"]["reason"]
+    assert "2 results (2 ok)" in again.stdout, again.stdout
+    assert re.search(r"\[1/2\] tiny fp32 .*: ok \(job \d+_0\)", again.stdout), again.stdout
+
+
+def _first_job_measuring(log: Path, sweep_dir: Path, sweep: subprocess.Popen) -> str:
+    """The Slurm id of the sweep's first job, once its run's worker has started measuring."""
+    deadline = time.monotonic() + 400
+    while time.monotonic() < deadline:
+        assert sweep.poll() is None, f"the sweep ended before its first run was cancelled:\n{log.read_text()}"
+        found = re.search(r"\[1/2\] tiny fp32 .*: job (\d+_0) RUNNING", log.read_text())
+        workers = list(sweep_dir.glob("*-fp32-*/worker.log"))
+        if found and workers and workers[0].stat().st_size > 0:  # the worker has started
+            return found.group(1)
+        time.sleep(0.2)
+    raise AssertionError(f"the first run never started measuring:\n{log.read_text()}")
