@@ -150,3 +150,48 @@ def _first_job_measuring(log: Path, sweep_dir: Path, sweep: subprocess.Popen) ->
             return found.group(1)
         time.sleep(0.2)
     raise AssertionError(f"the first run never started measuring:\n{log.read_text()}")
+
+
+# a few training steps: a run across two nodes (DDP over gloo, one CPU rank per node)
+TRAIN = ["workload=training", "workload.max_steps=4", "workload.eval_interval=4", "workload.eval_batches=1"]
+TRAIN += ["workload.lr_warmup_steps=1", "batch_size=2", "seq_len=32", "repeats=1", "model.weights=random"]
+
+
+@pytest.mark.alone
+@pytest.mark.timeout(900)
+def test_multinode_run_spans_two_slurm_nodes(on_cluster, tmp_path):
+    # what the README's cluster section tells a user to do: the same command on every node of one allocation
+    # (srun), node_rank from Slurm, one c10d rendezvous on the first node. Each node keeps its own results folder
+    # here: both "nodes" share this machine's disk, and each node's launcher writes into its own run folder.
+    port = slurm_cluster._free_port()
+    script = tmp_path / "multinode.sh"
+    script.write_text(
+        "#!/bin/bash\n"
+        f"exec {sys.executable} -m harness gpus=1 dist=multinode dist.node_rank=$SLURM_NODEID "
+        f"dist.rdzv_endpoint=127.0.0.1:{port} sweep=mn results_dir={tmp_path}/results/node$SLURM_NODEID "
+        + " ".join(TRAIN)
+        + "\n"
+    )
+    script.chmod(0o755)
+    out = tmp_path / "job.out"
+    sbatch = ["sbatch", "--wait", "-N", "2", "--ntasks-per-node=1", "--cpus-per-task=1", f"--output={out}"]
+    proc = subprocess.run(
+        [*sbatch, "--wrap", f"srun -l {script}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=800,
+        env={**os.environ, **on_cluster.env},
+    )
+    log = out.read_text(errors="replace") if out.exists() else ""
+    assert proc.returncode == 0, proc.stdout + proc.stderr + log
+    job_id = re.search(r"Submitted batch job (\d+)", proc.stdout).group(1)
+    nodes = on_cluster.run("sacct", "-n", "-X", "-P", "-o", "State,NodeList", "-j", job_id).stdout.strip()
+    assert nodes == "COMPLETED|harness[0-1]", nodes
+    ok = [r for r in load_results(tmp_path / "results") if r["status"] == "ok"]
+    # the node whose worker held global rank 0 writes the run's result (c10d gives ranks in order of arrival,
+    # so it may be either node)
+    assert len(ok) == 1, [(r["status"], r["reason"]) for r in load_results(tmp_path / "results")] + [log]
+    (run,) = ok
+    assert run["distributed"]["world_size"] == 2 and run["distributed"]["backend"] == "gloo", run["distributed"]
+    assert run["config"]["dist"]["nnodes"] == 2
