@@ -92,16 +92,21 @@ class Cluster:
                 time.sleep(0.1)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        # slurmstepd of a job still running when slurmd went: found by the folder in their command line
+        # whatever else this cluster started and no pid file named yet (a daemon that failed half-way, a job's
+        # slurmstepd still running when slurmd went): its folder is in its command line or its SLURM_CONF
         for proc in psutil.process_iter(["cmdline"]):
             with contextlib.suppress(psutil.Error):
-                if proc.info["cmdline"] and "slurmstepd" in proc.info["cmdline"][0] and _in_root(proc, self.root):
+                if proc.pid != os.getpid() and _in_root(proc, self.root):
                     proc.kill()
 
 
 def _in_root(proc: psutil.Process, root: Path) -> bool:
+    """A daemon of the cluster at `root`: not a client (sbatch, squeue) or a job, which end by themselves."""
     with contextlib.suppress(psutil.Error):
-        return proc.environ().get("SLURM_CONF", "").startswith(str(root))
+        cmdline = proc.info["cmdline"] or []
+        name = Path(cmdline[0]).name if cmdline else ""
+        ours = any(str(root) in arg for arg in cmdline) or proc.environ().get("SLURM_CONF", "").startswith(str(root))
+        return ours and name.startswith(("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd", "slurmstepd"))
     return False
 
 
@@ -269,7 +274,7 @@ def _daemon(cluster: Cluster, name: str, cmd: list[str], pid_file: Path, env: di
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr}\n{cluster.log_tails()}")
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError, IndexError):  # IndexError: not written yet
             cluster.pids[name] = int(pid_file.read_text().split()[0])
             return
         time.sleep(0.1)

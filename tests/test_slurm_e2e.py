@@ -50,15 +50,30 @@ NOT_COMPARED = {
 }
 
 
-@pytest.fixture(scope="session")
-def slurm(tmp_path_factory):
-    """A two-node Slurm cluster (both nodes on this host), stopped at the end of the session."""
+def _require_slurm() -> None:
+    """Skip where Slurm is missing, naming what to install; fail instead where HARNESS_SLURM_REQUIRED=1 (CI)."""
     gone = slurm_cluster.missing()
     if gone:
         why = f"Slurm is not installed here (missing {', '.join(gone)}; {PACKAGES})"
         if os.environ.get(slurm_cluster.CLUSTER_ENV) == "1":
             pytest.fail(f"{why}, and {slurm_cluster.CLUSTER_ENV}=1 says this machine must run the Slurm tests")
         pytest.skip(why)
+
+
+def test_a_missing_slurm_skips_and_fails_where_it_is_required(monkeypatch, tmp_path):
+    monkeypatch.setattr(slurm_cluster, "_path", lambda: str(tmp_path))  # a PATH holding none of the programs
+    monkeypatch.delenv(slurm_cluster.CLUSTER_ENV, raising=False)
+    with pytest.raises(pytest.skip.Exception, match=r"Slurm is not installed here \(missing munged, .*apt-get"):
+        _require_slurm()
+    monkeypatch.setenv(slurm_cluster.CLUSTER_ENV, "1")
+    with pytest.raises(pytest.fail.Exception, match="HARNESS_SLURM_REQUIRED=1 says this machine must run"):
+        _require_slurm()
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory):
+    """A two-node Slurm cluster (both nodes on this host), stopped at the end of the session."""
+    _require_slurm()
     cluster = slurm_cluster.start(tmp_path_factory.mktemp("slurm"), n_nodes=2)
     yield cluster
     cluster.stop()
@@ -195,3 +210,34 @@ def test_multinode_run_spans_two_slurm_nodes(on_cluster, tmp_path):
     (run,) = ok
     assert run["distributed"]["world_size"] == 2 and run["distributed"]["backend"] == "gloo", run["distributed"]
     assert run["config"]["dist"]["nnodes"] == 2
+
+
+@pytest.mark.alone
+def test_a_job_cancelled_before_its_run_started_is_recorded_killed(on_cluster, tmp_path):
+    # submitted held (sbatch --hold), so it is still PENDING when cancelled: no run started, no result of its own;
+    # the launcher writes the run's `killed` result, and the sweep ends as any other
+    held = "hydra.launcher.additional_parameters={hold:true}"
+    args = [*RUN, f"results_dir={tmp_path / 'results'}", "sweep=held", held]
+    cmd = [sys.executable, "-m", "harness", "-m", *SLURM, *args, "precision=fp32"]
+    log = tmp_path / "sweep.out"
+    with open(log, "w") as out:
+        sweep = subprocess.Popen(cmd, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 200
+        found = None
+        while found is None and time.monotonic() < deadline and sweep.poll() is None:
+            found = re.search(r"\[1/1\] tiny fp32 .*: job (\d+_0) PENDING", log.read_text())
+            time.sleep(0.2)
+        assert found, log.read_text()
+        on_cluster.run("scancel", found.group(1))
+        assert sweep.wait(timeout=200) == 0, log.read_text()
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+            sweep.wait()
+    text = log.read_text()
+    (result,) = load_results(tmp_path / "results" / "held")
+    assert result["status"] == "killed", (result["status"], result["reason"], text)
+    assert f"job {found.group(1)} ended CANCELLED without a result" in result["reason"], result["reason"]
+    assert "resume retries it" in result["reason"]
+    assert "1 results (1 killed)" in text, text

@@ -130,7 +130,7 @@ def _wait(runs: list[_Run], submitted_at: float) -> list[JobReturn]:
             run = runs[i]
             state, nodes = _state(run, first=n == 0)
             shown = f"job {run.job.job_id} {state}" + (f" on {nodes}" if state == "RUNNING" and nodes else "")
-            if shown != run.shown:
+            if shown != run.shown and state != "UNKNOWN":  # UNKNOWN: not in sacct yet
                 run.shown = shown
                 log = f" (log: {run.job.paths.stdout})" if state == "RUNNING" else ""
                 run.say(shown + log)
