@@ -216,7 +216,7 @@ def test_multinode_run_spans_two_slurm_nodes(on_cluster, tmp_path):
 def test_a_job_cancelled_before_its_run_started_is_recorded_killed(on_cluster, tmp_path):
     # submitted held (sbatch --hold), so it is still PENDING when cancelled: no run started, no result of its own;
     # the launcher writes the run's `killed` result, and the sweep ends as any other
-    held = "hydra.launcher.additional_parameters={hold:true}"
+    held = "+hydra.launcher.additional_parameters.hold=true"
     args = [*RUN, f"results_dir={tmp_path / 'results'}", "sweep=held", held]
     cmd = [sys.executable, "-m", "harness", "-m", *SLURM, *args, "precision=fp32"]
     log = tmp_path / "sweep.out"
@@ -226,7 +226,7 @@ def test_a_job_cancelled_before_its_run_started_is_recorded_killed(on_cluster, t
         deadline = time.monotonic() + 200
         found = None
         while found is None and time.monotonic() < deadline and sweep.poll() is None:
-            found = re.search(r"\[1/1\] tiny fp32 .*: job (\d+_0) PENDING", log.read_text())
+            found = re.search(r"\[1/1\] tiny fp32 .*: job (\d+) PENDING", log.read_text())  # one job: no array
             time.sleep(0.2)
         assert found, log.read_text()
         on_cluster.run("scancel", found.group(1))

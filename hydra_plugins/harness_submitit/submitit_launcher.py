@@ -146,7 +146,8 @@ def _ended(run: _Run, submitted_at: float) -> JobReturn:
     try:
         value = run.job.results()[0]
     except Exception as exc:  # noqa: BLE001 - submitit's UncompletedJobError / FailedJobError: the job died
-        value = _Stopped(f"job {run.job.job_id} ended {run.job.state} without a result ({type(exc).__name__})")
+        state = run.job.state.split(" ")[0]  # "CANCELLED by 0" -> CANCELLED
+        value = _Stopped(f"job {run.job.job_id} ended {state} without a result ({type(exc).__name__})")
     if isinstance(value, JobReturn) and value.status == JobStatus.COMPLETED:
         result = value.return_value
     else:
