@@ -46,6 +46,8 @@ class _Harness(base.BaseSubmititLauncher):
         try:
             return super().__call__(*args, **kwargs)
         except SweepStopped as stop:
+            if stop.exit_code <= 128:  # not a signal (a full disk): the sweep stops, as a local one does
+                raise RuntimeError(stop.message) from None
             return _Stopped(stop.message)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
@@ -143,9 +145,13 @@ def _wait(runs: list[_Run], submitted_at: float) -> list[JobReturn]:
 
 def _ended(run: _Run, submitted_at: float) -> JobReturn:
     """The run's JobReturn, whatever became of its job: its own, or one holding its result file."""
+    from submitit.core.utils import FailedJobError, UncompletedJobError
+
     try:
         value = run.job.results()[0]
-    except Exception as exc:  # noqa: BLE001 - submitit's UncompletedJobError / FailedJobError: the job died
+    except FailedJobError:  # the job's own code raised (a bug, a full disk): the sweep stops, as a local one does
+        raise
+    except UncompletedJobError as exc:  # the job ended with no return at all (cancelled while pending, SIGKILL)
         state = run.job.state.split(" ")[0]  # "CANCELLED by 0" -> CANCELLED
         value = _Stopped(f"job {run.job.job_id} ended {state} without a result ({type(exc).__name__})")
     if isinstance(value, JobReturn) and value.status == JobStatus.COMPLETED:
