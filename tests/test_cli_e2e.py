@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 
 import pytest
@@ -278,3 +279,5 @@ def test_submitit_local_launcher_runs_the_sweep(harness):
     assert sorted(r["key_fields"]["precision"] for r in runs) == ["bf16", "fp32"]
     assert all(r["status"] == "ok" for r in runs)
     assert (root / "sub" / ".submitit").is_dir()
+    # the jobs' own lines go to their logs under .submitit/; the launcher prints each job's end (and its state)
+    assert re.search(r"\[2/2\] tiny bf16 .*: ok \(job \d+\), decode", proc.stdout), proc.stdout
