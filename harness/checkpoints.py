@@ -208,12 +208,16 @@ def _loss_text(result: Mapping[str, Any]) -> str:
 
 
 def prepare(config: Mapping[str, Any], run_dir: Path) -> dict[str, Any] | None:
-    """Before an inference run on trained weights: make sure the checkpoint exists. Returns None when the run
-    can go ahead, else the run's own failed result (written to run_dir), so a sweep goes on."""
-    if not is_trained(config):
+    """Before an inference run on trained weights (or a classify run on a harness-made classifier: harness.
+    finetuned): make sure the checkpoint exists. Returns None when the run can go ahead, else the run's own
+    failed result (written to run_dir), so a sweep goes on."""
+    from harness import finetuned
+
+    made_here = finetuned.harness_made(config)
+    if not is_trained(config) and not made_here:
         return None
     try:
-        ensure(config)
+        finetuned.ensure(config) if made_here else ensure(config)
     except CheckpointError as exc:
         from harness import environment
 
@@ -230,10 +234,14 @@ def save(model: Any, run_dir: Path) -> dict[str, Any]:
     target = Path(run_dir) / CHECKPOINT_DIR
     target.mkdir(parents=True, exist_ok=True)
     model = getattr(model, "module", model)  # DDP wraps the model
+    merged = hasattr(model, "merge_and_unload")  # a peft model: save_pretrained would keep the adapters only
+    if merged:  # the base with the LoRA updates folded in (and the trained head): loadable on its own
+        model = model.merge_and_unload()
     model.save_pretrained(target, safe_serialization=True)
     (target / "tokenizer_spec.json").write_text(json.dumps(TOKENIZER_SPEC, indent=2) + "\n")
     weights = target / "model.safetensors"
-    return {"path": str(target), "size_bytes": weights.stat().st_size, "sha256": file_sha256(weights)}
+    out = {"path": str(target), "size_bytes": weights.stat().st_size, "sha256": file_sha256(weights)}
+    return out | ({"lora_merged": "peft merge_and_unload before saving: adapters folded into the base"} if merged else {})
 
 
 def file_sha256(path: Path) -> str:

@@ -98,6 +98,8 @@ WORKLOAD_ONLY = {
     "training": (*_STEPS, "workload.eval_batches", "workload.target_eval_loss"),
     "classification": _CLASSIFY,
     "distill": (*_STEPS, "workload.init", "data.label_column", "teacher", *_DISTILL),
+    # classifier inference: the fine-tuning settings pick the harness-made classifier, the rest time its batches
+    "classify": (*_CLASSIFY, *(f"workload.{k}" for k in ("warmup_iters", "min_iters", "min_time_s", "max_iters"))),
 }
 
 

@@ -55,6 +55,8 @@ def key_fields(config: Mapping[str, Any]) -> dict[str, Any]:
         fields.update(max_steps=w["max_steps"], target_eval_loss=w["target_eval_loss"], data=config["data"]["source"])
     elif w["name"] == "classification":
         fields.update(classification_key_fields(config))
+    elif w["name"] == "classify":  # classifier inference: which classifier (harness-made: its fine-tuning)
+        fields.update(classify_key_fields(config))
     elif w["name"] == "distill":
         fields.update(classification_key_fields(config))
         d = config["distill"]
@@ -96,6 +98,14 @@ def classification_key_fields(config: Mapping[str, Any]) -> dict[str, Any]:
         targets = ",".join(lora.get("target_modules") or []) or "default"
         out.update(lora_rank=lora["rank"], lora_alpha=lora["alpha"], lora_targets=targets)
     return out
+
+
+def classify_key_fields(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What a classify run is beyond the common fields: the classifier it loads. A harness-made one is named
+    by its fine-tuning settings (the fields of a classification run's key); model.path by the arch hash."""
+    if config["model"].get("path"):
+        return {"classifier": "local"}
+    return {"classifier": "harness", **classification_key_fields(config)}
 
 
 def canonical_key(config: Mapping[str, Any]) -> str:
@@ -149,7 +159,9 @@ def run_slug(config: Mapping[str, Any]) -> str:
     if f["workload"] == "serving":
         load = f"c{f['concurrency']}" if f["arrival"] == "closed" else f"r{f['rate']}"
         work = f"{f['engine']}-{f['arrival']}-{load}" if f["search"] == "none" else f"{f['engine']}-maxrate"
-    elif f["workload"] in ("classification", "distill"):
+    elif f["workload"] == "classify" and f["classifier"] == "local":
+        work = "local"
+    elif f["workload"] in ("classification", "distill", "classify"):
         lora = f"-r{f['lora_rank']}" if f["finetune"] == "lora" else ""
         work = f"steps{f['max_steps']}-{f['init']}-{f['finetune']}{lora}"
     else:

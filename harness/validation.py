@@ -107,6 +107,10 @@ def validate(cfg: HarnessConfig) -> None:
         from harness import distill
 
         distill.validate(cfg)
+    elif w.name == "classify":
+        from harness import finetune
+
+        finetune.validate_classify(cfg)
     elif cfg.quality.enabled:
         _validate_data(cfg.data)
     _at_least("quality.window_tokens", cfg.quality.window_tokens, 2)

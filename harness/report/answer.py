@@ -84,6 +84,20 @@ CLASSIFIER = Spec(
     "quality_accuracy_hi",
     *TRAINED,
 )
+# a classifier serving: quality as the classifier's; cost its weights' making plus a served volume where the
+# report was given one (--served-examples: harness.report.classifier_served), else USD per 1k examples
+CLASSIFY = Spec(
+    _axis("quality_accuracy", "accuracy", "quality", "max"),
+    "quality_accuracy_lo",
+    "quality_accuracy_hi",
+    (
+        Axis(metrics.SERVED_TOTAL.column, metrics.SERVED_TOTAL, "min"),
+        _axis("cost_usd_per_1k_examples", "usd_per_1k_examples", "cost", "min"),
+    ),
+    _axis("energy_j_per_1k_examples", "j_per_1k_examples", "energy", "min"),
+    (_axis("examples_per_s", "examples_per_s", "metrics", "max"),),
+    MEMORY,
+)
 SPECS: dict[str, Spec] = {
     "inference": Spec(
         _axis("heldout_loss_nats", "loss_nats", "quality", "min"),
@@ -114,6 +128,7 @@ SPECS: dict[str, Spec] = {
     ),
     "classification": CLASSIFIER,
     "distill": CLASSIFIER,
+    "classify": CLASSIFY,
 }
 
 

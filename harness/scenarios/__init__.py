@@ -19,6 +19,7 @@ _REGISTRY: dict[str, Any] = {
     "serving": "harness.scenarios.serving:Serving",
     "classification": "harness.scenarios.classification:Classification",
     "distill": "harness.scenarios.distill:Distill",
+    "classify": "harness.scenarios.classify:Classify",
 }
 _plugins_loaded: set[str] = set()
 
