@@ -122,7 +122,7 @@ METRICS: tuple[Metric, ...] = (
     _i("loss_scale_final"),
     # classification (held-out accuracy over every held-out example; intervals in the quality section)
     _c("eval_accuracy_initial", "ratio", "higher", "accuracy start", summary=CLS, fmt=".3f"),
-    _c("eval_accuracy", "ratio", "higher", "accuracy end", summary=(*CLS, *DIST, *CLSINF), fmt=".3f"),
+    _c("eval_accuracy", "ratio", "higher", "accuracy end", summary=(*CLS, *DIST), fmt=".3f"),
     _c("eval_macro_f1", "ratio", "higher", "macro-F1", summary=(*CLS, *CLSINF), fmt=".3f"),
     _i("accuracy_curve"),
     _i("examples_trained", "count"),
@@ -346,6 +346,7 @@ DERIVED_COLUMNS = {
     "quality_loss_nats_interval": ("loss_nats",),  # "[lo, hi]" text of the 95 % interval
     "quality_accuracy_interval": ("accuracy",),
     "quality_macro_f1_interval": ("macro_f1",),
+    "quality_macro_f1_ratio_interval": ("macro_f1_ratio",),  # classify: ratio to the fp32 build, "[lo, hi]"
     # the result's `interference` section (not metrics): harness.interference.columns
     "disturbed": (),
     "interference_other_cpu_share": (),

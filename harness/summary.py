@@ -40,12 +40,25 @@ def label(key_fields: dict[str, Any]) -> str:
     if load is not None:  # a serving run: its load, not a batch, is what it is
         return f"{f['model']} {f['precision']} {f['engine']} {load} gpus={number_text(f['gpus'])}"
     n = number_text
-    return f"{f['model']} {f['precision']} bs={n(f['batch_size'])} seq={n(f['seq_len'])} gpus={n(f['gpus'])}"
+    text = f"{f['model']} {f['precision']} bs={n(f['batch_size'])} seq={n(f['seq_len'])} gpus={n(f['gpus'])}"
+    return text + classifier_label(f) if f.get("workload") == "classify" else text
+
+
+def classifier_label(f: dict[str, Any]) -> str:
+    """Which classifier a classify run serves: ' lora r8' / ' full' (harness-made), ' local' (model.path)."""
+    if f.get("classifier") != "harness":
+        return " local"
+    rank = f" r{number_text(f['lora_rank'])}" if f.get("finetune") == "lora" else ""
+    return f" {f.get('finetune')}{rank}"
 
 
 def headline(r: dict[str, Any]) -> str:
     """The one figure a progress line shows for an ok run."""
     m = r["metrics"]
+    if "examples_per_s" in m:  # a classifier serving (workload=classify)
+        verdict = (r.get("quality") or {}).get("verdict") or "-"
+        acc, per_s = _num(m.get("eval_accuracy"), ".3f"), _num(m.get("examples_per_s"), ".1f")
+        return f"{per_s} examples/s, accuracy {acc} (vs fp32: {verdict})"
     if "eval_accuracy" in m:  # a classifier that trains
         acc0, acc = (_num(m.get(k), ".3f") for k in ("eval_accuracy_initial", "eval_accuracy"))
         per_s = _num(m.get("samples_per_s"), ".1f")
@@ -117,6 +130,12 @@ def _extra(workload: str, r: dict[str, Any] | None) -> tuple:
     headers when r is None. Training's dollars are the run's total; the others' are per 1 M tokens."""
     if workload == "training":
         return (metrics.get("training_usd", "cost").label,) if r is None else (_cost_cell(r),)
+    if workload == "classify":  # per 1k examples served, what the weights cost to make, the verdict vs fp32
+        if r is None:
+            return ("USD/1k examples", "USD to make", "accuracy [95% CI]", "vs fp32")
+        c, q, w = r.get("cost") or {}, r.get("quality") or {}, r.get("weights") or {}
+        acc = "-" if q.get("accuracy") is None else f"{q['accuracy']:.3f} [{q['accuracy_lo']:.3f}, {q['accuracy_hi']:.3f}]"
+        return (_usd(c.get("usd_per_1k_examples")), _usd(w.get("total_usd")), acc, q.get("verdict") or "-")
     if r is None:
         # the registry's names: the same figure is called the same in the report, runs.csv and the gate
         per = metrics.get(
