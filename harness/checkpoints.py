@@ -230,7 +230,8 @@ def prepare(config: Mapping[str, Any], run_dir: Path) -> dict[str, Any] | None:
 
 
 def save(model: Any, run_dir: Path) -> dict[str, Any]:
-    """Save a trained model as an HF checkpoint in run_dir/checkpoint (safetensors, config, tokenizer spec)."""
+    """Save a trained model as an HF checkpoint in run_dir/checkpoint (safetensors, config, tokenizer spec); a
+    LoRA model merged into its base first, so the checkpoint loads alone."""
     target = Path(run_dir) / CHECKPOINT_DIR
     target.mkdir(parents=True, exist_ok=True)
     model = getattr(model, "module", model)  # DDP wraps the model
@@ -241,7 +242,9 @@ def save(model: Any, run_dir: Path) -> dict[str, Any]:
     (target / "tokenizer_spec.json").write_text(json.dumps(TOKENIZER_SPEC, indent=2) + "\n")
     weights = target / "model.safetensors"
     out = {"path": str(target), "size_bytes": weights.stat().st_size, "sha256": file_sha256(weights)}
-    return out | ({"lora_merged": "peft merge_and_unload before saving: adapters folded into the base"} if merged else {})
+    if merged:
+        out["lora_merged"] = "peft merge_and_unload before saving: adapters folded into the base"
+    return out
 
 
 def file_sha256(path: Path) -> str:

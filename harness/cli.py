@@ -122,7 +122,7 @@ def _check_used(overrides: list[str], workload: str, quality_on: bool) -> None:
         if (
             not owners
             and key.startswith("data.")
-            and workload not in ("training", "classification", "distill")
+            and workload not in ("training", "classification", "distill", "classify")
             and not quality_on
         ):
             owners = ["training", "classification"]

@@ -100,7 +100,8 @@ def ensure(config: Mapping[str, Any], say: Any = print) -> dict[str, Any]:
     ft, run_dir = finetune_config(config), folder(config) / "classification"
     with checkpoints._locked(folder(config) / ".lock"):
         found = results.load(run_dir / results.RESULT_FILE)
-        if found and found.get("status") == "ok" and (run_dir / checkpoints.CHECKPOINT_DIR / "model.safetensors").is_file():
+        weights = run_dir / checkpoints.CHECKPOINT_DIR / "model.safetensors"
+        if found and found.get("status") == "ok" and weights.is_file():
             return found
         if checkpoints.is_trained(ft):  # init=checkpoint on a preset: its pretrained weights first (cached)
             checkpoints.ensure(ft, say)

@@ -134,7 +134,9 @@ def _extra(workload: str, r: dict[str, Any] | None) -> tuple:
         if r is None:
             return ("USD/1k examples", "USD to make", "accuracy [95% CI]", "vs fp32")
         c, q, w = r.get("cost") or {}, r.get("quality") or {}, r.get("weights") or {}
-        acc = "-" if q.get("accuracy") is None else f"{q['accuracy']:.3f} [{q['accuracy_lo']:.3f}, {q['accuracy_hi']:.3f}]"
+        acc = "-"
+        if q.get("accuracy") is not None:
+            acc = f"{q['accuracy']:.3f} [{q['accuracy_lo']:.3f}, {q['accuracy_hi']:.3f}]"
         return (_usd(c.get("usd_per_1k_examples")), _usd(w.get("total_usd")), acc, q.get("verdict") or "-")
     if r is None:
         # the registry's names: the same figure is called the same in the report, runs.csv and the gate

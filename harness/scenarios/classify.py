@@ -208,6 +208,8 @@ class Classify(Scenario):
             floor=floor,
             quality_meaningful=True,
         )
+        if not config["quality"].get("enabled", True):  # accuracy stands; no fp32 build, so no verdict
+            return {**section, "verdict": None, "verdict_note": "quality.enabled=false: no fp32 reference built"}
         if prec == "fp32":  # the run is its own reference: identical by definition, not by measurement
             ref = preds
         else:
