@@ -217,7 +217,10 @@ def prepare(config: Mapping[str, Any], run_dir: Path) -> dict[str, Any] | None:
     if not is_trained(config) and not made_here:
         return None
     try:
-        finetuned.ensure(config) if made_here else ensure(config)
+        if made_here:
+            finetuned.ensure(config)
+        else:
+            ensure(config)
     except CheckpointError as exc:
         from harness import environment
 

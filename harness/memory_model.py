@@ -102,7 +102,8 @@ def predict(config: Mapping[str, Any], device: str = "cpu") -> Prediction:
             b = min(b, int(s.get("max_concurrency") or b))
         else:
             seq = int(config["seq_len"])
-            total = seq + int(config["workload"]["decode_tokens"])
+            # classify: one forward per batch, no decode steps (its fp32 reference is built after the window)
+            total = seq + (int(config["workload"]["decode_tokens"]) if workload != "classify" else 0)
         kv_bytes = 2 if precision in ("fp16", "bf16") or (precision == "int8" and device == "cuda") else 4
         kv = b * total * 2 * n_layers * kv_dim * kv_bytes
         # CPU kernels compute bf16/fp16/int8 activations in fp32 (oneDNN, dynamic int8 quantization): measured
