@@ -113,5 +113,6 @@ def price_repeats(
     if scenario.repeat_cost is None:
         return
     rate_key, cost_key = scenario.repeat_cost
+    scale = getattr(scenario, "repeat_cost_scale", 1e6)  # units per price: 1e6 tokens, or 1e3 examples (classify)
     for rep in repeats:
-        rep[cost_key] = cost.per_repeat(cost_sec, rep, rate_key, pue, ranks)
+        rep[cost_key] = cost.per_repeat(cost_sec, rep, rate_key, pue, ranks, scale)

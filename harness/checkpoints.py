@@ -168,14 +168,21 @@ def training_result(model_cfg: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def save(model: Any, run_dir: Path) -> dict[str, Any]:
-    """Save a trained model as an HF checkpoint in run_dir/checkpoint (safetensors, config, tokenizer spec)."""
+    """Save a trained model as an HF checkpoint in run_dir/checkpoint (safetensors, config, tokenizer spec); a
+    LoRA model merged into its base first, so the checkpoint loads alone."""
     target = Path(run_dir) / CHECKPOINT_DIR
     target.mkdir(parents=True, exist_ok=True)
     model = getattr(model, "module", model)  # DDP wraps the model
+    merged = hasattr(model, "merge_and_unload")  # a peft model: save_pretrained would keep the adapters only
+    if merged:  # the base with the LoRA updates folded in (and the trained head): loadable on its own
+        model = model.merge_and_unload()
     model.save_pretrained(target, safe_serialization=True)
     (target / "tokenizer_spec.json").write_text(json.dumps(TOKENIZER_SPEC, indent=2) + "\n")
     weights = target / "model.safetensors"
-    return {"path": str(target), "size_bytes": weights.stat().st_size, "sha256": file_sha256(weights)}
+    out = {"path": str(target), "size_bytes": weights.stat().st_size, "sha256": file_sha256(weights)}
+    if merged:
+        out["lora_merged"] = "peft merge_and_unload before saving: adapters folded into the base"
+    return out
 
 
 def file_sha256(path: Path) -> str:

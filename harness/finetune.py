@@ -95,3 +95,43 @@ def trainable_figures(model: Any, method: str) -> dict[str, Any]:
     }
     out["trainable_fraction"] = out["trainable_params"] / out["total_params"] if out["total_params"] else None
     return out
+
+
+def validate_classify(cfg: Any) -> None:
+    """The classify workload's settings: the fine-tuning ones as classification's (they pick the harness-made
+    classifier), or (model.path) a saved sequence classifier with one output per class of the data."""
+    if not cfg.model.path:
+        validate(cfg)
+        return
+    from pathlib import Path
+
+    from harness import config as config_mod
+
+    if cfg.finetune not in config_mod.FINETUNES:
+        raise ConfigError("finetune", cfg.finetune, f"choose one of {', '.join(config_mod.FINETUNES)}")
+    if cfg.data.source not in labelled.SOURCES:
+        raise ConfigError("data.source", cfg.data.source, f"choose one of {', '.join(labelled.SOURCES)}")
+    problem = labelled.problem(_plain(cfg.data))
+    if problem is not None:
+        raise ConfigError(problem.key, problem.value, problem.why)
+    found = _classifier_labels(Path(cfg.model.path))
+    if isinstance(found, str):
+        raise ConfigError("model.path", cfg.model.path, found)
+    classes = len(labelled.load(_plain(cfg.data)).names)
+    if found != classes:
+        why = f"is a classifier of {found} classes; the data (data.source={cfg.data.source}) has {classes}"
+        raise ConfigError("model.path", cfg.model.path, why)
+
+
+def _classifier_labels(path: Any) -> int | str:
+    """The class count of the sequence classifier saved at `path`, or why it is not one."""
+    import json
+
+    try:
+        cfg = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        return f"holds no readable config.json ({type(exc).__name__}): a saved classifier is needed"
+    if not any(str(a).endswith("ForSequenceClassification") for a in cfg.get("architectures") or []):
+        return "is not a sequence classifier (config.json architectures): save one with workload=classification"
+    labels = cfg.get("id2label") or {}
+    return len(labels) if labels else int(cfg.get("num_labels", 2))

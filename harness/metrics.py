@@ -131,6 +131,21 @@ METRICS: tuple[Metric, ...] = (
     _c("teacher_train_s", "s", "lower", "teacher training s"),
     _c("teacher_label_s", "s", "lower", "teacher labels s"),
     _c("teacher_label_j", "J", "lower", "teacher labels J"),
+    # classify (harness/scenarios/classify.py): a fine-tuned classifier's batched forward passes
+    _d("batch_latency_s", "batch p50 ms", report=("batch_latency_s_p99", "batch_latency_s_n")),
+    _t("batch_latency_s_p50", "s", "lower", "batch p50 (repeat)", gate=_GATE5, export="latency"),
+    _t(
+        "examples_per_s",
+        "1/s",
+        "higher",
+        "examples/s",
+        report=("examples_per_s",),
+        gate=_GATE5,
+        export="extra",
+    ),  # fmt: skip
+    _i("examples_timed", "count", "examples timed"),
+    _t("j_per_1k_examples", "J", "lower", "J/1k examples (repeat)", gate=_GATE10),
+    _t("usd_per_1k_examples", "USD", "lower", "USD/1k examples (repeat)", gate=_GATE5),
     # serving (harness/serving/metrics.py, docs/serving.md): one load window, or the capacity probe's
     _i("offered_rate_req_per_s", "1/s", "rate req/s", fmt=".3g"),
     _t("request_throughput_req_per_s", "1/s", "higher", "req/s", gate=_GATE5, fmt=".2f"),
@@ -262,6 +277,22 @@ METRICS: tuple[Metric, ...] = (
     _c("alone_train_usd", "USD", "lower", "student alone USD", section="cost"),
     _c("total_j", "J", "lower", "energy J", section="energy", report=("energy_total_j",)),
     _c(
+        "usd_per_1k_examples",
+        "USD",
+        "lower",
+        "USD/1k examples",
+        section="cost",
+        report=("cost_usd_per_1k_examples",),
+    ),  # fmt: skip
+    _c("j_per_1k_examples", "J", "lower", "J/1k examples", section="energy", report=("energy_j_per_1k_examples",)),
+    # what the weights cost to make (harness.checkpoints.made_by: fine-tuning or distillation + pretraining)
+    _c("total_usd", "USD", "lower", "USD to make the weights", section="weights", report=("weights_total_usd",)),
+    _c("total_energy_j", "J", "lower", "J to make the weights", section="weights"),
+    # a classify run against the fp32 build of its weights (paired bootstrap intervals: harness.taskmetrics)
+    _c("accuracy_ratio", "ratio", "higher", "accuracy / fp32", section="quality"),
+    _c("macro_f1_ratio", "ratio", "higher", "macro-F1 / fp32", section="quality"),
+    _c("agreement", "ratio", "higher", "agreement with fp32", section="quality"),
+    _c(
         "next_token_agreement",
         "ratio",
         "higher",
@@ -304,14 +335,22 @@ def get(name: str, section: str = "metrics") -> Metric:
 # The report's peak memory: the GPU allocator peak where there is one, else the RSS peak (DERIVED_COLUMNS)
 PEAK_MEMORY = Metric("peak_memory_bytes", "bytes", "lower", "counted", "peak memory")
 
+# A classify run's weights' cost to make plus --served-examples at its USD per 1k examples (a projection:
+# harness.report.classifier_served); the answer ranks classify runs on it when the report is given a volume
+SERVED_TOTAL = Metric("served_total_usd", "USD", "lower", "counted", "USD made + served")
+# figures the report derives (not in a result file), by name, for the answer's axes (Spec.answer, section "report")
+REPORT_ONLY = {SERVED_TOTAL.name: SERVED_TOTAL}
+
 # Columns the report derives from several metrics (harness.report.aggregate), with their source metrics.
 DERIVED_COLUMNS = {
     "peak_memory_bytes": ("cuda_max_allocated_bytes", "peak_rss_bytes"),
+    "served_total_usd": ("total_usd", "usd_per_1k_examples"),
     # quality.loss_nats where quality is meaningful (not random weights): harness.report.quality_section
     "heldout_loss_nats": ("loss_nats",),
     "quality_loss_nats_interval": ("loss_nats",),  # "[lo, hi]" text of the 95 % interval
     "quality_accuracy_interval": ("accuracy",),
     "quality_macro_f1_interval": ("macro_f1",),
+    "quality_macro_f1_ratio_interval": ("macro_f1_ratio",),  # classify: ratio to the fp32 build, "[lo, hi]"
     # the result's `interference` section (not metrics): harness.interference.columns
     "disturbed": (),
     "interference_other_cpu_share": (),

@@ -63,10 +63,16 @@ def _loss_text(result: Mapping[str, Any]) -> str:
 def prepare(config: Mapping[str, Any], run_dir: Path) -> dict[str, Any] | None:
     """Before an inference run on trained weights: make sure the checkpoint exists. Returns None when the run
     can go ahead, else the run's own failed result (written to run_dir), so a sweep goes on."""
-    if not checkpoints.is_trained(config):
+    from harness import finetuned
+
+    made_here = finetuned.harness_made(config)  # a classify run's classifier, fine-tuned by the harness
+    if not checkpoints.is_trained(config) and not made_here:
         return None
     try:
-        ensure(config)
+        if made_here:
+            finetuned.ensure(config)
+        else:
+            ensure(config)
         if config["workload"].get("draft_model"):  # the draft's weights follow model.weights (harness.speculative)
             ensure(checkpoints.draft_config(config))
     except CheckpointError as exc:

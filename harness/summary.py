@@ -54,7 +54,7 @@ def label(key_fields: dict[str, Any]) -> str:
     n = number_text
     draft = f" draft={f['draft_model']} k={n(f['draft_tokens'])}" if f.get("draft_model") else ""
     text = f"{f['model']} {prec} bs={n(f['batch_size'])} seq={n(f['seq_len'])} gpus={n(f['gpus'])}{draft}"
-    return text + training_label(f)
+    return text + training_label(f) + classifier_label(f)
 
 
 def training_label(key_fields: dict[str, Any]) -> str:
@@ -65,9 +65,37 @@ def training_label(key_fields: dict[str, Any]) -> str:
     return out + (" ckpt" if ckpt == 1 else "")  # True, or 1.0 from a report row
 
 
+def classifier_label(f: dict[str, Any]) -> str:
+    """Which classifier a classify run serves: ' lora r8' / ' full' (harness-made), ' local' (model.path);
+    "" for other runs (no `classifier` field, or NaN in a report row)."""
+    which = f.get("classifier")
+    if not isinstance(which, str):
+        return ""
+    if which != "harness":
+        return " local"
+    rank = f" r{number_text(f['lora_rank'])}" if f.get("finetune") == "lora" else ""
+    return f" {f.get('finetune')}{rank}"
+
+
+def classifier_cells(r: dict[str, Any] | None) -> tuple:
+    """A classify run's summary cells: USD per 1k examples served, what its weights cost to make, accuracy with
+    its interval, the verdict against fp32 (headers when r is None)."""
+    if r is None:
+        return ("USD/1k examples", "USD to make", "accuracy [95% CI]", "vs fp32")
+    c, q, w = r.get("cost") or {}, r.get("quality") or {}, r.get("weights") or {}
+    acc = "-"
+    if q.get("accuracy") is not None:
+        acc = f"{q['accuracy']:.3f} [{q['accuracy_lo']:.3f}, {q['accuracy_hi']:.3f}]"
+    return (_usd(c.get("usd_per_1k_examples")), _usd(w.get("total_usd")), acc, q.get("verdict") or "-")
+
+
 def headline(r: dict[str, Any]) -> str:
     """The one figure a progress line shows for an ok run."""
     m = r["metrics"]
+    if "examples_per_s" in m:  # a classifier serving (workload=classify)
+        verdict = (r.get("quality") or {}).get("verdict") or "-"
+        acc, per_s = _num(m.get("eval_accuracy"), ".3f"), _num(m.get("examples_per_s"), ".1f")
+        return f"{per_s} examples/s, accuracy {acc} (vs fp32: {verdict})"
     if "eval_accuracy" in m:  # a classifier that trains
         acc0, acc = (_num(m.get(k), ".3f") for k in ("eval_accuracy_initial", "eval_accuracy"))
         per_s = _num(m.get("samples_per_s"), ".1f")
@@ -140,6 +168,8 @@ def _extra(workload: str, r: dict[str, Any] | None) -> tuple:
     headers when r is None. Which dollar figure and whether quality follows are the workload's
     (Spec.summary_cost, Spec.summary_quality): training's dollars are the run's total; the others' per 1 M tokens."""
     spec = scenarios.spec(workload, strict=False)
+    if spec.summary_cells == "classifier":  # a classify run's own cells
+        return classifier_cells(r)
     if r is None:
         # the registry's names: the same figure is called the same in the report, runs.csv and the gate
         per = metrics.get(*spec.summary_cost).label

@@ -14,7 +14,7 @@ from harness.gate import export
 from harness.report import pareto, sections
 from harness.scaling import THROUGHPUT
 
-BUILT_IN = ("inference", "training", "serving", "classification", "distill")
+BUILT_IN = ("inference", "training", "serving", "classification", "distill", "classify")
 KEY_AND_BOOKKEEPING = {"sweep", "workload", "model", "precision", "batch_size", "seq_len", "gpus", "status"}
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness import results, scenarios
-from harness.report import aggregate, answer, hero, plots, quality_section, sections, speculative
+from harness.report import aggregate, answer, classifier_served, hero, plots, quality_section, sections, speculative
 from harness.report.html import Section, page, table
 from harness.report.pareto import DEFAULT_OBJECTIVES, Objective, front
 
@@ -61,10 +61,11 @@ def render(
     files: Sequence[str] = (),
     title: str = "harness report",
     served_tokens: float | None = None,
+    served_examples: float | None = None,
 ) -> tuple[str, pd.DataFrame]:
     """The HTML page and the annotated frame (with `quality_ok` and `on_front`)."""
     floor = quality_floor(frame, floor)
-    frame = annotate(frame, floor)
+    frame = classifier_served.add_column(annotate(frame, floor), served_examples)
     groups, extra_cols = [], []
     for (workload, sweep), rows in frame.groupby(["workload", "sweep"], sort=True, dropna=False):
         objs = list(objectives) if objectives else list(DEFAULT_OBJECTIVES.get(str(workload), ()))
@@ -106,6 +107,7 @@ def render(
         sections.summary(groups, floor, charts) + sections.disturbed_note(frame) + sections.adaptive_note(frame),
         quality_section.quality(frame, floor, sections.config_label),
         quality_section.projection(frame, served_tokens, sections.config_label),
+        classifier_served.section(frame, served_examples, sections.config_label),
         sections.plots(scaling_svg, note),
         spec_html,
         *(_call(target, frame, plotly_on_page) for _, _, target in own),  # the workloads' own (serving's)
@@ -121,6 +123,7 @@ def render(
         *[(s.anchor, s.title) for s in extra],
         ("quality", "Quality"),
         *([("projection", "Cost projection")] if served_tokens else []),
+        *([("classifier-served", "Classifier cost")] if served_examples else []),
         ("plots", "Scaling"),
         *([("speculative", "Speculative decoding")] if spec_html else []),
         *((anchor, title) for anchor, title, _ in own),
@@ -167,6 +170,7 @@ def build(
     extra_sections: Iterable[Section] = (),
     reports_dir: Path | str = "reports",
     served_tokens: float | None = None,
+    served_examples: float | None = None,
 ) -> Path:
     """Read every result under `dirs`, write index.html, runs.csv (+ runs.parquet) and return index.html's path.
     Raises FileNotFoundError when there is no result file."""
@@ -183,7 +187,9 @@ def build(
     title = f"harness report: {', '.join(sweeps)}" if len(sweeps) <= 4 else f"harness report: {len(sweeps)} sweeps"
     files = ["runs.csv", "runs.parquet"] if aggregate.parquet_available() else ["runs.csv"]
     extra_sections = [*extra_sections, *gate_sections(dirs), *damaged_section(damaged)]
-    html_text, annotated = render(frame, objectives, floor, extra_sections, files, title, served_tokens)
+    html_text, annotated = render(
+        frame, objectives, floor, extra_sections, files, title, served_tokens, served_examples
+    )
     aggregate.save(annotated, out)
     index = out / "index.html"
     tmp = index.with_suffix(".html.tmp")

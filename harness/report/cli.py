@@ -41,6 +41,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="project serving cost per 1 M tokens plus the weights' training cost amortised over N served tokens",
     )
+    p.add_argument(
+        "--served-examples",
+        type=float,
+        default=None,
+        metavar="N",
+        help="classify runs: rank on what the weights cost to make plus N examples at their USD per 1k examples",
+    )
     return p
 
 
@@ -55,6 +62,8 @@ def main(argv: list[str]) -> int:
         parser.error(f"--quality-floor {args.quality_floor} is not valid: must be between 0 and 1")
     if args.served_tokens is not None and not args.served_tokens > 0:
         parser.error(f"--served-tokens {args.served_tokens:g} is not valid: must be > 0 (tokens served)")
+    if args.served_examples is not None and not args.served_examples > 0:
+        parser.error(f"--served-examples {args.served_examples:g} is not valid: must be > 0 (examples served)")
     missing = [str(d) for d in args.dirs if not d.is_dir()]
     if missing:
         parser.error(f"no such folder: {', '.join(missing)}")
@@ -66,6 +75,7 @@ def main(argv: list[str]) -> int:
             args.quality_floor,
             reports_dir=args.reports_dir,
             served_tokens=args.served_tokens,
+            served_examples=args.served_examples,
         )
     except FileNotFoundError as exc:
         print(f"harness report: error: {exc}", file=sys.stderr)

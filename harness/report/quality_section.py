@@ -64,7 +64,7 @@ def annotate(frame: pd.DataFrame, floor: float) -> pd.DataFrame:
     frame["quality_ok"] = frame["quality_ok"].fillna(True).astype(bool)
     loss = pd.to_numeric(frame.get("quality_loss_nats", empty), errors="coerce")
     frame[LOSS_OBJECTIVE] = loss.where(~random)
-    for name in ("loss_nats", "accuracy", "macro_f1", "accuracy_ratio", "perplexity_ratio"):
+    for name in ("loss_nats", "accuracy", "macro_f1", "accuracy_ratio", "perplexity_ratio", "macro_f1_ratio"):
         lo, hi = (pd.to_numeric(frame.get(f"quality_{name}_{e}", empty), errors="coerce") for e in ("lo", "hi"))
         frame[f"quality_{name}_interval"] = [
             "–" if missing(a) else _interval(name, a, None if missing(b) else b) for a, b in zip(lo, hi, strict=True)
@@ -124,10 +124,11 @@ def _classifier_rows(frame: pd.DataFrame, config_of: Any) -> list[list[str]]:
     for _, r in frame[frame["status"].eq("ok") & task.eq("classification")].iterrows():
         weights, n = str(r.get("weights_kind") or "–"), _num(r, "quality_n")
         for metric, col in (("accuracy", "quality_accuracy"), ("macro-F1", "quality_macro_f1")):
-            value = _num(r, col)
+            value, rel = _num(r, col), _num(r, f"{col}_ratio")  # the ratio to fp32: classify runs only
             shown = "–" if value is None else f"{fmt(value, 4)} (n={fmt(n)} examples)"
+            rel_text = "–" if rel is None else f"{rel:.4f} {r.get(f'{col}_ratio_interval')}"
             rows.append(
-                [config_of(r), weights, metric, shown, r.get(f"{col}_interval"), "–", r["quality_verdict_text"]]
+                [config_of(r), weights, metric, shown, r.get(f"{col}_interval"), rel_text, r["quality_verdict_text"]]
             )
     return rows
 

@@ -22,6 +22,7 @@ _REGISTRY: dict[str, Any] = {
     "serving": "harness.scenarios.serving:Serving",
     "classification": "harness.scenarios.classification:Classification",
     "distill": "harness.scenarios.distill:Distill",
+    "classify": "harness.scenarios.classify:Classify",
 }
 # what each shipped workload is, without torch (a Spec; the Scenario above subclasses it). A scenario
 # without one here (a plugin's class is both) answers `spec` with its Scenario class.
@@ -31,6 +32,7 @@ _SPECS: dict[str, str] = {
     "serving": "harness.scenarios.specs:ServingSpec",
     "classification": "harness.scenarios.specs:ClassificationSpec",
     "distill": "harness.scenarios.specs:DistillSpec",
+    "classify": "harness.scenarios.specs:ClassifySpec",
 }
 
 

@@ -80,6 +80,8 @@ class Spec:
     # the summary's dollar column (metric, section) and whether held-out quality columns follow it
     summary_cost: ClassVar[tuple[str, str]] = ("usd_per_1m_tokens_generated", "cost")
     summary_quality: ClassVar[bool] = True
+    # the summary's cells beside the registry's, when not the cost + quality ones: "classifier" (classify)
+    summary_cells: ClassVar[str | None] = None
     repeats_refused: ClassVar[str | None] = None  # why repeats=auto is refused, where it is by design
     # what the report's answer (harness.report.answer) reads: {"quality": axis, "lo"/"hi": its interval's
     # columns or None, "cost": axes, "energy": axis, "speed": axes}, each axis (report column, registry metric,
@@ -114,6 +116,10 @@ class Spec:
     def trained_weights(self, config: Mapping[str, Any]) -> bool:
         """Runs on harness-trained weights loaded in this process (harness.checkpoints.is_trained)."""
         return config["model"].get("weights") == "trained" and self.backend(config) == "hf"
+
+    def finetuned_weights(self, config: Mapping[str, Any]) -> bool:
+        """Whether the run loads a classifier the harness fine-tunes first (harness.finetuned), once, cached."""
+        return False
 
     def repeats_figure(self, config: Mapping[str, Any]) -> str | None:
         """The per-repeat figure `repeats=auto` watches (harness.adaptive); None: this scenario's repeats are

@@ -22,7 +22,8 @@ _STEPS = tuple(
     f"workload.{k}"
     for k in ("max_steps", "warmup_steps", "lr", "lr_warmup_steps", "weight_decay", "grad_clip", "eval_interval")
 )
-_STEPS += ("workload.grad_accum_steps", "workload.grad_checkpointing")  # the training levers
+_TRAINING_LEVERS = ("workload.grad_accum_steps", "workload.grad_checkpointing")
+_STEPS += _TRAINING_LEVERS
 # a draft model (speculative decoding, inference only); serving reads them to refuse them (unsupported)
 _DRAFT = ("workload.draft_model", "workload.draft_tokens")
 _LORA = tuple(f"lora.{k}" for k in ("rank", "alpha", "dropout", "target_modules"))
@@ -292,3 +293,65 @@ class DistillSpec(ClassificationSpec):
 
         distill.validate(cfg)
         validation.validate_levers(cfg.workload, cfg.batch_size)
+
+
+class ClassifySpec(ClassificationSpec):
+    """Inference of a fine-tuned classifier: batched forward passes over held-out examples
+    (harness/scenarios/classify.py); the classifier harness-made for its fine-tuning settings, or model.path."""
+
+    name = "classify"
+    # the fine-tuning settings pick the harness-made classifier (not the training levers: it is fine-tuned at
+    # their defaults), the timing policy times its batches
+    only_keys = (
+        *(k for k in ClassificationSpec.only_keys if k not in _TRAINING_LEVERS),
+        *(f"workload.{k}" for k in ("warmup_iters", "min_iters", "min_time_s", "max_iters")),
+    )
+    objectives = (
+        ("examples/s", ("examples_per_s",), "max", "1/s"),
+        ("USD/1k examples", ("cost_usd_per_1k_examples",), "min", "USD"),
+        ("p99 batch latency", ("batch_latency_s_p99",), "min", "s"),
+        ("held-out accuracy", ("quality_accuracy",), "max", "ratio"),
+    )
+    summary = ("eval_macro_f1", "batch_latency_s", "examples_per_s")
+    summary_cells = "classifier"
+    # quality as the classifier's; cost its weights' making plus a served volume where the report was given one
+    # (--served-examples: harness.report.classifier_served), else USD per 1k examples
+    answer = {
+        "quality": ("quality_accuracy", "accuracy", "quality", "max"),
+        "lo": "quality_accuracy_lo",
+        "hi": "quality_accuracy_hi",
+        "cost": (
+            ("served_total_usd", "served_total_usd", "report", "min"),
+            ("cost_usd_per_1k_examples", "usd_per_1k_examples", "cost", "min"),
+        ),
+        "energy": ("energy_j_per_1k_examples", "j_per_1k_examples", "energy", "min"),
+        "speed": (("examples_per_s", "examples_per_s", "metrics", "max"),),
+    }
+
+    def key_fields(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The classifier it loads: a harness-made one named by its fine-tuning settings (a classification run's
+        key fields); model.path by the arch hash."""
+        if config["model"].get("path"):
+            return {"classifier": "local"}
+        return {"classifier": "harness", **super().key_fields(config)}
+
+    def slug_work(self, fields: Mapping[str, Any]) -> str:
+        return "local" if fields["classifier"] == "local" else super().slug_work(fields)
+
+    def validate(self, cfg: Any) -> None:
+        from harness import finetune
+
+        finetune.validate_classify(cfg)
+
+    def trained_weights(self, config: Mapping[str, Any]) -> bool:
+        return False  # its classifier is fine-tuned (finetuned_weights), from the trained weights where asked
+
+    def finetuned_weights(self, config: Mapping[str, Any]) -> bool:
+        return not config["model"].get("path")
+
+    def repeats_figure(self, config: Mapping[str, Any]) -> str:
+        return "examples_per_s"
+
+    def memory_shape(self, config: Mapping[str, Any]) -> tuple[str, int, int, int]:
+        seq = int(config["seq_len"])  # one forward per batch, no decode steps
+        return "decode", int(config["batch_size"]), seq, seq
