@@ -100,9 +100,12 @@ def main() -> int:
     p.add_argument("--sets", default="fit,heldout")
     p.add_argument("--no-125m", action="store_true")
     p.add_argument("--json", type=Path, help="also write the JSON document here")
+    p.add_argument("--no-run", action="store_true", help="report the runs already in --out, launch none")
+    p.add_argument("--also", type=Path, nargs="*", default=[], help="result folders run elsewhere, scored too")
     args = p.parse_args()
     baseline = memory_model.measure_baseline(THREADS)
-    sweep(args.out, "baseline", [*BASELINE, *FAST_INFERENCE, "precision=fp32", "batch_size=1", "seed=0,1,2"])
+    if not args.no_run:
+        sweep(args.out, "baseline", [*BASELINE, *FAST_INFERENCE, "precision=fp32", "batch_size=1", "seed=0,1,2"])
     base_runs = [r for _, r in results.iter_results(args.out / "baseline")]
     degenerate_peaks = [r["metrics"]["peak_rss_bytes"] for r in base_runs]
     # the degenerate run's peak, less what the model predicts for its own (tiny) parts
@@ -118,13 +121,17 @@ def main() -> int:
         for folder, sweep_args in SETS[name]:
             if folder == "inf-125m" and args.no_125m:
                 continue
-            sweep(args.out / name, folder, sweep_args)
+            if not args.no_run:
+                sweep(args.out / name, folder, sweep_args)
             rows += [row(r, baseline, degenerate) for _, r in results.iter_results(args.out / name / folder)]
         doc[name] = {
             "rows": rows,
             "worst_error_total": worst(rows, "error_total"),
             "worst_error_model": worst(rows, "error_model"),
         }
+    for folder in args.also:  # e.g. the search benchmark's grid: trained weights, quality and energy on
+        rows = [row(r, baseline, degenerate) for _, r in results.iter_results(folder)]
+        doc[str(folder)] = {"rows": rows, "worst_error_total": worst(rows, "error_total")}
     return emit(doc, args.json)
 
 

@@ -81,11 +81,14 @@ def test_the_study_optimises_the_measured_objectives_in_their_registry_direction
     assert len({tuple(c) for c in calls}) == 6  # each configuration launched once
 
 
-def test_infeasible_runs_are_failed_trials_or_violated_constraints_never_good_values():
-    found = study.run_search(SPACE, fake_runner([]), {**SETTINGS, "n_trials": 12}, floor=0.99)
+@pytest.mark.parametrize("ordinal", [True, False])
+def test_infeasible_runs_are_failed_trials_or_violated_constraints_never_good_values(ordinal):
+    found = study.run_search(SPACE, fake_runner([]), {**SETTINGS, "n_trials": 12, "ordinal": ordinal}, floor=0.99)
     assert found.launched == 12  # the whole space, each once
+    _, sizes = study.encoding(("1", "2", "4", "8"), ordinal)
     for t in found.study.trials:
         bs, prec = t.params["batch_size"], t.params["precision"]
+        bs = sizes[bs] if ordinal else bs  # ordinal: the sampler's integer is the position in the sorted values
         if bs == "8":  # oom: no figures, so no values told
             assert t.state == TrialState.FAIL and t.values is None
         else:
@@ -109,7 +112,24 @@ def test_runs_before_the_first_ok_one_are_told_once_the_study_exists():
     assert all(t.state == TrialState.FAIL for t in unsupported)
 
 
-@pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random"])
+def test_a_numeric_axis_is_ordinal_to_the_sampler_and_labels_stay_categorical():
+    dist, order = study.encoding(("16", "1", "4", "2", "8"), ordinal=True)
+    assert isinstance(dist, optuna.distributions.IntDistribution) and (dist.low, dist.high) == (0, 4)
+    assert order == ["1", "2", "4", "8", "16"]  # by value, not as given: neighbours in the integer are neighbours
+    dist, order = study.encoding(("fp32", "bf16", "int8"), ordinal=True)
+    assert isinstance(dist, optuna.distributions.CategoricalDistribution) and order == ["fp32", "bf16", "int8"]
+    dist, _ = study.encoding(("1", "2", "4"), ordinal=False)
+    assert isinstance(dist, optuna.distributions.CategoricalDistribution)
+    assert isinstance(study.encoding(("64", "128"), ordinal=True)[0], optuna.distributions.CategoricalDistribution)
+    # what the search launches is the configuration the sampler asked for, decoded: each configuration once
+    calls: list = []
+    found = study.run_search(SPACE, fake_runner(calls), {**SETTINGS, "n_trials": 12}, floor=0.99)
+    assert sorted(calls) == sorted(SPACE.overrides(p) for p in SPACE.all_params())
+    for t in found.trials:
+        assert t.params["batch_size"] in ("1", "2", "4", "8") and t.params["precision"] in ("fp32", "bf16", "int8")
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random", "gp"])
 def test_the_same_seed_gives_the_same_trials(sampler):
     a, b, c = [], [], []
     study.run_search(SPACE, fake_runner(a), {**SETTINGS, "sampler": sampler}, floor=0.99)
@@ -123,7 +143,9 @@ def test_prevalidate_counts_the_trials_and_checks_the_settings(tmp_path):
     args = ["-m", "hydra/sweeper=pareto", "precision=fp32,bf16", "batch_size=1,2,4", f"results_dir={tmp_path}"]
     assert cli.prevalidate([*args, "hydra.sweeper.n_trials=4"]) == 4
     assert cli.prevalidate([*args, "hydra.sweeper.n_trials=40"]) == 6  # at most the space
-    with pytest.raises(ConfigError, match="hydra.sweeper.sampler=grid is not valid: choose one of tpe, nsga2, random"):
+    with pytest.raises(
+        ConfigError, match="hydra.sweeper.sampler=grid is not valid: choose one of tpe, nsga2, random, gp"
+    ):
         cli.prevalidate([*args, "hydra.sweeper.sampler=grid"])
     with pytest.raises(ConfigError, match="hydra.sweeper.n_trials=0 is not valid"):
         cli.prevalidate([*args, "hydra.sweeper.n_trials=0"])

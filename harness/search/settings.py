@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from hydra.core.config_store import ConfigStore
 
-SAMPLERS = ("tpe", "nsga2", "random")
+SAMPLERS = ("tpe", "nsga2", "random", "gp")
 TARGET = "hydra_plugins.harness_search.pareto_sweeper.ParetoSweeper"
 
 
@@ -20,6 +20,7 @@ class ParetoSweeperConf:
     seed: int = 0  # the same seed and the same results give the same trials: a rerun resumes
     n_startup_trials: int | None = None  # tpe: random trials first; null: a third of n_trials (at least 2)
     population_size: int | None = None  # nsga2: null: a quarter of n_trials (at least 4)
+    ordinal: bool = True  # a numeric axis (batch_size=1,2,4,8) is an ordered integer to the sampler, not labels
     objectives: list[str] | None = None  # labels or columns of metrics.OBJECTIVES[workload]; null: all of them
     n_jobs: int = 1  # trials launched together (a parallel launcher: hydra/launcher=local or slurm)
 
