@@ -89,11 +89,11 @@ def test_infeasible_runs_are_failed_trials_or_violated_constraints_never_good_va
     for t in found.study.trials:
         bs, prec = t.params["batch_size"], t.params["precision"]
         bs = sizes[bs] if ordinal else bs  # ordinal: the sampler's integer is the position in the sorted values
-        if bs == "8":  # oom: no figures, so no values told
+        if bs == "8" or t.state != TrialState.COMPLETE:  # oom (no figures), or a repeat: no values told
             assert t.state == TrialState.FAIL and t.values is None
         else:
-            assert t.state == TrialState.COMPLETE
             assert t.system_attrs["constraints:quality"] == (1.0 if prec == "int8" else 0.0)
+    assert sum(t.state == TrialState.COMPLETE for t in found.study.trials) == 9  # the 12 less the 3 oom, once each
     fronts = [t for t in found.trials if t.outcome.feasible]
     assert {t.params["precision"] for t in fronts} == {"fp32", "bf16"}
     assert all(t.outcome.values is None for t in found.trials if t.outcome.status == "oom")
@@ -129,7 +129,21 @@ def test_a_numeric_axis_is_ordinal_to_the_sampler_and_labels_stay_categorical():
         assert t.params["batch_size"] in ("1", "2", "4", "8") and t.params["precision"] in ("fp32", "bf16", "int8")
 
 
-@pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random", "gp"])
+def test_a_repeat_the_sampler_asks_for_is_a_failed_trial_not_a_second_copy_of_its_values():
+    calls: list = []
+    found = study.run_search(SPACE, fake_runner(calls), {**SETTINGS, "n_trials": 10}, floor=0.99)
+    repeats = [t for t in found.trials if t.duplicate]
+    assert repeats, "a 12-configuration space searched 10 deep: the sampler asks for measured ones again"
+    assert len(calls) == found.launched == 10  # a repeat is not launched
+    complete = [t for t in found.study.trials if t.state == TrialState.COMPLETE]
+    told = [(t.params["precision"], t.params["batch_size"]) for t in complete]
+    assert len(told) == len(set(told))  # each measured configuration is among the sampler's observations once
+    failed = [t for t in found.study.trials if t.state == TrialState.FAIL]
+    assert len(failed) >= len(repeats)  # the repeats (and the oom runs) are failed trials: no values
+    assert all(t.values is None for t in failed)
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random"])
 def test_the_same_seed_gives_the_same_trials(sampler):
     a, b, c = [], [], []
     study.run_search(SPACE, fake_runner(a), {**SETTINGS, "sampler": sampler}, floor=0.99)
@@ -143,9 +157,7 @@ def test_prevalidate_counts_the_trials_and_checks_the_settings(tmp_path):
     args = ["-m", "hydra/sweeper=pareto", "precision=fp32,bf16", "batch_size=1,2,4", f"results_dir={tmp_path}"]
     assert cli.prevalidate([*args, "hydra.sweeper.n_trials=4"]) == 4
     assert cli.prevalidate([*args, "hydra.sweeper.n_trials=40"]) == 6  # at most the space
-    with pytest.raises(
-        ConfigError, match="hydra.sweeper.sampler=grid is not valid: choose one of tpe, nsga2, random, gp"
-    ):
+    with pytest.raises(ConfigError, match="hydra.sweeper.sampler=grid is not valid: choose one of tpe, nsga2, random"):
         cli.prevalidate([*args, "hydra.sweeper.sampler=grid"])
     with pytest.raises(ConfigError, match="hydra.sweeper.n_trials=0 is not valid"):
         cli.prevalidate([*args, "hydra.sweeper.n_trials=0"])

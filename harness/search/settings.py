@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from hydra.core.config_store import ConfigStore
 
-SAMPLERS = ("tpe", "nsga2", "random", "gp")
+SAMPLERS = ("tpe", "nsga2", "random")
 TARGET = "hydra_plugins.harness_search.pareto_sweeper.ParetoSweeper"
 
 
