@@ -118,9 +118,10 @@ def _predicted_oom(config: dict[str, Any], run_dir: Path) -> dict[str, Any] | No
     section = memory_model.feasibility(config)
     if section["fits"] is not False:
         return None
-    predicted = section["predicted"]["total_bytes"]
+    predicted, base = section["predicted"]["total_bytes"], section["predicted"]["baseline_bytes"]
     reason = (
-        f"predicted peak {predicted / 2**20:,.0f} MiB per rank is above {section['limit_bytes'] / 2**20:,.0f} MiB "
+        f"predicted peak {predicted / 2**20:,.0f} MiB per rank (the process's measured {base / 2**20:,.0f} MiB "
+        f"included) is above {section['limit_bytes'] / 2**20:,.0f} MiB "
         f"({section['limit_source']}); not launched (feasibility.force=true runs it)"
     )
     result = results.make_result(config, "predicted-oom", reason, environment.capture(), feasibility=section)

@@ -22,12 +22,26 @@ before the model exists (interpreter, torch, libraries: not predicted here):
   peak; in fp32 on CPU, where low-precision kernels compute in fp32). On CPU an int8 model also holds its fp32
   build copy: quantize_ frees it, glibc keeps the pages, and the RSS (what memory_limit_bytes judges) counts them.
 Serving runs are predicted as inference at `serving.input_len + serving.output_len` per slot.
+
+Plus the device's baseline, measured, never fitted: what a run's process holds before its model exists. On CPU
+the peak is the process's resident set (what memory_limit_bytes judges), and the interpreter, torch, transformers
+and the harness's own modules (harness.prepare: the state every run starts from) are most of it for a small model
+(~0.5 GB against tiny's 4 MiB of weights): `baseline_bytes()` measures it once per machine and library versions in
+a fresh process (prepare.ready(), then a one-layer, width-8 model built and run once, so the intra-op thread pool
+and the allocator's first arenas exist) and keeps it in the harness cache. On CUDA the peak is the caching
+allocator's (`cuda_max_allocated_bytes`), which holds nothing before the model: the baseline is 0 there (the CUDA
+context itself, outside the allocator, is not predicted).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from harness import scenarios
@@ -38,7 +52,8 @@ GB = 1e9  # the catalog's memory_gb is in decimal gigabytes, as vendors state it
 
 @dataclass(frozen=True)
 class Prediction:
-    """Predicted bytes per rank, by part; `total_bytes` is their sum (the peak above the process baseline)."""
+    """Predicted bytes per rank, by part; `total_bytes` is their sum, the process baseline included (the peak the
+    run measures: resident set on CPU, allocator peak on CUDA)."""
 
     weights_bytes: int
     gradients_bytes: int
@@ -47,6 +62,12 @@ class Prediction:
     kv_cache_bytes: int
     total_bytes: int
     params: int
+    baseline_bytes: int = 0  # measured (baseline_bytes()), not predicted
+
+    @property
+    def model_bytes(self) -> int:
+        """The predicted part: the peak above the process baseline."""
+        return self.total_bytes - self.baseline_bytes
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -81,8 +102,9 @@ def _weights(model: Mapping[str, Any], precision: str, device: str) -> int:
     return quantized + (linear * build if device == "cpu" else 0)
 
 
-def predict(config: Mapping[str, Any], device: str = "cpu") -> Prediction:
-    """The predicted peak of `config` (a resolved run config) on `device` (cpu | cuda), in bytes per rank."""
+def predict(config: Mapping[str, Any], device: str = "cpu", baseline: int = 0) -> Prediction:
+    """The predicted peak of `config` (a resolved run config) on `device` (cpu | cuda), in bytes per rank, above
+    `baseline` bytes the process holds before its model exists (baseline_bytes(device): measured)."""
     model, precision = config["model"], config["precision"]["name"]
     # what the workload holds at once (Spec.memory_shape): training's step, or sequences and their KV cache
     kind, b, seq, total = scenarios.spec(config["workload"]["name"], strict=False).memory_shape(config)
@@ -115,7 +137,69 @@ def predict(config: Mapping[str, Any], device: str = "cpu") -> Prediction:
         # freed ones stay with the allocator (glibc's heap on CPU, the caching allocator's reserve on GPU), so the
         # cache's footprint is about twice its size (measured on CPU: benchmarks/memory_model.py)
         parts = (_weights(model, precision, device), 0, 0, transient + kv, kv)
-    return Prediction(*parts, total_bytes=sum(parts), params=params)
+    return Prediction(*parts, total_bytes=sum(parts) + baseline, params=params, baseline_bytes=baseline)
+
+
+BASELINE_FILE = "process_baseline.json"
+# the baseline's process: the state every run starts from, then a degenerate model built and run once
+_BASELINE_CODE = """
+import sys, torch
+from harness import models, prepare
+prepare.ready()
+torch.set_num_threads(int(sys.argv[1]))
+cfg = dict(models.preset("tiny"), hidden_size=8, intermediate_size=8, num_hidden_layers=1,
+           num_attention_heads=1, num_key_value_heads=1)
+model = models.build(cfg, torch.float32, "cpu", 0)
+with torch.inference_mode():
+    model(torch.zeros(1, 8, dtype=torch.long))
+for line in open("/proc/self/status"):
+    if line.startswith("VmRSS:"):
+        print(int(line.split()[1]) * 1024)
+"""
+
+
+def _baseline_key(threads: int) -> str:
+    import torch
+    import transformers
+
+    from harness.hardware import cpu_name
+
+    v = sys.version_info
+    versions = f"py{v.major}.{v.minor}|torch {torch.__version__}|transformers {transformers.__version__}"
+    return f"{cpu_name()}|{versions}|threads {threads}"
+
+
+def measure_baseline(threads: int) -> int:
+    """The CPU process baseline, measured now in a fresh process (seconds): its resident set once the degenerate
+    model has run (VmRSS, not the high-water mark: a run's window peak starts from its resident set, and the
+    imports' transients before it are not in it)."""
+    out = subprocess.run(
+        [sys.executable, "-c", _BASELINE_CODE, str(threads)], capture_output=True, text=True, check=True
+    )
+    return int(out.stdout.split()[-1])
+
+
+def baseline_bytes(device: str, threads: int | None = None) -> int:
+    """What a run's process holds before its model exists, on `device`: 0 on CUDA (the allocator's peak starts
+    empty); on CPU the resident set measured by measure_baseline, once per machine, library versions and thread
+    count, kept in the harness cache ($HARNESS_CACHE, default ~/.cache/harness)."""
+    if device == "cuda":
+        return 0
+    threads = int(threads or os.cpu_count() or 1)
+    root = os.environ.get("HARNESS_CACHE") or os.environ.get("HARNESS_CACHE_DIR")
+    path = Path(root or Path.home() / ".cache" / "harness") / BASELINE_FILE
+    key = _baseline_key(threads)
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key not in known:
+        known[key] = measure_baseline(threads)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(known, indent=1, sort_keys=True))
+        tmp.replace(path)
+    return int(known[key])
 
 
 def device_limit(config: Mapping[str, Any]) -> tuple[int | None, str]:
@@ -134,10 +218,13 @@ def feasibility(config: Mapping[str, Any]) -> dict[str, Any]:
     """The result's `feasibility` section: the prediction, the limit it was held against, and the verdict."""
     hw = config.get("hardware") or {}
     device = "cuda" if hw.get("device") == "cuda" else "cpu"
+    limit, source = device_limit(config)
     try:
-        pred = predict(config, device)
+        predict(config, device)  # the shape is known (before the baseline is measured for nothing)
     except (KeyError, TypeError, ValueError) as exc:  # a local model without its shape in the config
         return {"predicted": None, "limit_bytes": None, "fits": None, "note": f"not predicted: {exc!r}"}
-    limit, source = device_limit(config)
+    # the baseline is measured (once per machine, cached) only when there is a limit to hold the peak against
+    base = 0 if limit is None else baseline_bytes(device, config.get("threads"))
+    pred = predict(config, device, base)
     fits = None if limit is None else pred.total_bytes <= limit
     return {"predicted": pred.as_dict(), "device": device, "limit_bytes": limit, "limit_source": source, "fits": fits}

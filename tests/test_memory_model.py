@@ -73,3 +73,33 @@ def test_a_run_predicted_not_to_fit_is_recorded_not_launched(harness):
     assert r["feasibility"]["fits"] is False and r["feasibility"]["predicted"]["total_bytes"] > 1_000_000
     assert not (path.parent / "worker.log").exists()
     assert "predicted-oom" in proc.stdout
+
+
+def test_the_process_baseline_is_added_measured_and_cached(tmp_path, monkeypatch):
+    cfg = resolved("model=tiny", "batch_size=8")
+    bare, with_base = memory_model.predict(cfg), memory_model.predict(cfg, "cpu", 500 * MIB)
+    assert with_base.total_bytes == bare.total_bytes + 500 * MIB and with_base.baseline_bytes == 500 * MIB
+    assert with_base.model_bytes == bare.model_bytes == bare.total_bytes  # the predicted parts do not change
+    assert memory_model.baseline_bytes("cuda") == 0  # the allocator's peak starts empty
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
+    measured = []
+    monkeypatch.setattr(memory_model, "measure_baseline", lambda threads: measured.append(threads) or 123 * MIB)
+    assert memory_model.baseline_bytes("cpu", 2) == 123 * MIB and measured == [2]
+    assert memory_model.baseline_bytes("cpu", 2) == 123 * MIB and measured == [2]  # cached: measured once
+    assert memory_model.baseline_bytes("cpu", 1) == 123 * MIB and measured == [2, 1]  # per thread count
+    cached = json.loads((tmp_path / memory_model.BASELINE_FILE).read_text())
+    assert sorted(cached.values()) == [123 * MIB, 123 * MIB]
+
+
+def test_a_limit_the_model_fits_but_the_process_does_not_is_predicted_oom(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
+    monkeypatch.setattr(memory_model, "measure_baseline", lambda threads: 500 * MIB)
+    model_part = memory_model.predict(resolved("model=tiny")).total_bytes  # ~9 MiB
+    sec = memory_model.feasibility(resolved("model=tiny", f"memory_limit_bytes={100 * MIB}"))
+    assert sec["fits"] is False and sec["predicted"]["baseline_bytes"] == 500 * MIB
+    assert sec["predicted"]["total_bytes"] == model_part + 500 * MIB
+    assert memory_model.feasibility(resolved("model=tiny", f"memory_limit_bytes={600 * MIB}"))["fits"] is True
+    # no limit: nothing to hold the peak against, and the baseline is not measured for nothing
+    monkeypatch.setattr(memory_model, "measure_baseline", lambda threads: pytest.fail("measured without a limit"))
+    (tmp_path / memory_model.BASELINE_FILE).unlink()
+    assert memory_model.feasibility(resolved("model=tiny"))["fits"] is None

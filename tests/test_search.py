@@ -81,16 +81,19 @@ def test_the_study_optimises_the_measured_objectives_in_their_registry_direction
     assert len({tuple(c) for c in calls}) == 6  # each configuration launched once
 
 
-def test_infeasible_runs_are_failed_trials_or_violated_constraints_never_good_values():
-    found = study.run_search(SPACE, fake_runner([]), {**SETTINGS, "n_trials": 12}, floor=0.99)
+@pytest.mark.parametrize("ordinal", [True, False])
+def test_infeasible_runs_are_failed_trials_or_violated_constraints_never_good_values(ordinal):
+    found = study.run_search(SPACE, fake_runner([]), {**SETTINGS, "n_trials": 12, "ordinal": ordinal}, floor=0.99)
     assert found.launched == 12  # the whole space, each once
+    _, sizes = study.encoding(("1", "2", "4", "8"), ordinal)
     for t in found.study.trials:
         bs, prec = t.params["batch_size"], t.params["precision"]
-        if bs == "8":  # oom: no figures, so no values told
+        bs = sizes[bs] if ordinal else bs  # ordinal: the sampler's integer is the position in the sorted values
+        if bs == "8" or t.state != TrialState.COMPLETE:  # oom (no figures), or a repeat: no values told
             assert t.state == TrialState.FAIL and t.values is None
         else:
-            assert t.state == TrialState.COMPLETE
             assert t.system_attrs["constraints:quality"] == (1.0 if prec == "int8" else 0.0)
+    assert sum(t.state == TrialState.COMPLETE for t in found.study.trials) == 9  # the 12 less the 3 oom, once each
     fronts = [t for t in found.trials if t.outcome.feasible]
     assert {t.params["precision"] for t in fronts} == {"fp32", "bf16"}
     assert all(t.outcome.values is None for t in found.trials if t.outcome.status == "oom")
@@ -107,6 +110,37 @@ def test_runs_before_the_first_ok_one_are_told_once_the_study_exists():
     assert len(found.study.trials) >= 5
     unsupported = [t for t in found.study.trials if t.params["precision"] == "bf16"]
     assert all(t.state == TrialState.FAIL for t in unsupported)
+
+
+def test_a_numeric_axis_is_ordinal_to_the_sampler_and_labels_stay_categorical():
+    dist, order = study.encoding(("16", "1", "4", "2", "8"), ordinal=True)
+    assert isinstance(dist, optuna.distributions.IntDistribution) and (dist.low, dist.high) == (0, 4)
+    assert order == ["1", "2", "4", "8", "16"]  # by value, not as given: neighbours in the integer are neighbours
+    dist, order = study.encoding(("fp32", "bf16", "int8"), ordinal=True)
+    assert isinstance(dist, optuna.distributions.CategoricalDistribution) and order == ["fp32", "bf16", "int8"]
+    dist, _ = study.encoding(("1", "2", "4"), ordinal=False)
+    assert isinstance(dist, optuna.distributions.CategoricalDistribution)
+    assert isinstance(study.encoding(("64", "128"), ordinal=True)[0], optuna.distributions.CategoricalDistribution)
+    # what the search launches is the configuration the sampler asked for, decoded: each configuration once
+    calls: list = []
+    found = study.run_search(SPACE, fake_runner(calls), {**SETTINGS, "n_trials": 12}, floor=0.99)
+    assert sorted(calls) == sorted(SPACE.overrides(p) for p in SPACE.all_params())
+    for t in found.trials:
+        assert t.params["batch_size"] in ("1", "2", "4", "8") and t.params["precision"] in ("fp32", "bf16", "int8")
+
+
+def test_a_repeat_the_sampler_asks_for_is_a_failed_trial_not_a_second_copy_of_its_values():
+    calls: list = []
+    found = study.run_search(SPACE, fake_runner(calls), {**SETTINGS, "n_trials": 10}, floor=0.99)
+    repeats = [t for t in found.trials if t.duplicate]
+    assert repeats, "a 12-configuration space searched 10 deep: the sampler asks for measured ones again"
+    assert len(calls) == found.launched == 10  # a repeat is not launched
+    complete = [t for t in found.study.trials if t.state == TrialState.COMPLETE]
+    told = [(t.params["precision"], t.params["batch_size"]) for t in complete]
+    assert len(told) == len(set(told))  # each measured configuration is among the sampler's observations once
+    failed = [t for t in found.study.trials if t.state == TrialState.FAIL]
+    assert len(failed) >= len(repeats)  # the repeats (and the oom runs) are failed trials: no values
+    assert all(t.values is None for t in failed)
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random"])

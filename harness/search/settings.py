@@ -20,6 +20,7 @@ class ParetoSweeperConf:
     seed: int = 0  # the same seed and the same results give the same trials: a rerun resumes
     n_startup_trials: int | None = None  # tpe: random trials first; null: a third of n_trials (at least 2)
     population_size: int | None = None  # nsga2: null: a quarter of n_trials (at least 4)
+    ordinal: bool = True  # a numeric axis (batch_size=1,2,4,8) is an ordered integer to the sampler, not labels
     objectives: list[str] | None = None  # labels or columns of metrics.OBJECTIVES[workload]; null: all of them
     n_jobs: int = 1  # trials launched together (a parallel launcher: hydra/launcher=local or slurm)
 
