@@ -94,34 +94,6 @@ def checkpoint_path(config: Mapping[str, Any]) -> Path:
     return folder(config) / "classification" / checkpoints.CHECKPOINT_DIR
 
 
-def ensure(config: Mapping[str, Any], say: Any = print) -> dict[str, Any]:
-    """Fine-tune the classifier unless the cache has it (pretraining it first where workload.init=checkpoint);
-    returns the fine-tuning run's result. Raises checkpoints.CheckpointError when that run fails."""
-    from harness import launch
-
-    ft, run_dir = finetune_config(config), folder(config) / "classification"
-    with checkpoints._locked(folder(config) / ".lock"):
-        found = results.load(run_dir / results.RESULT_FILE)
-        weights = run_dir / checkpoints.CHECKPOINT_DIR / "model.safetensors"
-        if found and found.get("status") == "ok" and weights.is_file():
-            return found
-        if checkpoints.is_trained(ft):  # init=checkpoint on a preset: its pretrained weights first (cached)
-            checkpoints.ensure(ft, say)
-        method = ft.get("finetune", "full")
-        say(f"    fine-tuning the classifier once ({method}) for workload=classify -> {run_dir}", flush=True)
-        result = launch.run_isolated(ft, run_dir)
-    if result["status"] != "ok":
-        message = f"fine-tuning the classifier failed ({result['status']}): {result.get('reason')}"
-        raise checkpoints.CheckpointError(message, result)
-    say(f"    fine-tuned in {result['timing']['run_wall_s']:.1f} s, {_accuracy_text(result)}", flush=True)
-    return result
-
-
-def _accuracy_text(result: Mapping[str, Any]) -> str:
-    m = result["metrics"]
-    return f"held-out accuracy {m['eval_accuracy_initial']:.3f} -> {m['eval_accuracy']:.3f}"
-
-
 def provenance(config: Mapping[str, Any]) -> dict[str, Any]:
     """The classify run's `weights` section for a harness-made classifier: where it lies, how it was made and,
     from the fine-tuning run's result, what it cost to make (pretraining included: harness.checkpoints.made_by)."""

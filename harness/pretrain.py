@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from harness import checkpoints, environment, launch, results
+from harness import checkpoints, environment, finetuned, launch, results
 
 
 class CheckpointError(RuntimeError):
@@ -60,17 +60,42 @@ def _loss_text(result: Mapping[str, Any]) -> str:
     return f"held-out loss {m['eval_loss_initial']:.3f} -> {m['eval_loss']:.3f} nats/token"
 
 
+def ensure_classifier(config: Mapping[str, Any], say: Any = print) -> dict[str, Any]:
+    """Fine-tune the classifier unless the cache has it (pretraining it first where workload.init=checkpoint);
+    returns the fine-tuning run's result (harness.finetuned names and reads it). Raises CheckpointError when
+    that run fails."""
+    ft, run_dir = finetuned.finetune_config(config), finetuned.folder(config) / "classification"
+    with _locked(finetuned.folder(config) / ".lock"):
+        found = results.load(run_dir / results.RESULT_FILE)
+        weights = run_dir / checkpoints.CHECKPOINT_DIR / "model.safetensors"
+        if found and found.get("status") == "ok" and weights.is_file():
+            return found
+        if checkpoints.is_trained(ft):  # init=checkpoint on a preset: its pretrained weights first (cached)
+            ensure(ft, say)
+        method = ft.get("finetune", "full")
+        say(f"    fine-tuning the classifier once ({method}) for workload=classify -> {run_dir}", flush=True)
+        result = launch.run_isolated(ft, run_dir)
+    if result["status"] != "ok":
+        message = f"fine-tuning the classifier failed ({result['status']}): {result.get('reason')}"
+        raise CheckpointError(message, result)
+    say(f"    fine-tuned in {result['timing']['run_wall_s']:.1f} s, {_accuracy_text(result)}", flush=True)
+    return result
+
+
+def _accuracy_text(result: Mapping[str, Any]) -> str:
+    m = result["metrics"]
+    return f"held-out accuracy {m['eval_accuracy_initial']:.3f} -> {m['eval_accuracy']:.3f}"
+
+
 def prepare(config: Mapping[str, Any], run_dir: Path) -> dict[str, Any] | None:
     """Before an inference run on trained weights: make sure the checkpoint exists. Returns None when the run
     can go ahead, else the run's own failed result (written to run_dir), so a sweep goes on."""
-    from harness import finetuned
-
     made_here = finetuned.harness_made(config)  # a classify run's classifier, fine-tuned by the harness
     if not checkpoints.is_trained(config) and not made_here:
         return None
     try:
         if made_here:
-            finetuned.ensure(config)
+            ensure_classifier(config)
         else:
             ensure(config)
         if config["workload"].get("draft_model"):  # the draft's weights follow model.weights (harness.speculative)

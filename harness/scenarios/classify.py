@@ -211,7 +211,9 @@ class Classify(ClassifySpec, Scenario):
             reason = _reference_does_not_fit(model, config, dev)
             if reason:
                 return {**section, "verdict": None, "verdict_note": reason}
-            reference = models.build_classifier(self.model_config(config), torch.float32, dev, config["seed"])
+            reference = models.build_classifier(
+                self.model_config(config, config["model"]), torch.float32, dev, config["seed"]
+            )
             ref = predict(reference, held, None, dev, ctx.device.type)
             del reference
         resamples = int(config["quality"].get("bootstrap", 1000))
