@@ -141,10 +141,13 @@ def test_full_and_lora_at_fp32_and_int8_serve_with_verdicts_costs_and_a_ranked_r
         assert q["reference"] == ("self: this run is fp32" if prec == "fp32" else "fp32 build of the same weights")
         assert r["precision"]["name"] == prec
         # what the classifier cost to make: its fine-tuning plus the pretraining it started from
-        assert w["kind"] == "fine-tuned" and w["finetune"] == method and w["total_complete"] is True
-        pre = w["made_by"]["started_from"]["training"]
-        assert w["total_usd"] == pytest.approx(w["made_by"]["usd"] + pre["usd"]) and w["made_by"]["usd"] > 0
-        assert w["total_energy_j"] == pytest.approx(w["made_by"]["energy_j"] + pre["energy_j"])
+        assert w["kind"] == "fine-tuned" and w["finetune"] == method
+        # the pretrained tiny comes from the shared cache, made by whichever test needed it first: priced only if
+        # that run had a price (CI's order differs from a developer's), so its part may be missing, and then said so
+        parts = [w["made_by"], w["made_by"]["started_from"]["training"]]
+        assert w["total_complete"] is all(p["usd"] is not None and p["energy_j"] is not None for p in parts)
+        assert w["total_usd"] == pytest.approx(sum(p["usd"] or 0 for p in parts)) and w["made_by"]["usd"] > 0
+        assert w["total_energy_j"] == pytest.approx(sum(p["energy_j"] or 0 for p in parts))
         assert (w.get("lora_merged") is not None) == (method == "lora")
     # one classifier per fine-tuning setting, reused at both precisions: the fp32 run is the int8 run's reference
     for method in ("full", "lora"):
