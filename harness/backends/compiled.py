@@ -118,15 +118,8 @@ class HFCompiled(HFEager):
     def _call(self, ids: torch.Tensor, cache: Any) -> Step:
         from torch._dynamo.exc import BackendCompilerFailed, Unsupported
 
-        with_cache = {models.cache_keyword(self.model): cache}
         try:
-            try:
-                out = self._compiled(input_ids=ids, use_cache=True, **with_cache, **self._kwargs)
-            except TypeError:
-                if not self._kwargs:
-                    raise
-                self._kwargs = {}
-                out = self._compiled(input_ids=ids, use_cache=True, **with_cache)
+            out = self._call_model(self._compiled, ids, cache)
         except (Unsupported, BackendCompilerFailed) as exc:  # fullgraph=true over a graph break; a compiler failure
             first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
             raise UnsupportedError(

@@ -50,17 +50,23 @@ class HFEager:
         ref.load(model_cfg, torch.float32, device, seed)
         return ref
 
-    def forward(self, ids: torch.Tensor, cache: Any = None) -> Step:
-        """One prefill (cache None) or decode step with the KV cache, under the keyword the installed
-        transformers takes (harness.models.cache_keyword)."""
+    def _call_model(self, fn: Any, ids: torch.Tensor, cache: Any) -> Any:
+        """`fn` (the model, or its compiled form) over `ids` with the KV cache under the installed transformers'
+        keyword, asking for the last position's logits only; a model that refuses that keyword gets the call
+        without it, from then on."""
         with_cache = {models.cache_keyword(self.model): cache}
         try:
-            out = self.model(input_ids=ids, use_cache=True, **with_cache, **self._kwargs)
+            return fn(input_ids=ids, use_cache=True, **with_cache, **self._kwargs)
         except TypeError:
             if not self._kwargs:
                 raise
             self._kwargs = {}
-            out = self.model(input_ids=ids, use_cache=True, **with_cache)
+            return fn(input_ids=ids, use_cache=True, **with_cache)
+
+    def forward(self, ids: torch.Tensor, cache: Any = None) -> Step:
+        """One prefill (cache None) or decode step with the KV cache, under the keyword the installed
+        transformers takes (harness.models.cache_keyword)."""
+        out = self._call_model(self.model, ids, cache)
         if cache is None:
             self.last_position_only = out.logits.shape[1] == 1 < ids.shape[1]
         return Step(out.logits, models.output_cache(out))
