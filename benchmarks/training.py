@@ -21,6 +21,7 @@ import torch
 from _output import emit  # benchmarks/_output.py (scripts run as python benchmarks/<name>.py)
 
 from harness import data, models
+from harness.backends.hf import HFEager
 from harness.probes.timing import CpuTimer
 from harness.scenarios import training
 
@@ -44,7 +45,7 @@ def bare_tok_per_s(model, batches, steps: int) -> float:
 
 def harness_tok_per_s(model, batches, held_out, steps: int) -> float:
     schedule = training.Schedule(steps, 0, 1e-3, 0, 0.1, 1.0, 10**9, None, 1)
-    out = training.run(model, batches, held_out, schedule, None, "cpu", CpuTimer())
+    out = training.run(HFEager.around(model), batches, held_out, schedule, None, "cpu", CpuTimer())
     m = out["metrics"]
     return m["tokens_per_step"] / m["step_time_s"]["mean"]
 

@@ -80,8 +80,9 @@ def perplexity(model: torch.nn.Module, windows: torch.Tensor, device: Any) -> fl
     return math.exp(nll / count)
 
 
-def _reference_does_not_fit(model: torch.nn.Module, config: Mapping[str, Any], device: Any) -> str | None:
-    """Why an fp32 copy of the model cannot be built beside it, or None when it can."""
+def _reference_does_not_fit(model: Any, config: Mapping[str, Any], device: Any) -> str | None:
+    """Why an fp32 copy of the model cannot be built beside it, or None when it can. `model`: the run's backend
+    (or a module): anything with `parameters()`."""
     need = 4 * sum(p.numel() for p in model.parameters())  # bytes of fp32 weights (int8 packed: a lower bound)
     limit = config.get("memory_limit_bytes")
     if limit and torch.device(device).type == "cpu":
@@ -146,7 +147,6 @@ def evaluate(backend: Any, config: Mapping[str, Any], ids: torch.Tensor, tokeniz
     from harness.backends.hf import HFEager
 
     backend = backend if hasattr(backend, "capabilities") else HFEager.around(backend)
-    model = backend.model
 
     qcfg = config.get("quality") or {}
     floor = float(qcfg.get("floor", 0.99))
@@ -165,14 +165,14 @@ def evaluate(backend: Any, config: Mapping[str, Any], ids: torch.Tensor, tokeniz
     if not qcfg.get("enabled", True):
         return {**section, "status": "skipped", "reason": "quality.enabled=false"}
     try:
-        context = getattr(getattr(model, "config", None), "max_position_embeddings", None) or 2048
+        context = backend.context_length() or 2048
         windows, text = held_out_windows(config, tokenizer, context)
         nll, correct, run_logits, _, _ = _window_sums(backend, windows, device)
         if own_reference:  # the run is its own reference: identical by definition, not by measurement
             ref_nll, ref_correct = nll, correct
             agree, kl = correct * 0 + windows.shape[1] - 1, correct * 0.0
         else:
-            reason = _reference_does_not_fit(model, config, device)
+            reason = _reference_does_not_fit(backend, config, device)
             if reason:
                 return {**section, "status": "skipped", "reason": reason}
             reference = backend.reference(checkpoints.model_config(config), device, config["seed"])

@@ -170,7 +170,7 @@ def measure(config: dict[str, Any], timing: dict[str, float], record: Record, ru
         facts_model = backend.describe()  # the model as transformed: counts, FLOPs and bytes of what runs
         if scenario.parallel == DATA_PARALLEL and place.world_size > 1:
             ids = [device.index] if device.type == "cuda" else None
-            backend.model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+            backend.distribute(ids)
         hardware.synchronize(cuda)
         timing["precision_apply_s"] = time.perf_counter() - t
         prec = config["precision"]["name"]
@@ -205,7 +205,7 @@ def measure(config: dict[str, Any], timing: dict[str, float], record: Record, ru
         measured = scenario.run(ctx)
         record.extra["backend"] = _backend_record(backend, config, timing)
         if config["workload"].get("save_checkpoint") and place.is_main:  # loadable: model=local model.path=<it>
-            record.checkpoint = checkpoints.save(backend.model, run_dir)
+            record.checkpoint = backend.save(run_dir)
     finally:
         if gpu is not None:
             gpu.close()

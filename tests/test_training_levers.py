@@ -12,6 +12,7 @@ import torch
 from composed import resolved, typed
 
 from harness import memory_model, models, results, summary, validation
+from harness.backends.hf import HFEager
 from harness.errors import ConfigError
 from harness.scenarios import training
 
@@ -118,7 +119,7 @@ def _saved_bytes(model: torch.nn.Module, x: torch.Tensor, **kw) -> int:
 def test_checkpointing_keeps_fewer_activations_and_the_same_gradients():
     x = torch.randint(0, 256, (4, 128), generator=torch.Generator().manual_seed(2))  # activations dominate
     plain, ckpt = _tiny(128), _tiny(128)
-    assert training.levers(ckpt, {"grad_checkpointing": True}, 4) == {
+    assert training.levers(HFEager.around(ckpt), {"grad_checkpointing": True}, 4) == {
         "grad_accum_steps": 1,
         "micro_batch_size": 4,
         "grad_checkpointing": True,
@@ -132,7 +133,7 @@ def test_checkpointing_keeps_fewer_activations_and_the_same_gradients():
 
 def test_levers_at_their_defaults_touch_nothing():
     model = _tiny()
-    applied = training.levers(model, {}, 8)
+    applied = training.levers(HFEager.around(model), {}, 8)
     assert applied == {
         "grad_accum_steps": 1,
         "micro_batch_size": 8,

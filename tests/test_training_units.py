@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from harness import data, distributed, scaling
+from harness.backends.hf import HFEager
 from harness.errors import UnsupportedError
 from harness.scenarios import training
 
@@ -75,7 +76,7 @@ def test_evaluation_is_deterministic_and_finite():
     tiny = models.preset(
         "tiny", hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2
     )
-    model = models.build(tiny, torch.float32, "cpu", seed=0)
+    model = HFEager.around(models.build(tiny, torch.float32, "cpu", seed=0))
     batches = data.eval_batches(
         torch.randint(0, 256, (2000,), generator=torch.Generator().manual_seed(0)), 2, 2, 16, "cpu"
     )

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from harness import models
-from harness.backends.base import DECODE, LOGITS, PREFILL, Step
+from harness.backends.base import DECODE, GENERATE, LOGITS, PREFILL, TRAIN_STEP, Step, lacks
 from harness.backends.hf import HFEager
 from harness.errors import UnsupportedError
 
@@ -51,6 +51,12 @@ class HFCompiled(HFEager):
         self.compile_s, self.compile_calls, self.graphs, self.recompiles = 0.0, 0, 0, 0
         self.cache_used: str | None = None
         self._cache_batch = 0
+
+    def train_step(self, *args: Any, **kwargs: Any) -> Any:
+        raise lacks(self, TRAIN_STEP, "the training scenarios call the eager module's backward (backend=eager)")
+
+    def generate(self, ids: torch.Tensor, max_new_tokens: int) -> Any:
+        raise lacks(self, GENERATE, "its compiled forward is timed step by step by the inference scenario")
 
     def _static_cache(self, batch: int) -> Any:
         """The run's StaticCache, reset (None where the model or transformers has none: its dynamic cache)."""

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness import models
-from harness.backends.base import GENERATE
+from harness.backends.base import CLASSIFY, GENERATE, LOGITS, TRAIN_STEP, lacks
 
 
 class RemoteEngine:
@@ -32,5 +32,23 @@ class RemoteEngine:
     def describe(self) -> dict[str, Any]:
         return models.describe(self.model)
 
+    def context_length(self) -> int | None:
+        """The served model's context, from its config (the shape loaded here)."""
+        return getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+
+    # what it lacks: every call of the model in this process (no weights here); the engine generates over
+    # HTTP (harness.serving.engines), which the serving scenario drives, not through these methods
     def forward(self, ids: Any, cache: Any = None) -> Any:
         raise NotImplementedError("a remote engine's model is called through its API, not forward()")
+
+    def generate(self, ids: Any, max_new_tokens: int) -> Any:
+        raise NotImplementedError("a remote engine generates through its API (harness.serving.engines)")
+
+    def logits(self, ids: Any) -> Any:
+        raise lacks(self, LOGITS, "the weights are served elsewhere")
+
+    def train_step(self, *args: Any, **kwargs: Any) -> Any:
+        raise lacks(self, TRAIN_STEP, "the weights are served elsewhere")
+
+    def classify(self, ids: Any, mask: Any) -> Any:
+        raise lacks(self, CLASSIFY, "the weights are served elsewhere")

@@ -20,10 +20,11 @@ import torch
 
 from harness import data, finetune, flops, labelled, taskmetrics
 from harness.backends.base import CLASSIFY, TRAIN_STEP
+from harness.backends.module import Optimizing
 from harness.scenarios import register
 from harness.scenarios.base import DATA_PARALLEL, Measured, Phase, RunContext, Scenario
 from harness.scenarios.specs import ClassificationSpec
-from harness.scenarios.training import Schedule, _autocast, _chunks, _curve, _optimizer, accumulated_step, levers, lr_at
+from harness.scenarios.training import Schedule, _autocast, _chunks, _curve, _optimizer, levers, lr_at
 from harness.stats import summarize
 from harness.transforms.precision import AUTOCAST
 
@@ -66,36 +67,33 @@ class Batches:
         return ids.to(self.device), self.ex.mask(ids).to(self.device), self.ex.labels[idx].to(self.device)
 
 
-def predict(model: torch.nn.Module, ex: Examples, autocast_dtype: Any, device: Any, device_type: str) -> list[int]:
-    """Predicted class of every example (argmax of the head's logits), under the run's autocast."""
-    was_training = model.training
-    model.eval()
+def predict(backend: Any, ex: Examples, autocast_dtype: Any, device: Any, device_type: str) -> list[int]:
+    """Predicted class of every example (argmax of the backend's class logits), under the run's autocast."""
+    was_training = backend.training
+    backend.set_training(False)
     preds: list[int] = []
     with torch.no_grad(), _autocast(device_type, autocast_dtype):
         for i in range(0, len(ex.labels), EVAL_BATCH):
             ids = ex.ids[i : i + EVAL_BATCH].to(device)
-            preds += model(input_ids=ids, attention_mask=ex.mask(ids)).logits.argmax(-1).tolist()
-    model.train(was_training)
+            preds += backend.classify(ids, ex.mask(ids)).argmax(-1).tolist()
+    backend.set_training(was_training)
     return preds
 
 
 def train(
-    model: torch.nn.Module, batches: Batches, held: Examples, s: Schedule, target: float | None, ctx: Any, accum: int
+    backend: Any, batches: Batches, held: Examples, s: Schedule, target: float | None, ctx: Any, accum: int
 ) -> dict:
     """Steps of the schedule (or to the target accuracy): step times, losses, the held-out accuracy curve."""
     autocast_dtype, device_type = ctx.runtime.get("autocast_dtype"), ctx.device.type
     device, timer, probes, energy_now = ctx.device.torch_device, ctx.timer, ctx.probes, ctx.energy_now
-    optimizer = _optimizer(model, s)
+    optimizer = _optimizer(backend, s)
     scaler = torch.amp.GradScaler(device_type) if autocast_dtype == torch.float16 else None
+    opt = Optimizing(optimizer, scaler, s.grad_clip, autocast_dtype, device_type)
     labels = held.labels.tolist()
-    score = lambda: taskmetrics.accuracy(labels, predict(model, held, autocast_dtype, device, device_type))  # noqa: E731
+    score = lambda: taskmetrics.accuracy(labels, predict(backend, held, autocast_dtype, device, device_type))  # noqa: E731
     step_times, step_joules, losses, evals, eval_s = [], [], [], [(0, score())], 0.0
     reached: dict[str, Any] = {"target_accuracy": target, "reached": False}
-    model.train()
-
-    def loss_of(part: Any) -> torch.Tensor:
-        with _autocast(device_type, autocast_dtype):
-            return model(input_ids=part[0], attention_mask=part[1], labels=part[2]).loss
+    backend.set_training(True)
 
     try:
         probes.begin()
@@ -106,7 +104,7 @@ def train(
                 group["lr"] = lr_at(step, s)
             joules_before = energy_now() if energy_now is not None else None
             m0 = timer.mark()
-            loss = accumulated_step(model, optimizer, scaler, s.grad_clip, [ids, mask, y], loss_of, accum)
+            loss = backend.train_step([ids, mask, y], opt, accum)
             m1 = timer.mark()
             timer.sync()
             if step > s.warmup_steps:
@@ -178,13 +176,13 @@ class Classification(ClassificationSpec, Scenario):
         batches = Batches(train_ex, config["batch_size"], config["seed"] * 1000 + place.rank, ctx.device.torch_device)
         keys = ("max_steps", "warmup_steps", "lr", "lr_warmup_steps", "weight_decay", "grad_clip", "eval_interval")
         schedule = Schedule(*(w[k] for k in keys), None, config["repeats"])
-        model, section = finetune.apply(ctx.backend.model, config)
-        ctx.backend.model = model
-        applied = levers(model, w, config["batch_size"])
-        out = train(model, batches, held, schedule, w.get("target_accuracy"), ctx, applied["grad_accum_steps"])
+        # finetune=lora wraps the module in peft adapters: a transform of the model, in its place
+        ctx.backend.model, section = finetune.apply(ctx.backend.model, config)
+        applied = levers(ctx.backend, w, config["batch_size"])
+        out = train(ctx.backend, batches, held, schedule, w.get("target_accuracy"), ctx, applied["grad_accum_steps"])
         m = out["metrics"]
         tokens_per_step = config["batch_size"] * config["seq_len"]
-        preds = predict(model, held, ctx.runtime.get("autocast_dtype"), ctx.device.torch_device, ctx.device.type)
+        preds = predict(ctx.backend, held, ctx.runtime.get("autocast_dtype"), ctx.device.torch_device, ctx.device.type)
         quality = self._quality(held.labels.tolist(), preds, sets.names, config)
         m.update(
             tokens_per_step=tokens_per_step,

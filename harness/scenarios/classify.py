@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from harness import adaptive, data, flops, labelled, models, quality_eval, taskmetrics
+from harness import adaptive, data, flops, labelled, quality_eval, taskmetrics
 from harness.backends.base import CLASSIFY
 from harness.probes.energy import between
 from harness.scenarios import register
@@ -45,10 +45,10 @@ def batches(ex: Examples, batch_size: int, device: Any) -> list[tuple[torch.Tens
     return out
 
 
-def timed_batch(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, timer: Any) -> float:
-    """Seconds of one forward over a batch (class logits), the device synchronised."""
+def timed_batch(backend: Any, ids: torch.Tensor, mask: torch.Tensor, timer: Any) -> float:
+    """Seconds of one forward over a batch (the backend's class logits), the device synchronised."""
     m0 = timer.mark()
-    model(input_ids=ids, attention_mask=mask)
+    backend.classify(ids, mask)
     m1 = timer.mark()
     timer.sync()
     return timer.elapsed_s(m0, m1)
@@ -91,10 +91,10 @@ def usd_per_1k_examples(usd_per_s: float | None, rate: float | None) -> float | 
     return usd_per_s / rate * PER_1K if usd_per_s is not None and rate else None
 
 
-def run_timed(model: torch.nn.Module, held: list, batch_size: int, policy: Policy, ctx: Any) -> dict[str, Any]:
+def run_timed(backend: Any, held: list, batch_size: int, policy: Policy, ctx: Any) -> dict[str, Any]:
     """Warm up, then time the repeats (or repeats=auto) with the probes around them."""
     probes, timer = ctx.probes, ctx.timer
-    forward = lambda i: timed_batch(model, *held[i % len(held)], timer)  # noqa: E731
+    forward = lambda i: timed_batch(backend, *held[i % len(held)], timer)  # noqa: E731
     samples: list[float] = []
     try:
         with torch.inference_mode():
@@ -151,16 +151,16 @@ class Classify(ClassifySpec, Scenario):
         sets = labelled.load(dict(config["data"]))
         pad = tokenizer.pad_token_id if tokenizer is not None and tokenizer.pad_token_id is not None else 0
         held = Examples(encode(sets.eval_texts, config["seq_len"], tokenizer), torch.tensor(sets.eval_labels), pad)
-        model = ctx.backend.model.eval()
+        ctx.backend.set_training(False)
         policy = Policy(
             *(w[k] for k in ("warmup_iters", "min_iters", "min_time_s", "max_iters")),
             config["repeats"],
             adaptive.rule_from(config),
             "examples_per_s",
         )
-        out = run_timed(model, batches(held, config["batch_size"], dev), config["batch_size"], policy, ctx)
+        out = run_timed(ctx.backend, batches(held, config["batch_size"], dev), config["batch_size"], policy, ctx)
         t = time.perf_counter()
-        scored = self._quality(model, held, sets.names, ctx)
+        scored = self._quality(ctx.backend, held, sets.names, ctx)
         quality_s = time.perf_counter() - t
         m: dict[str, Any] = {
             "batch_latency_s": summarize(out["samples"]),
@@ -189,13 +189,13 @@ class Classify(ClassifySpec, Scenario):
             timing={"quality_s": quality_s},
         )
 
-    def _quality(self, model: torch.nn.Module, held: Examples, names: tuple[str, ...], ctx: Any) -> dict[str, Any]:
+    def _quality(self, backend: Any, held: Examples, names: tuple[str, ...], ctx: Any) -> dict[str, Any]:
         """Held-out accuracy and macro-F1 with intervals, and the verdict against the fp32 classifier."""
         from harness.quality import _reference_does_not_fit
 
         config, dev, labels = ctx.config, ctx.device.torch_device, held.labels.tolist()
         floor, prec = float(config["quality"].get("floor", 0.99)), config["precision"]["name"]
-        preds = predict(model, held, None, dev, ctx.device.type)
+        preds = predict(backend, held, None, dev, ctx.device.type)
         section = Classification._quality(labels, preds, names, config)
         section.update(
             method="held-out accuracy and macro-F1 of the classifier as run, against its fp32 build",
@@ -208,12 +208,10 @@ class Classify(ClassifySpec, Scenario):
         if prec == "fp32":  # the run is its own reference: identical by definition, not by measurement
             ref = preds
         else:
-            reason = _reference_does_not_fit(model, config, dev)
+            reason = _reference_does_not_fit(backend, config, dev)
             if reason:
                 return {**section, "verdict": None, "verdict_note": reason}
-            reference = models.build_classifier(
-                self.model_config(config, config["model"]), torch.float32, dev, config["seed"]
-            )
+            reference = backend.reference(self.model_config(config, config["model"]), dev, config["seed"])
             ref = predict(reference, held, None, dev, ctx.device.type)
             del reference
         resamples = int(config["quality"].get("bootstrap", 1000))

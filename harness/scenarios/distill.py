@@ -14,7 +14,6 @@ alone. The cost section prices each part at the run's USD per second.
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -22,12 +21,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from harness import data, distill, labelled, models, taskmetrics
+from harness import data, distill, labelled, taskmetrics
+from harness.backends.hf_classifier import HFClassifier
+from harness.backends.module import Optimizing
 from harness.scenarios import register
 from harness.scenarios.base import REPLICAS, Measured, Phase, RunContext
 from harness.scenarios.classification import EVAL_BATCH, Batches, Classification, Examples, encode, predict
 from harness.scenarios.specs import DistillSpec
-from harness.scenarios.training import Schedule, _autocast, _chunks, _optimizer, accumulated_step, levers, lr_at
+from harness.scenarios.training import Schedule, _autocast, _chunks, _optimizer, levers, lr_at
 
 NO_COUNTER = "null: no energy counter readable mid-window here (an estimate covers the whole window only)"
 PARTS = ("teacher_train", "teacher_label", "distill_train", "alone_train")
@@ -53,36 +54,36 @@ class Window:
 
 
 def _next(b: Batches) -> tuple[torch.Tensor, ...]:
-    """A batch and the indices of its examples (Batches' draw: the same order for every student of a seed)."""
+    """A batch and the indices of its examples (Batches' draw: the same order for every student of a seed):
+    ids, mask, labels, indices (the backend's train step reads the first three)."""
     idx = torch.randint(0, len(b.ex.labels), (b.batch_size,), generator=b.generator)
     ids = b.ex.ids[idx]
-    return idx, ids.to(b.device), b.ex.mask(ids).to(b.device), b.ex.labels[idx].to(b.device)
+    return ids.to(b.device), b.ex.mask(ids).to(b.device), b.ex.labels[idx].to(b.device), idx
 
 
-def fit(model: torch.nn.Module, batches: Batches, s: Schedule, ctx: Any, soft: Any = None, d: Any = None) -> dict:
+def fit(backend: Any, batches: Batches, s: Schedule, ctx: Any, soft: Any = None, d: Any = None) -> dict:
     """max_steps steps on cross-entropy, or (soft: teacher logits per training example) on the distill loss;
-    each step in workload.grad_accum_steps micro-batches."""
+    each step in workload.grad_accum_steps micro-batches (the backend's train_step, over its class logits)."""
     autocast_dtype, device_type, timer = ctx.runtime.get("autocast_dtype"), ctx.device.type, ctx.timer
-    optimizer = _optimizer(model, s)
+    optimizer = _optimizer(backend, s)
     scaler = torch.amp.GradScaler(device_type) if autocast_dtype == torch.float16 else None
+    opt = Optimizing(optimizer, scaler, s.grad_clip, autocast_dtype, device_type)
     step_times, losses = [], []
     accum = int(ctx.config["workload"].get("grad_accum_steps", 1))
-    model.train()
+    backend.set_training(True)
 
-    def loss_of(part: Any) -> torch.Tensor:
-        idx, ids, mask, y = part
-        with _autocast(device_type, autocast_dtype):
-            logits = model(input_ids=ids, attention_mask=mask).logits
+    def loss_of(logits: torch.Tensor, part: Any) -> torch.Tensor:
+        _, _, y, idx = part
         if soft is None:
             return F.cross_entropy(logits.float(), y)
         return distill.loss(logits, soft[idx].to(logits.device), y, d["temperature"], d["alpha"])
 
     for step in range(1, s.max_steps + 1):
-        idx, ids, mask, y = _next(batches)
+        batch = _next(batches)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, s)
         m0 = timer.mark()
-        loss = accumulated_step(model, optimizer, scaler, s.grad_clip, [idx, ids, mask, y], loss_of, accum)
+        loss = backend.train_step(list(batch), opt, accum, loss_of)
         m1 = timer.mark()
         timer.sync()
         if step > s.warmup_steps:
@@ -91,19 +92,20 @@ def fit(model: torch.nn.Module, batches: Batches, s: Schedule, ctx: Any, soft: A
     return {"step_times": step_times, "loss_first": losses[0], "loss_last": losses[-1]}
 
 
-def logits_of(model: torch.nn.Module, ex: Examples, ctx: Any) -> torch.Tensor:
+def logits_of(backend: Any, ex: Examples, ctx: Any) -> torch.Tensor:
     """The teacher's class logits for every example (n, classes), fp32 on the CPU, under the run's autocast."""
-    model.eval()
+    backend.set_training(False)
     out = []
     with torch.no_grad(), _autocast(ctx.device.type, ctx.runtime.get("autocast_dtype")):
         for i in range(0, len(ex.labels), EVAL_BATCH):
             ids = ex.ids[i : i + EVAL_BATCH].to(ctx.device.torch_device)
-            out.append(model(input_ids=ids, attention_mask=ex.mask(ids)).logits.float().cpu())
+            out.append(backend.classify(ids, ex.mask(ids)).float().cpu())
     return torch.cat(out)
 
 
-def _teacher(config: Mapping[str, Any], classes: int, device: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The teacher model (fp32) and what it is: a saved checkpoint, or a preset to train here."""
+def _teacher(config: Mapping[str, Any], classes: int, device: Any) -> tuple[HFClassifier, dict[str, Any]]:
+    """The teacher (fp32, in a classifier backend of its own) and what it is: a saved checkpoint, or a preset to
+    train here."""
     from harness.reproduce import _preset
 
     name = config["teacher"]
@@ -116,9 +118,10 @@ def _teacher(config: Mapping[str, Any], classes: int, device: Any) -> tuple[torc
 
         made = made_by(name)  # what the teacher cost to make, where a harness run saved it (else None)
         info = {"kind": "checkpoint", "path": name, "trained_in_run": False, "made_by": made}
-    model = models.build_classifier(cfg, torch.float32, device, config["seed"] + 1)
-    info["params"] = int(sum(p.numel() for p in model.parameters()))
-    return model, info
+    teacher = HFClassifier()
+    teacher.load(cfg, torch.float32, device, config["seed"] + 1)
+    info["params"] = int(sum(p.numel() for p in teacher.parameters()))
+    return teacher, info
 
 
 @register
@@ -154,8 +157,8 @@ class Distill(DistillSpec, Classification):
         keys = ("max_steps", "warmup_steps", "lr", "lr_warmup_steps", "weight_decay", "grad_clip", "eval_interval")
         s = Schedule(*(w[k] for k in keys), None, config["repeats"])
         batches = lambda ex: Batches(ex, config["batch_size"], config["seed"] * 1000, dev)  # noqa: E731
-        student = ctx.backend.model
-        alone = copy.deepcopy(student)  # the same initial weights, trained on the labels only
+        student = ctx.backend
+        alone = student.copy()  # the same initial weights, trained on the labels only
         applied = levers(student, w, config["batch_size"])  # the same levers for both students (and the teacher
         levers(alone, w, config["batch_size"])  # where it trains here)
         if info["trained_in_run"]:

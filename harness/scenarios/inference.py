@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from harness import adaptive, data, flops, quality, traffic
+from harness import adaptive, data, flops, quality
 from harness.backends.base import DECODE, LOGITS, PREFILL
 from harness.probes.base import ProbeSet
 from harness.probes.energy import between
@@ -222,7 +222,7 @@ class Inference(InferenceSpec, Scenario):
         m["logits_last_position_only"] = getattr(ctx.backend, "last_position_only", None)
         m.update(flops.inference_flops(ctx.model_facts, config["seq_len"], w["decode_tokens"]))
         # MBU's numerator (the worker divides by the peak bandwidth): the model as run, transforms applied
-        m.update(traffic.decode_bytes(ctx.backend.model, ids.shape[0], config["seq_len"], w["decode_tokens"]))
+        m.update(ctx.backend.decode_traffic(ids.shape[0], config["seq_len"], w["decode_tokens"]))
         m["decode_steps_per_s"] = m["decode_tok_per_s"] / ids.shape[0] if m["decode_tok_per_s"] else None
         sections = {"quality": scored}
         if draft is not None:  # acceptance, and the output checked against the target's own greedy one

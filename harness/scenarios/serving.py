@@ -62,9 +62,9 @@ class Serving(ServingSpec, Scenario):
         _refuse_draft(config)
         tokenizer = data.local_tokenizer(config["model"].get("path"))
         here = in_process(s)  # the weights load in this process
+        # transformers' continuous batching (the in-process engine) takes the module itself
         model = ctx.backend.model if here else None
-        # the served model's context: a remote engine's from the model's config (its shape, loaded here)
-        max_len = getattr(getattr(ctx.backend.model, "config", None), "max_position_embeddings", None)
+        max_len = ctx.backend.context_length()  # a remote engine's from the model's config (its shape, loaded here)
         try:
             out = scenario.run(config, model, tokenizer, ctx.probes, ctx.energy_now, ctx.run_dir, max_len)
         finally:  # a warm-up that failed before the window began still stops every probe

@@ -8,7 +8,6 @@ Mixed precision through autocast (bf16; fp16 with a gradient scaler), as the pre
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -20,6 +19,8 @@ import torch
 
 from harness import cost, data, flops, quality_eval
 from harness.backends.base import TRAIN_STEP
+from harness.backends.module import Optimizing, accumulated_step, checkpointing
+from harness.backends.module import autocast as _autocast
 from harness.probes.base import ProbeSet
 from harness.scenarios import register
 from harness.scenarios.base import DATA_PARALLEL, Measured, Phase, RunContext, Scenario
@@ -51,8 +52,12 @@ def lr_at(step: int, s: Schedule) -> float:
     return s.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def _optimizer(model: torch.nn.Module, s: Schedule) -> torch.optim.Optimizer:
-    """AdamW; weight decay on matrices only (not on norms and biases), as in GPT-style training."""
+__all__ = ["Optimizing", "accumulated_step", "checkpointing"]  # in harness.backends.module, the train step's home
+
+
+def _optimizer(model: Any, s: Schedule) -> torch.optim.Optimizer:
+    """AdamW; weight decay on matrices only (not on norms and biases), as in GPT-style training. `model`: a
+    backend (or a module): anything with `parameters()`."""
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
@@ -60,20 +65,16 @@ def _optimizer(model: torch.nn.Module, s: Schedule) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=s.lr, betas=(0.9, 0.95))
 
 
-def _autocast(device_type: str, dtype: torch.dtype | None) -> torch.autocast:
-    return torch.autocast(device_type, dtype or torch.float32, enabled=dtype is not None)
-
-
 def evaluate(
-    model: torch.nn.Module, batches: Sequence[torch.Tensor], autocast_dtype: torch.dtype | None, device_type: str
+    backend: Any, batches: Sequence[torch.Tensor], autocast_dtype: torch.dtype | None, device_type: str
 ) -> float:
     """Mean next-token cross-entropy (nats) over the fixed held-out batches, under the run's autocast."""
-    model.eval()
+    backend.set_training(False)
     total = 0.0
     with torch.no_grad(), _autocast(device_type, autocast_dtype):
         for x in batches:
-            total += float(model(input_ids=x, labels=x).loss)
-    model.train()
+            total += float(backend.lm_loss(x))
+    backend.set_training(True)
     return total / len(batches)
 
 
@@ -81,90 +82,32 @@ EVAL_RESAMPLES = 1000
 
 
 def eval_interval(
-    model: torch.nn.Module, batches: Sequence[torch.Tensor], autocast_dtype: torch.dtype | None, device_type: str
+    backend: Any, batches: Sequence[torch.Tensor], autocast_dtype: torch.dtype | None, device_type: str
 ) -> dict[str, Any]:
     """The held-out loss with its seeded percentile-bootstrap 95 % interval over the held-out sequences (the
     quality section's rule, harness.quality_eval, with a sequence as the window): eval_loss_lo / _hi, and
     eval_loss_n, the sequences. Its point is eval_loss (the same tokens, summed instead of batch-averaged)."""
-    model.eval()
+    backend.set_training(False)
     tokens, nll, correct = [], [], []
     with torch.no_grad(), _autocast(device_type, autocast_dtype):
         for x in batches:
-            logits = model(input_ids=x).logits[:, :-1].float()
+            logits = backend.logits(x)[:, :-1].float()
             target = x[:, 1:]
             ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")
             nll.extend(ce.sum(-1).tolist())
             correct.extend((logits.argmax(-1) == target).sum(-1).tolist())
             tokens.extend([target.shape[1]] * target.shape[0])
-    model.train()
+    backend.set_training(True)
     windows = quality_eval.Windows(np.array(tokens), np.array(nll), np.array(correct))
     fig = quality_eval.figures(windows, EVAL_RESAMPLES, seed=0)
     return {"eval_loss_lo": fig["loss_nats_lo"], "eval_loss_hi": fig["loss_nats_hi"], "eval_loss_n": len(tokens)}
 
 
-def accumulated_step(
-    model: torch.nn.Module,
-    optimizer: Any,
-    scaler: Any,
-    grad_clip: float,
-    batch: Sequence[torch.Tensor],
-    loss_of: Callable[[Sequence[torch.Tensor]], torch.Tensor],
-    accum: int = 1,
-) -> torch.Tensor:
-    """One optimizer step over `batch` (tensors sharing their first dimension: the global batch) run as `accum`
-    equal micro-batches; returns the global batch's loss (detached, the mean of the micro-batch losses).
-
-    Each micro-batch's loss is scaled by 1/accum, so the summed gradients are those of the global batch's mean
-    loss (the micro-batches hold equal token counts). fp16's gradient scaler scales every backward and unscales
-    once, before clipping. Under DDP the non-final micro-batches run in `no_sync` (forward and backward: DDP
-    decides at the forward), so the gradients are all-reduced once per step, as without accumulation.
-    """
-    size = batch[0].shape[0] // accum
-    no_sync = getattr(model, "no_sync", None)  # DDP's; a bare model has none
-    total: torch.Tensor | None = None
-    for i in range(accum):
-        part = [t[i * size : (i + 1) * size] for t in batch]
-        with no_sync() if no_sync is not None and i < accum - 1 else contextlib.nullcontext():
-            loss = loss_of(part)
-            scaled = loss / accum if accum > 1 else loss  # accum=1: the very computation as before the lever
-            (scaler.scale(scaled) if scaler is not None else scaled).backward()
-        part_loss = scaled.detach().float()  # on the device: no sync inside the timed step
-        total = part_loss if total is None else total + part_loss
-    if scaler is not None:
-        scaler.unscale_(optimizer)
-    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    if scaler is not None:
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    assert total is not None  # accum >= 1 (validated)
-    return total
-
-
-def checkpointing(model: torch.nn.Module) -> int:
-    """Turn on activation (gradient) checkpointing: each decoder layer's forward is recomputed in the backward
-    pass instead of keeping its activations. Non-reentrant (torch's recommended form, which DDP and inputs without
-    grad need); transformers turns the layers' KV cache off under it. Returns the layers it covers (0: none)."""
-    inner = getattr(model, "module", model)  # under DDP: the model it wraps
-    kwargs = {"use_reentrant": False}
-    if hasattr(inner, "activation_checkpointing_enable"):  # transformers >= 5.x; the old name warns
-        inner.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
-    else:
-        inner.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-    from transformers.modeling_layers import GradientCheckpointingLayer
-
-    return sum(isinstance(m, GradientCheckpointingLayer) and bool(m.gradient_checkpointing) for m in inner.modules())
-
-
-def levers(model: torch.nn.Module, workload: Mapping[str, Any], batch_size: int) -> dict[str, Any]:
-    """Apply the run's training levers to `model`; the result's `levers` section (what was applied)."""
+def levers(backend: Any, workload: Mapping[str, Any], batch_size: int) -> dict[str, Any]:
+    """Apply the run's training levers to the backend's model; the result's `levers` section (what was applied)."""
     accum = int(workload.get("grad_accum_steps", 1))
     ckpt = bool(workload.get("grad_checkpointing", False))
-    layers = checkpointing(model) if ckpt else 0
-    if ckpt and layers == 0:
-        raise ValueError(f"{type(getattr(model, 'module', model)).__name__} has no layer that checkpoints")
+    layers = backend.checkpoint_layers() if ckpt else 0  # raises ValueError where no layer checkpoints
     return {
         "grad_accum_steps": accum,
         "micro_batch_size": batch_size // accum,
@@ -180,7 +123,7 @@ def _curve(points: list) -> list:
 
 
 def run(
-    model: torch.nn.Module,
+    backend: Any,
     train: Any,
     held_out: Sequence[torch.Tensor],
     schedule: Schedule,
@@ -190,19 +133,19 @@ def run(
     probes: ProbeSet | None = None,
     energy_now: Callable[[], float | None] | None = None,
     accum: int = 1,
-    checkpointed: bool = False,
 ) -> dict[str, Any]:
     """Train for the schedule (or to the target); returns metrics, per-chunk figures and timings (the
     probes' readings stay in `probes.readings`). fp16 autocast runs with a gradient scaler.
 
     `energy_now` (joules since the probes began, ProbeSet.energy_now) is read around each step, outside
-    its timed span, to give each chunk its energy. `accum`: micro-batches per optimizer step (accumulated_step);
-    `checkpointed`: the model checkpoints its layers (training forwards then ask for no KV cache).
+    its timed span, to give each chunk its energy. `backend`: the run's (its train_step, lm_loss, logits);
+    `accum`: micro-batches per optimizer step.
     """
     probes = probes if probes is not None else ProbeSet([])
-    optimizer = _optimizer(model, schedule)
+    optimizer = _optimizer(backend, schedule)
     scaler = torch.amp.GradScaler(device_type) if autocast_dtype == torch.float16 else None
-    model.train()
+    opt = Optimizing(optimizer, scaler, schedule.grad_clip, autocast_dtype, device_type)
+    backend.set_training(True)
     step_times: list[float] = []
     step_joules: list[float | None] = []  # per timed step, beside step_times
     losses: list[tuple[int, float]] = []
@@ -210,14 +153,8 @@ def run(
     target = {"target_eval_loss": schedule.target_eval_loss, "reached": False}
     tokens_per_step = 0
     eval_s = 0.0
-    no_cache = {"use_cache": False} if checkpointed else {}
-
-    def lm_loss(part: Sequence[torch.Tensor]) -> torch.Tensor:
-        with _autocast(device_type, autocast_dtype):
-            return model(input_ids=part[0], labels=part[0], **no_cache).loss
-
     try:
-        initial = evaluate(model, held_out, autocast_dtype, device_type)
+        initial = evaluate(backend, held_out, autocast_dtype, device_type)
         evals.append((0, initial, math.exp(initial)))
         probes.begin()
         start = time.perf_counter()
@@ -228,7 +165,7 @@ def run(
                 group["lr"] = lr_at(step, schedule)
             joules_before = energy_now() if energy_now is not None else None
             m0 = timer.mark()
-            loss = accumulated_step(model, optimizer, scaler, schedule.grad_clip, [x], lm_loss, accum)
+            loss = backend.train_step([x], opt, accum)
             m1 = timer.mark()
             timer.sync()
             if step > schedule.warmup_steps:
@@ -242,7 +179,7 @@ def run(
             losses.append((step, float(loss.detach())))
             if step % schedule.eval_interval == 0 or step == schedule.max_steps:
                 e0 = time.perf_counter()
-                value = evaluate(model, held_out, autocast_dtype, device_type)
+                value = evaluate(backend, held_out, autocast_dtype, device_type)
                 eval_s += time.perf_counter() - e0
                 evals.append((step, value, math.exp(value)))
                 if schedule.target_eval_loss is not None and value <= schedule.target_eval_loss:
@@ -252,7 +189,7 @@ def run(
         probes.end()
     finally:  # a failed run still stops every probe
         probes.close()
-    interval = eval_interval(model, held_out, autocast_dtype, device_type)  # after the window: not timed
+    interval = eval_interval(backend, held_out, autocast_dtype, device_type)  # after the window: not timed
 
     steps = losses[-1][0]
     if schedule.target_eval_loss is not None and not target["reached"]:
@@ -333,11 +270,10 @@ class Training(TrainingSpec, Scenario):
         keys = ("max_steps", "warmup_steps", "lr", "lr_warmup_steps", "weight_decay", "grad_clip", "eval_interval")
         schedule = Schedule(*(w[k] for k in keys), w["target_eval_loss"], config["repeats"])
         autocast_dtype = ctx.runtime.get("autocast_dtype")
-        model = ctx.backend.model
-        applied = levers(model, w, config["batch_size"])
+        applied = levers(ctx.backend, w, config["batch_size"])
         out = run(
-            *(model, batches, held_out, schedule, autocast_dtype, ctx.device.type, ctx.timer, ctx.probes),
-            *(ctx.energy_now, applied["grad_accum_steps"], applied["grad_checkpointing"]),
+            *(ctx.backend, batches, held_out, schedule, autocast_dtype, ctx.device.type, ctx.timer, ctx.probes),
+            *(ctx.energy_now, applied["grad_accum_steps"]),
         )
         m = out["metrics"]
         step_s = m["step_time_s"]["mean"]
