@@ -126,3 +126,68 @@ def test_the_launcher_side_imports_no_torch():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+# Every access to a backend's module outside harness/backends/, with why it cannot go through a backend method.
+# A new one fails test_every_module_access_is_listed_with_its_reason: add a method to the backend (base.Backend),
+# or add it here with its reason.
+MODULE_ACCESS = {
+    "harness/scenarios/classification.py::Classification.run": (
+        2,
+        "finetune=lora wraps the module in peft adapters (harness.finetune.apply): a transform of the model, "
+        "the wrapped module takes its place in the backend",
+    ),
+    "harness/scenarios/inference.py::_Draft.__init__": (
+        1,
+        "speculative decoding (harness.speculative) verifies the draft's k tokens in one forward of the target "
+        "and reads every position's logits, rolling its cache back; the backend's forward keeps the last one's",
+    ),
+    "harness/scenarios/serving.py::Serving.run": (
+        1,
+        "the in-process engine is transformers' continuous batching (generate_batch), which takes the module",
+    ),
+}
+
+
+def _module_accesses(root: Path = Path(__file__).resolve().parent.parent / "harness") -> dict[str, int]:
+    """`<anything>backend.model` in harness modules outside harness/backends/: 'path::Class.function' -> count."""
+    import ast
+    from collections import Counter
+
+    found: Counter[str] = Counter()
+    for f in sorted(root.rglob("*.py")):
+        if f.relative_to(root).parts[0] == "backends":
+            continue
+
+        def visit(node: ast.AST, where: str, path: Path = f) -> None:
+            for child in ast.iter_child_nodes(node):
+                inner = where
+                if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    inner = f"{where}.{child.name}" if where else child.name
+                if (
+                    isinstance(child, ast.Attribute)
+                    and child.attr == "model"
+                    and ast.unparse(child.value).split(".")[-1] == "backend"
+                ):
+                    found[f"{path.relative_to(root.parent)}::{inner}"] += 1
+                visit(child, inner)
+
+        visit(ast.parse(f.read_text()), "")
+    return dict(found)
+
+
+def test_every_module_access_is_listed_with_its_reason():
+    # the scenarios, the worker and quality call the backend's methods (harness/backends/base.py: train_step,
+    # classify, generate, logits, distribute, save ...); what still reaches the module says why here
+    assert _module_accesses() == {where: count for where, (count, _) in MODULE_ACCESS.items()}
+    assert all(len(why) > 40 for _, why in MODULE_ACCESS.values())
+
+
+def test_the_module_access_check_sees_one_where_there_is_one(tmp_path):
+    root = tmp_path / "harness"
+    (root / "scenarios").mkdir(parents=True)
+    (root / "backends").mkdir()
+    code = "class S:\n    def run(self, ctx, backend):\n        return ctx.backend.model.eval(), backend.model, self.model\n"
+    (root / "scenarios" / "new.py").write_text(code)
+    (root / "backends" / "own.py").write_text(code)  # a backend's own module is its business
+    assert _module_accesses(root) == {"harness/scenarios/new.py::S.run": 2}
