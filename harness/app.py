@@ -35,7 +35,10 @@ def _slug_resolver(*, _root_: DictConfig) -> str:
 
 
 def register() -> None:
+    from harness import scenarios
+
     config_mod.register()
+    scenarios.store_schemas()  # each workload's own schema (conf/workload/<name>.yaml composes it)
     search_settings.register()  # hydra/sweeper=pareto (its plugin, hydra_plugins/harness_search, registers it too)
     if not OmegaConf.has_resolver("harness_run_slug"):
         OmegaConf.register_new_resolver("harness_run_slug", _slug_resolver)

@@ -120,10 +120,10 @@ def training_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The training run that makes the checkpoint: the recipe on this run's hardware, cost and energy settings."""
     from omegaconf import OmegaConf
 
-    from harness.config import CONF_DIR, DataConfig, WorkloadConfig
+    from harness.config import CONF_DIR, DataConfig, TrainingWorkload
 
     base = OmegaConf.load(CONF_DIR / "workload" / "training.yaml")["workload"]
-    workload = OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(WorkloadConfig), base), resolve=True)
+    workload = OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(TrainingWorkload), base), resolve=True)
     steps = int(config["model"]["train_steps"])
     workload.update(
         max_steps=steps,

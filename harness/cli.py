@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from harness import config as config_mod
 from harness import validation
@@ -97,7 +97,7 @@ def _check_keys(parsed: list, known: list[str]) -> None:
             raise ConfigError(o.input_line.split("=", 1)[0], o.input_line.split("=", 1)[1], f"no such key{hint}")
         values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
         if key in GROUPS:
-            choices = config_mod.group_choices(key)
+            choices = _group_choices(key)
             for v in values:
                 if v not in choices:
                     raise ConfigError(key, v, f"choose one of {', '.join(choices)}")
@@ -105,6 +105,49 @@ def _check_keys(parsed: list, known: list[str]) -> None:
             near = difflib.get_close_matches(key, known, n=1)
             hint = f"did you mean {near[0]}?" if near else f"valid keys: {', '.join(k for k in known if '.' not in k)}"
             raise ConfigError(key, ",".join(values), f"no such key; {hint}")
+
+
+def _group_choices(group: str) -> list[str]:
+    """A group's YAML presets; for `workload`, also the scenarios whose option is their schema (a plugin's)."""
+    choices = config_mod.group_choices(group)
+    if group == "workload":
+        from harness import scenarios
+
+        choices += [s.name for s in scenarios.all_specs() if s.schema is not None and s.name not in choices]
+    return choices
+
+
+def known_keys(default: Any) -> list[str]:
+    """Every key an override may name: the default composition's, and each workload schema's fields."""
+    from harness import scenarios
+
+    known = _leaf_keys(default)
+    for s in scenarios.all_specs():
+        if s.schema is not None:
+            known += [f"workload.{f}" for f in config_mod.schema_fields(s.schema) if f"workload.{f}" not in known]
+    return known
+
+
+def _workload_of(overrides: list[str], default: str) -> str:
+    """The run's workload as its overrides choose it (workload.name=, else workload=), else the default."""
+    chosen = {o.lstrip("+~").partition("=")[0]: o.partition("=")[2] for o in overrides}
+    return chosen.get("workload.name") or chosen.get("workload") or default
+
+
+def _not_in_schema(cause: OmegaConfBaseException | None, overrides: list[str], default: str) -> ConfigError | None:
+    """An override of a field the chosen workload's schema lacks, named with the workloads that have it (in
+    place of OmegaConf's "Key 'x' is not in struct")."""
+    key = getattr(cause, "full_key", None) or ""
+    if not key.startswith("workload.") or not isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
+        return None
+    from harness import scenarios
+
+    owners = scenarios.schema_owners(key.split(".")[1])
+    if not owners:
+        return None
+    value = next((o.partition("=")[2] for o in overrides if o.lstrip("+~").partition("=")[0] == key), "?")
+    workload = _workload_of(overrides, default)
+    return ConfigError(key, value, f"is used only by workload={', '.join(owners)}; this run is workload={workload}")
 
 
 def _omegaconf_cause(exc: BaseException) -> OmegaConfBaseException | None:
@@ -116,16 +159,26 @@ def _omegaconf_cause(exc: BaseException) -> OmegaConfBaseException | None:
 
 
 def _check_used(overrides: list[str], workload: str, quality_on: bool) -> None:
-    """A key the run's workload never reads would be silently ignored: refuse it. Only the keys the workloads
-    declare as their own are known (Spec.only_keys); a plugin scenario that declares none reads what it likes."""
+    """A key the run's workload never reads would be silently ignored: refuse it. Under `workload`, the fields
+    of its schema (Spec.schema; composition already refuses the others, harness.cli._not_in_schema); elsewhere
+    the keys the workloads declare as their own (Spec.only_keys); a plugin scenario that declares neither
+    reads what it likes."""
     from harness import scenarios
 
     own = scenarios.spec(workload, strict=False)
-    if own.only_keys is None:
-        return
     declared = [s for s in scenarios.all_specs() if s.only_keys is not None]
     for o in overrides:
         key, _, value = o.lstrip("+~").partition("=")
+        if key.startswith("workload.") and own.schema is not None:  # its own schema's fields (Spec.schema)
+            field = key.split(".")[1]
+            owners = [] if field in config_mod.schema_fields(own.schema) else scenarios.schema_owners(field)
+            if owners:
+                raise ConfigError(
+                    key, value, f"is used only by workload={', '.join(owners)}; this run is workload={workload}"
+                )
+            continue
+        if own.only_keys is None:
+            continue
         owners = [s.name for s in declared if key in s.only_keys]
         # data.* is the step workloads' input and every other run's held-out quality text: unused only with quality off
         if not owners and key.startswith("data.") and not own.reads_data and not quality_on:
@@ -145,7 +198,7 @@ def _check_auto_repeats_keys(overrides: list[str], repeats: Any) -> None:
             raise ConfigError(key, value, f"is used only with repeats=auto; this run has repeats={repeats}")
 
 
-def _compose_and_validate(overrides: list[str]) -> str:
+def _compose_and_validate(overrides: list[str], default_workload: str = "inference") -> str:
     """Compose and validate one run's configuration; returns its results_dir."""
     try:
         cfg = compose(config_name="config", overrides=overrides)
@@ -157,6 +210,9 @@ def _compose_and_validate(overrides: list[str]) -> str:
         raise
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
         cause = _omegaconf_cause(exc)
+        refused = _not_in_schema(cause, overrides, default_workload)
+        if refused is not None:
+            raise refused from exc
         key = getattr(cause, "full_key", None) or "config"
         value = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] == key), "?")
         msg = (getattr(cause, "msg", None) or str(exc)).strip().splitlines()[0]
@@ -201,7 +257,8 @@ def prevalidate(argv: list[str]) -> int:
                     "a list of values is a sweep: add -m (--multirun) to run each of them",
                 )
     with initialize_config_dir(config_dir=str(config_mod.CONF_DIR), version_base="1.3"):
-        _check_keys(parsed, _leaf_keys(compose(config_name="config")))
+        default = compose(config_name="config")
+        _check_keys(parsed, known_keys(default))
         n_trials = _search_trials(parsed, overrides) if multirun else None
         axes = [
             [f"{o.get_key_element()}={v}" for v in search_space.axis_values(o)]
@@ -210,7 +267,7 @@ def prevalidate(argv: list[str]) -> int:
             for o in parsed
         ]
         combos = list(itertools.product(*axes))  # a search's space: every configuration it may run
-        roots = {_compose_and_validate(list(combo)) for combo in combos}
+        roots = {_compose_and_validate(list(combo), str(default.workload.name)) for combo in combos}
     for root in sorted(roots):
         ensure_writable(root)
     return len(combos) if n_trials is None else min(n_trials, len(combos))

@@ -40,10 +40,11 @@ def finetune_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The workload=classification run that makes this classify run's classifier (fp32, one device)."""
     from omegaconf import OmegaConf
 
-    from harness.config import CONF_DIR, WorkloadConfig
+    from harness.config import CONF_DIR, ClassificationWorkload
 
     base = OmegaConf.load(CONF_DIR / "workload" / "classification.yaml")["workload"]
-    workload = OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(WorkloadConfig), base), resolve=True)
+    node = OmegaConf.merge(OmegaConf.structured(ClassificationWorkload), base)
+    workload = OmegaConf.to_container(node, resolve=True)
     w = config["workload"]
     workload.update({k: w[k] for k in STEP_KEYS})
     workload.update(target_accuracy=w.get("target_accuracy"), init=w.get("init", "random"), save_checkpoint=True)

@@ -35,9 +35,11 @@ def _defaults() -> dict[str, Any]:
     """The schema's defaults with conf/config.yaml's top-level values over them."""
     from omegaconf import OmegaConf
 
-    from harness.config import HarnessConfig
+    from harness.config import LEGACY_WORKLOAD, HarnessConfig
 
     base = OmegaConf.to_container(OmegaConf.structured(HarnessConfig))
+    # the workload's defaults as one node (the rebuild is for files from before `overrides`, which hold it)
+    base["workload"] = dict(LEGACY_WORKLOAD)
     top = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "config.yaml"))
     for k, v in top.items():
         if k in base:

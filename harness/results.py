@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import adaptive, scenarios
+from harness.config import LEGACY_WORKLOAD
 
 SCHEMA = "harness.result/1"
 RESULT_FILE = "result.json"
@@ -168,6 +169,8 @@ def config_hash(config: Mapping[str, Any]) -> str:
         kept["dist"] = {k: v for k, v in kept["dist"].items() if k != "timeout_s"}
     if config.get("repeats") != adaptive.AUTO:  # the stopping rule is unused: a fixed count hashes as it always did
         kept = {k: v for k, v in kept.items() if k not in adaptive.KEYS}
+    if isinstance(kept.get("workload"), Mapping):  # hashed as the one shared node of before (LEGACY_WORKLOAD)
+        kept["workload"] = {**LEGACY_WORKLOAD, **kept["workload"]}
     kept = _without_unused_additions(kept)
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:8]
 

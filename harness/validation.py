@@ -8,6 +8,7 @@ import os
 import re
 from dataclasses import fields, is_dataclass
 from pathlib import Path
+from typing import Any
 
 from harness import adaptive, datafiles, launchers, scenarios
 from harness.config import (
@@ -21,8 +22,11 @@ from harness.config import (
     PRICE_UNITS,
     WEIGHTS,
     DataConfig,
+    DraftConfig,
     HarnessConfig,
     InterferenceConfig,
+    StepsConfig,
+    TimedLoopConfig,
     WorkloadConfig,
 )
 from harness.errors import ConfigError
@@ -87,12 +91,7 @@ def validate(cfg: HarnessConfig) -> None:
     if cfg.memory_limit_bytes is not None:
         _at_least("memory_limit_bytes", cfg.memory_limit_bytes, 1)
     w = cfg.workload
-    _at_least("workload.decode_tokens", w.decode_tokens, 0)
-    _at_least("workload.warmup_iters", w.warmup_iters, 0)
-    _at_least("workload.min_iters", w.min_iters, 1)
-    _at_least("workload.max_iters", w.max_iters, w.min_iters)
-    if w.min_time_s < 0:
-        raise ConfigError("workload.min_time_s", w.min_time_s, "must be >= 0")
+    _validate_workload_groups(w)
     if not 0 <= cfg.quality.floor <= 1:
         raise ConfigError("quality.floor", cfg.quality.floor, "must be between 0 and 1 (a share of the fp32 reference)")
     _at_least("quality.eval_tokens", cfg.quality.eval_tokens, 2)
@@ -113,6 +112,18 @@ def validate(cfg: HarnessConfig) -> None:
     _validate_levers(cfg)
 
 
+def _validate_workload_groups(w: WorkloadConfig) -> None:
+    """The fields of the groups a workload's schema is made of (harness.config): wherever the group is."""
+    if hasattr(w, "decode_tokens"):
+        _at_least("workload.decode_tokens", w.decode_tokens, 0)
+    if isinstance(w, TimedLoopConfig):
+        _at_least("workload.warmup_iters", w.warmup_iters, 0)
+        _at_least("workload.min_iters", w.min_iters, 1)
+        _at_least("workload.max_iters", w.max_iters, w.min_iters)
+        if w.min_time_s < 0:
+            raise ConfigError("workload.min_time_s", w.min_time_s, "must be >= 0")
+
+
 def _validate_levers(cfg: HarnessConfig) -> None:
     """backend.* (conf/backend/) and transforms=[...] with each listed transform's settings (transform.<name>)."""
     from harness import transforms
@@ -128,7 +139,7 @@ def _validate_levers(cfg: HarnessConfig) -> None:
 def _validate_draft(cfg: HarnessConfig) -> None:
     """workload.draft_model: a preset sharing the target's vocabulary; one sequence at a time (batch_size=1)."""
     w = cfg.workload
-    if w.draft_model is None:
+    if not isinstance(w, DraftConfig) or w.draft_model is None:
         return
     from omegaconf import OmegaConf
 
@@ -200,10 +211,11 @@ def validate_training(cfg: HarnessConfig) -> None:
     validate_data(d)
 
 
-def validate_steps(w: WorkloadConfig) -> None:
-    """The step budget and schedule that training and classification share."""
+def validate_steps(w: StepsConfig) -> None:
+    """The step budget and schedule that training and classification share (eval_batches: training's)."""
     for key in ("max_steps", "eval_interval", "eval_batches"):
-        _at_least(f"workload.{key}", getattr(w, key), 1)
+        if hasattr(w, key):
+            _at_least(f"workload.{key}", getattr(w, key), 1)
     for key in ("warmup_steps", "lr_warmup_steps"):
         _at_least(f"workload.{key}", getattr(w, key), 0)
     if w.warmup_steps >= w.max_steps:
@@ -212,7 +224,7 @@ def validate_steps(w: WorkloadConfig) -> None:
         raise ConfigError("workload.lr", w.lr, "must be > 0")
 
 
-def validate_levers(w: WorkloadConfig, batch_size: int) -> None:
+def validate_levers(w: Any, batch_size: int) -> None:
     """The training levers: grad_accum_steps splits batch_size (the global batch) into equal micro-batches."""
     n = w.grad_accum_steps
     if n < 1 or batch_size % n:  # the schema makes it an int and grad_checkpointing a bool

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from harness import adaptive, scenarios
-from harness.config import HarnessConfig, ModelConfig, PrecisionConfig
+from harness.config import HarnessConfig, InferenceWorkload, ModelConfig, PrecisionConfig
 from harness.errors import ConfigError
 from harness.report.aggregate import flatten_result
 from harness.scenarios import inference
@@ -113,7 +113,9 @@ def test_the_inference_loop_stops_where_the_rule_says():
 
 def _cfg(workload="inference", **top):
     cfg = HarnessConfig(model=ModelConfig(name="t"), precision=PrecisionConfig(name="fp32"), sweep="s")
-    cfg.workload.name = workload
+    # the workload's own schema, as conf/workload/<name>.yaml composes it (a plugin's: over inference's node)
+    schema = scenarios.spec(workload, strict=False).schema or InferenceWorkload
+    cfg.workload = schema(name=workload)
     for k, v in top.items():
         setattr(cfg, k, v)
     return cfg

@@ -78,7 +78,6 @@ def test_checkpointing_through_the_backend_asks_for_no_cache_and_keeps_the_loss(
     loss_ckpt = ckpt.train_step([x], _sgd(ckpt.parameters()))
     torch.testing.assert_close(loss_plain, loss_ckpt)
 
-
     class NoLayers(torch.nn.Linear):
         def gradient_checkpointing_enable(self, **kwargs):
             pass

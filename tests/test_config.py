@@ -68,9 +68,15 @@ def test_validation_messages(overrides, message):
 def _cfg(**dotted):
     """A typed config built directly (no Hydra): the schema's defaults, a small valid model, `dotted` set by
     path with `__` for the dot (energy__pue=1.2)."""
-    from harness.config import HarnessConfig, ModelConfig, PrecisionConfig
+    from harness.config import HarnessConfig, InferenceWorkload, ModelConfig, PrecisionConfig
 
     cfg = HarnessConfig(model=ModelConfig(name="t"), precision=PrecisionConfig(name="fp32"), sweep="s")
+    # the workload's own schema, as conf/workload/<name>.yaml composes it (inference's for a name without one)
+    from harness import scenarios
+
+    name = dotted.get("workload__name", "inference")
+    schema = scenarios.spec(name, strict=False).schema if name in scenarios.names() else None
+    cfg.workload = (schema or InferenceWorkload)(name=name)
     for key, value in dotted.items():
         *path, leaf = key.split("__")
         node = cfg

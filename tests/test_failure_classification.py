@@ -128,11 +128,12 @@ def test_a_real_worker_killed_by_sigkill_and_one_that_times_out(tmp_path, monkey
 # ---- switches ---------------------------------------------------------------------------------------------
 
 
-def _typed_cfg(tmp_path: Path, *overrides: str):
+def _typed_cfg(tmp_path: Path, *overrides: str, random_weights: bool = True):
     app.register()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         # random weights: these tests are about the resume switch, not the checkpoint it would train first
-        overrides = ["sweep=s", f"results_dir={tmp_path}", "model.weights=random", *overrides]
+        random = ["model.weights=random"] if random_weights else []
+        overrides = ["sweep=s", f"results_dir={tmp_path}", *random, *overrides]
         return compose("config", overrides=overrides)
 
 
@@ -167,6 +168,31 @@ def test_resume_switch(tmp_path, monkeypatch, resume, launches):
     out = app.run(cfg)
     assert len(launched) == launches
     assert (out["environment"] == {"previous": True}) is resume
+
+
+@pytest.mark.parametrize("workload", ["inference", "training", "serving", "classification", "distill"])
+def test_resume_recognises_a_result_written_with_the_one_shared_workload_node(tmp_path, monkeypatch, workload):
+    """A result file of the layout before per-workload schemas: its config holds every workload's fields (the
+    one WorkloadConfig node), its key and config_hash those written then (tests/data/seams_golden.json, at
+    5e07a75). Resume takes it as this very run: nothing is launched."""
+    import json
+
+    from harness.config import LEGACY_WORKLOAD
+
+    golden = json.loads((Path(__file__).parent / "data" / "seams_golden.json").read_text())[workload]
+    run_dir = tmp_path / "run"
+    launched = _fake_hydra(monkeypatch, run_dir)
+    monkeypatch.setattr(app.pretrain, "prepare", lambda config, where: None)  # no checkpoint is trained here
+    cfg = _typed_cfg(tmp_path, f"workload={workload}", random_weights=False)  # the golden cases' settings
+    config = OmegaConf.to_container(cfg, resolve=True)
+    assert set(config["workload"]) < set(LEGACY_WORKLOAD)  # the node holds only its own fields now
+    old = {**config, "workload": {**LEGACY_WORKLOAD, **config["workload"]}}
+    previous = results.make_result(old, "ok", None, {"previous": True}, metrics={"decode_tok_per_s": 1.0})
+    previous.update(key=golden["key"], config_hash=golden["config_hash"])
+    results.write_atomic(run_dir / results.RESULT_FILE, previous)
+    assert results.config_hash(config) == golden["config_hash"] == results.config_hash(old)
+    out = app.run(cfg)
+    assert launched == [] and out["environment"] == {"previous": True}
 
 
 def test_resume_retries_an_incomplete_result(tmp_path, monkeypatch):

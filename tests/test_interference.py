@@ -13,7 +13,7 @@ from fake_gpu import FakeBoard, FakeNvml
 from gate_helpers import make
 
 from harness import interference, summary
-from harness.config import HarnessConfig, ModelConfig, PrecisionConfig
+from harness.config import HarnessConfig, InferenceWorkload, ModelConfig, PrecisionConfig
 from harness.errors import ConfigError
 from harness.interference import CpuSnapshot, Thresholds
 from harness.probes.interference import Interference, cpu_freq_mhz, process_stats, siblings
@@ -341,6 +341,7 @@ def test_for_device_wires_the_probe_on_every_rank_cpu_on_local_rank_0():
 
 def _cfg(**interference_values):
     cfg = HarnessConfig(model=ModelConfig(name="t"), precision=PrecisionConfig(name="fp32"), sweep="s")
+    cfg.workload = InferenceWorkload(name="inference")  # what conf/workload/inference.yaml composes
     for k, v in interference_values.items():
         setattr(cfg.interference, k, v)
     return cfg

@@ -149,7 +149,10 @@ MODULE_ACCESS = {
 }
 
 
-def _module_accesses(root: Path = Path(__file__).resolve().parent.parent / "harness") -> dict[str, int]:
+HARNESS = Path(__file__).resolve().parent.parent / "harness"
+
+
+def _module_accesses(root: Path = HARNESS) -> dict[str, int]:
     """`<anything>backend.model` in harness modules outside harness/backends/: 'path::Class.function' -> count."""
     import ast
     from collections import Counter
@@ -187,7 +190,27 @@ def test_the_module_access_check_sees_one_where_there_is_one(tmp_path):
     root = tmp_path / "harness"
     (root / "scenarios").mkdir(parents=True)
     (root / "backends").mkdir()
-    code = "class S:\n    def run(self, ctx, backend):\n        return ctx.backend.model.eval(), backend.model, self.model\n"
+    code = "class S:\n    def run(self, ctx, backend):\n"
+    code += "        return ctx.backend.model.eval(), backend.model, self.model\n"
     (root / "scenarios" / "new.py").write_text(code)
     (root / "backends" / "own.py").write_text(code)  # a backend's own module is its business
     assert _module_accesses(root) == {"harness/scenarios/new.py::S.run": 2}
+
+
+def test_a_result_of_the_one_shared_workload_node_reads_as_the_same_run():
+    # before per-workload schemas every config held every workload's fields (harness.config.LEGACY_WORKLOAD);
+    # such a file keeps its key, hash, slug and reproduce command, and the node now holds its own fields only
+    from composed import resolved
+
+    from harness import reproduce, results, scenarios
+    from harness.config import LEGACY_WORKLOAD, schema_fields
+
+    for name, overrides in seams_golden.CASES.items():
+        new = resolved(*overrides)
+        old = {**new, "workload": {**LEGACY_WORKLOAD, **new["workload"]}}
+        assert set(new["workload"]) == set(schema_fields(scenarios.spec(new["workload"]["name"]).schema)), name
+        for cfg in (new, old):
+            got = {k: getattr(results, k)(cfg) for k in ("canonical_key", "key_fields", "config_hash", "run_slug")}
+            want = GOLDEN[name]
+            assert got == {"canonical_key": want["key"], **{k: want[k] for k in got if k != "canonical_key"}}, name
+        assert reproduce.command(old) == reproduce.command(new), name

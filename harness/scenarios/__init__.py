@@ -15,7 +15,7 @@ from typing import Any
 
 from harness.plugins import PLUGINS_ENV, load
 
-__all__ = ["PLUGINS_ENV", "all_specs", "get", "names", "register", "spec"]
+__all__ = ["PLUGINS_ENV", "all_specs", "get", "names", "register", "spec", "store_schemas"]
 _REGISTRY: dict[str, Any] = {
     "inference": "harness.scenarios.inference:Inference",
     "training": "harness.scenarios.training:Training",
@@ -83,3 +83,27 @@ def spec(name: str, strict: bool = True) -> Any:
 def all_specs() -> tuple[Any, ...]:
     """Every registered workload's Spec, built-in first."""
     return tuple(spec(n) for n in names())
+
+
+def store_schemas() -> None:
+    """Store each workload's schema (Spec.schema) in Hydra's ConfigStore as `workload/<name>_schema`, which
+    conf/workload/<name>.yaml names first in its defaults list. A scenario with a schema and no yaml there (a
+    plugin's) is also stored as the option `workload/<name>`: its schema's defaults, named <name>."""
+    from hydra.core.config_store import ConfigStore
+
+    from harness.config import CONF_DIR
+
+    store = ConfigStore.instance()
+    for s in all_specs():
+        if s.schema is None:
+            continue
+        store.store(group="workload", name=f"{s.name}_schema", node=s.schema)
+        if not (CONF_DIR / "workload" / f"{s.name}.yaml").is_file():
+            store.store(group="workload", name=s.name, node=s.schema(name=s.name))
+
+
+def schema_owners(field: str) -> list[str]:
+    """The workloads whose schema has `field` (a key under `workload`), built-in first."""
+    from harness.config import schema_fields
+
+    return [s.name for s in all_specs() if s.schema is not None and field in schema_fields(s.schema)]

@@ -66,8 +66,13 @@ class Spec:
     what harness.results, harness.validation and the CLI did for a workload name they did not know."""
 
     name: ClassVar[str]
-    # config keys only this workload reads (dotted); another shipped workload's run refuses them
-    # (harness.cli). None: not declared (a plugin scenario reads what it likes), nothing is refused.
+    # its `workload` node's schema, a dataclass of harness.config (its fields and their defaults), stored as
+    # `workload/<name>_schema` (harness.scenarios.store_schemas) for conf/workload/<name>.yaml's defaults list;
+    # an override of a field it lacks is refused naming the workloads that have it (harness.cli). None: the
+    # scenario runs on another's node (`workload.name=<it>` over conf/workload/inference.yaml, say)
+    schema: ClassVar[Any] = None
+    # config keys outside `workload` only this workload reads (dotted); another shipped workload's run refuses
+    # them (harness.cli). None: not declared (a plugin scenario reads what it likes), nothing is refused.
     only_keys: ClassVar[tuple[str, ...] | None] = None
     reads_data: ClassVar[bool] = False  # data.* is its own input (else only the quality text: unused with it off)
     # top-level config sections this workload added after results existed: out of every other one's hash
@@ -105,7 +110,7 @@ class Spec:
 
     def positions_needed(self, cfg: Any) -> int | None:
         """The model positions one sequence takes (checked against max_position_embeddings), or None."""
-        return cfg.seq_len + cfg.workload.decode_tokens + 1
+        return cfg.seq_len + getattr(cfg.workload, "decode_tokens", 0) + 1
 
     def backend(self, config: Mapping[str, Any]) -> str:
         """The backend that holds the model for this run (harness.backends); checked against `requires`."""

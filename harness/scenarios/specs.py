@@ -13,19 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from harness import config as schemas
 from harness.errors import ConfigError
 from harness.metrics import get as metric
 from harness.scenarios.base import Spec
 
-# the workload keys the step-budget workloads share (training, classification, distill)
-_STEPS = tuple(
-    f"workload.{k}"
-    for k in ("max_steps", "warmup_steps", "lr", "lr_warmup_steps", "weight_decay", "grad_clip", "eval_interval")
-)
-_TRAINING_LEVERS = ("workload.grad_accum_steps", "workload.grad_checkpointing")
-_STEPS += _TRAINING_LEVERS
-# a draft model (speculative decoding, inference only); serving reads them to refuse them (unsupported)
-_DRAFT = ("workload.draft_model", "workload.draft_tokens")
+# the config keys outside `workload` that only some workloads read (the workload's own: its schema, `schema`)
 _LORA = tuple(f"lora.{k}" for k in ("rank", "alpha", "dropout", "target_modules"))
 _TRAINING_SUMMARY = ("step_time_s", "train_tok_per_s")
 # what a run that trains is priced, charged and timed on in the report's answer: cost to its target where
@@ -44,7 +37,8 @@ class InferenceSpec(Spec):
     """Offline batches: prefill, then decode_tokens greedy steps (harness/scenarios/inference.py)."""
 
     name = "inference"
-    only_keys = (*(f"workload.{k}" for k in ("warmup_iters", "min_iters", "min_time_s", "max_iters")), *_DRAFT)
+    schema = schemas.InferenceWorkload
+    only_keys = ()
     objectives = (
         ("decode throughput", ("decode_tok_per_s", "e2e_tok_per_s"), "max", "tokens/s"),
         (metric("usd_per_1m_tokens_generated", "cost").label, ("cost_usd_per_1m_tokens_generated",), "min", "USD"),
@@ -90,7 +84,8 @@ class TrainingSpec(Spec):
     """A step budget (or time-to-quality) from the seeded initialisation (harness/scenarios/training.py)."""
 
     name = "training"
-    only_keys = (*_STEPS, "workload.eval_batches", "workload.target_eval_loss")
+    schema = schemas.TrainingWorkload
+    only_keys = ()
     reads_data = True
     # with workload.target_eval_loss, training's cost and time are to reach it (a run that did not is off
     # the front); without, the training loop's
@@ -136,7 +131,8 @@ class ServingSpec(Spec):
     """Open- or closed-loop load against an engine (harness/scenarios/serving.py, harness/serving/)."""
 
     name = "serving"
-    only_keys = _DRAFT  # its settings are serving.*; it reads a draft only to refuse it (unsupported)
+    schema = schemas.ServingWorkload  # its settings are serving.*; it reads a draft only to refuse it (unsupported)
+    only_keys = ()
     objectives = (
         # goodput needs an SLO (serving.slo.*); without one every completed request is good
         ("goodput", ("goodput_req_per_s", "request_throughput_req_per_s"), "max", "req/s"),
@@ -199,7 +195,8 @@ class ClassificationSpec(Spec):
     """Sequence classification on labelled text (harness/scenarios/classification.py)."""
 
     name = "classification"
-    only_keys = (*_STEPS, "workload.target_accuracy", "workload.init", "data.label_column", "finetune", *_LORA)
+    schema = schemas.ClassificationWorkload
+    only_keys = ("data.label_column", "finetune", *_LORA)
     reads_data = True
     # with workload.target_accuracy, cost and time to reach it; without, the training loop's
     objectives = (
@@ -261,8 +258,8 @@ class DistillSpec(ClassificationSpec):
     """A student learns from a teacher's soft labels, beside one from labels alone (harness/scenarios/distill.py)."""
 
     name = "distill"
-    only_keys = (*_STEPS, "workload.init", "data.label_column", "teacher")
-    only_keys += tuple(f"distill.{k}" for k in ("temperature", "alpha", "teacher_steps"))
+    schema = schemas.DistillWorkload
+    only_keys = ("data.label_column", "teacher", *(f"distill.{k}" for k in ("temperature", "alpha", "teacher_steps")))
     added_sections = ("teacher", "distill")  # added for workload=distill, read by it only
     # the cost to make the distilled student (teacher training here, its labels, the student's steps)
     objectives = (
@@ -302,10 +299,8 @@ class ClassifySpec(ClassificationSpec):
     name = "classify"
     # the fine-tuning settings pick the harness-made classifier (not the training levers: it is fine-tuned at
     # their defaults), the timing policy times its batches
-    only_keys = (
-        *(k for k in ClassificationSpec.only_keys if k not in _TRAINING_LEVERS),
-        *(f"workload.{k}" for k in ("warmup_iters", "min_iters", "min_time_s", "max_iters")),
-    )
+    schema = schemas.ClassifyWorkload
+    only_keys = ClassificationSpec.only_keys
     objectives = (
         ("examples/s", ("examples_per_s",), "max", "1/s"),
         ("USD/1k examples", ("cost_usd_per_1k_examples",), "min", "USD"),
