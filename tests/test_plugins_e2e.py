@@ -67,3 +67,35 @@ def test_an_unregistered_launcher_is_refused_with_the_choices(tmp_path):
     proc = _cli(tmp_path, "harness_test_launchers", "launcher.name=slurmish", timeout=120)
     assert proc.returncode == 2
     assert "launcher.name=slurmish is not valid: choose one of niced; null: launcher.preload decides" in proc.stderr
+
+
+def _run(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """The CLI with the scenario plugins and no workload key of another schema (conftest.FAST has inference's)."""
+    path = os.pathsep.join(p for p in (str(PLUGIN_DIR), os.environ.get("PYTHONPATH", "")) if p)
+    env = dict(os.environ, PYTHONPATH=path, **{PLUGINS_ENV: "harness_test_scenarios"})
+    args = ["seq_len=16", "energy.enabled=false", *QUIET, *overrides, f"results_dir={tmp_path / 'results'}"]
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args, "sweep=plug"], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+
+
+@pytest.mark.e2e
+def test_a_scenario_from_a_plugin_brings_its_own_workload_schema(tmp_path):
+    # prefill_passes declares its schema (Spec.schema): `workload=prefill_passes` composes it, with no yaml
+    proc = _run(tmp_path, "workload=prefill_passes", "workload.passes=3", "model.weights=random")
+    assert proc.returncode == 0, proc.stderr
+    r = _only_result(tmp_path)
+    assert r["status"] == "ok", r.get("reason")
+    assert r["config"]["workload"] == {"name": "prefill_passes", "passes": 3}  # its own fields, nothing else
+    assert r["key_fields"]["passes"] == 3 and "workload.passes=3" in r["overrides"]
+    # another workload's field is refused before anything runs, naming who has it; and its own field elsewhere
+    for args, line in (
+        (("workload=prefill_passes", "workload.decode_tokens=4"), "workload.decode_tokens=4 is not valid: is used "
+         "only by workload=inference; this run is workload=prefill_passes"),
+        (("workload.passes=4",), "workload.passes=4 is not valid: is used only by workload=prefill_passes; this run "
+         "is workload=inference"),
+        (("workload=prefill_passes", "workload.passes=0"), "workload.passes=0 is not valid: must be >= 1"),
+    ):  # fmt: skip
+        proc = _run(tmp_path, *args)
+        assert proc.returncode == 2 and line in proc.stderr, proc.stderr
+        assert "not in struct" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr

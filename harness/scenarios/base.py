@@ -135,7 +135,7 @@ class Spec:
         """(kind, sequences, prompt tokens, total tokens) a run holds at once, for harness.memory_model:
         kind `train` (weights, gradients, optimizer, activations) or `decode` (weights and a KV cache)."""
         seq = int(config["seq_len"])
-        return "decode", int(config["batch_size"]), seq, seq + int(config["workload"]["decode_tokens"])
+        return "decode", int(config["batch_size"]), seq, seq + int(config["workload"].get("decode_tokens", 0))
 
     def observes_int8_kernels(self, config: Mapping[str, Any]) -> bool:
         """precision=int8: record which matmul really runs at this run's shapes (harness.precision)."""
