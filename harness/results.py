@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import adaptive, scenarios
-from harness.config import LEGACY_WORKLOAD
+from harness.scenarios.schemas import LEGACY_WORKLOAD
 
 SCHEMA = "harness.result/1"
 RESULT_FILE = "result.json"

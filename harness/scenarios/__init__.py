@@ -104,6 +104,6 @@ def store_schemas() -> None:
 
 def schema_owners(field: str) -> list[str]:
     """The workloads whose schema has `field` (a key under `workload`), built-in first."""
-    from harness.config import schema_fields
+    from harness.scenarios.schemas import schema_fields
 
     return [s.name for s in all_specs() if s.schema is not None and field in schema_fields(s.schema)]

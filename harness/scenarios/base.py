@@ -66,7 +66,7 @@ class Spec:
     what harness.results, harness.validation and the CLI did for a workload name they did not know."""
 
     name: ClassVar[str]
-    # its `workload` node's schema, a dataclass of harness.config (its fields and their defaults), stored as
+    # its `workload` node's schema, a dataclass of harness.scenarios.schemas (its fields, their defaults), stored as
     # `workload/<name>_schema` (harness.scenarios.store_schemas) for conf/workload/<name>.yaml's defaults list;
     # an override of a field it lacks is refused naming the workloads that have it (harness.cli). None: the
     # scenario runs on another's node (`workload.name=<it>` over conf/workload/inference.yaml, say)

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness import config as schemas
 from harness.errors import ConfigError
 from harness.metrics import get as metric
+from harness.scenarios import schemas
 from harness.scenarios.base import Spec
 
 # the config keys outside `workload` that only some workloads read (the workload's own: its schema, `schema`)

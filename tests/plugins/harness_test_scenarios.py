@@ -17,11 +17,11 @@ from typing import Any
 import torch
 
 from harness import data
-from harness.config import WorkloadConfig
-from harness.errors import ConfigError
 from harness.backends.base import PREFILL
+from harness.errors import ConfigError
 from harness.scenarios import register
 from harness.scenarios.base import Measured, Phase, RunContext, Scenario
+from harness.scenarios.schemas import WorkloadConfig
 from harness.stats import summarize
 from harness.transforms.precision import WEIGHTS
 
