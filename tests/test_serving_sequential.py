@@ -174,8 +174,10 @@ def test_open_engine_chooses_the_sequential_engine():
 def test_the_report_pairs_a_served_draft_run_with_the_same_engine_without_it():
     from harness.report import speculative as section
 
-    key = ("workload=serving model=small precision=fp32 batch_size=1 seq_len=128 engine=sequential arrival=poisson "
-           "rate=2.0 search=none num_requests=8 input_len=32 output_len=16 serving=1a422df2 gpus=1 seed=0")
+    key = (
+        "workload=serving model=small precision=fp32 batch_size=1 seq_len=128 engine=sequential arrival=poisson "
+        "rate=2.0 search=none num_requests=8 input_len=32 output_len=16 serving=1a422df2 gpus=1 seed=0"
+    )
     base = {"status": "ok", "model": "small", "precision": "fp32", "batch_size": 1, "seq_len": 128, "gpus": 1,
             "workload": "serving", "engine": "sequential", "arrival": "poisson", "rate": 2.0, "search": "none",
             "created_at": "2026-01-01"}  # fmt: skip
