@@ -87,7 +87,7 @@ class WorkloadConfig:
     min_time_s: float = 1.0  # ... and at least this much timed wall time
     max_iters: int = 10_000  # per repeat: a cap so a tiny model cannot spin forever
     # speculative decoding (harness/speculative.py): a model preset that drafts for the target (null: off);
-    # its weights follow model.weights. Offline inference only, batch_size=1
+    # its weights follow model.weights. Offline inference (batch_size=1), or serving with serving.engine=sequential
     draft_model: str | None = None
     draft_tokens: int = 4  # tokens the draft proposes per verify step (transformers' num_assistant_tokens)
     # training
@@ -235,7 +235,9 @@ class ServerConfig:
 class ServingConfig:
     """Open-loop load against a serving engine (harness/serving/, docs/serving.md)."""
 
-    engine: str = "transformers"  # transformers: its continuous batching in-process | openai: an HTTP endpoint
+    # transformers: its continuous batching in-process | sequential: the harness's batch-1 engine in-process (FIFO;
+    # greedy, or speculative with workload.draft_model) | openai: an HTTP endpoint
+    engine: str = "transformers"
     url: str | None = None  # openai: the base URL, e.g. http://127.0.0.1:8000/v1
     api: str = "completions"  # openai: completions | chat (the /v1/... endpoint used)
     served_model: str | None = None  # openai: the `model` field sent; None: the first of GET /v1/models

@@ -24,7 +24,7 @@ _STEPS = tuple(
 )
 _TRAINING_LEVERS = ("workload.grad_accum_steps", "workload.grad_checkpointing")
 _STEPS += _TRAINING_LEVERS
-# a draft model (speculative decoding, inference only); serving reads them to refuse them (unsupported)
+# a draft model (speculative decoding): offline inference, and serving with serving.engine=sequential
 _DRAFT = ("workload.draft_model", "workload.draft_tokens")
 _LORA = tuple(f"lora.{k}" for k in ("rank", "alpha", "dropout", "target_modules"))
 _TRAINING_SUMMARY = ("step_time_s", "train_tok_per_s")
@@ -136,7 +136,7 @@ class ServingSpec(Spec):
     """Open- or closed-loop load against an engine (harness/scenarios/serving.py, harness/serving/)."""
 
     name = "serving"
-    only_keys = _DRAFT  # its settings are serving.*; it reads a draft only to refuse it (unsupported)
+    only_keys = _DRAFT  # its settings are serving.*; a draft serves with serving.engine=sequential (else unsupported)
     objectives = (
         # goodput needs an SLO (serving.slo.*); without one every completed request is good
         ("goodput", ("goodput_req_per_s", "request_throughput_req_per_s"), "max", "req/s"),
