@@ -214,7 +214,9 @@ class ServerConfig:
 class ServingConfig:
     """Open-loop load against a serving engine (harness/serving/, docs/serving.md)."""
 
-    engine: str = "transformers"  # transformers: its continuous batching in-process | openai: an HTTP endpoint
+    # transformers: its continuous batching in-process | sequential: the harness's batch-1 engine in-process (FIFO;
+    # greedy, or speculative with workload.draft_model) | openai: an HTTP endpoint
+    engine: str = "transformers"
     url: str | None = None  # openai: the base URL, e.g. http://127.0.0.1:8000/v1
     api: str = "completions"  # openai: completions | chat (the /v1/... endpoint used)
     served_model: str | None = None  # openai: the `model` field sent; None: the first of GET /v1/models

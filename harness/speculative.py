@@ -11,6 +11,7 @@ Both models keep a KV cache; after a verify step each is cropped back to the tok
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,15 @@ class Counts:
         if proposed:
             self.accepted_per_step.append(accepted)
 
+    def __add__(self, other: Counts) -> Counts:
+        """Two sets of counts as one (a serving run's requests, each counted on its own)."""
+        return Counts(
+            self.proposed + other.proposed,
+            self.accepted + other.accepted,
+            self.verify_steps + other.verify_steps,
+            [*self.accepted_per_step, *other.accepted_per_step],
+        )
+
     def figures(self) -> dict[str, Any]:
         """acceptance_rate (accepted / proposed), mean_accepted_tokens (accepted draft tokens per step that
         proposed some; each step emits its accepted tokens plus the target's own) and tokens_per_verify_step (over
@@ -51,6 +61,25 @@ class Counts:
             "draft_tokens_accepted": self.accepted,
             "verify_steps": self.verify_steps,
         }
+
+
+class Draft:
+    """workload.draft_model built beside `target`: its weights by the target's model.weights rule (a preset's
+    harness-trained checkpoint where the target's are trained), in the target's dtype, on `device`."""
+
+    def __init__(self, config: Mapping[str, Any], target: torch.nn.Module, device: Any):
+        from harness import checkpoints
+
+        dtype = target.get_input_embeddings().weight.dtype  # int8 quantizes linear layers only: the load dtype
+        self.cfg = checkpoints.model_config(checkpoints.draft_config(config))
+        self.model = models.build(self.cfg, dtype, str(device), config["seed"])
+        self.target, self.k = target, config["workload"]["draft_tokens"]
+
+    def describe(self) -> dict[str, Any]:
+        """The draft preset, where its weights came from (null: seeded random), its parameters and k."""
+        params = models.describe(self.model)["params"]
+        return {"draft_model": self.cfg["name"], "draft_path": self.cfg.get("path"), "draft_params": params,
+                "draft_tokens": self.k}  # fmt: skip
 
 
 def _call(model: torch.nn.Module, ids: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
@@ -71,15 +100,15 @@ def greedy(model: torch.nn.Module, input_ids: torch.Tensor, new_tokens: int) -> 
     return out
 
 
-def request(target, draft, input_ids, decode_tokens: int, k: int, timer, counts: Counts, tokens: list | None = None):
-    """One request (batch 1): both prefills, then verify steps until `decode_tokens` tokens follow the first.
-    Returns timer marks [start, prefill done, first token, verify step 1, ...]; `tokens` gets the output."""
-    marks = [timer.mark()]
+def steps(target, draft, input_ids, decode_tokens: int, k: int, counts: Counts) -> Iterator[list[int]]:
+    """One request (batch 1), step by step: yields [] once both prefills are done, then the prefill's token
+    ([first]), then each verify step's emitted tokens (its accepted proposals + the target's own), until
+    `decode_tokens` tokens follow the first. `counts` gets every verify step."""
     logits, t_cache = _call(target, input_ids, None)
     _, d_cache = _call(draft, input_ids, None)
-    marks.append(timer.mark())
+    yield []
     out = [int(logits[0, -1].argmax())]
-    marks.append(timer.mark())
+    yield out[:]
     pending = out[:]  # emitted tokens the draft's cache does not hold yet
     while len(out) - 1 < decode_tokens:
         n_prop = min(k, decode_tokens - (len(out) - 1) - 1)  # a step emits at most n_prop + 1 tokens
@@ -103,6 +132,15 @@ def request(target, draft, input_ids, decode_tokens: int, k: int, timer, counts:
         pending = ([*pending, *proposal[:n]][kept_in_draft:] if n_prop else pending) + [chosen[n]]
         out.extend(emitted)
         counts.add(n_prop, n)
+        yield emitted
+
+
+def request(target, draft, input_ids, decode_tokens: int, k: int, timer, counts: Counts, tokens: list | None = None):
+    """One request (batch 1), timed: `steps` with a timer mark at each. Returns the marks [start, prefill done,
+    first token, verify step 1, ...]; `tokens` gets the output."""
+    marks, out = [timer.mark()], []
+    for emitted in steps(target, draft, input_ids, decode_tokens, k, counts):
+        out.extend(emitted)
         marks.append(timer.mark())
     timer.sync()
     if tokens is not None:

@@ -45,14 +45,19 @@ def lever_label(key_fields: dict[str, Any]) -> str:
     return "".join(f" {p}" for p in parts)
 
 
+def _set(value: Any) -> bool:
+    """A name that is set: not None, nor a report row's NaN."""
+    return isinstance(value, str) and bool(value)
+
+
 def label(key_fields: dict[str, Any]) -> str:
     f = key_fields
     load = load_label(f)
     prec = f"{f['precision']}{lever_label(f)}"
-    if load is not None:  # a serving run: its load, not a batch, is what it is
-        return f"{f['model']} {prec} {f['engine']} {load} gpus={number_text(f['gpus'])}"
     n = number_text
-    draft = f" draft={f['draft_model']} k={n(f['draft_tokens'])}" if f.get("draft_model") else ""
+    draft = f" draft={f['draft_model']} k={n(f['draft_tokens'])}" if _set(f.get("draft_model")) else ""
+    if load is not None:  # a serving run: its load, not a batch, is what it is
+        return f"{f['model']} {prec} {f['engine']} {load} gpus={n(f['gpus'])}{draft}"
     text = f"{f['model']} {prec} bs={n(f['batch_size'])} seq={n(f['seq_len'])} gpus={n(f['gpus'])}{draft}"
     return text + training_label(f) + classifier_label(f)
 

@@ -178,6 +178,7 @@ def test_only_failed_runs_and_results_without_quality(tmp_path):
     oom_only = write(tmp_path / "results", "ooms", [result("int8", status="oom", reason="too big")])
     html = build([oom_only], out_dir=tmp_path / "r2").read_text()
     assert "No run can be recommended" in html and "no run has both figures" in html
+    assert "no per-dollar answer" not in html  # an oom run has no cost for want of a run, not of a price
     assert "1 oom (tiny int8 bs=1 seq=128 gpus=1)" in html  # said where it applies
 
 

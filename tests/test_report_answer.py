@@ -82,6 +82,15 @@ def test_a_clear_winner_is_named_without_a_tie(tmp_path):
     assert "tiny fp32 bs=1 seq=128 gpus=1, is 2.5× cheaper for +0.19 nats" in text
 
 
+def test_without_a_price_the_answer_says_so_even_when_every_run_was_disturbed(tmp_path):
+    unpriced = [result("fp32", tok_s=100.0, quality=held_out(3.1, 0.3, 1.0, 0.005, "pass"))]
+    text = " ".join(answer.sentences(_answer(write(tmp_path / "results", "quiet", unpriced))))
+    assert "no price for this hardware): no per-dollar answer" in text
+    loaded = [disturb(r) for r in unpriced]  # a machine not in the catalog, and busy: both are said
+    text = " ".join(answer.sentences(_answer(write(tmp_path / "results", "busy", loaded))))
+    assert "No run can be recommended" in text and "no per-dollar answer" in text
+
+
 def test_random_weights_are_ranked_on_cost_and_speed_only(tmp_path):
     q = {**held_out(10.4, 0.0, 1.0, 0.0, "pass"), "quality_meaningful": False, "verdict": None, "weights": "random"}
     records = [

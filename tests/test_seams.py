@@ -142,9 +142,14 @@ MODULE_ACCESS = {
         "speculative decoding (harness.speculative) verifies the draft's k tokens in one forward of the target "
         "and reads every position's logits, rolling its cache back; the backend's forward keeps the last one's",
     ),
-    "harness/scenarios/serving.py::Serving.run": (
+    "harness/scenarios/serving.py::_served": (
         1,
         "the in-process engine is transformers' continuous batching (generate_batch), which takes the module",
+    ),
+    "harness/scenarios/serving.py::_draft": (
+        1,
+        "serving.engine=sequential with a draft verifies its k tokens in one forward of the target module "
+        "(harness.speculative.Draft), as inference's speculative target does",
     ),
 }
 

@@ -143,12 +143,24 @@ def test_a_repeat_the_sampler_asks_for_is_a_failed_trial_not_a_second_copy_of_it
     assert all(t.values is None for t in failed)
 
 
-@pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random"])
+def test_each_sampler_name_is_its_optuna_sampler_and_gp_is_the_default():
+    kinds = {"gp": "GPSampler", "tpe": "TPESampler", "nsga2": "NSGAIISampler", "random": "RandomSampler"}
+    for name, cls in kinds.items():
+        assert any(k.__name__ == cls for k in type(study.make_sampler({"sampler": name, "seed": 0}, 20)).__mro__)
+    assert isinstance(study.make_sampler({"seed": 0}, 20), optuna.samplers.GPSampler)
+    from harness.search.settings import ParetoSweeperConf
+
+    assert ParetoSweeperConf().sampler == "gp"
+
+
+@pytest.mark.parametrize("sampler", ["gp", "tpe", "nsga2", "random"])
 def test_the_same_seed_gives_the_same_trials(sampler):
     a, b, c = [], [], []
-    study.run_search(SPACE, fake_runner(a), {**SETTINGS, "sampler": sampler}, floor=0.99)
-    study.run_search(SPACE, fake_runner(b), {**SETTINGS, "sampler": sampler}, floor=0.99)
-    study.run_search(SPACE, fake_runner(c), {**SETTINGS, "sampler": sampler, "seed": 1}, floor=0.99)
+    # 4 trials: 2 seeded random picks, then 2 asked of the sampler's model (a GP fit each: seconds on 2 cores)
+    settings = {**SETTINGS, "sampler": sampler, "n_trials": 4}
+    study.run_search(SPACE, fake_runner(a), settings, floor=0.99)
+    study.run_search(SPACE, fake_runner(b), settings, floor=0.99)
+    study.run_search(SPACE, fake_runner(c), {**settings, "seed": 1}, floor=0.99)
     assert a == b and a != c
 
 
@@ -157,7 +169,8 @@ def test_prevalidate_counts_the_trials_and_checks_the_settings(tmp_path):
     args = ["-m", "hydra/sweeper=pareto", "precision=fp32,bf16", "batch_size=1,2,4", f"results_dir={tmp_path}"]
     assert cli.prevalidate([*args, "hydra.sweeper.n_trials=4"]) == 4
     assert cli.prevalidate([*args, "hydra.sweeper.n_trials=40"]) == 6  # at most the space
-    with pytest.raises(ConfigError, match="hydra.sweeper.sampler=grid is not valid: choose one of tpe, nsga2, random"):
+    bad = "hydra.sweeper.sampler=grid is not valid: choose one of gp, tpe, nsga2, random"
+    with pytest.raises(ConfigError, match=bad):
         cli.prevalidate([*args, "hydra.sweeper.sampler=grid"])
     with pytest.raises(ConfigError, match="hydra.sweeper.n_trials=0 is not valid"):
         cli.prevalidate([*args, "hydra.sweeper.n_trials=0"])
@@ -174,7 +187,7 @@ def test_a_search_through_the_cli_writes_normal_results_and_the_report(harness, 
     assert len(found) == 2  # two distinct configurations of the four, each a normal run
     assert (tmp_path / "reports" / "s" / "index.html").is_file()
     record = json.loads((root / "s" / "search.json").read_text())
-    assert record["launched"] == 2 and record["settings"]["sampler"] == "tpe"
+    assert record["launched"] == 2 and record["settings"]["sampler"] == "gp"  # the default
     assert "search: 2 runs of 4 configurations" in proc.stdout
     # the same command again resumes: every run is re-read, none measured again
     again, _ = harness(*args, "hydra.sweeper.n_trials=2", "sweep=s")

@@ -21,7 +21,7 @@ MESSAGES = [
         "gpus=2 is not valid: workload=serving runs one engine: gpus=1 "
         "(a server's own parallelism goes in its command)",
     ),
-    (["serving.engine=tgi"], "serving.engine=tgi is not valid: choose one of transformers, openai"),
+    (["serving.engine=tgi"], "serving.engine=tgi is not valid: choose one of transformers, sequential, openai"),
     (
         ["serving.arrival=bursty"],
         "serving.arrival=bursty is not valid: choose one of poisson, gamma, constant, closed",

@@ -45,6 +45,33 @@ def test_serving_with_a_draft_is_unsupported_with_the_reason(harness):
     version = importlib.metadata.version("transformers")
     assert r["status"] == "unsupported" and f"transformers {version} continuous batching" in r["reason"]
     assert "takes no assistant model" in r["reason"] and "draft_model=tiny" in r["key"]
+    assert "serving.engine=sequential" in r["reason"]  # the way to serve with a draft
+
+
+def test_served_with_a_draft_by_the_sequential_engine_and_paired_with_the_run_without(harness, tmp_path):
+    proc, root = harness("-m", "sweep=sserve", "workload=serving", "serving.engine=sequential", "model=tiny",
+                         "model.weights=random", "workload.draft_model=null,tiny", "workload.draft_tokens=3",
+                         "serving.num_requests=4", "serving.warmup_requests=1", "serving.input_len=16",
+                         "serving.output_len=6", "serving.rate=50", "repeats=1", "quality.enabled=false",
+                         fast=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    by_draft = {r["key_fields"].get("draft_model"): r for r in load_results(root)}
+    spec, plain = by_draft["tiny"], by_draft[None]
+    assert spec["status"] == plain["status"] == "ok", (spec["reason"], plain["reason"])
+    assert spec["key"] == plain["key"].replace(" gpus=", " draft_model=tiny draft_tokens=3 gpus=")
+    assert "engine=sequential" in plain["key"] and "acceptance_rate" not in plain["metrics"]
+    # the draft is the target's copy (same seed, same weights): every proposal kept; 6 tokens = the prefill's, a
+    # verify step of 3 + 1 and a target step for the last: two deliveries after the first, per request
+    m = spec["metrics"]
+    assert m["acceptance_rate"] == 1.0 and m["mean_accepted_tokens"] == 3.0 and m["verify_steps"] == 4 * 2
+    assert m["output_tokens"] == 4 * 6 and m["itl_s"]["n"] == 4 * 2 and plain["metrics"]["itl_s"]["n"] == 4 * 5
+    assert all(r["acceptance_rate"] == 1.0 and r["verify_steps"] == 2 for r in spec["serving"]["requests"])
+    assert spec["speculative"]["greedy_equal"]["equal"] is True and spec["speculative"]["draft_model"] == "tiny"
+    engines = [r["serving"]["engine"] for r in (spec, plain)]
+    assert [e["name"] for e in engines] == ["harness-sequential"] * 2 and engines[0]["config"]["draft_tokens"] == 3
+    assert "draft=tiny k=3" in proc.stdout  # the summary's label
+    page = (tmp_path / "reports" / "sserve" / "index.html").read_text()
+    assert 'id="speculative-speedup"' in page and "speed-up (TPOT)" in page
 
 
 def test_a_draft_for_training_is_refused_in_one_line(tmp_path):

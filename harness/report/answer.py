@@ -233,6 +233,12 @@ def config_label(row: pd.Series) -> str:
 _name = config_label
 
 
+def _unpriced(a: Answer) -> bool:
+    """Runs finished `ok` and none of them has a cost: no price for this hardware."""
+    ok = a.rows["status"].astype(str) == "ok" if "status" in a.rows else pd.Series(False, index=a.rows.index)
+    return bool(ok.any()) and bool(num(a.rows.loc[ok], a.cost.column).isna().all())
+
+
 def sentences(a: Answer) -> list[str]:
     """The answer as HTML sentences (every value escaped)."""
     out: list[str] = []
@@ -256,7 +262,7 @@ def sentences(a: Answer) -> list[str]:
         if a.quality_known:
             out.append(esc(_trade(a, rec)))
         out.append(f"Reproduce: <code>{esc(row['command'])}</code>")
-    elif a.eligible.any():
+    elif a.eligible.any() or _unpriced(a):  # said even when no run is eligible (all disturbed, say)
         out.append(f"No {esc(a.cost.label)} measured (no price for this hardware): no per-dollar answer.")
     for name, lead_text in (("energy", "per joule"), ("speed", "per second")):
         idx = a.pick.get(name)

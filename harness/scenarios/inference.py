@@ -246,37 +246,30 @@ class Inference(InferenceSpec, Scenario):
 
 
 class _Draft:
-    """workload.draft_model: the draft built beside the target (its weights by the target's model.weights rule,
-    in the target's dtype), and the request that decodes speculatively (harness.speculative)."""
+    """workload.draft_model: the draft built beside the target (harness.speculative.Draft), and the request that
+    decodes speculatively (harness.speculative)."""
 
     def __init__(self, ctx: RunContext):
-        from harness import checkpoints, models, speculative
+        from harness import speculative
 
-        target = ctx.backend.model
-        dtype = target.get_input_embeddings().weight.dtype  # int8 quantizes linear layers only: the load dtype
-        self.cfg = checkpoints.model_config(checkpoints.draft_config(ctx.config))
-        self.model = models.build(self.cfg, dtype, str(ctx.device.torch_device), ctx.config["seed"])
-        self.target, self.k = target, ctx.config["workload"]["draft_tokens"]
+        self.draft = speculative.Draft(ctx.config, ctx.backend.model, ctx.device.torch_device)
         self.counts = speculative.Counts()  # every request, warm-up included: the same prompt each time
 
     def request(self, forward: Forward, input_ids: torch.Tensor, decode_tokens: int, timer: Any) -> list:
         from harness import speculative
 
-        return speculative.request(self.target, self.model, input_ids, decode_tokens, self.k, timer, self.counts)
+        d = self.draft
+        return speculative.request(d.target, d.model, input_ids, decode_tokens, d.k, timer, self.counts)
 
     def section(self, ids: torch.Tensor, decode_tokens: int, timer: Any) -> dict[str, Any]:
         """The result's `speculative` section: the draft, k, the counts and the equality check (untimed)."""
-        from harness import models, speculative
+        from harness import speculative
 
-        t = time.perf_counter()
+        t, d = time.perf_counter(), self.draft
         with torch.inference_mode():
-            checked = speculative.check_equal(self.target, self.model, ids, decode_tokens, self.k, timer)
-        facts = models.describe(self.model)
+            checked = speculative.check_equal(d.target, d.model, ids, decode_tokens, d.k, timer)
         return {
-            "draft_model": self.cfg["name"],
-            "draft_path": self.cfg.get("path"),
-            "draft_params": facts["params"],
-            "draft_tokens": self.k,
+            **d.describe(),
             "counts_cover": "every request of the run, warm-up included (the same prompt each time)",
             # how many proposals each verify step kept: {accepted: steps}
             "accepted_per_step": dict(sorted(Counter(self.counts.accepted_per_step).items())),

@@ -38,7 +38,7 @@ class TimedLoopConfig(WorkloadConfig):
 @dataclass
 class DraftConfig(WorkloadConfig):
     """Speculative decoding (harness/speculative.py): a model preset that drafts for the target (null: off);
-    its weights follow model.weights. Offline inference only, batch_size=1 (serving reads it to refuse it)."""
+    its weights follow model.weights. Offline inference (batch_size=1), or serving with serving.engine=sequential."""
 
     draft_model: str | None = None
     draft_tokens: int = 4  # tokens the draft proposes per verify step (transformers' num_assistant_tokens)
@@ -81,7 +81,7 @@ class TrainingWorkload(LeversConfig):
 
 @dataclass
 class ServingWorkload(DraftConfig):
-    """Its settings are serving.*; a draft model is read only to refuse it (unsupported)."""
+    """Its settings are serving.*; a draft model serves with serving.engine=sequential (else unsupported)."""
 
 
 @dataclass

@@ -1,8 +1,10 @@
 """Serving: open-loop load against an engine (harness/serving/, docs/serving.md), as a scenario.
 
-In-process (serving.engine=transformers) the engine serves the hf backend's model; a remote engine
-(serving.engine=openai) serves weights this process never loads: the `remote` backend holds the
-model's shape only, for its parameter counts and FLOP figures. $ and J per 1 M output tokens need
+In-process the engine serves the hf backend's model: transformers' continuous batching
+(serving.engine=transformers), or the harness's own batch-1 engine (serving.engine=sequential: greedy through
+the backend's forward, or speculative with workload.draft_model). A remote engine (serving.engine=openai)
+serves weights this process never loads: the `remote` backend holds the model's shape only, for its
+parameter counts and FLOP figures. $ and J per 1 M output tokens need
 the run's cost and energy sections, so they are added in `finish`, which also ends a run that fell
 short (too many failed requests, no probe met the SLO) as status `error`, its figures kept.
 """
@@ -52,6 +54,9 @@ class Serving(ServingSpec, Scenario):
         *("capacity_req_per_s", "usd_per_1m_output_tokens", "j_per_1m_output_tokens_method"),
         *("per_1m_output_tokens_at", "slo", "wall_s", "flops_per_token_prefill", "flops_per_token_decode"),
         *("achieved_flop_per_s_decode", "mfu_decode"),
+        # with a draft (serving.engine=sequential): over the measured requests (harness.serving.metrics.drafting)
+        *("acceptance_rate", "mean_accepted_tokens", "tokens_per_verify_step", "draft_tokens_proposed"),
+        *("draft_tokens_accepted", "verify_steps"),
     )
     repeat_cost = ("output_tok_per_s", "usd_per_1m_output_tokens")
 
@@ -62,8 +67,8 @@ class Serving(ServingSpec, Scenario):
         _refuse_draft(config)
         tokenizer = data.local_tokenizer(config["model"].get("path"))
         here = in_process(s)  # the weights load in this process
-        # transformers' continuous batching (the in-process engine) takes the module itself
-        model = ctx.backend.model if here else None
+        draft = _draft(ctx) if config["workload"].get("draft_model") else None
+        model = _served(ctx, draft) if here else None
         max_len = ctx.backend.context_length()  # a remote engine's from the model's config (its shape, loaded here)
         try:
             out = scenario.run(config, model, tokenizer, ctx.probes, ctx.energy_now, ctx.run_dir, max_len)
@@ -81,6 +86,10 @@ class Serving(ServingSpec, Scenario):
             scored = quality.evaluate(ctx.backend, config, ids, tokenizer, ctx.device.torch_device)
         else:
             scored = {"status": "skipped", "reason": "serving.engine=openai: the weights are served elsewhere"}
+        quality_s = time.perf_counter() - t
+        sections = {"serving": out["serving"], "quality": scored}
+        if draft is not None:  # what drafted, and the output checked against the target's own greedy one
+            sections["speculative"] = _speculative_section(ctx, draft, out["first_prompt_ids"], out["first_max_tokens"])
         return Measured(
             metrics=m,
             repeats=out["repeats"],
@@ -88,8 +97,8 @@ class Serving(ServingSpec, Scenario):
             phases=[Phase("decode", m["output_tok_per_s"], m["flops_per_token_decode"], 1)],
             units=out["units"],
             warmup_s=out["warmup_s"],
-            sections={"serving": out["serving"], "quality": scored},
-            timing={"quality_s": time.perf_counter() - t},
+            sections=sections,
+            timing={"quality_s": quality_s},
         )
 
     def finish(self, sections: dict[str, Any], config: Mapping[str, Any]) -> None:
@@ -98,10 +107,50 @@ class Serving(ServingSpec, Scenario):
         accounting.finish(sections, config)  # raises ServingFailed (status error) if the run fell short
 
 
+def _served(ctx: RunContext, draft: Any) -> Any:
+    """What the in-process engine serves: the model (transformers), or how each request is generated (sequential)."""
+    from harness.serving import stepwise
+
+    if ctx.config["serving"]["engine"] != "sequential":
+        return ctx.backend.model
+    device = ctx.device.torch_device
+    return stepwise.Speculative(draft, device) if draft is not None else stepwise.Greedy(ctx.backend.forward, device)
+
+
+def _draft(ctx: RunContext) -> Any:
+    """workload.draft_model beside the served model (harness.speculative.Draft), where an engine takes one."""
+    from harness import speculative
+
+    return speculative.Draft(ctx.config, ctx.backend.model, ctx.device.torch_device)
+
+
+def _speculative_section(ctx: RunContext, draft: Any, prompt_ids: list[int] | None, max_tokens: int) -> dict:
+    """The result's `speculative` section: the draft, k, and the check that speculative output equals the
+    target's own greedy output, on the run's first prompt, after the timed window (untimed)."""
+    import torch
+
+    from harness import speculative
+
+    t = time.perf_counter()
+    checked = None
+    if prompt_ids:
+        ids = torch.tensor([prompt_ids], device=ctx.device.torch_device)
+        with torch.inference_mode():
+            checked = speculative.check_equal(draft.target, draft.model, ids, max_tokens - 1, draft.k, ctx.timer)
+    return {
+        **draft.describe(),
+        "counts_cover": "the measured requests (the warm-up excluded): acceptance_rate and the others in metrics, "
+        "each request's own in serving.requests",
+        "greedy_equal": checked,
+        "check_s": time.perf_counter() - t,
+    }
+
+
 def _refuse_draft(config: Mapping[str, Any]) -> None:
-    """workload.draft_model has no serving engine here: say which and why (status unsupported)."""
+    """workload.draft_model where the engine takes none: say which and why (status unsupported)."""
     draft = config["workload"].get("draft_model")
-    if not draft:
+    engine = config["serving"]["engine"]
+    if not draft or engine == "sequential":
         return
     import importlib.metadata
 
@@ -110,9 +159,9 @@ def _refuse_draft(config: Mapping[str, Any]) -> None:
     if in_process(config["serving"]):
         version = importlib.metadata.version("transformers")
         raise UnsupportedError(
-            f"workload.draft_model={draft}: transformers {version} continuous batching (generate_batch, "
-            "ContinuousBatchingManager), the in-process engine, takes no assistant model; speculative decoding "
-            "is measured offline (workload=inference)"
+            f"workload.draft_model={draft}: serving.engine={engine}: transformers {version} continuous batching "
+            "(generate_batch, ContinuousBatchingManager) takes no assistant model; serve with a draft through "
+            "serving.engine=sequential (the harness's batch-1 engine), or measure it offline (workload=inference)"
         )
     raise UnsupportedError(
         f"workload.draft_model={draft}: a remote engine drafts with its own settings (vLLM --speculative-config, "

@@ -131,7 +131,8 @@ class ServingSpec(Spec):
     """Open- or closed-loop load against an engine (harness/scenarios/serving.py, harness/serving/)."""
 
     name = "serving"
-    schema = schemas.ServingWorkload  # its settings are serving.*; it reads a draft only to refuse it (unsupported)
+    # its settings are serving.*; a draft serves with serving.engine=sequential (else unsupported)
+    schema = schemas.ServingWorkload
     only_keys = ()
     objectives = (
         # goodput needs an SLO (serving.slo.*); without one every completed request is good

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from hydra.core.config_store import ConfigStore
 
-SAMPLERS = ("tpe", "nsga2", "random")
+SAMPLERS = ("gp", "tpe", "nsga2", "random")
 TARGET = "hydra_plugins.harness_search.pareto_sweeper.ParetoSweeper"
 
 
@@ -16,9 +16,11 @@ class ParetoSweeperConf:
 
     _target_: str = TARGET
     n_trials: int = 20  # runs launched (distinct configurations), at most the size of the space
-    sampler: str = "tpe"  # tpe (multi-objective TPE), nsga2 (NSGA-II), random (the baseline)
+    # gp (Gaussian-process Bayesian optimisation, Optuna's GPSampler: needs scipy), tpe (multi-objective TPE),
+    # nsga2 (NSGA-II), random (the baseline); docs/search.md "How good is it" compares them
+    sampler: str = "gp"
     seed: int = 0  # the same seed and the same results give the same trials: a rerun resumes
-    n_startup_trials: int | None = None  # tpe: random trials first; null: a third of n_trials (at least 2)
+    n_startup_trials: int | None = None  # gp, tpe: random trials first; null: a third of n_trials (at least 2)
     population_size: int | None = None  # nsga2: null: a quarter of n_trials (at least 4)
     ordinal: bool = True  # a numeric axis (batch_size=1,2,4,8) is an ordered integer to the sampler, not labels
     objectives: list[str] | None = None  # labels or columns of metrics.OBJECTIVES[workload]; null: all of them

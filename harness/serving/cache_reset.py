@@ -25,8 +25,8 @@ async def reset(engine: Any) -> dict[str, Any]:
     url = getattr(engine, "url", None)
     if not url:
         raise UnsupportedError(
-            "serving.reset_cache=true: the in-process engine (serving.engine=transformers) offers no prefix-cache "
-            "reset; use serving.engine=openai against vLLM or SGLang, or serving.reset_cache=false"
+            "serving.reset_cache=true: the in-process engines (serving.engine=transformers, sequential) offer no "
+            "prefix-cache reset; use serving.engine=openai against vLLM or SGLang, or serving.reset_cache=false"
         )
     from harness.serving.engines import http
 

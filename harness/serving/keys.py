@@ -7,12 +7,12 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-IN_PROCESS = "transformers"  # serving.engine that runs the model in the worker's process
+IN_PROCESS = ("transformers", "sequential")  # serving.engine that runs the model in the worker's process
 
 
 def in_process(s: Mapping[str, Any]) -> bool:
     """Whether the served weights load in the worker's process (else a remote server holds them)."""
-    return s["engine"] == IN_PROCESS
+    return s["engine"] in IN_PROCESS
 
 
 def serving_key_fields(s: Mapping[str, Any]) -> dict[str, Any]:

@@ -75,7 +75,8 @@ async def _sleep_until(target: float) -> None:
 
 class _Deliveries:
     """The `deliver` an engine calls per delivery; `deliver.cached(n)` reports prompt tokens served from the
-    engine's prefix cache, where the engine says (OpenAI usage.prompt_tokens_details.cached_tokens)."""
+    engine's prefix cache, where the engine says (OpenAI usage.prompt_tokens_details.cached_tokens);
+    `deliver.drafted(counts)` the request's draft counts (serving.engine=sequential with a draft)."""
 
     def __init__(self, outcome: Outcome):
         self.outcome = outcome
@@ -86,6 +87,9 @@ class _Deliveries:
 
     def cached(self, n_tokens: int) -> None:
         self.outcome.cached_tokens = n_tokens
+
+    def drafted(self, counts: Any) -> None:
+        self.outcome.drafted = counts
 
 
 async def _one(engine: Engine, request: Request, outcome: Outcome, slots: asyncio.Semaphore | None, timeout_s: float):

@@ -13,6 +13,8 @@ docs/serving.md names where GuideLLM and MLPerf define these differently.
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +23,9 @@ from typing import Any
 from harness.stats import percentile, summarize
 
 SLO_KEYS = {"ttft_ms": "ttft_s", "tpot_ms": "tpot_s", "e2el_ms": "e2el_s"}
+# a request's own draft figures in its record (serving.requests), with a draft
+_PER_REQUEST_DRAFT = ("acceptance_rate", "mean_accepted_tokens", "draft_tokens_proposed", "draft_tokens_accepted",
+                      "verify_steps")  # fmt: skip
 
 
 @dataclass
@@ -42,6 +47,8 @@ class Outcome:
     cached_tokens: int | None = None  # prompt tokens the engine served from its prefix cache, where it says
     history_turns_dropped: int = 0  # sharegpt: the oldest exchanges left out of its history to fit the context
     history_tokens_dropped: int = 0
+    # with a draft (serving.engine=sequential): its counts for this request (harness.speculative.Counts)
+    drafted: Any = None
 
     @property
     def ok(self) -> bool:
@@ -132,7 +139,15 @@ def summarize_run(
         "input_tokens": in_tokens,
         "ttft_s_by_turn": by_turn(done),
         **prefix_cache(done),
+        **drafting(done),
     }
+
+
+def drafting(done: Sequence[Outcome]) -> dict[str, Any]:
+    """A draft's acceptance over the completed requests that drafted (harness.speculative.Counts.figures of
+    their counts summed): {} where none did, so a run without a draft writes none of these figures."""
+    told = [o.drafted for o in done if o.drafted is not None]
+    return functools.reduce(operator.add, told).figures() if told else {}
 
 
 def prefix_cache(done: Sequence[Outcome]) -> dict[str, Any]:
@@ -185,6 +200,8 @@ def request_records(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
             "ttft_s": lat["ttft_s"], "e2el_s": lat["e2el_s"], "error": o.error,
             "history_turns_dropped": o.history_turns_dropped, "history_tokens_dropped": o.history_tokens_dropped,
         })  # fmt: skip
+        if o.drafted is not None:  # only with a draft: a run without one keeps its records as they were
+            out[-1].update({k: o.drafted.figures()[k] for k in _PER_REQUEST_DRAFT})
     return out
 
 

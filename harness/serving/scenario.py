@@ -234,6 +234,7 @@ def run(config: dict, model: Any, tokenizer: Any, probes: Any, energy_now, run_d
         },
         "serving": section,
         "first_prompt_ids": loads.requests[0].prompt_ids if loads.requests else None,
+        "first_max_tokens": loads.requests[0].max_tokens if loads.requests else 0,
     }
 
 

@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 
 from harness.errors import ConfigError
 
-ENGINES = ("transformers", "openai")
+ENGINES = ("transformers", "sequential", "openai")
 ARRIVALS = ("poisson", "gamma", "constant", "closed")
 SEARCHES = ("none", "max_rate")
 APIS = ("completions", "chat")

@@ -12,8 +12,13 @@ def open_engine(
     model_path: str | None = None,
     sizes: tuple[int, int] | None = None,
 ) -> Any:
-    """The engine for serving.engine (imports only what that engine needs); `sizes`: (requests, longest
-    request in tokens, prompt + output) of the run, for the in-process engine's KV-cache size."""
+    """The engine for serving.engine (imports only what that engine needs). `model`: what serves in this process
+    (transformers: the model; sequential: a harness.serving.stepwise generation; openai: None); `sizes`:
+    (requests, longest request in tokens, prompt + output) of the run, for the transformers engine's KV cache."""
+    if serving_cfg["engine"] == "sequential":
+        from harness.serving.engines.sequential import SequentialEngine
+
+        return SequentialEngine(model)
     if serving_cfg["engine"] == "transformers":
         from harness.serving.engines.transformers_cb import TransformersEngine
 
