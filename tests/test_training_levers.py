@@ -13,6 +13,7 @@ from composed import resolved, typed
 
 from harness import memory_model, models, results, summary, validation
 from harness.backends.hf import HFEager
+from harness.backends.module import accumulated_step  # the train step's arithmetic (HFEager.train_step's)
 from harness.errors import ConfigError
 from harness.scenarios import training
 
@@ -35,7 +36,7 @@ def _train(accum: int, batches: list[torch.Tensor], seen: list[int], sgd: bool =
         return model(input_ids=part[0], labels=part[0]).loss
 
     for x in batches:
-        loss = training.accumulated_step(model, optimizer, None, 1e9 if sgd else 1.0, [x], loss_of, accum)
+        loss = accumulated_step(model, optimizer, None, 1e9 if sgd else 1.0, [x], loss_of, accum)
         assert loss.dim() == 0
     return model
 
@@ -66,7 +67,7 @@ def test_accumulated_loss_is_the_global_batch_mean():
     with torch.no_grad():
         whole = model(input_ids=x, labels=x).loss.item()
     opt = training._optimizer(model, _schedule())
-    loss = training.accumulated_step(model, opt, None, 1.0, [x], lambda p: model(input_ids=p[0], labels=p[0]).loss, 4)
+    loss = accumulated_step(model, opt, None, 1.0, [x], lambda p: model(input_ids=p[0], labels=p[0]).loss, 4)
     assert loss.item() == pytest.approx(whole, rel=1e-5)
 
 
@@ -96,7 +97,7 @@ def test_ddp_skips_the_all_reduce_on_every_micro_batch_but_the_last():
     m = _FakeDDP()
     opt = torch.optim.SGD(m.parameters(), lr=0.1)
     x = torch.arange(12.0).reshape(4, 3)
-    training.accumulated_step(m, opt, None, 1e9, [x], lambda p: m(p[0]), 4)
+    accumulated_step(m, opt, None, 1e9, [x], lambda p: m(p[0]), 4)
     assert m.synced == [False, False, False, True]
     # the step's gradient was the global batch's: the mean-of-sums over 4 micro-batches = column sums / 4
     assert m.w.tolist() == pytest.approx([1 - 0.1 * 18 / 4, 1 - 0.1 * 22 / 4, 1 - 0.1 * 26 / 4])

@@ -19,7 +19,7 @@ import torch
 
 from harness import cost, data, flops, quality_eval
 from harness.backends.base import TRAIN_STEP
-from harness.backends.module import Optimizing, accumulated_step, checkpointing
+from harness.backends.module import Optimizing
 from harness.backends.module import autocast as _autocast
 from harness.probes.base import ProbeSet
 from harness.scenarios import register
@@ -50,9 +50,6 @@ def lr_at(step: int, s: Schedule) -> float:
         return s.lr * step / max(1, s.lr_warmup_steps)
     progress = (step - s.lr_warmup_steps) / max(1, s.max_steps - s.lr_warmup_steps)
     return s.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
-
-
-__all__ = ["Optimizing", "accumulated_step", "checkpointing"]  # in harness.backends.module, the train step's home
 
 
 def _optimizer(model: Any, s: Schedule) -> torch.optim.Optimizer:
