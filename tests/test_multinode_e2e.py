@@ -51,11 +51,10 @@ def _wait_for_worker(results: Path, node_rank: int, node: subprocess.Popen, log:
     raise AssertionError(f"node {node_rank} never started its worker:\n{log.read_text()}")
 
 
-def _two_nodes(tmp_path: Path, env: dict | None = None) -> tuple[Path, list[str]]:
+def _two_nodes(tmp_path: Path, port: int, env: dict | None = None) -> tuple[Path, list[str]]:
     """Node 1 first, then node 0; both to their end. Returns the results folder and each node's output."""
     results = tmp_path / "results"
     results.mkdir(exist_ok=True)
-    port = slurm_cluster._free_port()
     env = dict(os.environ, **(env or {}))
     logs = [tmp_path / "node0.out", tmp_path / "node1.out"]
     nodes: list[subprocess.Popen] = []
@@ -63,7 +62,7 @@ def _two_nodes(tmp_path: Path, env: dict | None = None) -> tuple[Path, list[str]
         nodes.append(_node(results, 1, port, logs[1], env))
         _wait_for_worker(results, 1, nodes[0], logs[1])
         nodes.append(_node(results, 0, port, logs[0], env))
-        for node, log in zip(nodes, reversed(logs)):
+        for node, log in zip(nodes, reversed(logs), strict=True):
             assert node.wait(timeout=TIMEOUT_S + 120) == 0, log.read_text()
     finally:
         for node in nodes:
@@ -84,7 +83,8 @@ def _by_node(results: Path) -> dict[int, Path]:
 @pytest.mark.alone  # CPU ranks: a core each
 @pytest.mark.timeout(900)
 def test_the_run_has_one_result_written_by_node_0_whichever_node_arrives_first(tmp_path):
-    results, out = _two_nodes(tmp_path)
+    port = slurm_cluster._free_port()
+    results, out = _two_nodes(tmp_path, port)
     found = load_results(results)
     assert [(r["status"], r["reason"]) for r in found] == [("ok", None)], out
     (run,) = found
@@ -99,17 +99,17 @@ def test_the_run_has_one_result_written_by_node_0_whichever_node_arrives_first(t
     assert "node 1 of 2: ok" in out[1] and f"the run's result is node 0's: {folders[0]}" in out[1], out[1]
 
     # the same commands again: node 0 skips its complete run, and node 1, reading node 0's result, skips too
-    # (had it launched, it would wait for a peer that never comes)
-    results, out = _two_nodes_again(tmp_path)
+    # (had it launched, it would wait for a peer that never comes); the endpoint is part of the config, as on a
+    # cluster where the same allocation's head node and port name the run
+    results, out = _two_nodes_again(tmp_path, port)
     assert all("already complete" in o for o in out), out
     assert [r["status"] for r in load_results(results)] == ["ok"]
 
 
-def _two_nodes_again(tmp_path: Path) -> tuple[Path, list[str]]:
+def _two_nodes_again(tmp_path: Path, port: int) -> tuple[Path, list[str]]:
     results = tmp_path / "results"
-    port = slurm_cluster._free_port()
     procs = [_node(results, n, port, tmp_path / f"again{n}.out", dict(os.environ)) for n in (0, 1)]
-    for proc, n in zip(procs, (0, 1)):
+    for proc, n in zip(procs, (0, 1), strict=True):
         assert proc.wait(timeout=200) == 0, (tmp_path / f"again{n}.out").read_text()
     return results, [(tmp_path / f"again{n}.out").read_text() for n in (0, 1)]
 
@@ -119,7 +119,7 @@ def _two_nodes_again(tmp_path: Path) -> tuple[Path, list[str]]:
 def test_a_rank_failing_on_node_1_is_the_reason_in_node_0s_result(tmp_path):
     # rank 1 (node 1's only rank) raises right after joining; rank 0, on node 0, then loses its peer at the gather.
     # The run's one result is node 0's, and its reason is node 1's failure, not rank 0's lost connection.
-    results, out = _two_nodes(tmp_path, {FAULT_ENV: "1"})
+    results, out = _two_nodes(tmp_path, slurm_cluster._free_port(), {FAULT_ENV: "1"})
     found = load_results(results)
     assert len(found) == 1, [(r["status"], r["reason"]) for r in found] + out
     (run,) = found
