@@ -302,10 +302,8 @@ def run_isolated(config: dict[str, Any], run_dir: Path, overrides: list[str] | N
     staged.unlink(missing_ok=True)
     if result is None and multinode.is_peer(config) and stopped is None and returncode == 0:
         # a peer node's ranks report through global rank 0, on node 0: its part ended well
-        result = results.make_result(config, "ok", None, {})
-        result["launcher"] = _launcher_section(returncode, run_dir, spawned_at, launch_id, mode)
-        result["warnings"] = warnings
-        return multinode.record(config, run_dir, result)
+        part = {"status": "ok", "launcher": _launcher_section(returncode, run_dir, spawned_at, launch_id, mode)}
+        return multinode.record(config, run_dir, {**part, "warnings": warnings})
     if result is None:
         return _record_failure(
             config, run_dir, returncode, stopped, peak_rss, spawned_at, launch_id, evidence, overrides, mode
@@ -347,9 +345,9 @@ def _record_failure(
     """The result of a worker that ended without a usable result of its own, written by the launcher (on a
     peer node of a run across nodes: its node.json, harness.multinode)."""
     status, reason = _failure(returncode, stopped, peak_rss, config, evidence)
-    if multinode.is_peer(config) and status == "error" and returncode is not None and returncode > 0:
-        reason = multinode.peer_reason(returncode)
     log_tail = _log_tail(run_dir / LOG_FILE)
+    if multinode.is_peer(config) and status == "error" and returncode is not None and returncode > 0:
+        reason = multinode.peer_reason(returncode, log_tail)
     result = results.make_result(config, status, reason, environment.capture(), log_tail=log_tail)
     result["launcher"] = _launcher_section(returncode, run_dir, spawned_at, launch_id, mode)
     result["overrides"] = overrides

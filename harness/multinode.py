@@ -41,9 +41,14 @@ def result_dir(config: Mapping[str, Any], run_dir: Path) -> Path:
     return run_dir.parent / results.run_slug(result_config(config))
 
 
-def peer_reason(returncode: int | None) -> str:
-    """Why a peer node's part failed when its ranks exited non-zero on their own."""
-    return f"this node's ranks exited with code {returncode}; the run's result (node 0's) names the run's first failure"
+def peer_reason(returncode: int | None, log_tail: list[str]) -> str:
+    """Why a peer node's part failed when its torchrun exited non-zero: the log's last line (a rendezvous that
+    timed out, say) and where a rank's own failure went."""
+    last = f": {log_tail[-1].strip()}" if log_tail else ""
+    return (
+        f"torchrun on this node exited with code {returncode}{last} "
+        "(a rank's failure is the reason in the run's result, node 0's)"
+    )
 
 
 def record(config: Mapping[str, Any], run_dir: Path, result: dict[str, Any]) -> dict[str, Any]:

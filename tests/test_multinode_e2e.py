@@ -128,3 +128,28 @@ def test_a_rank_failing_on_node_1_is_the_reason_in_node_0s_result(tmp_path):
     assert run["launcher"]["wall_s"] < TIMEOUT_S  # ended by the failure, not by the launcher's timeout
     node = json.loads((_by_node(results)[1] / "node.json").read_text())
     assert node["status"] == "error" and node["launcher"]["returncode"] != 0, node
+    assert node["reason"].startswith("torchrun on this node exited with code"), node["reason"]
+
+
+def test_a_node_whose_peers_never_come_records_the_rendezvous_timeout_and_no_result(tmp_path):
+    # node 1 alone (node 0 never started, or skipped a run it completed where node 1 cannot see it): it waits at
+    # the rendezvous for dist.timeout_s, then says so in its node.json; no result is written for the run
+    results = tmp_path / "results"
+    args = [
+        "gpus=1",
+        "dist=multinode",
+        "dist.node_rank=1",
+        f"dist.rdzv_endpoint=127.0.0.1:{slurm_cluster._free_port()}",
+    ]
+    args += ["dist.timeout_s=2", "timeout_s=120", "sweep=alone", f"results_dir={results}", *TRAIN]
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", *args], cwd=tmp_path, capture_output=True, text=True, timeout=240
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert load_results(results) == []
+    (path,) = results.rglob("node.json")
+    node = json.loads(path.read_text())
+    assert node["status"] == "error", node
+    assert node["reason"].startswith("torchrun on this node exited with code 1: "), node["reason"]
+    assert "timed out" in node["reason"], node["reason"]
+    assert "node 1 of 2: error (torchrun on this node exited with code 1" in proc.stdout, proc.stdout

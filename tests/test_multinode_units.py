@@ -30,3 +30,12 @@ def test_node_0_writes_the_result_and_a_peer_only_its_node_record(tmp_path):
 
     multinode.record(node0, dir0, results.make_result(node0, "ok", None, {}))
     assert (dir0 / results.RESULT_FILE).exists() and not (dir0 / multinode.NODE_FILE).exists()
+
+
+def test_a_peer_that_failed_says_what_its_torchrun_last_said():
+    reason = multinode.peer_reason(1, ["Traceback ...", "DistNetworkError: The client socket has timed out"])
+    assert reason == (
+        "torchrun on this node exited with code 1: DistNetworkError: The client socket has timed out "
+        "(a rank's failure is the reason in the run's result, node 0's)"
+    )
+    assert multinode.peer_reason(1, []).startswith("torchrun on this node exited with code 1 (a rank's")
