@@ -95,43 +95,22 @@ def _comparable(result: dict) -> dict:
 
 
 @pytest.mark.alone
-@pytest.mark.timeout(900)
-def test_slurm_sweep_writes_what_the_local_launcher_writes(on_cluster, harness):
-    proc, root = harness("-m", "sweep=local", "model.weights=random", "precision=fp32,bf16", timeout=600)
+@pytest.mark.timeout(1200)
+def test_slurm_sweep_writes_what_the_local_launcher_writes_and_a_cancelled_run_is_retried(on_cluster, harness):
+    # One Slurm sweep (and its resume) serves both checks, a Slurm sweep being the costliest part of this file: its
+    # first job cancelled while it measures, the second held PENDING meanwhile (array_parallelism=1) and then run,
+    # the same command again measuring the cancelled run; then every result equals the local launcher's.
+    # A longer timed window (min_time_s) so that the cancel lands while the worker measures.
+    args = ["model.weights=random", "workload.min_time_s=2", "precision=fp32,bf16"]
+    proc, root = harness("-m", "sweep=local", *args, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    slurm_args = [*SLURM, "hydra.launcher.array_parallelism=1", "model.weights=random", "precision=fp32,bf16"]
-    proc, root = harness("-m", "sweep=slurm", *slurm_args, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    local = {r["key"]: r for r in load_results(root / "local")}
-    slurm = {r["key"]: r for r in load_results(root / "slurm")}
-    assert sorted(local) == sorted(slurm) and len(local) == 2
-    for key in local:
-        assert slurm[key]["status"] == "ok", slurm[key]["reason"]
-        assert _comparable(slurm[key]) == _comparable(local[key]), key
-    # the jobs ran under Slurm (their logs are submitit's, under .submitit/<job id>), and the terminal saw them
-    # wait and run: array_parallelism=1 holds the second job PENDING while the first runs
-    out = proc.stdout
-    assert re.search(r"\[2/2\] tiny bf16 .*: job \d+_1 PENDING", out), out
-    assert re.search(r"\[1/2\] tiny fp32 .*: job \d+_0 RUNNING on harness[01] \(log: .*\.submitit/", out), out
-    assert re.search(r"\[2/2\] tiny bf16 .*: ok \(job \d+_1\), decode", out), out
-    assert "2 results (2 ok)" in out
-    job_id = re.search(r"job (\d+)_0 RUNNING", out).group(1)
-    sacct = on_cluster.run("sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", job_id).stdout.split()
-    assert sorted(sacct) == [f"{job_id}_0|COMPLETED", f"{job_id}_1|COMPLETED"], sacct
-
-
-@pytest.mark.alone
-@pytest.mark.timeout(900)
-def test_scancel_records_the_run_killed_and_resume_retries_it(on_cluster, tmp_path):
-    # a longer timed window (min_time_s) so that the cancel lands while the worker measures
-    args = [*RUN, "workload.min_time_s=2", f"results_dir={tmp_path / 'results'}", "sweep=cancel"]
-    cmd = [sys.executable, "-m", "harness", "-m", *SLURM, "hydra.launcher.array_parallelism=1", *args]
-    cmd.append("precision=fp32,bf16")
-    log = tmp_path / "sweep.out"
+    flags = ["-m", *SLURM, "hydra.launcher.array_parallelism=1"]
+    cmd = [sys.executable, "-m", "harness", *flags, *FAST, *args, f"results_dir={root}", "sweep=slurm"]
+    log = root.parent / "sweep.out"
     with open(log, "w") as out:
-        sweep = subprocess.Popen(cmd, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, text=True)
+        sweep = subprocess.Popen(cmd, cwd=root.parent, stdout=out, stderr=subprocess.STDOUT, text=True)
     try:
-        job = _first_job_measuring(log, tmp_path / "results" / "cancel", sweep)
+        job = _first_job_measuring(log, root / "slurm", sweep)
         on_cluster.run("scancel", job)
         assert sweep.wait(timeout=600) == 0, log.read_text()
     finally:
@@ -139,20 +118,33 @@ def test_scancel_records_the_run_killed_and_resume_retries_it(on_cluster, tmp_pa
             sweep.kill()
             sweep.wait()
     text = log.read_text()
-    by_precision = {r["key_fields"]["precision"]: r for r in load_results(tmp_path / "results" / "cancel")}
+    by_precision = {r["key_fields"]["precision"]: r for r in load_results(root / "slurm")}
     killed = by_precision["fp32"]
     assert killed["status"] == "killed", (killed["status"], killed["reason"], text)
     assert "SIGTERM" in killed["reason"] and "resume retries it" in killed["reason"], killed["reason"]
     assert by_precision["bf16"]["status"] == "ok", by_precision["bf16"]["reason"]
+    # the jobs ran under Slurm (their logs are submitit's, under .submitit/<job id>), and the terminal saw them
+    # wait and run: array_parallelism=1 holds the second job PENDING while the first runs
+    assert re.search(r"\[2/2\] tiny bf16 .*: job \d+_1 PENDING", text), text
+    assert re.search(r"\[1/2\] tiny fp32 .*: job \d+_0 RUNNING on harness[01] \(log: .*\.submitit/", text), text
     assert re.search(r"\[1/2\] tiny fp32 .*: killed \(job \d+_0\): ", text), text
+    assert re.search(r"\[2/2\] tiny bf16 .*: ok \(job \d+_1\), decode", text), text
     assert "2 results (1 ok, 1 killed)" in text, text
+    array = job.split("_")[0]
+    sacct = on_cluster.run("sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", array).stdout.split("\n")
+    states = sorted(line.split(" by ")[0] for line in sacct if line)  # "CANCELLED by <uid>"
+    assert states == [f"{array}_0|CANCELLED", f"{array}_1|COMPLETED"], sacct
     # the same command again: the killed run is measured again, the complete one skipped
-    again = subprocess.run([*cmd], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    again = subprocess.run(cmd, cwd=root.parent, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stdout + again.stderr
-    by_precision = {r["key_fields"]["precision"]: r for r in load_results(tmp_path / "results" / "cancel")}
-    assert by_precision["fp32"]["status"] == "ok", by_precision["fp32"]["reason"]
     assert "2 results (2 ok)" in again.stdout, again.stdout
     assert re.search(r"\[1/2\] tiny fp32 .*: ok \(job \d+_0\)", again.stdout), again.stdout
+    local = {r["key"]: r for r in load_results(root / "local")}
+    slurm = {r["key"]: r for r in load_results(root / "slurm")}
+    assert sorted(local) == sorted(slurm) and len(local) == 2
+    for key in local:
+        assert slurm[key]["status"] == "ok", slurm[key]["reason"]
+        assert _comparable(slurm[key]) == _comparable(local[key]), key
 
 
 def _first_job_measuring(log: Path, sweep_dir: Path, sweep: subprocess.Popen) -> str:
