@@ -14,7 +14,18 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from harness import callbacks, environment, guard, launch, memory_model, pretrain, results, summary, validation
+from harness import (
+    callbacks,
+    environment,
+    guard,
+    launch,
+    memory_model,
+    multinode,
+    pretrain,
+    results,
+    summary,
+    validation,
+)
 from harness import config as config_mod
 from harness.errors import Interrupted, SweepStopped
 from harness.search import settings as search_settings
@@ -85,11 +96,14 @@ def disk_full_message(exc: OSError, where: str = "") -> str:
 def _resume_or_launch(
     config: dict[str, Any], run_dir: Path, position: str, name: str, multirun: bool, overrides: list[str]
 ) -> dict:
-    previous, damaged = results.read(run_dir / results.RESULT_FILE)
+    # across nodes, the run's result is node 0's: a peer node skips what node 0 completed (and would skip now),
+    # read from node 0's run folder beside its own (a shared file system; elsewhere the peer finds none: it runs)
+    where = multinode.result_dir(config, run_dir)
+    previous, damaged = results.read(where / results.RESULT_FILE)
     if damaged:
-        results.warn_damaged(run_dir / results.RESULT_FILE, damaged, "measuring the run again")
-    if config["resume"] and results.is_complete(previous, config):
-        print(f"{position} {name}: {previous['status']} (already complete, skipped) {run_dir}", flush=True)
+        results.warn_damaged(where / results.RESULT_FILE, damaged, "measuring the run again")
+    if config["resume"] and results.is_complete(previous, multinode.result_config(config)):
+        print(f"{position} {name}: {previous['status']} (already complete, skipped) {where}", flush=True)
         return previous
     t0 = time.time()
     result = _predicted_oom(config, run_dir)
@@ -97,6 +111,9 @@ def _resume_or_launch(
         print(f"{position} {name}: running ...", flush=True)
         # model.weights=trained: its checkpoint is trained first (once, cached) as a measured run of its own
         result = pretrain.prepare(config, run_dir) or launch.run_isolated(config, run_dir, overrides)
+    if multinode.is_peer(config):  # its node.json: no result of its own to summarise or report
+        print(f"{position} {name}: {multinode.headline(result)} ({time.time() - t0:.1f} s)", flush=True)
+        return result
     extra = ""
     if result["status"] == "ok":
         extra = ", " + summary.headline_line(result)
@@ -128,8 +145,7 @@ def _predicted_oom(config: dict[str, Any], run_dir: Path) -> dict[str, Any] | No
         f"({section['limit_source']}); not launched (feasibility.force=true runs it)"
     )
     result = results.make_result(config, "predicted-oom", reason, environment.capture(), feasibility=section)
-    results.write_atomic(run_dir / results.RESULT_FILE, result)
-    return result
+    return multinode.record(config, run_dir, result)
 
 
 def _worker_disk_full(result: dict[str, Any]) -> bool:

@@ -116,7 +116,7 @@ class DistConfig:
 
     nnodes: int = 1
     node_rank: int = 0
-    rdzv_backend: str = "c10d"
+    rdzv_backend: str = "c10d"  # one node: torchrun --standalone (c10d); several: static (validation says why)
     rdzv_endpoint: str | None = None  # host:port of the rendezvous, needed when nnodes > 1
     rdzv_id: str = "harness"
     # how long a rank waits for its peers at one collective or barrier before the run ends `error` naming the

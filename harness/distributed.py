@@ -221,8 +221,9 @@ def shutdown(p: Place) -> None:
         faulthandler.cancel_dump_traceback_later()
 
 
-def torchrun_args(gpus: int, dist_cfg: dict) -> list[str]:
-    """torchrun arguments: standalone on one node; a c10d rendezvous across several."""
+def torchrun_args(gpus: int, dist_cfg: dict, rendezvous_timeout_s: int = 300) -> list[str]:
+    """torchrun arguments: standalone on one node; across several, a static rendezvous in which dist.node_rank is
+    the node's rank, so global rank 0 is always on node 0 (c10d would rank the nodes by host name and pid)."""
     args = ["--nproc-per-node", str(gpus)]
     if dist_cfg["nnodes"] == 1:
         return [*args, "--standalone"]
@@ -238,4 +239,49 @@ def torchrun_args(gpus: int, dist_cfg: dict) -> list[str]:
         dist_cfg["rdzv_endpoint"],
         "--rdzv-id",
         dist_cfg["rdzv_id"],
+        "--rdzv-conf",
+        f"timeout={rendezvous_timeout_s}",  # how long node 0 waits for the others to arrive, and they for it
     ]
+
+
+def rank_failure(reason: str, p: Place, dist_cfg: dict) -> str:
+    """The reason a failed rank reports: "rank r of n: <reason>" on one node; across nodes, the run's first
+    failure on any node, "rank r of n (node k): <reason>", handed over through torchrun's store (below)."""
+    if dist_cfg["nnodes"] == 1:
+        return f"rank {p.rank} of {p.world_size}: {reason}"
+    return first_failure(f"rank {p.rank} of {p.world_size} (node {dist_cfg['node_rank']}): {reason}")
+
+
+FAILURES_KEY = "harness/failures"
+FIRST_FAILURE_KEY = "harness/first-failure"
+STORE_TIMEOUT_S = 10.0
+
+
+def first_failure(reason: str, timeout_s: float = STORE_TIMEOUT_S) -> str:
+    """The first failure of the run on any node: this rank's `reason` if it is the first to fail, else the reason
+    the first one left in the store that torchrun serves every rank (at MASTER_ADDR:MASTER_PORT, on node 0).
+    Node 0 writes the run's result, and a peer node's failure reaches it only this way: on node 0 the same
+    failure shows only as a peer gone ("Connection closed by peer"). Without the store: this rank's reason."""
+    addr, port = os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")
+    if not addr or not port:
+        return reason
+    try:
+        from torch.distributed import TCPStore
+
+        store = TCPStore(addr, int(port), is_master=False, timeout=timedelta(seconds=timeout_s))
+        if store.add(FAILURES_KEY, 1) == 1:
+            store.set(FIRST_FAILURE_KEY, reason)
+            return reason
+        return store.get(FIRST_FAILURE_KEY).decode(errors="replace")  # waits for the first to set it
+    except Exception as exc:  # noqa: BLE001 - the store is gone (node 0 died): this rank's own reason
+        print(
+            f"harness: the run's store at {addr}:{port} did not answer ({exc}); keeping this rank's reason",
+            file=sys.stderr,
+            flush=True,
+        )
+        return reason
+
+
+def writes_result(dist_cfg: dict) -> bool:
+    """Whether this node's ranks write the run's result (a failure's, when they fail): on node 0 only."""
+    return dist_cfg["node_rank"] == 0

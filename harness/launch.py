@@ -18,7 +18,7 @@ from typing import Any
 
 import psutil
 
-from harness import distributed, environment, forkserver, guard, launchers, results
+from harness import distributed, environment, forkserver, guard, launchers, multinode, results
 from harness.errors import Interrupted, UnsupportedError
 from harness.probes import nvml
 
@@ -165,9 +165,14 @@ def worker_command(config: dict[str, Any], spec_path: Path) -> list[str]:
         sys.executable,
         "-m",
         "torch.distributed.run",
-        *distributed.torchrun_args(config["gpus"], config["dist"]),
+        *distributed.torchrun_args(config["gpus"], config["dist"], _rendezvous_timeout_s(config)),
         *worker,
     ]
+
+
+def _rendezvous_timeout_s(config: dict[str, Any]) -> int:
+    """How long a node waits for the others at the rendezvous: as long as a rank waits at a collective."""
+    return max(1, int(distributed.collective_timeout_s(config["dist"], config["timeout_s"])))
 
 
 def _worker_env() -> dict[str, str]:
@@ -270,8 +275,7 @@ def run_isolated(config: dict[str, Any], run_dir: Path, overrides: list[str] | N
         result = results.make_result(config, "unsupported", unplaceable, environment.capture())
         result["launcher"] = {"mode": launch_mode(config), "returncode": None, "wall_s": 0.0, "log": None}
         result["overrides"] = overrides
-        results.write_atomic(result_path, result)
-        return result
+        return multinode.record(config, run_dir, result)
     launch_id = uuid.uuid4().hex[:12]
     staged = run_dir / f"result.{launch_id}.json"
     spawned_at = time.time()
@@ -296,6 +300,10 @@ def run_isolated(config: dict[str, Any], run_dir: Path, overrides: list[str] | N
     evidence = oom_evidence(counters, oom_counters()) if returncode == -signal.SIGKILL else None
     result = results.load(staged) if stopped is None else None
     staged.unlink(missing_ok=True)
+    if result is None and multinode.is_peer(config) and stopped is None and returncode == 0:
+        # a peer node's ranks report through global rank 0, on node 0: its part ended well
+        part = {"status": "ok", "launcher": _launcher_section(returncode, run_dir, spawned_at, launch_id, mode)}
+        return multinode.record(config, run_dir, {**part, "warnings": warnings})
     if result is None:
         return _record_failure(
             config, run_dir, returncode, stopped, peak_rss, spawned_at, launch_id, evidence, overrides, mode
@@ -307,8 +315,7 @@ def run_isolated(config: dict[str, Any], run_dir: Path, overrides: list[str] | N
         warnings.append(f"the worker exited with code {returncode} after writing its result (its log: {LOG_FILE})")
     result["warnings"] = [*result.get("warnings", []), *warnings]
     result["overrides"] = overrides
-    results.write_atomic(result_path, result)
-    return result
+    return multinode.record(config, run_dir, result)
 
 
 def _launcher_section(
@@ -335,11 +342,13 @@ def _record_failure(
     overrides: list[str] | None,
     mode: str,
 ) -> dict[str, Any]:
-    """The result of a worker that ended without a usable result of its own, written by the launcher."""
+    """The result of a worker that ended without a usable result of its own, written by the launcher (on a
+    peer node of a run across nodes: its node.json, harness.multinode)."""
     status, reason = _failure(returncode, stopped, peak_rss, config, evidence)
     log_tail = _log_tail(run_dir / LOG_FILE)
+    if multinode.is_peer(config) and status == "error" and returncode is not None and returncode > 0:
+        reason = multinode.peer_reason(returncode, log_tail)
     result = results.make_result(config, status, reason, environment.capture(), log_tail=log_tail)
     result["launcher"] = _launcher_section(returncode, run_dir, spawned_at, launch_id, mode)
     result["overrides"] = overrides
-    results.write_atomic(run_dir / results.RESULT_FILE, result)
-    return result
+    return multinode.record(config, run_dir, result)

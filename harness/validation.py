@@ -257,6 +257,13 @@ def _validate_dist(cfg: HarnessConfig) -> None:
         raise ConfigError("dist.node_rank", dist.node_rank, f"must be in 0..dist.nnodes-1={dist.nnodes - 1}")
     if dist.nnodes > 1 and not dist.rdzv_endpoint:
         raise ConfigError("dist.rdzv_endpoint", None, "dist.nnodes > 1 needs dist.rdzv_endpoint=<host:port>")
+    if dist.nnodes > 1 and dist.rdzv_backend != "static":
+        raise ConfigError(
+            "dist.rdzv_backend",
+            dist.rdzv_backend,
+            "dist.nnodes > 1 needs dist.rdzv_backend=static (dist=multinode's): it puts global rank 0, whose "
+            "figures node 0 writes as the run's result, on node 0; c10d ranks nodes by host name and pid",
+        )
 
 
 def _validate_hardware_energy_cost(cfg: HarnessConfig) -> None:

@@ -350,12 +350,14 @@ def execute(spec: dict[str, Any]) -> dict[str, Any] | None:
         status = "oom" if _is_oom(exc) else "error"
         reason = f"{type(exc).__name__}: {exc}".strip()[:2000]
         record.traceback = tb
-    world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
-    if status != "ok" and world > 1:
-        # a failed rank never leaves the others waiting at the gather: the first to fail writes the
-        # run's result with its reason, and every failed rank exits at once so torchrun ends the group
-        reason = f"rank {rank} of {world}: {reason}"
-        if distributed.claim_failure(Path(spec["result_path"]), f"{timing['spawned_at']:.6f}"):
+    place = distributed.place()
+    if status != "ok" and place.world_size > 1:
+        # a failed rank never leaves the others waiting at the gather: the first to fail on node 0 writes the
+        # run's result with the run's first failure (its own, or a peer node's), and every failed rank exits at
+        # once so torchrun ends the group
+        reason = distributed.rank_failure(reason, place, config["dist"])
+        attempt = f"{timing['spawned_at']:.6f}"
+        if distributed.writes_result(config["dist"]) and distributed.claim_failure(Path(spec["result_path"]), attempt):
             results.write_atomic(Path(spec["result_path"]), _result(config, status, reason, timing, record))
         distributed.exit_failed_rank()
     if not record.main:

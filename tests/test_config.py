@@ -178,7 +178,7 @@ def test_choices_that_are_accepted():
     validate(
         _cfg(hardware__peak_tflops={"bf16": 0.001, "int8": 1.0}, model__num_key_value_heads=2, cost__mode="onprem")
     )
-    validate(_cfg(dist__nnodes=2, dist__node_rank=1, dist__rdzv_endpoint="h:1"))
+    validate(_cfg(dist__nnodes=2, dist__node_rank=1, dist__rdzv_endpoint="h:1", dist__rdzv_backend="static"))
     with pytest.raises(ConfigError, match="dist.rdzv_endpoint"):
         validate(_cfg(dist__nnodes=2))
     validate(_cfg(workload__name="training", data__source="hf", data__name="x"))
@@ -237,7 +237,17 @@ def test_several_nodes_need_a_rendezvous_endpoint():
     assert str(err.value) == (
         "dist.rdzv_endpoint=None is not valid: dist.nnodes > 1 needs dist.rdzv_endpoint=<host:port>"
     )
-    validate(_cfg(dist__nnodes=2, dist__rdzv_endpoint="10.0.0.1:29500"))
+    validate(_cfg(dist__nnodes=2, dist__rdzv_endpoint="10.0.0.1:29500", dist__rdzv_backend="static"))
+
+
+def test_several_nodes_need_the_static_rendezvous():
+    # c10d ranks the nodes by host name and pid: global rank 0, whose figures are the run's, could be on any node
+    with pytest.raises(ConfigError) as err:
+        validate(_cfg(dist__nnodes=2, dist__rdzv_endpoint="10.0.0.1:29500", dist__rdzv_backend="c10d"))
+    assert str(err.value).startswith(
+        "dist.rdzv_backend=c10d is not valid: dist.nnodes > 1 needs dist.rdzv_backend=static (dist=multinode's)"
+    )
+    validate(_typed("dist=multinode", "dist.rdzv_endpoint=10.0.0.1:29500"))  # the shipped preset is static
 
 
 def test_a_model_path_without_config_json_is_named_in_the_message(tmp_path):

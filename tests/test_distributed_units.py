@@ -34,3 +34,37 @@ def test_the_first_failing_rank_of_an_attempt_claims_the_result(tmp_path):
     assert distributed.claim_failure(result, "100.000001")
     assert not distributed.claim_failure(result, "100.000001")  # a later rank: its reason is not kept
     assert distributed.claim_failure(result, "200.000000")  # the next attempt starts afresh
+
+
+def test_across_nodes_the_runs_first_failure_is_every_failed_ranks_reason(monkeypatch):
+    # the store torchrun serves the ranks (a real TCPStore here, as node 0's agent hosts it): the first rank to fail,
+    # on any node, leaves its reason; every later one reports that, so node 0 writes a peer node's real failure
+    from datetime import timedelta
+
+    from torch.distributed import TCPStore
+
+    master = TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False, timeout=timedelta(seconds=10))
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(master.port))
+    multi = {"nnodes": 2, "node_rank": 1}
+    first = distributed.rank_failure("RuntimeError: boom", Place(rank=1, world_size=2), multi)
+    assert first == "rank 1 of 2 (node 1): RuntimeError: boom"
+    later = distributed.rank_failure("RankWaitError: peer gone", Place(rank=0, world_size=2), {**multi, "node_rank": 0})
+    assert later == first
+    # one node: the rank's own reason, as before (its peers share its run folder's claim)
+    assert distributed.rank_failure("x", Place(rank=1, world_size=2), {"nnodes": 1, "node_rank": 0}) == "rank 1 of 2: x"
+    assert distributed.writes_result({"node_rank": 0}) and not distributed.writes_result({"node_rank": 1})
+
+
+def test_without_the_store_a_failed_rank_keeps_its_own_reason(monkeypatch, capsys):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(port))
+    assert distributed.first_failure("mine", timeout_s=0.5) == "mine"
+    assert "did not answer" in capsys.readouterr().err
+    monkeypatch.delenv("MASTER_ADDR")
+    assert distributed.first_failure("mine") == "mine"

@@ -103,8 +103,8 @@ def test_ranks_must_fit_the_machine():
 def test_torchrun_arguments():
     single = {"nnodes": 1, "node_rank": 0, "rdzv_backend": "c10d", "rdzv_endpoint": None, "rdzv_id": "h"}
     assert distributed.torchrun_args(2, single) == ["--nproc-per-node", "2", "--standalone"]
-    multi = {**single, "nnodes": 2, "node_rank": 1, "rdzv_endpoint": "n0:29500"}
-    assert distributed.torchrun_args(8, multi) == [
+    multi = {**single, "nnodes": 2, "node_rank": 1, "rdzv_backend": "static", "rdzv_endpoint": "n0:29500"}
+    assert distributed.torchrun_args(8, multi, 150) == [
         "--nproc-per-node",
         "8",
         "--nnodes",
@@ -112,11 +112,13 @@ def test_torchrun_arguments():
         "--node-rank",
         "1",
         "--rdzv-backend",
-        "c10d",
+        "static",
         "--rdzv-endpoint",
         "n0:29500",
         "--rdzv-id",
         "h",
+        "--rdzv-conf",
+        "timeout=150",
     ]
 
 
