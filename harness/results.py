@@ -56,8 +56,11 @@ def key_fields(config: Mapping[str, Any]) -> dict[str, Any]:
     if w.get("draft_model"):  # only then: a run without a draft keeps the key it had before
         fields.update(draft_model=w["draft_model"], draft_tokens=w["draft_tokens"])
     fields.update(lever_key_fields(w))  # the training levers a run set (none: the key of before)
+    fields["gpus"] = config["gpus"]  # per node
+    nnodes = int((config.get("dist") or {}).get("nnodes") or 1)
+    if nnodes > 1:  # only then: a one-node run keeps the key it had; two nodes of gpus=1 are another run
+        fields["nnodes"] = nnodes
     fields.update(
-        gpus=config["gpus"],
         seed=config["seed"],
         device=config["hardware"]["device"],
         # the model's numbers, hashed: an override such as model.hidden_size=256 is another run

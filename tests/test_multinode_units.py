@@ -39,3 +39,10 @@ def test_a_peer_that_failed_says_what_its_torchrun_last_said():
         "(a rank's failure is the reason in the run's result, node 0's)"
     )
     assert multinode.peer_reason(1, []).startswith("torchrun on this node exited with code 1 (a rank's")
+
+
+def test_the_node_count_is_part_of_the_key_only_across_nodes():
+    one, two = resolved(), _config(2, 0)
+    assert "nnodes" not in results.key_fields(one)  # a one-node run keeps its key (tests/test_seams.py goldens)
+    assert results.key_fields(two)["nnodes"] == 2 and results.key_fields(two)["gpus"] == one["gpus"]
+    assert results.canonical_key(two) != results.canonical_key(one)  # the gate never pools the two
