@@ -166,7 +166,18 @@ def _baseline_key(threads: int) -> str:
 
     v = sys.version_info
     versions = f"py{v.major}.{v.minor}|torch {torch.__version__}|transformers {transformers.__version__}"
-    return f"{cpu_name()}|{versions}|threads {threads}"
+    return f"{cpu_name()}|{versions}|libs {_installed()}|threads {threads}"
+
+
+def _installed() -> str:
+    """8 hex digits over every installed distribution and its version. An optional library changes the baseline
+    as much as a new torch: with scipy installed (the search extra) the libraries' imports pull it in and a run's
+    process holds 39 MiB more (506 against 467 MiB, measured on the CPU VM, 2026-12-05)."""
+    import hashlib
+    from importlib import metadata
+
+    pairs = sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions())
+    return hashlib.sha256("\n".join(pairs).encode()).hexdigest()[:8]
 
 
 def measure_baseline(threads: int) -> int:

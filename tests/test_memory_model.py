@@ -89,6 +89,9 @@ def test_the_process_baseline_is_added_measured_and_cached(tmp_path, monkeypatch
     assert memory_model.baseline_bytes("cpu", 1) == 123 * MIB and measured == [2, 1]  # per thread count
     cached = json.loads((tmp_path / memory_model.BASELINE_FILE).read_text())
     assert sorted(cached.values()) == [123 * MIB, 123 * MIB]
+    # another set of installed libraries (an extra added scipy, say) is measured again, not read from the cache
+    monkeypatch.setattr(memory_model, "_installed", lambda: "0therlib")
+    assert memory_model.baseline_bytes("cpu", 2) == 123 * MIB and measured == [2, 1, 2]
 
 
 def test_a_limit_the_model_fits_but_the_process_does_not_is_predicted_oom(tmp_path, monkeypatch):
