@@ -148,6 +148,8 @@ def test_each_sampler_name_is_its_optuna_sampler_and_gp_is_the_default():
     for name, cls in kinds.items():
         assert any(k.__name__ == cls for k in type(study.make_sampler({"sampler": name, "seed": 0}, 20)).__mro__)
     assert isinstance(study.make_sampler({"seed": 0}, 20), optuna.samplers.GPSampler)
+    with pytest.raises(ValueError, match="hydra.sweeper.sampler=bo is not valid: choose one of gp, tpe"):
+        study.make_sampler({"sampler": "bo"}, 20)  # no silent fall-back to TPE
     from harness.search.settings import ParetoSweeperConf
 
     assert ParetoSweeperConf().sampler == "gp"

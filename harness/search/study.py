@@ -13,6 +13,7 @@ from typing import Any
 
 from harness.search import objectives as objectives_mod
 from harness.search.objectives import Active, Outcome
+from harness.search.settings import SAMPLERS
 from harness.search.space import Space
 
 RunBatch = Callable[[list[list[str]]], list[Mapping[str, Any]]]  # override lines per run -> their results
@@ -48,6 +49,8 @@ def make_sampler(settings: Mapping[str, Any], budget: int) -> Any:
     import optuna
 
     seed, name = int(settings.get("seed") or 0), settings.get("sampler", "gp")
+    if name not in SAMPLERS:  # never a silent fall-back to another sampler (the benchmark calls this directly)
+        raise ValueError(f"hydra.sweeper.sampler={name} is not valid: choose one of {', '.join(SAMPLERS)}")
     if name == "nsga2":
         pop = settings.get("population_size") or max(4, budget // 4)
         return optuna.samplers.NSGAIISampler(population_size=int(pop), seed=seed)
